@@ -1,0 +1,6 @@
+"""Private TLS 1.3 engine for QUIC (RFC 8446 subset, RFC 9001).
+
+Not a general TLS stack: it exchanges handshake messages as CRYPTO bytes per encryption
+level and hands traffic secrets to QUIC.  Modules: ``suites`` (cipher suites, HKDF),
+``messages``, ``key_schedule``, ``handshake`` (state table), ``verify``, ``alerts``.
+"""

@@ -1,0 +1,98 @@
+"""TLS 1.3 cipher suites, encryption levels and HKDF (RFC 8446 §7.1, RFC 5869).
+
+Shared by the TLS key schedule and QUIC packet protection (RFC 9001 §5), which both derive
+keys with HKDF-Expand-Label.
+"""
+
+from __future__ import annotations
+
+import enum
+import hmac
+from typing import Final
+
+from cryptography.hazmat.primitives import hashes
+
+__all__ = [
+    "CipherSuite",
+    "Epoch",
+    "hash_algorithm",
+    "hash_length",
+    "hkdf_expand",
+    "hkdf_expand_label",
+    "hkdf_extract",
+]
+
+
+class CipherSuite(enum.IntEnum):
+    """TLS 1.3 cipher suites usable with QUIC (RFC 9001 §5.3)."""
+
+    AES_128_GCM_SHA256 = 0x1301
+    AES_256_GCM_SHA384 = 0x1302
+    CHACHA20_POLY1305_SHA256 = 0x1303
+
+
+class Epoch(enum.IntEnum):
+    """Encryption levels (RFC 9001 §4): where CRYPTO data and keys belong."""
+
+    INITIAL = 0
+    ZERO_RTT = 1
+    HANDSHAKE = 2
+    ONE_RTT = 3
+
+
+_HASH_NAMES: Final = {
+    CipherSuite.AES_128_GCM_SHA256: "sha256",
+    CipherSuite.AES_256_GCM_SHA384: "sha384",
+    CipherSuite.CHACHA20_POLY1305_SHA256: "sha256",
+}
+_HASHES: Final[dict[str, hashes.HashAlgorithm]] = {
+    "sha256": hashes.SHA256(),
+    "sha384": hashes.SHA384(),
+}
+
+
+def hash_algorithm(suite: CipherSuite) -> hashes.HashAlgorithm:
+    """The suite's hash as a ``cryptography`` algorithm object."""
+    return _HASHES[_HASH_NAMES[suite]]
+
+
+def hash_name(suite: CipherSuite) -> str:
+    """The suite's hash as a ``hashlib``/``hmac`` name (``"sha256"`` or ``"sha384"``)."""
+    return _HASH_NAMES[suite]
+
+
+def hash_length(suite: CipherSuite) -> int:
+    """Digest length of the suite's hash in bytes."""
+    return 48 if suite == CipherSuite.AES_256_GCM_SHA384 else 32
+
+
+def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
+    """HKDF-Extract (RFC 5869 §2.2)."""
+    return hmac.digest(salt, ikm, hash_name)
+
+
+def hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
+    """HKDF-Expand (RFC 5869 §2.3)."""
+    out = b""
+    block = b""
+    counter = 1
+    while len(out) < length:
+        block = hmac.digest(prk, block + info + bytes((counter,)), hash_name)
+        out += block
+        counter += 1
+    return out[:length]
+
+
+def hkdf_expand_label(
+    hash_name: str, secret: bytes, label: bytes, context: bytes, length: int
+) -> bytes:
+    """HKDF-Expand-Label (RFC 8446 §7.1): ``label`` without the ``"tls13 "`` prefix."""
+    full_label = b"tls13 " + label
+    info = (
+        length.to_bytes(2, "big")
+        + bytes((len(full_label),))
+        + full_label
+        + bytes((len(context),))
+        + context
+    )
+    return hkdf_expand(hash_name, secret, info, length)
