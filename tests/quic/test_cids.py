@@ -1,0 +1,83 @@
+"""Connection-ID bookkeeping (RFC 9000 §5.1, §19.15, §19.16, §10.3)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from trio_zttp.quic._cids import LocalConnectionIds, PeerConnectionIds, stateless_reset_token
+from trio_zttp.quic._errors import ConnectionIdLimitError, ProtocolViolation, TransportErrorCode
+
+
+def counter_bytes() -> object:
+    counter = itertools.count(1)
+    return lambda n: next(counter).to_bytes(n, "big")
+
+
+def test_cids_local_replenish_issues_up_to_peer_limit() -> None:
+    local = LocalConnectionIds(length=8, random_bytes=counter_bytes(), reset_key=b"k" * 32)  # type: ignore[arg-type]
+    assert local.issued == []
+    local.replenish(4)
+    assert [seq for seq, _cid, _tok in local.issued] == [1, 2, 3]
+    for _seq, cid, token in local.issued:
+        assert token == stateless_reset_token(b"k" * 32, cid)
+        assert local.owns(cid)
+    assert len(local.all) == 4
+
+
+def test_cids_local_retire_rules() -> None:
+    local = LocalConnectionIds(length=8, random_bytes=counter_bytes(), reset_key=b"k" * 32)  # type: ignore[arg-type]
+    local.replenish(3)
+    first = local.current
+    with pytest.raises(ProtocolViolation):
+        local.retire(9, b"")
+    with pytest.raises(ProtocolViolation):
+        local.retire(0, first)  # the CID this very packet was sent to
+    local.retire(0, b"other")
+    assert local.retired == [first]
+    local.retire(0, b"other")  # duplicate retire is harmless
+    assert local.retired == [first]
+    assert not local.owns(first)
+
+
+def test_cids_peer_retire_prior_to_and_limit() -> None:
+    peer = PeerConnectionIds(initial=b"\x00" * 8, limit=3)
+    peer.add(1, b"\x01" * 8, b"t1" * 8, 0)
+    peer.add(2, b"\x02" * 8, b"t2" * 8, 2)
+    assert peer.pending_retire == [0, 1]
+    assert peer.current == b"\x02" * 8
+    peer.add(1, b"\x09" * 8, b"t9" * 8, 0)  # below retire_prior_to: retired at once
+    assert peer.pending_retire == [0, 1, 1]
+    peer.add(3, b"\x03" * 8, b"t3" * 8, 0)
+    peer.add(4, b"\x04" * 8, b"t4" * 8, 0)
+    with pytest.raises(ConnectionIdLimitError) as info:
+        peer.add(5, b"\x05" * 8, b"t5" * 8, 0)
+    assert info.value.error_code == TransportErrorCode.CONNECTION_ID_LIMIT_ERROR
+
+
+def test_cids_peer_sequence_reuse_is_violation() -> None:
+    peer = PeerConnectionIds(initial=b"\x00" * 8, limit=4)
+    peer.add(1, b"\x01" * 8, b"a" * 16, 0)
+    peer.add(1, b"\x01" * 8, b"a" * 16, 0)  # exact repeat is fine
+    with pytest.raises(ProtocolViolation):
+        peer.add(1, b"\x07" * 8, b"a" * 16, 0)
+    with pytest.raises(ProtocolViolation):
+        peer.add(2, b"\x01" * 8, b"b" * 16, 0)
+
+
+def test_cids_peer_zero_length_rejects_new_cids() -> None:
+    peer = PeerConnectionIds(initial=b"", limit=4)
+    with pytest.raises(ProtocolViolation):
+        peer.add(1, b"\x01" * 8, b"a" * 16, 0)
+
+
+def test_cids_peer_rotate_and_stateless_reset_detection() -> None:
+    peer = PeerConnectionIds(initial=b"\x00" * 8, limit=4)
+    assert not peer.rotate()
+    peer.add(1, b"\x01" * 8, b"R" * 16, 0)
+    assert peer.rotate()
+    assert peer.current == b"\x01" * 8 and peer.pending_retire == [0]
+    assert peer.is_stateless_reset(b"\x40" + b"x" * 20 + b"R" * 16)
+    assert not peer.is_stateless_reset(b"\x40" + b"x" * 20 + b"Q" * 16)
+    assert not peer.is_stateless_reset(b"R" * 16)  # too short to be a reset

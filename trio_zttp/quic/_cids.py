@@ -1,0 +1,185 @@
+"""Connection IDs: the ones we issue and the ones the peer gave us (RFC 9000 §5.1, §10.3).
+
+Our connection IDs carry stateless reset tokens derived from a static key
+(``HMAC(key, cid)[:16]``), so an endpoint that lost a connection's state can still answer
+its packets with a valid stateless reset.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from typing import final
+
+from ._errors import ConnectionIdLimitError, ProtocolViolation
+
+__all__ = ["LocalConnectionIds", "PeerConnectionIds", "stateless_reset_token"]
+
+#: The most connection IDs we keep issued at once, whatever the peer's limit (bounds routing
+#: table growth per connection).
+MAX_ISSUED = 8
+#: The most retired-but-unacknowledged RETIRE_CONNECTION_ID frames we queue.
+MAX_PENDING_RETIRES = 64
+
+
+def stateless_reset_token(key: bytes, cid: bytes) -> bytes:
+    """The stateless reset token for ``cid`` under the static ``key``."""
+    return hmac.digest(key, cid, "sha256")[:16]
+
+
+@final
+class LocalConnectionIds:
+    """Connection IDs we issued: sequence numbers, reset tokens, retirement."""
+
+    __slots__ = ("_length", "_random", "_reset_key", "_by_seq", "_next_seq", "_retire_prior_to",
+                 "issued", "retired")
+
+    def __init__(self, *, length: int, random_bytes: Callable[[int], bytes], reset_key: bytes,
+                 initial: bytes | None = None) -> None:
+        self._length = length
+        self._random = random_bytes
+        self._reset_key = reset_key
+        self._by_seq: dict[int, bytes] = {}
+        self._next_seq = 0
+        self._retire_prior_to = 0
+        #: (sequence, cid, token) to announce in NEW_CONNECTION_ID frames, drained by the caller.
+        self.issued: list[tuple[int, bytes, bytes]] = []
+        #: CIDs no longer routing to us, drained by the caller (endpoint routing table).
+        self.retired: list[bytes] = []
+        self._add(initial if initial is not None else self._random(length))
+        self.issued.clear()  # sequence 0 travels in the long header, not a frame
+
+    def _add(self, cid: bytes) -> tuple[int, bytes, bytes]:
+        seq = self._next_seq
+        self._next_seq += 1
+        self._by_seq[seq] = cid
+        entry = (seq, cid, stateless_reset_token(self._reset_key, cid))
+        self.issued.append(entry)
+        return entry
+
+    @property
+    def initial(self) -> bytes:
+        """The CID with sequence 0 (the SCID of our long-header packets while it lives)."""
+        return self._by_seq.get(0, b"") or self.current
+
+    @property
+    def current(self) -> bytes:
+        """Our lowest-sequence live CID."""
+        return self._by_seq[min(self._by_seq)] if self._by_seq else b""
+
+    @property
+    def all(self) -> list[bytes]:
+        """Every live CID (each routes to this connection)."""
+        return list(self._by_seq.values())
+
+    def owns(self, cid: bytes) -> bool:
+        return cid in self._by_seq.values()
+
+    def replenish(self, peer_limit: int) -> None:
+        """Issue new CIDs until the peer holds ``min(peer_limit, MAX_ISSUED)`` of them."""
+        if self._length == 0:
+            return
+        while len(self._by_seq) < min(peer_limit, MAX_ISSUED):
+            self._add(self._random(self._length))
+
+    def retire(self, sequence: int, packet_dcid: bytes) -> None:
+        """The peer sent RETIRE_CONNECTION_ID(``sequence``) in a packet sent to ``packet_dcid``."""
+        if sequence >= self._next_seq:
+            raise ProtocolViolation("retired a connection ID never issued")
+        cid = self._by_seq.get(sequence)
+        if cid is None:
+            return  # already retired: duplicates are harmless
+        if cid == packet_dcid:
+            raise ProtocolViolation("retired the connection ID the packet was sent to")
+        del self._by_seq[sequence]
+        self.retired.append(cid)
+
+    def token_for(self, cid: bytes) -> bytes:
+        return stateless_reset_token(self._reset_key, cid)
+
+
+@final
+class PeerConnectionIds:
+    """Connection IDs the peer gave us: the one in use, spares, and retirement (§5.1.2)."""
+
+    __slots__ = ("_limit", "_by_seq", "_retire_prior_to", "_current_seq", "pending_retire",
+                 "zero_length")
+
+    def __init__(self, *, initial: bytes, limit: int) -> None:
+        self._limit = limit
+        #: sequence -> (cid, stateless reset token or None)
+        self._by_seq: dict[int, tuple[bytes, bytes | None]] = {0: (initial, None)}
+        self._retire_prior_to = 0
+        self._current_seq = 0
+        #: sequence numbers to send in RETIRE_CONNECTION_ID frames.
+        self.pending_retire: list[int] = []
+        self.zero_length = not initial
+
+    @property
+    def current(self) -> bytes:
+        """The DCID to put on packets we send."""
+        return self._by_seq[self._current_seq][0]
+
+    def replace_initial(self, cid: bytes) -> None:
+        """Client: the server chose its own CID (first Initial/Retry); sequence 0 changes."""
+        self._by_seq[0] = (cid, self._by_seq[0][1])
+        self.zero_length = not cid
+
+    def set_initial_token(self, token: bytes) -> None:
+        """The server's stateless_reset_token transport parameter belongs to sequence 0."""
+        if 0 in self._by_seq:
+            self._by_seq[0] = (self._by_seq[0][0], token)
+
+    def add(self, sequence: int, cid: bytes, token: bytes, retire_prior_to: int) -> None:
+        """Handle NEW_CONNECTION_ID."""
+        if self.zero_length:
+            raise ProtocolViolation("NEW_CONNECTION_ID while using zero-length connection IDs")
+        known = self._by_seq.get(sequence)
+        if known is not None:
+            if known[0] != cid or (known[1] is not None and known[1] != token):
+                raise ProtocolViolation("sequence number reused for a different connection ID")
+            return
+        for seq, (other, _tok) in self._by_seq.items():
+            if other == cid and seq != sequence:
+                raise ProtocolViolation("connection ID reused with a different sequence number")
+        if sequence < self._retire_prior_to:
+            # already retired by an earlier retire_prior_to: retire it at once (§19.15)
+            self._queue_retire(sequence)
+            return
+        self._by_seq[sequence] = (cid, token)
+        if retire_prior_to > self._retire_prior_to:
+            self._retire_prior_to = retire_prior_to
+            for seq in sorted(s for s in self._by_seq if s < retire_prior_to):
+                del self._by_seq[seq]
+                self._queue_retire(seq)
+            if self._current_seq < retire_prior_to:
+                self._current_seq = min(self._by_seq)
+        if len(self._by_seq) > self._limit:
+            raise ConnectionIdLimitError("peer exceeded active_connection_id_limit")
+
+    def _queue_retire(self, sequence: int) -> None:
+        if len(self.pending_retire) >= MAX_PENDING_RETIRES:
+            raise ConnectionIdLimitError("too many connection IDs to retire")
+        self.pending_retire.append(sequence)
+
+    def has_spare(self) -> bool:
+        return any(seq != self._current_seq for seq in self._by_seq)
+
+    def rotate(self) -> bool:
+        """Switch to the next unused peer CID, retiring the current one; False if none spare."""
+        spares = sorted(s for s in self._by_seq if s > self._current_seq)
+        if not spares:
+            return False
+        old = self._current_seq
+        self._current_seq = spares[0]
+        del self._by_seq[old]
+        self._queue_retire(old)
+        return True
+
+    def is_stateless_reset(self, datagram: bytes | memoryview) -> bool:
+        """True if the datagram ends with a reset token of one of the peer's CIDs (§10.3.1)."""
+        if len(datagram) < 21:
+            return False
+        tail = bytes(datagram[-16:])
+        return any(tok is not None and hmac.compare_digest(tok, tail)
+                   for _cid, tok in self._by_seq.values())

@@ -1,0 +1,135 @@
+"""The QUIC configuration shared by clients and servers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import IO, Any, Literal
+
+import attrs
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+
+from .. import _defaults
+
+__all__ = ["Configuration"]
+
+
+def _random_bytes_default() -> Callable[[int], bytes]:
+    return _defaults.random_bytes
+
+
+@attrs.define(kw_only=True)
+class Configuration:
+    """Everything a :class:`~trio_zttp.quic.Connection` needs to know before it starts.
+
+    One object may be shared by many connections; connections never modify it.
+    """
+
+    #: True for a client, False for a server.
+    is_client: bool = True
+    #: ALPN protocols to offer (client) or accept (server), most preferred first. Required.
+    alpn_protocols: Sequence[str] = ()
+    #: The server name for SNI and certificate verification (client).
+    server_name: str | None = None
+
+    # -- certificates --------------------------------------------------------------------------
+    #: Our certificate chain, leaf first (server; client for client authentication).
+    certificate_chain: Sequence[x509.Certificate] = ()
+    #: The private key of the leaf certificate.
+    private_key: CertificateIssuerPrivateKeyTypes | None = None
+    #: Verify the peer's certificate (clients always by default). Off only when set to False.
+    verify_peer: bool = True
+    #: A PEM file of trusted CAs; None with ``cadata`` None means the system trust store.
+    cafile: str | None = None
+    #: PEM (or DER) bytes of trusted CAs.
+    cadata: bytes | None = None
+    #: Server: "none", "request" or "require" a client certificate.
+    client_certificate: Literal["none", "request", "require"] = "none"
+
+    # -- transport -----------------------------------------------------------------------------
+    #: QUIC versions, preferred first (RFC 9368 compatible version negotiation).
+    supported_versions: Sequence[int] = (0x00000001, 0x6B3343CF)
+    #: Idle timeout in seconds (max_idle_timeout).
+    idle_timeout: float = 30.0
+    #: Send PING this often (seconds) to keep an idle connection alive; None: never.
+    keep_alive_interval: float | None = None
+    #: Connection-level receive window (initial_max_data) and its autotuning ceiling.
+    max_data: int = 1 << 20
+    max_data_limit: int = 16 << 20
+    #: Per-stream receive window (initial_max_stream_data_*) and its autotuning ceiling.
+    max_stream_data: int = 256 << 10
+    max_stream_data_limit: int = 8 << 20
+    #: How many streams the peer may open (initial_max_streams_bidi / _uni).
+    max_streams_bidi: int = 128
+    max_streams_uni: int = 128
+    #: max_datagram_frame_size to advertise; None disables DATAGRAM frames (RFC 9221).
+    max_datagram_frame_size: int | None = None
+    #: Largest UDP payload we send before path MTU discovery (>= 1200).
+    max_datagram_size: int = 1200
+    #: Length of the connection IDs we issue (0-20; servers need >= 1 for routing).
+    connection_id_length: int = 8
+    #: active_connection_id_limit we advertise.
+    active_connection_id_limit: int = 8
+    #: max_ack_delay we advertise, seconds.
+    max_ack_delay: float = 0.025
+    #: ack_delay_exponent we advertise.
+    ack_delay_exponent: int = 3
+    #: Initial RTT estimate (RFC 9002 §6.2.2), seconds.
+    initial_rtt: float = 0.333
+    #: "cubic" or "newreno".
+    congestion_control: Literal["cubic", "newreno"] = "cubic"
+    #: TLS 1.3 cipher suites (IANA numbers), preferred first; None: all three.
+    cipher_suites: Sequence[int] | None = None
+
+    # -- resumption and 0-RTT ------------------------------------------------------------------
+    #: Client: a ticket (``SessionTicketReceived.ticket``) to resume with.
+    session_ticket: bytes | None = None
+    #: Client: try 0-RTT when the ticket allows. Server: accept 0-RTT.
+    enable_early_data: bool = False
+    #: Server: issue session tickets.
+    enable_session_tickets: bool = True
+    #: Server: 32-byte key protecting stateless session tickets; None: random per configuration.
+    ticket_key: bytes | None = None
+
+    # -- plumbing ------------------------------------------------------------------------------
+    #: The only source of randomness (connection IDs, keys, tokens ...).
+    random_bytes: Callable[[int], bytes] = attrs.field(factory=_random_bytes_default)
+    #: Wall clock for certificate validity and ticket ages (returns an aware datetime).
+    wall_clock: Callable[[], Any] = _defaults.wall_clock
+    #: A text file (or anything with ``write``) receiving NSS key log lines (SSLKEYLOGFILE).
+    secrets_log_file: IO[str] | None = None
+    #: A qlog tracer (``trio_zttp.quic.QlogTracer``) or None.
+    qlog: Any = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.max_datagram_size < 1200:
+            raise ValueError("max_datagram_size must be at least 1200")
+        if not 0 <= self.connection_id_length <= 20:
+            raise ValueError("connection_id_length must be 0..20")
+        if not self.is_client and self.connection_id_length == 0:
+            raise ValueError("a server needs connection IDs of at least 1 byte")
+        if self.active_connection_id_limit < 2:
+            raise ValueError("active_connection_id_limit must be at least 2")
+        if self.max_datagram_frame_size is not None and self.max_datagram_frame_size < 0:
+            raise ValueError("max_datagram_frame_size must be >= 0 or None")
+        if self.client_certificate not in ("none", "request", "require"):
+            raise ValueError("client_certificate must be 'none', 'request' or 'require'")
+        if self.congestion_control not in ("cubic", "newreno"):
+            raise ValueError("congestion_control must be 'cubic' or 'newreno'")
+
+    def load_cert_chain(self, certfile: str, keyfile: str | None = None,
+                        password: bytes | None = None) -> None:
+        """Load our certificate chain (PEM, leaf first) and private key from files.
+
+        This reads files: call it at configuration time, not from a connection.
+        """
+        with open(certfile, "rb") as f:
+            pem = f.read()
+        self.certificate_chain = x509.load_pem_x509_certificates(pem)
+        key_pem = pem
+        if keyfile is not None:
+            with open(keyfile, "rb") as f:
+                key_pem = f.read()
+        key = serialization.load_pem_private_key(key_pem, password=password)
+        self.private_key = key  # type: ignore[assignment]
