@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.shared_vectors import shared_vectors
 from trio_zttp._buffer import decode_varint
 from trio_zttp._tls.suites import hkdf_expand_label
 from trio_zttp.quic._packet import (
@@ -41,7 +42,7 @@ RETRY_VECTORS: list[dict[str, Any]] = json.loads(
 RETRY_SECRETS: list[dict[str, Any]] = json.loads(
     (VECTORS / "retry" / "retry.json").read_text()
 )["integrity_secrets"]
-CAPTURES = Path("/work/shared/vectors/quic-initials/captures.json")
+CAPTURES = shared_vectors("quic-initials", "captures.json")
 
 LENGTH_TYPES = (PacketType.INITIAL, PacketType.ZERO_RTT, PacketType.HANDSHAKE)
 # RFC 9000 §17.2 Table 5 and RFC 9369 §3.2: Long Packet Type bits per version.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -12,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.shared_vectors import shared_vectors
 from trio_zttp._buffer import encode_varint
 from trio_zttp.quic._errors import TransportErrorCode, TransportParameterError
 from trio_zttp.quic._packet import QUIC_V1, QUIC_V2, parse_header
@@ -26,7 +26,7 @@ from trio_zttp.quic._params import (
     grease_parameter_id,
 )
 
-SHARED = Path("/work/shared/vectors/quic-initials")
+SHARED = shared_vectors("quic-initials")
 TOKEN = bytes(range(16))
 PREFERRED = PreferredAddress(
     ipv4=("192.0.2.7", 4433), ipv6=("2001:db8::7", 4434), connection_id=b"\x0c" * 8,
