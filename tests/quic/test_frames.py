@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trio_zttp._buffer import VARINT_MAX, Writer, encode_varint, varint_size
@@ -189,6 +189,7 @@ def test_strategies_cover_every_frame_class() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
+@settings(max_examples=100)  # per frame class: 21 classes x 100
 @given(data=st.data())
 def test_frame_round_trip(name: str, data: st.DataObject) -> None:
     frame = data.draw(STRATEGIES[name])
@@ -204,6 +205,7 @@ def test_frame_round_trip(name: str, data: st.DataObject) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
+@settings(max_examples=100)  # per frame class: 21 classes x 100
 @given(data=st.data())
 def test_frame_truncated_at_every_byte_raises_frame_encoding_error(
     name: str, data: st.DataObject
