@@ -2,4 +2,38 @@
 seeded lossy link, and a virtual datagram network for trio.
 """
 
-__all__: list[str] = []
+# seeded links, the sans-IO pair driver and the trio virtual network
+from ._link import Address as Address
+from ._link import DropFilter as DropFilter
+from ._link import Link as Link
+from ._link import LinkConditions as LinkConditions
+from ._link import LinkStatistics as LinkStatistics
+from ._link import WireDatagram as WireDatagram
+from ._pair import DriverError as DriverError
+from ._pair import DriverTimeoutError as DriverTimeoutError
+from ._pair import Pair as Pair
+from ._pair import PairStatistics as PairStatistics
+from ._pair import SansIOClient as SansIOClient
+from ._pair import SansIOConnection as SansIOConnection
+from ._pair import ServerFactory as ServerFactory
+from ._pair import Side as Side
+from ._pair import StalledError as StalledError
+
+__all__: list[str] = [
+    # seeded links, the sans-IO pair driver and the trio virtual network
+    "Address",
+    "DriverError",
+    "DriverTimeoutError",
+    "DropFilter",
+    "Link",
+    "LinkConditions",
+    "LinkStatistics",
+    "Pair",
+    "PairStatistics",
+    "SansIOClient",
+    "SansIOConnection",
+    "ServerFactory",
+    "Side",
+    "StalledError",
+    "WireDatagram",
+]
