@@ -9,6 +9,11 @@ from ._link import Link as Link
 from ._link import LinkConditions as LinkConditions
 from ._link import LinkStatistics as LinkStatistics
 from ._link import WireDatagram as WireDatagram
+from ._network import HostSpec as HostSpec
+from ._network import NetworkStatistics as NetworkStatistics
+from ._network import VirtualNetwork as VirtualNetwork
+from ._network import VirtualSocket as VirtualSocket
+from ._network import open_virtual_network as open_virtual_network
 from ._pair import DriverError as DriverError
 from ._pair import DriverTimeoutError as DriverTimeoutError
 from ._pair import Pair as Pair
@@ -25,9 +30,11 @@ __all__: list[str] = [
     "DriverError",
     "DriverTimeoutError",
     "DropFilter",
+    "HostSpec",
     "Link",
     "LinkConditions",
     "LinkStatistics",
+    "NetworkStatistics",
     "Pair",
     "PairStatistics",
     "SansIOClient",
@@ -35,5 +42,8 @@ __all__: list[str] = [
     "ServerFactory",
     "Side",
     "StalledError",
+    "VirtualNetwork",
+    "VirtualSocket",
     "WireDatagram",
+    "open_virtual_network",
 ]
