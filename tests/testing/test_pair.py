@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import time
 from collections.abc import Sequence
@@ -10,20 +9,13 @@ from typing import Any
 
 import attrs
 import pytest
-from aioquic.buffer import Buffer  # type: ignore[attr-defined]
-from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.connection import QuicConnection
 from aioquic.quic.events import (
     ConnectionTerminated,
     HandshakeCompleted,
     StreamDataReceived,
 )
-from aioquic.quic.packet import pull_quic_header
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
-from cryptography.x509.oid import NameOID
 
+from tests.testing._peers import Identity, aioquic_client, aioquic_server_factory, make_identity
 from trio_zttp.testing import (
     Address,
     DriverTimeoutError,
@@ -37,52 +29,14 @@ from trio_zttp.testing import (
 MEGABYTE = bytes(range(256)) * 4096
 
 
-@attrs.frozen
-class Identity:
-    key: ed25519.Ed25519PrivateKey
-    certificate: x509.Certificate
-    pem: bytes
-
-
 @pytest.fixture(scope="module")
 def identity() -> Identity:
-    # Ed25519 signatures have a fixed size, so aioquic's datagram sizes do not vary between runs
-    key = ed25519.Ed25519PrivateKey.generate()
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, None)
-    )
-    pem = certificate.public_bytes(serialization.Encoding.PEM)
-    return Identity(key=key, certificate=certificate, pem=pem)
+    return make_identity()
 
 
 def aioquic_pair(identity: Identity, *, idle_timeout: float = 60.0, **kwargs: Any) -> Pair:
-    client_configuration = QuicConfiguration(
-        is_client=True, alpn_protocols=["test"], server_name="localhost",
-        idle_timeout=idle_timeout)
-    client_configuration.load_verify_locations(cadata=identity.pem)
-
-    def server(first_datagram: bytes, source: Address) -> QuicConnection:
-        configuration = QuicConfiguration(
-            is_client=False, alpn_protocols=["test"], idle_timeout=idle_timeout)
-        configuration.certificate = identity.certificate
-        configuration.private_key = identity.key
-        header = pull_quic_header(Buffer(data=first_datagram), host_cid_length=8)
-        return QuicConnection(
-            configuration=configuration,
-            original_destination_connection_id=header.destination_cid)
-
-    return Pair(QuicConnection(configuration=client_configuration), server, **kwargs)
+    client = aioquic_client(identity, idle_timeout=idle_timeout)
+    return Pair(client, aioquic_server_factory(identity, idle_timeout=idle_timeout), **kwargs)
 
 
 @attrs.define
