@@ -17,7 +17,7 @@ time::
             await server.bind(("10.0.0.2", 4433))
             client = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
             await client.sendto(b"ping", ("10.0.0.2", 4433))
-            data, peer = await server.recvfrom(2048)      # 50 ms of virtual time later
+            data, peer = await server.recvfrom(2048)  # 50 ms later, unless the 10% loss hits
             network.set_link_conditions("10.0.0.2", peer[0], LinkConditions())  # clean now
             print(network.statistics())
 

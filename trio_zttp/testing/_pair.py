@@ -153,9 +153,9 @@ class Pair:
     """
 
     __slots__ = (
-        "_addrs", "_conns", "_dirty", "_events", "_factory", "_fired_at", "_heap", "_injected",
-        "_links", "_now", "_owners", "_recv_bytes", "_recv_datagrams", "_sent_bytes",
-        "_sent_datagrams", "_seq", "_timers", "_unroutable", "on_event", "tap",
+        "_addrs", "_client", "_conns", "_dirty", "_events", "_factory", "_fired_at", "_heap",
+        "_injected", "_links", "_now", "_owners", "_recv_bytes", "_recv_datagrams",
+        "_sent_bytes", "_sent_datagrams", "_seq", "_timers", "_unroutable", "on_event", "tap",
     )
 
     def __init__(
@@ -175,6 +175,7 @@ class Pair:
     ) -> None:
         if client_addr == server_addr:
             raise ValueError("the client and the server need different addresses")
+        self._client = client
         self._conns: list[SansIOConnection | None] = [client, None]
         self._factory: ServerFactory | None = None
         if isinstance(server, SansIOConnection):
@@ -213,9 +214,7 @@ class Pair:
     @property
     def client(self) -> SansIOClient:
         """The client connection."""
-        client = self._conns[0]
-        assert isinstance(client, SansIOClient)
-        return client
+        return self._client
 
     @property
     def server(self) -> SansIOConnection:
