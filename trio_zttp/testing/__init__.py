@@ -2,4 +2,14 @@
 seeded lossy link, and a virtual datagram network for trio.
 """
 
-__all__: list[str] = []
+from ._certs import CertificateAuthority as CertificateAuthority
+from ._certs import IssuedCertificate as IssuedCertificate
+from ._certs import KeyType as KeyType
+from ._certs import self_signed_leaf as self_signed_leaf
+
+__all__: list[str] = [
+    "CertificateAuthority",
+    "IssuedCertificate",
+    "KeyType",
+    "self_signed_leaf",
+]
