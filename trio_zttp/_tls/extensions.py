@@ -24,7 +24,6 @@ __all__ = [
     "NamedGroup",
     "OfferedPsks",
     "PskKeyExchangeMode",
-    "SignatureScheme",
     "decode_alpn",
     "decode_cookie",
     "decode_early_data_max_size",
@@ -86,27 +85,6 @@ class NamedGroup(enum.IntEnum):
     x25519 = 0x001D
     x448 = 0x001E
     X25519MLKEM768 = 0x11EC
-
-
-class SignatureScheme(enum.IntEnum):
-    """Signature schemes (RFC 8446 §4.2.3)."""
-
-    rsa_pkcs1_sha256 = 0x0401
-    rsa_pkcs1_sha384 = 0x0501
-    rsa_pkcs1_sha512 = 0x0601
-    ecdsa_secp256r1_sha256 = 0x0403
-    ecdsa_secp384r1_sha384 = 0x0503
-    ecdsa_secp521r1_sha512 = 0x0603
-    rsa_pss_rsae_sha256 = 0x0804
-    rsa_pss_rsae_sha384 = 0x0805
-    rsa_pss_rsae_sha512 = 0x0806
-    ed25519 = 0x0807
-    ed448 = 0x0808
-    rsa_pss_pss_sha256 = 0x0809
-    rsa_pss_pss_sha384 = 0x080A
-    rsa_pss_pss_sha512 = 0x080B
-    rsa_pkcs1_sha1 = 0x0201
-    ecdsa_sha1 = 0x0203
 
 
 class PskKeyExchangeMode(enum.IntEnum):
