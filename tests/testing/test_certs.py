@@ -91,9 +91,7 @@ def test_certs_leaf_key_types_match_request(ec_ca: CertificateAuthority) -> None
 
 def test_certs_san_holds_dns_and_ip_entries(ec_ca: CertificateAuthority) -> None:
     issued = ec_ca.issue(["example.test", "10.1.2.3", "2001:db8::7"])
-    san = issued.certificate.extensions.get_extension_for_class(
-        x509.SubjectAlternativeName
-    ).value
+    san = issued.certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.DNSName) == ["example.test"]
     assert san.get_values_for_type(x509.IPAddress) == [
         ipaddress.ip_address("10.1.2.3"),

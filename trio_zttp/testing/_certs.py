@@ -44,9 +44,7 @@ __all__ = [
     "self_signed_leaf",
 ]
 
-PrivateKey: TypeAlias = (
-    ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
-)
+PrivateKey: TypeAlias = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 """The private key types this factory generates."""
 
 _CLOCK_SKEW = datetime.timedelta(hours=1)
@@ -402,7 +400,5 @@ def _leaf_builder(
             critical=True,
         )
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     )
