@@ -8,6 +8,7 @@ two peers until neither has anything left to say.
 from __future__ import annotations
 
 import functools
+import random
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -194,9 +195,10 @@ class Aioquic(_ContextPeer):
         **kwargs: Any,
     ) -> Aioquic:
         issued = issued or leaf()
+        alpn = kwargs.pop("alpn_protocols", ALPN)
         context = aq.Context(
             is_client=False,
-            alpn_protocols=list(kwargs.pop("alpn_protocols", ALPN)),
+            alpn_protocols=None if alpn is None else list(alpn),
             cadata=ca().pem,
             **kwargs,
         )
@@ -252,6 +254,29 @@ def qh3_client(**kwargs: Any) -> _ContextPeer:
     return peer
 
 
+def seeded(seed: int) -> Callable[[int], bytes]:
+    """A reproducible ``random_bytes``."""
+    rng = random.Random(seed)
+    return rng.randbytes
+
+
+Delivery = tuple[bool, int, bytes]
+"""(to the client?, epoch, data)."""
+
+
+def record(client: Any, server: Any, *, limit: int = 50) -> list[Delivery]:
+    """Like :func:`pump`, returning every delivery in order."""
+    log: list[Delivery] = []
+    queue: list[tuple[Any, int, bytes]] = [(server, e, d) for e, d in client.start()]
+    while queue:
+        assert len(log) < limit, "handshake does not converge"
+        target, epoch, data = queue.pop(0)
+        log.append((target is client, epoch, data))
+        other = client if target is server else server
+        queue.extend((other, e, d) for e, d in target.receive(epoch, data))
+    return log
+
+
 def pump(client: Any, server: Any, *, limit: int = 50) -> None:
     """Start ``client`` and shuttle CRYPTO data until both sides are quiet."""
     queue: list[tuple[Any, int, bytes]] = [(server, e, d) for e, d in client.start()]
@@ -264,14 +289,24 @@ def pump(client: Any, server: Any, *, limit: int = 50) -> None:
         queue.extend((other, e, d) for e, d in target.receive(epoch, data))
 
 
-def assert_same_secrets(client: Peer, server: Peer) -> None:
-    """Each side's write secret at an epoch is the other's read secret, for every epoch."""
-    for (epoch, way), secret in client.secrets.items():
-        other = "read" if way == "write" else "write"
-        assert server.secrets.get((epoch, other)) == secret, (epoch, way)
-    assert {e for e, _ in client.secrets} == {e for e, _ in server.secrets}
-    assert (int(Epoch.ONE_RTT), "write") in client.secrets
-    assert (int(Epoch.HANDSHAKE), "write") in client.secrets
+def assert_same_secrets(client: Peer, server: Peer, *, early_data: bool = False) -> None:
+    """Each side's write secret at an epoch is the other's read secret, for every epoch.
+
+    The client's 0-RTT write secret has a server read secret only when ``early_data`` was
+    accepted.
+    """
+    zero_rtt = int(Epoch.ZERO_RTT)
+    for epoch in (Epoch.HANDSHAKE, Epoch.ONE_RTT):
+        e = int(epoch)
+        assert client.secrets[e, "write"] == server.secrets[e, "read"], epoch
+        assert server.secrets[e, "write"] == client.secrets[e, "read"], epoch
+        assert client.secrets[e, "write"] != server.secrets[e, "write"]
+    if early_data:
+        assert client.secrets[zero_rtt, "write"] == server.secrets[zero_rtt, "read"]
+    else:
+        assert (zero_rtt, "read") not in server.secrets
+    assert (zero_rtt, "read") not in client.secrets
+    assert (zero_rtt, "write") not in server.secrets
 
 
 def der(issued: IssuedCertificate) -> bytes:

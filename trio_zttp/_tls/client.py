@@ -17,12 +17,14 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from . import extensions as ext
 from . import messages as m
 from .alerts import AlertDescription, AlertError
-from .common import FlowBase, State
+from .common import FlowBase, SessionTicketReceived, State
 from .config import GREASE, Slot, TlsConfiguration
-from .extensions import GREASE_VALUES, TLS13, ExtensionType, is_grease
+from .extensions import GREASE_VALUES, TLS13, ExtensionType, PskKeyExchangeMode, is_grease
 from .key_exchange import SUPPORTED_GROUPS, ClientKeyShare
 from .key_schedule import KeySchedule
-from .suites import CipherSuite, Epoch, hash_name
+from .keylog import KeyLogLabel
+from .suites import CipherSuite, Epoch, hash_length, hash_name
+from .tickets import SessionTicket, pop_usable_ticket, psk_from_resumption_secret
 from .verify import (
     choose_signature_scheme,
     parse_certificate,
@@ -88,6 +90,8 @@ class ClientFlow(FlowBase):
         self._hello_retry_group: int | None = None
         self._certificate_request: m.CertificateRequest | None = None
         self._early_data_offered = False
+        self._ticket: SessionTicket | None = None
+        self._now = 0.0
 
     # --- ClientHello ---------------------------------------------------------------------
 
@@ -100,6 +104,7 @@ class ClientFlow(FlowBase):
         spec = cfg.client_hello
         if spec.grease:
             self._grease = _Grease(cfg.random_bytes(6))
+        self._choose_ticket()
         share_groups = spec.key_share_groups if spec.key_share_groups is not None else (
             cfg.key_share_groups
         )
@@ -111,7 +116,44 @@ class ClientFlow(FlowBase):
         hello = self._client_hello()
         self.transcript.add(hello)
         self.send(Epoch.INITIAL, hello)
+        if self._early_data_offered:
+            ticket = self._ticket
+            assert ticket is not None
+            psk_schedule = KeySchedule(ticket.cipher_suite, ticket.psk)
+            secret = psk_schedule.client_early_traffic_secret(
+                self.transcript.digest_with(b"", hash_name(ticket.cipher_suite))
+            )
+            self.keylog(KeyLogLabel.CLIENT_EARLY_TRAFFIC_SECRET, secret)
+            self.install(Epoch.ZERO_RTT, True, ticket.cipher_suite, secret)
         self.state = State.CLIENT_WAIT_SERVER_HELLO
+
+    def _choose_ticket(self) -> None:
+        """Pick the ticket to resume with, if any, and whether to send 0-RTT with it."""
+        cfg = self.config
+        spec = cfg.client_hello
+        self._now = cfg.wall_clock().timestamp()
+        ticket = cfg.session_ticket
+        if ticket is None and cfg.ticket_store is not None and cfg.server_name:
+            ticket = pop_usable_ticket(cfg.ticket_store, cfg.server_name, self._now)
+        suites = spec.cipher_suites if spec.cipher_suites is not None else cfg.cipher_suites
+        if (
+            ticket is None
+            or ticket.is_expired(self._now)
+            or ticket.server_name != (cfg.server_name or "")
+            or ticket.cipher_suite not in suites
+            or ticket.cipher_suite not in cfg.cipher_suites
+            or PskKeyExchangeMode.psk_dhe_ke not in spec.psk_key_exchange_modes
+            or _E.psk_key_exchange_modes not in spec.extension_order
+        ):
+            return
+        self._ticket = ticket
+        self._early_data_offered = (
+            cfg.enable_early_data
+            and ticket.max_early_data_size == 0xFFFFFFFF
+            and ticket.alpn is not None
+            and ticket.alpn in cfg.alpn_protocols
+            and _E.early_data in spec.extension_order
+        )
 
     def _fill(self, slots: Sequence[Slot], category: int) -> list[int]:
         out: list[int] = []
@@ -148,13 +190,29 @@ class ClientFlow(FlowBase):
         extensions.extend(extras.items())
         if self._cookie is not None and _E.cookie not in spec.extension_order:
             extensions.append((_E.cookie, ext.encode_cookie(self._cookie)))
+        ticket = self._ticket
+        if ticket is not None:
+            length = hash_length(ticket.cipher_suite)
+            identity = (ticket.ticket, ticket.obfuscated_age(self._now))
+            body = ext.encode_pre_shared_key_client([identity], [bytes(length)])
+            extensions.append((_E.pre_shared_key, body))
         self._offered_extensions = frozenset(t for t, _ in extensions)
-        return m.encode_client_hello(
+        hello = m.encode_client_hello(
             random=self.client_random,
             cipher_suites=suites,
             extensions=extensions,
             legacy_compression_methods=spec.legacy_compression_methods,
         )
+        if ticket is None:
+            return hello
+        # the binder covers the ClientHello up to the binders list (RFC 8446 §4.2.11.2)
+        truncated = hello[: len(hello) - ext.binders_length([length])]
+        schedule = KeySchedule(ticket.cipher_suite, ticket.psk)
+        binder = schedule.verify_data(
+            schedule.binder_key(),
+            self.transcript.digest_with(truncated, hash_name(ticket.cipher_suite)),
+        )
+        return truncated + (1 + length).to_bytes(2, "big") + bytes((length,)) + binder
 
     def _extension_body(self, ext_type: int) -> bytes | None:
         cfg = self.config
@@ -242,13 +300,20 @@ class ClientFlow(FlowBase):
         share = next((s for s in self._shares if s.group == group), None)
         if share is None:
             raise _illegal("ServerHello key_share is for a group we did not share")
+        psk: bytes | None = None
         if hello.pre_shared_key is not None:
-            raise _illegal("ServerHello selected a PSK we did not offer")
+            ticket = self._ticket
+            if ticket is None or hello.pre_shared_key != 0:
+                raise _illegal("ServerHello selected a PSK we did not offer")
+            if hash_name(suite) != hash_name(ticket.cipher_suite):
+                raise _illegal("ServerHello suite does not match the PSK's hash")
+            psk = ticket.psk
+            self.session_resumed = True
         self.suite = suite
         self.group = group
         self.transcript.set_hash(hash_name(suite))
         self.transcript.add(message)
-        self.schedule = KeySchedule(suite)
+        self.schedule = KeySchedule(suite, psk)
         self.ks.set_shared_secret(share.exchange(server_share))
         self._shares = []
         self.derive_handshake_secrets()
@@ -277,6 +342,8 @@ class ClientFlow(FlowBase):
         self._hello_retry_suite = suite
         self._cookie = hrr.cookie
         self._early_data_offered = False
+        if self._ticket is not None and hash_name(self._ticket.cipher_suite) != hash_name(suite):
+            self._ticket = None  # the PSK cannot be used with this suite's hash
         self.transcript.restart_for_hello_retry(hash_name(suite))
         self.transcript.add(message)
         hello = self._client_hello()
@@ -308,6 +375,13 @@ class ClientFlow(FlowBase):
                 AlertDescription.missing_extension, "server sent no quic_transport_parameters"
             )
         self.peer_transport_parameters = ee.transport_parameters
+        if ee.early_data:
+            ticket = self._ticket
+            if not self.session_resumed or ticket is None:
+                raise _illegal("server accepted early data without the PSK")
+            if ticket.alpn != self.alpn_protocol:
+                raise _illegal("server accepted early data with another ALPN")
+            self.early_data_accepted = True
         self.transcript.add(message)
         self.state = (
             State.CLIENT_WAIT_FINISHED
@@ -414,6 +488,26 @@ class ClientFlow(FlowBase):
             raise _illegal("QUIC requires max_early_data_size 0xffffffff (RFC 9001 §4.6.1)")
         if ticket.ticket_lifetime > 604800:
             raise _illegal("ticket_lifetime over seven days")
+        suite = self.suite
+        assert suite is not None and self.alpn_protocol is not None
+        cfg = self.config
+        session_ticket = SessionTicket(
+            ticket=ticket.ticket,
+            psk=psk_from_resumption_secret(
+                hash_name(suite), self.resumption_secret, ticket.ticket_nonce
+            ),
+            cipher_suite=suite,
+            server_name=cfg.server_name or "",
+            received_at=cfg.wall_clock().timestamp(),
+            lifetime=ticket.ticket_lifetime,
+            age_add=ticket.ticket_age_add,
+            max_early_data_size=ticket.max_early_data_size or 0,
+            alpn=self.alpn_protocol,
+            peer_transport_parameters=self.peer_transport_parameters,
+        )
+        if cfg.ticket_store is not None:
+            cfg.ticket_store.add(session_ticket)
+        self.updates.append(SessionTicketReceived(ticket=session_ticket))
 
 
 def _server_name_extension(server_name: str | None) -> bytes | None:

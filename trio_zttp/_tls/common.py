@@ -15,7 +15,9 @@ from cryptography import x509
 
 from .alerts import AlertDescription, AlertError
 from .key_schedule import KeySchedule, Transcript
+from .keylog import KeyLogLabel, format_key_log_line
 from .suites import CipherSuite, Epoch
+from .tickets import SessionTicket
 
 if TYPE_CHECKING:
     from .config import TlsConfiguration
@@ -124,7 +126,7 @@ class HandshakeComplete(Update):
 class SessionTicketReceived(Update):
     """Client: a NewSessionTicket gave a ticket to resume with later."""
 
-    ticket: object
+    ticket: SessionTicket
     """The resumable ticket (pass it as ``TlsConfiguration.session_ticket``)."""
 
 
@@ -167,11 +169,11 @@ class FlowBase:
     def install(self, epoch: Epoch, is_write: bool, suite: CipherSuite, secret: bytes) -> None:
         self.updates.append(InstallKey(epoch=epoch, is_write=is_write, suite=suite, secret=secret))
 
-    def keylog(self, label: str, secret: bytes) -> None:
+    def keylog(self, label: KeyLogLabel, secret: bytes) -> None:
         """One NSS key log line ``LABEL <client_random> <secret>`` to the configured callback."""
         callback = self.config.keylog
         if callback is not None:
-            callback(f"{label} {self.client_random.hex()} {secret.hex()}")
+            callback(format_key_log_line(label, self.client_random, secret))
 
     def complete(self) -> None:
         assert self.alpn_protocol is not None
@@ -188,8 +190,8 @@ class FlowBase:
         th = self.transcript.digest()
         self.client_handshake_secret = self.ks.client_handshake_traffic_secret(th)
         self.server_handshake_secret = self.ks.server_handshake_traffic_secret(th)
-        self.keylog("CLIENT_HANDSHAKE_TRAFFIC_SECRET", self.client_handshake_secret)
-        self.keylog("SERVER_HANDSHAKE_TRAFFIC_SECRET", self.server_handshake_secret)
+        self.keylog(KeyLogLabel.CLIENT_HANDSHAKE_TRAFFIC_SECRET, self.client_handshake_secret)
+        self.keylog(KeyLogLabel.SERVER_HANDSHAKE_TRAFFIC_SECRET, self.server_handshake_secret)
 
     def derive_application_secrets(self) -> None:
         """After the server Finished: application and exporter secrets."""
@@ -198,9 +200,9 @@ class FlowBase:
         self.client_application_secret = self.ks.client_application_traffic_secret(th)
         self.server_application_secret = self.ks.server_application_traffic_secret(th)
         self.exporter_secret = self.ks.exporter_master_secret(th)
-        self.keylog("CLIENT_TRAFFIC_SECRET_0", self.client_application_secret)
-        self.keylog("SERVER_TRAFFIC_SECRET_0", self.server_application_secret)
-        self.keylog("EXPORTER_SECRET", self.exporter_secret)
+        self.keylog(KeyLogLabel.CLIENT_TRAFFIC_SECRET_0, self.client_application_secret)
+        self.keylog(KeyLogLabel.SERVER_TRAFFIC_SECRET_0, self.server_application_secret)
+        self.keylog(KeyLogLabel.EXPORTER_SECRET, self.exporter_secret)
 
 
 def negotiated_alpn(ours: tuple[str, ...], theirs: tuple[bytes, ...]) -> str | None:

@@ -20,6 +20,7 @@ from cryptography import x509
 from .. import _defaults
 from .extensions import TLS13, ExtensionType, NamedGroup, PskKeyExchangeMode
 from .suites import CipherSuite
+from .tickets import SessionTicket, SingleUseTicketGuard, TicketProtector, TicketStore
 from .verify import DEFAULT_SIGNATURE_SCHEMES, SigningKey
 
 __all__ = [
@@ -185,12 +186,27 @@ class TlsConfiguration:
     """Signature schemes we accept from the peer, preferred first."""
     client_auth: ClientAuth = "none"
     """Server: ask for a client certificate ("request") or insist on one ("require")."""
-    session_ticket: object | None = None
-    """Client: a ticket from an earlier connection, to resume with."""
-    ticket_store: object | None = None
-    """Server: seals and opens tickets and guards 0-RTT against replay; None: no tickets."""
+    session_ticket: SessionTicket | None = None
+    """Client: a ticket from an earlier connection to resume with (takes precedence)."""
+    ticket_store: TicketStore | None = None
+    """Client: where received tickets go, and where a ticket to resume with comes from."""
+    ticket_key: bytes | None = None
+    """Server: 32 secret bytes sealing stateless tickets; None: no tickets, no resumption."""
+    previous_ticket_keys: tuple[bytes, ...] = attrs.field(default=(), converter=tuple)
+    """Server: retired ticket keys whose tickets are still accepted."""
+    enable_tickets: bool = True
+    """Server: send a NewSessionTicket after each handshake (needs ``ticket_key``)."""
     enable_early_data: bool = False
-    """Client: send 0-RTT when the ticket allows; server: accept 0-RTT."""
+    """Client: send 0-RTT when the ticket allows; server: accept 0-RTT (and allow it in
+    tickets)."""
+    replay_guard: SingleUseTicketGuard | None = None
+    """Server: the 0-RTT anti-replay memory, shared by every connection of this
+    configuration; one is made when early data is enabled and none is given."""
+    early_data_context: bytes = b""
+    """Server: what 0-RTT depends on (e.g. the transport parameters it promised); a ticket
+    sealed under another context resumes without 0-RTT."""
+    early_data_window: float = 10.0
+    """Server: seconds a 0-RTT ClientHello's ticket age may differ from ours (RFC 8446 §8.3)."""
     max_early_data: int = 0xFFFFFFFF
     """The NewSessionTicket ``max_early_data_size``; QUIC requires 0xffffffff (RFC 9001 §4.6.1)."""
     ticket_lifetime: int = 86400
@@ -209,6 +225,8 @@ class TlsConfiguration:
     """Client: the ClientHello layout."""
     max_message_size: int = 65536
     """Largest handshake message we buffer (a bigger one ends in unexpected_message)."""
+    ticket_protector: TicketProtector | None = attrs.field(init=False, default=None, eq=False)
+    """Server: derived from ``ticket_key`` once per configuration."""
 
     def __attrs_post_init__(self) -> None:
         if not self.alpn_protocols:
@@ -227,6 +245,13 @@ class TlsConfiguration:
             raise ValueError("client_auth is 'none', 'request' or 'require'")
         if not self.cipher_suites or not self.supported_groups:
             raise ValueError("cipher_suites and supported_groups may not be empty")
+        if self.ticket_key is not None:
+            protector = TicketProtector(
+                self.ticket_key, self.random_bytes, previous_keys=self.previous_ticket_keys
+            )
+            object.__setattr__(self, "ticket_protector", protector)
+        if not self.is_client and self.enable_early_data and self.replay_guard is None:
+            object.__setattr__(self, "replay_guard", SingleUseTicketGuard())
 
     @property
     def trust_system_store(self) -> bool:

@@ -185,9 +185,10 @@ class Handshake:
 
     def send_session_ticket(self) -> None:
         """Server, after completion: queue a NewSessionTicket at the 1-RTT level."""
-        if not isinstance(self._flow, ServerFlow) or self._flow.state is not State.SERVER_CONNECTED:
+        flow = self._flow
+        if not isinstance(flow, ServerFlow) or flow.state is not State.SERVER_CONNECTED:
             raise RuntimeError("only a connected server sends session tickets")
-        raise NotImplementedError
+        flow.send_session_ticket()
 
     # --- the engine ----------------------------------------------------------------------
 

@@ -18,10 +18,12 @@ from . import messages as m
 from .alerts import AlertDescription, AlertError
 from .common import FlowBase, State, negotiated_alpn
 from .config import TlsConfiguration
-from .extensions import TLS13, ExtensionType
+from .extensions import TLS13, ExtensionType, PskKeyExchangeMode
 from .key_exchange import SUPPORTED_GROUPS, server_key_exchange
 from .key_schedule import KeySchedule
+from .keylog import KeyLogLabel
 from .suites import CipherSuite, Epoch, hash_name
+from .tickets import ResumptionState, psk_from_resumption_secret
 from .verify import (
     choose_signature_scheme,
     parse_certificate,
@@ -53,6 +55,8 @@ class ServerFlow(FlowBase):
         self._hello_retry_group: int | None = None
         self._certificate_requested = False
         self._signature_algorithms: tuple[int, ...] = ()
+        self._server_name: str | None = None
+        self._tickets_sent = 0
 
     # --- ClientHello ---------------------------------------------------------------------
 
@@ -61,7 +65,8 @@ class ServerFlow(FlowBase):
         retrying = self.state is State.SERVER_WAIT_SECOND_CLIENT_HELLO
         self._check_client_hello(hello, retrying)
         cfg = self.config
-        suite = self.suite if retrying else self._choose_suite(hello)
+        now = cfg.wall_clock().timestamp()
+        suite = self.suite if retrying else self._choose_suite(hello, now)
         assert suite is not None
         if retrying and suite not in hello.cipher_suites:
             raise _illegal("second ClientHello dropped the HelloRetryRequest's cipher suite")
@@ -79,21 +84,28 @@ class ServerFlow(FlowBase):
         self.suite = suite
         self.group = group
         self.client_random = hello.random
+        self._server_name = hello.server_name
         self.peer_transport_parameters = hello.transport_parameters
         self.transcript.set_hash(hash_name(suite))
+        resumption = self._accept_psk(message, hello, suite, now)
         self.transcript.add(message)
-        self.schedule = KeySchedule(suite)
+        self.schedule = KeySchedule(suite, None if resumption is None else resumption.psk)
+        if resumption is not None and self._accept_early_data(hello, resumption, suite, now):
+            secret = self.ks.client_early_traffic_secret(self.transcript.digest())
+            self.keylog(KeyLogLabel.CLIENT_EARLY_TRAFFIC_SECRET, secret)
+            self.install(Epoch.ZERO_RTT, False, suite, secret)
 
         server_share, shared_secret = server_key_exchange(
             group, shares[group], cfg.random_bytes, cfg.private_key_for(group)
         )
+        extensions = [
+            (_E.supported_versions, ext.encode_supported_versions_server(TLS13)),
+            (_E.key_share, ext.encode_key_share_server(group, server_share)),
+        ]
+        if resumption is not None:
+            extensions.append((_E.pre_shared_key, ext.encode_pre_shared_key_server(0)))
         server_hello = m.encode_server_hello(
-            random=cfg.random_bytes(32),
-            cipher_suite=suite,
-            extensions=[
-                (_E.supported_versions, ext.encode_supported_versions_server(TLS13)),
-                (_E.key_share, ext.encode_key_share_server(group, server_share)),
-            ],
+            random=cfg.random_bytes(32), cipher_suite=suite, extensions=extensions
         )
         self.transcript.add(server_hello)
         self.ks.set_shared_secret(shared_secret)
@@ -157,11 +169,85 @@ class ServerFlow(FlowBase):
             raise _missing("no signature_algorithms")
         self._signature_algorithms = hello.signature_algorithms
 
-    def _choose_suite(self, hello: m.ClientHello) -> CipherSuite:
-        for suite in self.config.cipher_suites:
+    def _choose_suite(self, hello: m.ClientHello, now: float) -> CipherSuite:
+        ours = self.config.cipher_suites
+        state = self._open_first_ticket(hello, now)
+        if state is not None and state.cipher_suite in ours:
+            if state.cipher_suite in hello.cipher_suites:
+                return state.cipher_suite  # resuming beats our preference order
+        for suite in ours:
             if suite in hello.cipher_suites:
                 return suite
         raise AlertError(AlertDescription.handshake_failure, "no cipher suite in common")
+
+    def _open_first_ticket(self, hello: m.ClientHello, now: float) -> ResumptionState | None:
+        protector = self.config.ticket_protector
+        offered = hello.pre_shared_key
+        modes = hello.psk_key_exchange_modes or ()
+        if protector is None or offered is None or PskKeyExchangeMode.psk_dhe_ke not in modes:
+            return None
+        state = protector.open(offered.identities[0][0])
+        if state is None or state.is_expired(now):
+            return None
+        return state
+
+    def _accept_psk(
+        self, message: bytes, hello: m.ClientHello, suite: CipherSuite, now: float
+    ) -> ResumptionState | None:
+        """Resume with the first offered ticket if it is ours, valid and its binder verifies.
+
+        Only the first identity is tried (we only ever issue one ticket per resumption
+        attempt); a ticket we cannot use means a full handshake, but a binder that does not
+        verify is fatal (RFC 8446 §4.2.11).
+        """
+        offered = hello.pre_shared_key
+        if offered is None:
+            return None
+        if len(offered.identities) != len(offered.binders):
+            raise _illegal("PSK identities and binders differ in number")
+        state = self._open_first_ticket(hello, now)
+        if state is None or hash_name(state.cipher_suite) != hash_name(suite):
+            return None
+        schedule = KeySchedule(suite, state.psk)
+        truncated = message[: len(message) - offered.binders_length]
+        expected = schedule.verify_data(
+            schedule.binder_key(), self.transcript.digest_with(truncated)
+        )
+        if not hmac.compare_digest(expected, offered.binders[0]):
+            raise AlertError(AlertDescription.decrypt_error, "PSK binder does not verify")
+        self.session_resumed = True
+        return state
+
+    def _accept_early_data(
+        self, hello: m.ClientHello, state: ResumptionState, suite: CipherSuite, now: float
+    ) -> bool:
+        """0-RTT needs our consent, the same suite, ALPN and context, a fresh and unused
+        ticket, and no HelloRetryRequest (RFC 8446 §4.2.10, §8; RFC 9001 §4.6.2)."""
+        cfg = self.config
+        offered = hello.pre_shared_key
+        guard = cfg.replay_guard
+        if (
+            not hello.early_data
+            or not cfg.enable_early_data
+            or guard is None
+            or offered is None
+            or self._cookie is not None
+            or state.max_early_data != 0xFFFFFFFF
+            or state.cipher_suite != suite
+            or state.alpn != self.alpn_protocol
+            or state.early_data_context != cfg.early_data_context
+        ):
+            return False
+        identity, obfuscated_age = offered.identities[0]
+        window = cfg.early_data_window
+        if not state.is_fresh(obfuscated_age, now, window=window):
+            return False
+        # remember the ticket until a replay would fail the freshness check anyway
+        expires_at = min(state.expires_at, now + 2 * window)
+        if not guard.use(identity, expires_at=expires_at, now=now):
+            return False
+        self.early_data_accepted = True
+        return True
 
     def _hello_retry(self, message: bytes, hello: m.ClientHello, suite: CipherSuite) -> None:
         assert hello.supported_groups is not None
@@ -285,3 +371,44 @@ class ServerFlow(FlowBase):
         self.resumption_secret = self.ks.resumption_master_secret(self.transcript.digest())
         self.state = State.SERVER_CONNECTED
         self.complete()
+        if self.config.enable_tickets and self.config.ticket_protector is not None:
+            self.send_session_ticket()
+
+    def send_session_ticket(self) -> None:
+        """Queue a NewSessionTicket at the 1-RTT level (RFC 8446 §4.6.1, RFC 9001 §4.6.1)."""
+        cfg = self.config
+        protector = cfg.ticket_protector
+        suite = self.suite
+        if protector is None:
+            raise RuntimeError("tickets need a ticket_key")
+        assert suite is not None
+        nonce = self._tickets_sent.to_bytes(8, "big")
+        self._tickets_sent += 1
+        age_add = int.from_bytes(cfg.random_bytes(4), "big")
+        early = cfg.enable_early_data
+        client_identity = (
+            self.peer_certificate_chain[0].public_bytes(Encoding.DER)
+            if self.peer_certificate_chain
+            else None
+        )
+        state = ResumptionState(
+            cipher_suite=suite,
+            psk=psk_from_resumption_secret(hash_name(suite), self.resumption_secret, nonce),
+            issued_at=cfg.wall_clock().timestamp(),
+            lifetime=cfg.ticket_lifetime,
+            age_add=age_add,
+            ticket_nonce=nonce,
+            max_early_data=cfg.max_early_data if early else 0,
+            alpn=self.alpn_protocol,
+            server_name=self._server_name,
+            early_data_context=cfg.early_data_context,
+            client_identity=client_identity,
+        )
+        ticket = m.encode_new_session_ticket(
+            ticket_lifetime=cfg.ticket_lifetime,
+            ticket_age_add=age_add,
+            ticket_nonce=nonce,
+            ticket=protector.seal(state),
+            max_early_data_size=cfg.max_early_data if early else None,
+        )
+        self.send(Epoch.ONE_RTT, ticket)
