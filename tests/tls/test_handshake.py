@@ -474,3 +474,27 @@ def test_handshake_required_client_certificate_is_not_skipped_by_resumption() ->
     pump(client, server)
     assert not server.handshake.session_resumed
     assert server.handshake.peer_certificate_chain == issued.chain
+
+
+def test_handshake_sni_uses_a_labels_and_spec_can_send_signature_algorithms_cert() -> None:
+    spec = ClientHelloSpec(
+        extension_order=(ExtensionType.server_name, ExtensionType.signature_algorithms_cert),
+        signature_algorithms_cert=(0x0401, 0x0403),
+    )
+    client = Ours(our_config(True, server_name="bücher.example.", client_hello=spec))
+    ((_, data),) = client.start()
+    hello = m.parse_client_hello(data[4:])
+    assert hello.server_name == "xn--bcher-kva.example"
+    assert hello.signature_algorithms_cert == (0x0401, 0x0403)
+    assert [t for t, _ in hello.extensions] == [0, 50]
+
+
+def test_handshake_ticket_lifetime_over_seven_days_is_refused() -> None:
+    client = Ours(our_config(True))
+    pump(client, Ours(our_config(False)))
+    ticket = m.encode_new_session_ticket(
+        ticket_lifetime=604801, ticket_age_add=0, ticket_nonce=b"", ticket=b"t"
+    )
+    with pytest.raises(AlertError) as info:
+        client.receive(int(ONE_RTT), ticket)
+    assert info.value.description.name == "illegal_parameter"

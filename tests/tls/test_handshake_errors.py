@@ -8,9 +8,11 @@ signatures) make a recorded peer flight valid for a fresh endpoint.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import given
 from hypothesis import strategies as st
 from tls_harness import (
@@ -32,6 +34,7 @@ from trio_zttp._tls.alerts import AlertError
 from trio_zttp._tls.config import TlsConfiguration
 from trio_zttp._tls.extensions import ExtensionType, NamedGroup
 from trio_zttp._tls.handshake import CLIENT_TABLE, SERVER_TABLE, Handshake, State
+from trio_zttp._tls.key_exchange import ClientKeyShare
 from trio_zttp._tls.messages import HandshakeType
 from trio_zttp._tls.suites import Epoch
 from trio_zttp.testing import KeyType
@@ -622,3 +625,165 @@ def test_errors_empty_server_certificate_is_decode_error() -> None:
     client = client_at(2)
     empty = m.encode_certificate(b"", [])
     assert alert_of(lambda: client.receive(HANDSHAKE, empty)) == A.decode_error
+
+
+# --- second ClientHello faults -------------------------------------------------------------
+
+
+def retry_server_and_hello2() -> tuple[Handshake, m.ClientHello]:
+    server = Handshake(
+        server_config(supported_groups=(NamedGroup.secp256r1, NamedGroup.secp384r1)),
+        transport_parameters=TRANSPORT_PARAMETERS_SERVER,
+    )
+    groups = (NamedGroup.x25519, NamedGroup.secp256r1, NamedGroup.secp384r1)
+    client = Ours(client_config(supported_groups=groups))
+    ((_, hello1),) = client.start()
+    server.receive(INITIAL, hello1)
+    (retry,) = server.take_updates()
+    ((_, hello2),) = client.receive(INITIAL, retry.data)  # type: ignore[attr-defined]
+    assert server.state is State.SERVER_WAIT_SECOND_CLIENT_HELLO
+    return server, m.parse_client_hello(hello2[4:])
+
+
+def reencode(hello: m.ClientHello, **changes: object) -> bytes:
+    fields: dict[str, object] = {
+        "random": hello.random,
+        "cipher_suites": hello.cipher_suites,
+        "extensions": hello.extensions,
+    }
+    fields.update(changes)
+    return m.encode_client_hello(**fields)  # type: ignore[arg-type]
+
+
+def with_extension(hello: m.ClientHello, ext_type: int, body: bytes) -> list[tuple[int, bytes]]:
+    out = [(t, body if t == ext_type else b) for t, b in hello.extensions]
+    if ext_type not in dict(hello.extensions):
+        out.insert(0, (ext_type, body))
+    return out
+
+
+def p384_share() -> bytes:
+    return ClientKeyShare(NamedGroup.secp384r1, seeded(3)).public
+
+
+def test_errors_second_client_hello_faults() -> None:
+    server, hello2 = retry_server_and_hello2()
+    ((group, share),) = hello2.key_shares or ()
+    assert group == NamedGroup.secp256r1
+    cases = {
+        "dropped suite": reencode(hello2, cipher_suites=(0x1302, 0x1303)),
+        "other group": reencode(
+            hello2,
+            extensions=with_extension(
+                hello2,
+                ExtensionType.key_share,
+                ext.encode_key_share_client([(NamedGroup.secp384r1, p384_share())]),
+            ),
+        ),
+        "no share": reencode(
+            hello2,
+            extensions=with_extension(
+                hello2,
+                ExtensionType.key_share,
+                ext.encode_key_share_client([(NamedGroup.x25519, b"\x09" * 32)]),
+            ),
+        ),
+        "two shares": reencode(
+            hello2,
+            extensions=with_extension(
+                hello2,
+                ExtensionType.key_share,
+                ext.encode_key_share_client([(group, share), (NamedGroup.secp384r1, p384_share())]),
+            ),
+        ),
+        "early data": reencode(
+            hello2, extensions=with_extension(hello2, ExtensionType.early_data, b"")
+        ),
+    }
+    for name, hello in cases.items():
+        server, _ = retry_server_and_hello2()
+        with pytest.raises(AlertError) as info:
+            server.receive(INITIAL, hello)
+        assert info.value.description == A.illegal_parameter, name
+
+
+def test_errors_psk_identities_and_binders_must_pair_up() -> None:
+    parsed = m.parse_client_hello(resumption_hello()[4:])
+    assert parsed.pre_shared_key is not None
+    identity = parsed.pre_shared_key.identities[0]
+    binder = parsed.pre_shared_key.binders[0]
+    psk = ext.encode_pre_shared_key_client([identity, identity], [binder])
+    hello = reencode(parsed, extensions=with_extension(parsed, ExtensionType.pre_shared_key, psk))
+    assert alert_of(lambda: server_at(0).receive(INITIAL, hello)) == A.illegal_parameter
+
+
+def test_errors_stale_ticket_resumes_without_early_data() -> None:
+    first = Ours(client_config())
+    pump(first, Ours(server_config(enable_early_data=True)))
+    later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=60)
+    client = Ours(client_config(session_ticket=first.tickets[0], enable_early_data=True))
+    # the server's clock is a minute ahead of what the client's ticket age says
+    server = Ours(server_config(enable_early_data=True, wall_clock=lambda: later))
+    pump(client, server)
+    assert server.handshake.session_resumed and not server.handshake.early_data_accepted
+
+
+def test_errors_client_server_hello_compression_and_contexts() -> None:
+    client = client_at(0)
+    bad = bytearray(TO_CLIENT[0][1])
+    bad[4 + 2 + 32 + 1 + 2] = 1  # legacy_compression_method
+    assert alert_of(lambda: client.receive(INITIAL, bytes(bad))) == A.illegal_parameter
+    client = client_at(2)
+    request = m.encode_certificate_request(
+        b"ctx", [(ExtensionType.signature_algorithms, ext.encode_u16_list([0x0807]))]
+    )
+    assert alert_of(lambda: client.receive(HANDSHAKE, request)) == A.illegal_parameter
+    client = client_at(2)
+    assert alert_of(
+        lambda: client.receive(HANDSHAKE, m.encode_certificate_request(b"", []))
+    ) == A.missing_extension
+    client = client_at(3)
+    certificate = m.encode_certificate(b"ctx", [ED25519.chain[0].public_bytes(Encoding.DER)])
+    assert alert_of(lambda: client.receive(HANDSHAKE, certificate)) == A.illegal_parameter
+
+
+def test_errors_client_certificate_context_must_match() -> None:
+    server = server_at(1)
+    assert server.state is State.SERVER_WAIT_CERTIFICATE
+    bad = m.encode_certificate(b"x", [])
+    assert alert_of(lambda: server.receive(HANDSHAKE, bad)) == A.illegal_parameter
+
+
+def test_errors_client_without_a_usable_scheme_sends_no_certificate() -> None:
+    # the server asks for ECDSA P-256 only; the client's key is Ed25519
+    issued = leaf(KeyType.ED25519, client=True)
+    client = Ours(our_config(True, certificate_chain=issued.chain, private_key=issued.private_key))
+    server = Ours(our_config(False, client_auth="request", signature_algorithms=(0x0403,)))
+    pump(client, server)
+    assert server.handshake.peer_certificate_chain == ()
+    server = Ours(our_config(False, client_auth="require", signature_algorithms=(0x0403,)))
+    client = Ours(our_config(True, certificate_chain=issued.chain, private_key=issued.private_key))
+    assert alert_of(lambda: pump(client, server)) == A.certificate_required
+
+
+def test_errors_internal_bug_becomes_internal_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from trio_zttp._tls import client as client_module
+
+    def broken(self: object, message: bytes) -> None:
+        raise KeyError("a bug")
+
+    table = CLIENT_TABLE[State.CLIENT_WAIT_SERVER_HELLO]
+    monkeypatch.setitem(table, HandshakeType.server_hello, broken)  # type: ignore[arg-type]
+    client = client_at(0)
+    with pytest.raises(AlertError) as info:
+        client.receive(INITIAL, TO_CLIENT[0][1])
+    assert info.value.description == A.internal_error
+    assert isinstance(info.value.__cause__, KeyError)
+    assert client_module.ClientFlow.on_server_hello is not broken
+
+
+def test_errors_start_twice_is_a_usage_error() -> None:
+    client = Handshake(client_config(), transport_parameters=b"")
+    client.start()
+    with pytest.raises(RuntimeError):
+        client.start()
