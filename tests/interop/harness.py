@@ -40,6 +40,7 @@ from tests.interop.peers._peer_core import (
 )
 
 __all__ = [
+    "CLIENT_GRACE",
     "EXIT_CHECK_FAILED",
     "EXIT_CONNECTION_FAILED",
     "EXIT_OK",
@@ -70,6 +71,9 @@ PEERS_DIR = Path(__file__).resolve().parent / "peers"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OURS_ENV = "TRIO_ZTTP_INTEROP_OURS"
 """Environment variable: the command line (shell-quoted) of our own peer program."""
+CLIENT_GRACE = 10.0
+"""Seconds the harness waits past a client's own hard timeout (startup under load) before
+killing it."""
 OURS_MODES_ENV = "TRIO_ZTTP_INTEROP_OURS_MODES"
 """Environment variable: the modes our peer is tried in (default ``echo,h3``)."""
 
@@ -361,6 +365,9 @@ class PeerProcess:
     def pid(self) -> int:
         return self.process.pid
 
+    def __repr__(self) -> str:
+        return f"PeerProcess({self.name}, pid={self.pid}, returncode={self.returncode})"
+
     @property
     def returncode(self) -> int | None:
         return self.process.poll()
@@ -487,6 +494,9 @@ class ClientRun:
     def describe(self) -> str:
         return self.process.describe()
 
+    def __repr__(self) -> str:
+        return f"ClientRun({self.process.name}, returncode={self.returncode}, ok={self.ok})"
+
 
 class InteropSession:
     """Starts peers for one test and stops every one of them in :meth:`close`.
@@ -607,7 +617,7 @@ class InteropSession:
 
         ``options`` are :func:`client_argv` keywords; the session's CA is trusted unless
         ``cafile``/``insecure`` is given or ``trust`` is false. The peer's own hard
-        ``--timeout`` is ``timeout``; the harness waits a little longer, then kills it.
+        ``--timeout`` is ``timeout``; the harness waits CLIENT_GRACE longer, then kills it.
         """
         impl = implementation(impl) if isinstance(impl, str) else impl
         if trust and "cafile" not in options and not options.get("insecure"):
@@ -615,7 +625,7 @@ class InteropSession:
         peer = self.spawn(
             f"{impl.name}-client", [*impl.argv, *client_argv(mode, timeout=timeout, **options)]
         )
-        return self.finish(peer, timeout + 5.0)
+        return self.finish(peer, timeout + CLIENT_GRACE)
 
     def finish(self, peer: PeerProcess, timeout: float) -> ClientRun:
         """Wait for a started client to exit and collect its result line (if any)."""

@@ -199,12 +199,11 @@ def test_quic_v2_is_negotiated_when_asked(interop: InteropSession) -> None:
 
 
 def test_hard_timeout_ends_a_client_with_no_server(interop: InteropSession) -> None:
-    started = time.monotonic()
+    # nothing listens: without the hard timeout aioquic would retry for its 10 s idle timeout
     run = interop.client("aioquic", "echo", port=free_udp_port(), timeout=1.0)
     assert run.returncode == EXIT_TIMEOUT, run.describe()
     assert run.result is not None and run.result["ok"] is False
     assert "timeout" in run.result["error"]
-    assert time.monotonic() - started < 5
 
 
 def test_hard_timeout_ends_a_server(interop: InteropSession) -> None:
