@@ -138,6 +138,30 @@ def test_ngtcp2_client_downloads_from_h3_server(
     assert stats["get_bytes"] == MB + 1234
 
 
+def test_ngtcp2_client_with_loss_key_update_and_migration(
+    interop: InteropSession, gtlsclient: str, tmp_path: Path
+) -> None:
+    peer = interop.server("aioquic", "h3")
+    uri = f"https://127.0.0.1:{peer.port}/{MB}"
+    run = run_gtlsclient(
+        interop,
+        gtlsclient,
+        "127.0.0.1",
+        peer.port,
+        [uri],
+        download=tmp_path / "dl",
+        nstreams=3,
+        tx_loss=0.02,
+        rx_loss=0.02,
+        key_update="20ms",
+        change_local_addr="40ms",
+    )
+    assert run.returncode == 0, run.describe()
+    assert check_downloads(tmp_path / "dl", {uri: generated_body(MB)}) == []
+    peer.stop()
+    assert peer.events("stats")[0]["requests_GET"] == 3
+
+
 @pytest.mark.parametrize("client", available_implementations("client", "h3"))
 def test_client_downloads_from_gtlsserver(
     interop: InteropSession,
