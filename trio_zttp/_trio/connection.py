@@ -151,6 +151,11 @@ class QuicConnection(trio.abc.AsyncResource):
             tuple[bytes, Address] | None
         ](INCOMING_QUEUE_SIZE)
         self._poke_pending = False
+        # reads since the last flush; the driver is poked for them once they could matter
+        self._unflushed_consumed = 0
+        self._consume_poke_threshold = max(
+            1, min(configuration.max_stream_data, configuration.max_data) // 4
+        )
         self._cids: set[bytes] = set()
 
         self._handshake_done = trio.Event()
@@ -429,7 +434,11 @@ class QuicConnection(trio.abc.AsyncResource):
     def _consume(self, sid: int, n: int) -> None:
         if self._closed_info is None:
             self._engine.consume_stream_data(sid, n)
-            self._poke()
+            # Waking the driver for every read costs a datagrams_to_send per read; credit
+            # only needs to move once a real part of the window was read.
+            self._unflushed_consumed += n
+            if self._unflushed_consumed >= self._consume_poke_threshold:
+                self._poke()
 
     def _send_capacity(self, sid: int) -> int:
         return self._engine.stream_send_capacity(sid)
@@ -538,6 +547,7 @@ class QuicConnection(trio.abc.AsyncResource):
             await self._flush()
 
     async def _flush(self) -> None:
+        self._unflushed_consumed = 0
         datagrams = self._engine.datagrams_to_send(trio.current_time())
         self._handle_events()
         if datagrams:

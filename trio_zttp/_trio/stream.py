@@ -66,6 +66,7 @@ class _StreamCore:
         # send half
         "_fin_sent",
         "_send_broken",
+        "_user_reset",
         "_stop_code",
         "_sending",
         "_partial_send",
@@ -92,6 +93,7 @@ class _StreamCore:
         self._recv_lot = trio.lowlevel.ParkingLot()
         self._fin_sent = not can_send
         self._send_broken = False
+        self._user_reset = False
         self._stop_code: int | None = None
         self._sending = False
         self._partial_send = False
@@ -249,6 +251,8 @@ class _StreamCore:
             return trio.ClosedResourceError("stream was closed")
         if self._stop_code is not None:
             return StreamStoppedError(stream_id=self._sid, error_code=self._stop_code)
+        if self._user_reset:
+            return trio.ClosedResourceError("reset() was called on this stream")
         if self._send_broken:
             return trio.BrokenResourceError("stream was reset after a cancelled or failed send")
         if self._fin_sent:
@@ -382,8 +386,9 @@ class _StreamCore:
             raise TypeError("cannot reset the receive-only end of a unidirectional stream")
         if self._closed or self._send_broken or self._stop_code is not None:
             return
+        self._user_reset = True
+        self._send_broken = True
         if self._conn._stream_error() is None:
-            self._send_broken = True
             self._conn._reset_stream(self._sid, error_code)
         self._send_lot.unpark_all()
         self._maybe_forget()
