@@ -202,7 +202,7 @@ class LinuxTransport(DatagramTransport):
                     batch.append((bytes(view[:n]), addr))
                 else:
                     for start in range(0, n, segment):
-                        batch.append((bytes(view[start : start + segment]), addr))
+                        batch.append((bytes(view[start : min(start + segment, n)]), addr))
                 if len(batch) >= MAX_BATCH:
                     break
             if batch:
