@@ -6,7 +6,7 @@ import importlib
 
 import pytest
 
-NAMESPACES = ["trio_zttp", "trio_zttp.quic"]
+NAMESPACES = ["trio_zttp", "trio_zttp.quic", "trio_zttp.qpack"]
 
 
 @pytest.mark.parametrize("name", NAMESPACES)
