@@ -3,7 +3,8 @@
 Sans-IO namespaces: :mod:`trio_zttp.quic` (more to come: ``qpack``, ``h3``).
 """
 
+from . import qpack as qpack
 from . import quic as quic
 from ._version import __version__ as __version__
 
-__all__ = ["__version__", "quic"]
+__all__ = ["__version__", "qpack", "quic"]
