@@ -323,6 +323,8 @@ class Side:
     h3: Any  # h3.Connection or H3Connection
     events: list[Any] = attrs.field(factory=list)
     handler: Callable[[Side, Any], None] | None = None
+    #: aioquic sides: every QUIC event (resets and closes are invisible to its H3 layer)
+    quic_events: list[Any] = attrs.field(factory=list)
 
     def of(self, kind: type[Any], stream_id: int | None = None) -> list[Any]:
         return [e for e in self.events if isinstance(e, kind)
@@ -437,12 +439,11 @@ class Session:
                 if side.handler is not None:
                     side.handler(side, h3_event)
         else:
+            side.quic_events.append(event)
             for h3_event in side.h3.handle_event(event):
                 side.events.append(h3_event)
                 if side.handler is not None:
                     side.handler(side, h3_event)
-            if isinstance(event, aioquic_events.ConnectionTerminated):
-                side.events.append(event)
 
     def handshake(self) -> None:
         """Connect and run until both sides have the other's SETTINGS."""
