@@ -75,6 +75,9 @@ FRAME_PLACEMENT: Final[Mapping[FrameType, Mapping[StreamKind, frozenset[Role]]]]
 }
 
 
+_FRAME_TYPES: Final[Mapping[int, FrameType]] = {int(t): t for t in FrameType}
+
+
 def check_frame_allowed(frame_type: int, stream_kind: StreamKind, *, is_client: bool) -> bool:
     """Apply :data:`FRAME_PLACEMENT` to a frame received on a stream of ``stream_kind``.
 
@@ -90,13 +93,10 @@ def check_frame_allowed(frame_type: int, stream_kind: StreamKind, *, is_client: 
     Raises:
         FrameUnexpected: a known frame out of place, or an HTTP/2-only type (RFC 9114 §7.2.8).
     """
-    try:
-        known = FrameType(frame_type)
-    except ValueError:
+    known = _FRAME_TYPES.get(frame_type)
+    if known is None:
         if frame_type in RESERVED_HTTP2_FRAME_TYPES:
-            raise FrameUnexpected(
-                "HTTP/2 frame type reserved in HTTP/3", frame_type=frame_type
-            ) from None
+            raise FrameUnexpected("HTTP/2 frame type reserved in HTTP/3", frame_type=frame_type)
         return False
     receivers = FRAME_PLACEMENT[known].get(stream_kind)
     if receivers is None or (Role.CLIENT if is_client else Role.SERVER) not in receivers:
