@@ -23,6 +23,9 @@ from trio_zttp.testing import LinkConditions
 
 DIRECTIONS = [("ours", "aioquic"), ("aioquic", "ours")]
 IDS = ["ours-client", "ours-server"]
+# ours against ours over aioquic's QUIC too, where both ends have something to show
+WITH_OURS = [*DIRECTIONS, ("ours", "ours")]
+WITH_OURS_IDS = [*IDS, "ours-both"]
 FIVE_MB = 5 * 1024 * 1024
 
 
@@ -252,7 +255,7 @@ def test_interop_goaway_from_aioquic_server(identity: Identity) -> None:
     assert client.h3.is_drained
 
 
-@pytest.mark.parametrize(("client", "server"), DIRECTIONS, ids=IDS)
+@pytest.mark.parametrize(("client", "server"), WITH_OURS, ids=WITH_OURS_IDS)
 def test_interop_extended_connect_tunnel(identity: Identity, client: Kind,
                                          server: Kind) -> None:
     session, app, server_app = start(identity, client, server)
@@ -270,7 +273,7 @@ def test_interop_extended_connect_tunnel(identity: Identity, client: Kind,
     assert server_app.bodies[sid] == b"up the tunnel"
 
 
-@pytest.mark.parametrize(("client", "server"), DIRECTIONS, ids=IDS)
+@pytest.mark.parametrize(("client", "server"), WITH_OURS, ids=WITH_OURS_IDS)
 def test_interop_http_datagrams_both_ways(identity: Identity, client: Kind,
                                           server: Kind) -> None:
     session, app, server_app = start(identity, client, server, datagrams=True)
