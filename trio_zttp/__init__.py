@@ -23,6 +23,33 @@ from ._trio.stream import QuicSendStream as QuicSendStream
 from ._trio.stream import QuicStream as QuicStream
 from ._version import __version__ as __version__
 
+# -- end trio layer ---------------------------------------------------------------------------
+# isort: split
+# -- HTTP/3 for trio: serve_h3, open_h3_connection and the request objects (issue 7) ----------
+from ._trio.h3 import H3Connection as H3Connection
+from ._trio.h3 import open_h3_connection as open_h3_connection
+from ._trio.h3 import serve_h3 as serve_h3
+from ._trio.h3_request import H3Body as H3Body
+from ._trio.h3_request import H3Request as H3Request
+from ._trio.h3_request import H3RequestStream as H3RequestStream
+from ._trio.h3_request import H3Response as H3Response
+from ._trio.h3_request import H3Stream as H3Stream
+
+# -- end HTTP/3 for trio ----------------------------------------------------------------------
+# isort: split
+# the zttp-style sans-IO façade (h3 connection helper's block)
+from ._zttp import CLIENT as CLIENT
+from ._zttp import HTTP3 as HTTP3
+from ._zttp import NEED_DATA as NEED_DATA
+from ._zttp import SERVER as SERVER
+from ._zttp import Connection as Connection
+from ._zttp import Data as Data
+from ._zttp import EndOfMessage as EndOfMessage
+from ._zttp import InformationalResponse as InformationalResponse
+from ._zttp import Request as Request
+from ._zttp import Response as Response
+
+# -- trio layer: QUIC endpoints, connections, streams (names) ----------------------------------
 _TRIO_LAYER = [
     "ConnectionClosedError",
     "QuicConnection",
@@ -38,22 +65,18 @@ _TRIO_LAYER = [
     "open_quic_endpoint",
     "serve_quic",
 ]
-# -- end trio layer ---------------------------------------------------------------------------
-
-# isort: split
-# the zttp-style sans-IO façade (h3 connection helper's block)
-from ._zttp import CLIENT as CLIENT
-from ._zttp import HTTP3 as HTTP3
-from ._zttp import NEED_DATA as NEED_DATA
-from ._zttp import SERVER as SERVER
-from ._zttp import Connection as Connection
-from ._zttp import Data as Data
-from ._zttp import EndOfMessage as EndOfMessage
-from ._zttp import InformationalResponse as InformationalResponse
-from ._zttp import Request as Request
-from ._zttp import Response as Response
-
-__all__ = ["__version__", "h3", "qpack", "quic", *_TRIO_LAYER]
+# -- HTTP/3 for trio (names) ---------------------------------------------------------------------
+_HTTP3_TRIO = [
+    "H3Body",
+    "H3Connection",
+    "H3Request",
+    "H3RequestStream",
+    "H3Response",
+    "H3Stream",
+    "open_h3_connection",
+    "serve_h3",
+]
+__all__ = ["__version__", "h3", "qpack", "quic", *_TRIO_LAYER, *_HTTP3_TRIO]
 
 # the zttp-style sans-IO façade (h3 connection helper's block)
 __all__ += [

@@ -1,0 +1,928 @@
+"""HTTP/3 inside the QUIC driver: an engine wrapper that feeds :class:`trio_zttp.h3.Connection`.
+
+The trio QUIC layer drives one sans-IO engine per connection (``_engine.Engine``).  For
+HTTP/3 the engine is wrapped in :class:`H3Engine`, built by the ``connection_factory`` that
+:func:`~trio_zttp.serve_h3` and :func:`~trio_zttp.open_h3_connection` hand to the endpoint.
+The wrapper passes every call through, and in :meth:`H3Engine.next_event` it keeps the QUIC
+events HTTP/3 owns (stream data, resets, STOP_SENDING, DATAGRAM frames): it feeds them to
+the sans-IO ``h3.Connection`` (created when the handshake completes) and dispatches the
+HTTP/3 events to per-request :class:`StreamState` records, waking the tasks that wait on
+them.  Connection-level events (handshake, connection IDs, paths, termination) continue to
+the :class:`~trio_zttp.QuicConnection`, which still owns routing, timers and closing.  So
+HTTP/3 adds no task and no channel hop: its parsing runs in the driver's own wake-up, once
+per batch of datagrams (DESIGN.md, "feed h3.Connection").
+
+Flow control reaches the application as in the QUIC layer: a request stream's bytes are
+reported consumed (``consume_stream_data``) only as the application reads the body, minus
+what is still buffered; frame overhead (HEADERS, DATA frame headers) is credited at once,
+but only after the request's header section was decoded, so a stream whose QPACK decoding
+is blocked cannot make us buffer more than one stream window.  Bytes of the peer's
+unidirectional streams (control, QPACK) are credited as soon as ``h3.Connection`` took them.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, final
+
+import trio
+
+from .. import h3
+from ..h3._stream import StateError
+from ..quic._config import Configuration
+from ..quic._events import (
+    ConnectionTerminated,
+    DatagramFrameReceived,
+    Event,
+    HandshakeCompleted,
+    StopSendingReceived,
+    StreamDataReceived,
+    StreamReset,
+)
+from ._engine import Address, ConnectionFactory, Engine
+from .errors import ConnectionClosedError, StreamResetError, StreamStoppedError
+
+if TYPE_CHECKING:
+    from .connection import QuicConnection
+
+__all__ = [
+    "DATAGRAM_QUEUE_SIZE",
+    "H3Engine",
+    "StreamState",
+    "default_settings",
+    "h3_connection_factory",
+]
+
+H3_NO_ERROR: Final = int(h3.ErrorCode.H3_NO_ERROR)
+H3_INTERNAL_ERROR: Final = int(h3.ErrorCode.H3_INTERNAL_ERROR)
+H3_REQUEST_CANCELLED: Final = int(h3.ErrorCode.H3_REQUEST_CANCELLED)
+
+DATAGRAM_QUEUE_SIZE: Final = 128
+"""HTTP datagrams kept per request stream until ``receive_datagram`` takes them; later ones
+are dropped (and counted) while the queue is full."""
+_HEADERLESS_CREDIT: Final = 64 * 1024
+"""Bytes of a request stream credited before its header section is decoded."""
+_OWNED_EVENTS: Final = (StreamDataReceived, StreamReset, StopSendingReceived, DatagramFrameReceived)
+
+_SEND_DATA: Final = h3.Connection.send_data
+_RESET_STREAM: Final = h3.Connection.reset_stream
+_STOP_SENDING: Final = h3.Connection.stop_sending
+_SEND_DATAGRAM: Final = h3.Connection.send_datagram
+
+_checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
+_cancel_shielded_checkpoint = trio.lowlevel.cancel_shielded_checkpoint
+
+
+def default_settings(configuration: Configuration) -> h3.Settings:
+    """What we announce: ``h3.DEFAULT_SETTINGS``, HTTP datagrams when the QUIC configuration
+    takes DATAGRAM frames, and extended CONNECT on servers."""
+    return h3.Settings(
+        qpack_max_table_capacity=h3.DEFAULT_SETTINGS.qpack_max_table_capacity,
+        qpack_blocked_streams=h3.DEFAULT_SETTINGS.qpack_blocked_streams,
+        max_field_section_size=h3.DEFAULT_SETTINGS.max_field_section_size,
+        enable_connect_protocol=not configuration.is_client,
+        h3_datagram=bool(configuration.max_datagram_frame_size),
+    )
+
+
+def h3_connection_factory(
+    inner: ConnectionFactory, settings: h3.Settings | None = None
+) -> ConnectionFactory:
+    """A ``connection_factory`` whose engines speak HTTP/3 over those ``inner`` builds."""
+
+    def factory(
+        configuration: Configuration,
+        *,
+        original_destination_connection_id: bytes | None = None,
+        retry_source_connection_id: bytes | None = None,
+    ) -> Engine:
+        engine = inner(
+            configuration,
+            original_destination_connection_id=original_destination_connection_id,
+            retry_source_connection_id=retry_source_connection_id,
+        )
+        return H3Engine(
+            engine,
+            is_client=configuration.is_client,
+            settings=settings if settings is not None else default_settings(configuration),
+            random_bytes=configuration.random_bytes,
+            window=min(configuration.max_stream_data, configuration.max_data),
+        )
+
+    return factory
+
+
+class StreamState:
+    """One request stream as the trio side sees it: buffers, waiters and send state.
+
+    The public objects (``H3Request``, ``H3Response``, ``H3RequestStream``, ``H3Stream``)
+    are views on it.  ``stream_id`` is None for a client stream whose request header has
+    not been sent yet.
+    """
+
+    __slots__ = (
+        "engine",
+        "stream_id",
+        "raw_in",
+        "credited",
+        "headers",
+        "interim",
+        "chunks",
+        "head",
+        "unread",
+        "eof",
+        "eof_read",
+        "trailers",
+        "reset_code",
+        "stop_code",
+        "aborted",
+        "datagrams",
+        "datagrams_dropped",
+        "recv_lot",
+        "send_lot",
+        "datagram_lot",
+        "request_sent",
+        "final_sent",
+        "fin_sent",
+        "send_broken",
+        "closed",
+        "receiving",
+        "sending",
+        "is_connect",
+    )
+
+    def __init__(self, engine: H3Engine, stream_id: int | None) -> None:
+        self.engine = engine
+        self.stream_id = stream_id
+        self.raw_in = 0
+        self.credited = 0
+        #: the request (server) or final response (client) header section
+        self.headers: h3.Headers | None = None
+        self.interim: list[h3.Headers] = []
+        self.chunks: deque[bytes] = deque()
+        self.head = 0
+        self.unread = 0
+        self.eof = False
+        self.eof_read = False
+        self.trailers: h3.Headers | None = None
+        #: the peer reset its sending side (or this layer aborted the stream)
+        self.reset_code: int | None = None
+        #: the peer sent STOP_SENDING
+        self.stop_code: int | None = None
+        self.aborted = False
+        self.datagrams: deque[bytes] = deque()
+        self.datagrams_dropped = 0
+        self.recv_lot = trio.lowlevel.ParkingLot()
+        self.send_lot = trio.lowlevel.ParkingLot()
+        self.datagram_lot = trio.lowlevel.ParkingLot()
+        self.request_sent = False
+        self.final_sent = False
+        self.fin_sent = False
+        self.send_broken = False
+        self.closed = False
+        self.receiving = False
+        self.sending = False
+        self.is_connect = False
+
+    @property
+    def sid(self) -> int:
+        sid = self.stream_id
+        if sid is None:
+            raise RuntimeError("send the request header first")
+        return sid
+
+    # -- called by the engine (in the driver) ----------------------------------------------
+
+    def wake_all(self) -> None:
+        self.recv_lot.unpark_all()
+        self.send_lot.unpark_all()
+        self.datagram_lot.unpark_all()
+
+    # -- receive ---------------------------------------------------------------------------
+
+    def recv_error(self) -> BaseException | None:
+        if self.closed:
+            return trio.ClosedResourceError("the request stream was closed")
+        if self.reset_code is not None:
+            return StreamResetError(stream_id=self.sid, error_code=self.reset_code)
+        return self.engine.connection_error()
+
+    def _take(self, max_bytes: int | None) -> bytes:
+        chunks = self.chunks
+        head = self.head
+        if max_bytes is None or max_bytes >= self.unread:
+            if len(chunks) == 1:
+                data = chunks.popleft()
+                if head:
+                    data = data[head:]
+            else:
+                if head:
+                    chunks[0] = chunks[0][head:]
+                data = b"".join(chunks)
+                chunks.clear()
+            self.head = 0
+        else:
+            parts = []
+            need = max_bytes
+            while need:
+                chunk = chunks[0]
+                available = len(chunk) - head
+                if available <= need:
+                    parts.append(chunk[head:] if head else chunk)
+                    chunks.popleft()
+                    need -= available
+                    head = 0
+                else:
+                    parts.append(chunk[head : head + need])
+                    head += need
+                    need = 0
+            self.head = head
+            data = parts[0] if len(parts) == 1 else b"".join(parts)
+        self.unread -= len(data)
+        return data
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        if max_bytes is not None and max_bytes < 1:
+            raise ValueError("max_bytes must be >= 1")
+        if self.receiving:
+            raise trio.BusyResourceError("another task is already receiving on this stream")
+        self.receiving = True
+        try:
+            await _checkpoint_if_cancelled()
+            waited = False
+            while True:
+                if self.closed:
+                    error: BaseException | None = trio.ClosedResourceError(
+                        "the request stream was closed"
+                    )
+                elif self.unread:
+                    data = self._take(max_bytes)
+                    self.engine.credit(self)
+                    if not waited:
+                        await _cancel_shielded_checkpoint()
+                    return data
+                elif self.eof:
+                    self.eof_read = True
+                    if not waited:
+                        await _cancel_shielded_checkpoint()
+                    return b""
+                else:
+                    error = self.recv_error()
+                    if error is None:
+                        await self.recv_lot.park()
+                        waited = True
+                        continue
+                if not waited:
+                    await _cancel_shielded_checkpoint()
+                assert error is not None
+                raise error
+        finally:
+            self.receiving = False
+
+    async def wait_headers(self) -> h3.Headers:
+        """The header section (request or final response), once it arrived."""
+        await _checkpoint_if_cancelled()
+        waited = False
+        while self.headers is None:
+            error = self.recv_error()
+            if error is None and self.eof:
+                error = trio.BrokenResourceError("the stream ended without a header section")
+            if error is not None:
+                if not waited:
+                    await _cancel_shielded_checkpoint()
+                raise error
+            await self.recv_lot.park()
+            waited = True
+        if not waited:
+            await _cancel_shielded_checkpoint()
+        return self.headers
+
+    async def receive_datagram(self) -> bytes:
+        await _checkpoint_if_cancelled()
+        waited = False
+        while not self.datagrams:
+            if self.closed:
+                error: BaseException | None = trio.ClosedResourceError(
+                    "the request stream was closed"
+                )
+            elif self.eof:
+                error = trio.EndOfChannel()
+            else:
+                error = self.recv_error()
+            if error is not None:
+                if not waited:
+                    await _cancel_shielded_checkpoint()
+                raise error
+            await self.datagram_lot.park()
+            waited = True
+        if not waited:
+            await _cancel_shielded_checkpoint()
+        return self.datagrams.popleft()
+
+    # -- send ------------------------------------------------------------------------------
+
+    def send_error(self) -> BaseException | None:
+        if self.closed:
+            return trio.ClosedResourceError("the request stream was closed")
+        if self.stop_code is not None:
+            return StreamStoppedError(stream_id=self.sid, error_code=self.stop_code)
+        if self.aborted and self.reset_code is not None:
+            return StreamResetError(stream_id=self.sid, error_code=self.reset_code)
+        if self.send_broken:
+            return trio.BrokenResourceError("the stream was reset after a cancelled send")
+        if self.fin_sent:
+            return trio.ClosedResourceError("the sending side of this stream is finished")
+        return self.engine.connection_error()
+
+    def claim_send(self) -> None:
+        if self.sending:
+            raise trio.BusyResourceError("another task is already sending on this stream")
+        self.sending = True
+
+    async def send_data(
+        self, data: bytes | bytearray | memoryview, end_stream: bool = False
+    ) -> None:
+        """DATA frames as the peer's credit allows; FIN after them with ``end_stream``."""
+        self.claim_send()
+        try:
+            await _checkpoint_if_cancelled()
+            error = self.send_error()
+            if error is not None:
+                await _cancel_shielded_checkpoint()
+                raise error
+            engine = self.engine
+            sid = self.sid
+            total = len(data)
+            if not total:
+                if end_stream:
+                    self.fin_sent = True
+                    engine.command(_SEND_DATA, sid, b"", True)
+                await _cancel_shielded_checkpoint()
+                return
+            view: memoryview | None = None
+            pos = 0
+            waited = False
+            while True:
+                capacity = engine.send_capacity(sid)
+                if capacity > 0:
+                    n = min(capacity, total - pos)
+                    if n == total and type(data) is bytes:
+                        chunk = data
+                    else:
+                        if view is None:
+                            view = memoryview(data).cast("B")
+                        chunk = bytes(view[pos : pos + n])
+                    pos += n
+                    last = pos == total
+                    if last and end_stream:
+                        self.fin_sent = True
+                    engine.command(_SEND_DATA, sid, chunk, last and end_stream)
+                    if last:
+                        break
+                try:
+                    await engine.wait_capacity(self)
+                except trio.Cancelled:
+                    if pos:
+                        self.abort_send()
+                    raise
+                waited = True
+                error = self.send_error()
+                if error is not None:
+                    raise error
+            if not waited:
+                await _cancel_shielded_checkpoint()
+        finally:
+            self.sending = False
+
+    def abort_send(self, error_code: int = H3_REQUEST_CANCELLED) -> None:
+        """RESET_STREAM on our side (a cancelled send, or leaving by an exception)."""
+        if self.send_broken or self.fin_sent or self.stop_code is not None or self.aborted:
+            return
+        self.send_broken = True
+        if self.stream_id is not None and self.engine.connection_error() is None:
+            self.engine.command(_RESET_STREAM, self.stream_id, error_code, quiet=True)
+        self.send_lot.unpark_all()
+
+    def abort_receive(self, error_code: int = H3_REQUEST_CANCELLED) -> None:
+        """STOP_SENDING if the peer may still send; unread data is dropped."""
+        if (
+            self.stream_id is not None
+            and not self.eof
+            and self.reset_code is None
+            and not self.aborted
+            and self.engine.connection_error() is None
+        ):
+            self.engine.command(_STOP_SENDING, self.stream_id, error_code, quiet=True)
+            self.eof = True  # nothing more will be delivered
+        self.chunks.clear()
+        self.head = 0
+        self.unread = 0
+        self.engine.credit(self)
+
+    def close(
+        self,
+        *,
+        abort: bool,
+        error_code: int = H3_REQUEST_CANCELLED,
+        stop_error_code: int | None = None,
+    ) -> None:
+        """Done with the stream: FIN (or RESET_STREAM with ``error_code`` when aborting),
+        STOP_SENDING (``stop_error_code``, default ``error_code``) if the peer may still
+        send, then forget it.  Idempotent."""
+        if self.closed:
+            return
+        if self.stream_id is not None:
+            if abort:
+                self.abort_send(error_code)
+            elif (
+                not self.fin_sent
+                and not self.send_broken
+                and self.stop_code is None
+                and not self.aborted
+                and self.engine.connection_error() is None
+            ):
+                self.fin_sent = True
+                self.engine.command(_SEND_DATA, self.stream_id, b"", True, quiet=True)
+            self.abort_receive(error_code if stop_error_code is None else stop_error_code)
+        self.closed = True
+        self.wake_all()
+        self.engine.forget(self)
+
+    # -- datagrams -------------------------------------------------------------------------
+
+    async def send_datagram(self, data: bytes | bytearray | memoryview) -> None:
+        await _checkpoint_if_cancelled()
+        engine = self.engine
+        if engine.peer_settings is None:
+            await engine.received_settings()
+        error = self.send_error()
+        if error is not None:
+            await _cancel_shielded_checkpoint()
+            raise error
+        if not engine.datagrams_enabled:
+            await _cancel_shielded_checkpoint()
+            raise RuntimeError(
+                "HTTP datagrams are not available on this connection: both sides must send "
+                "SETTINGS_H3_DATAGRAM=1 and the peer must take QUIC DATAGRAM frames"
+            )
+        engine.command(_SEND_DATAGRAM, self.sid, bytes(data))
+        await _cancel_shielded_checkpoint()
+
+    def __repr__(self) -> str:
+        return f"<StreamState id={self.stream_id}>"
+
+
+@final
+class H3Engine:
+    """An engine that speaks HTTP/3: the QUIC engine's calls, plus the ``h3.Connection``.
+
+    Made by :func:`h3_connection_factory`; the trio layer drives it like any engine.
+    """
+
+    def __init__(
+        self,
+        inner: Engine,
+        *,
+        is_client: bool,
+        settings: h3.Settings,
+        random_bytes: Callable[[int], bytes],
+        window: int,
+    ) -> None:
+        self._inner = inner
+        self.is_client = is_client
+        self.local_settings = settings
+        self._random_bytes = random_bytes
+        self.h3: h3.Connection | None = None
+        self._early: list[Event] = []
+        self._connection: QuicConnection | None = None
+        self._dirty = False
+        self._engine_closed: tuple[int, str] | None = None
+        self._terminated = False
+        self.streams: dict[int, StreamState] = {}
+        self._next_peer_request = 0
+        self.accept_queue: deque[StreamState] = deque()
+        self.accept_lot = trio.lowlevel.ParkingLot()
+        self._settings_event = trio.Event()
+        self._blocked: set[StreamState] = set()
+        self._unflushed_credit = 0
+        self._credit_poke = max(1, window // 4)
+        self.going_away = False
+        self.goaway_received: int | None = None
+        self.datagrams_dropped = 0
+
+    # -- the QuicConnection this engine drives ----------------------------------------------
+
+    def attach(self, connection: QuicConnection) -> None:
+        """Called once the trio-level connection exists: commands may now wake its driver."""
+        self._connection = connection
+        if self._dirty:
+            self._dirty = False
+            connection._poke()
+
+    @property
+    def connection(self) -> QuicConnection:
+        connection = self._connection
+        if connection is None:
+            raise RuntimeError("the HTTP/3 engine is not attached to a connection")
+        return connection
+
+    def poke(self) -> None:
+        connection = self._connection
+        if connection is None:
+            self._dirty = True
+        else:
+            connection._poke()
+
+    def connection_error(self) -> BaseException | None:
+        """Why the connection cannot be used, or None while it can."""
+        connection = self._connection
+        if connection is not None:
+            error = connection._stream_error()
+            if error is not None:
+                return error
+            if connection.closed:
+                return trio.ClosedResourceError("the connection was closed")
+        return None
+
+    def command(
+        self, method: Callable[..., object], *args: Any, quiet: bool = False
+    ) -> None:
+        """Run one ``h3.Connection`` command (``method(h3_connection, *args)``) and wake the
+        driver to send its bytes.
+
+        Raises:
+            ConnectionClosedError, trio.ClosedResourceError: the connection is gone (not
+                with ``quiet``, which drops the command instead).
+        """
+        conn = self.h3
+        error = self.connection_error()
+        if error is None and (conn is None or conn.is_closed or self._engine_closed):
+            error = ConnectionClosedError(
+                error_code=self._engine_closed[0] if self._engine_closed else H3_INTERNAL_ERROR,
+                reason=self._engine_closed[1] if self._engine_closed else "HTTP/3 closed",
+                by_peer=False,
+                application=True,
+            )
+        if error is not None:
+            if quiet:
+                return
+            raise error
+        assert conn is not None
+        try:
+            method(conn, *args)
+        except StateError as exc:
+            if quiet:
+                return
+            raise trio.BrokenResourceError(str(exc)) from None
+        self.poke()
+
+    # -- settings, GOAWAY ---------------------------------------------------------------------
+
+    @property
+    def peer_settings(self) -> h3.Settings | None:
+        conn = self.h3
+        return None if conn is None else conn.peer_settings
+
+    @property
+    def datagrams_enabled(self) -> bool:
+        conn = self.h3
+        return conn is not None and conn.datagrams_enabled
+
+    async def received_settings(self) -> h3.Settings:
+        """Wait for the peer's SETTINGS frame."""
+        await self._settings_event.wait()
+        settings = self.peer_settings
+        if settings is None:
+            error = self.connection_error()
+            if error is None:
+                error = trio.BrokenResourceError("the connection ended before the peer's SETTINGS")
+            raise error
+        return settings
+
+    def has_pending_requests(self) -> bool:
+        """Server: a request stream opened whose header section has not arrived yet."""
+        return any(
+            state.headers is None and not state.closed and state.reset_code is None
+            for state in self.streams.values()
+        )
+
+    def send_goaway(self) -> None:
+        """Server: GOAWAY naming the first request we will not process; accept ends."""
+        if self.going_away:
+            return
+        self.going_away = True
+        self.command(h3.Connection.send_goaway, quiet=True)
+        self.accept_lot.unpark_all()
+
+    # -- flow control ------------------------------------------------------------------------
+
+    def send_capacity(self, sid: int) -> int:
+        return self._inner.stream_send_capacity(sid)
+
+    async def wait_capacity(self, state: StreamState) -> None:
+        self._blocked.add(state)
+        try:
+            await state.send_lot.park()
+        finally:
+            self._blocked.discard(state)
+
+    def credit(self, state: StreamState) -> None:
+        """Report the stream's consumed bytes: all but what the application has not read."""
+        sid = state.stream_id
+        if sid is None:
+            return
+        target = state.raw_in - state.unread
+        if state.headers is None and not state.closed and state.reset_code is None:
+            target = min(target, _HEADERLESS_CREDIT)
+        delta = target - state.credited
+        if delta > 0:
+            state.credited = target
+            self._inner.consume_stream_data(sid, delta)
+            self._unflushed_credit += delta
+            if self._unflushed_credit >= self._credit_poke:
+                self._unflushed_credit = 0
+                self.poke()
+
+    def register(self, state: StreamState, stream_id: int) -> None:
+        state.stream_id = stream_id
+        self.streams[stream_id] = state
+
+    def forget(self, state: StreamState) -> None:
+        sid = state.stream_id
+        if sid is None:
+            return
+        self._blocked.discard(state)
+        if self.streams.get(sid) is state:
+            del self.streams[sid]
+        # whatever arrived and was not read is consumed now
+        state.unread = 0
+        delta = state.raw_in - state.credited
+        if delta > 0 and self.connection_error() is None:
+            state.credited = state.raw_in
+            self._inner.consume_stream_data(sid, delta)
+
+    # -- the Engine protocol (pass-through) ----------------------------------------------------
+
+    @property
+    def local_connection_id(self) -> bytes:
+        return self._inner.local_connection_id
+
+    @property
+    def peer_certificate(self) -> Any:
+        return getattr(self._inner, "peer_certificate", None)
+
+    @property
+    def remote_max_datagram_frame_size(self) -> int | None:
+        value: int | None = getattr(self._inner, "remote_max_datagram_frame_size", None)
+        return value
+
+    def connect(self, addr: Address, now: float) -> None:
+        self._inner.connect(addr, now)
+
+    def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
+        self._inner.receive_datagram(data, addr, now)
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
+        self._unflushed_credit = 0
+        self._dirty = False
+        return self._inner.datagrams_to_send(now)
+
+    def get_timer(self) -> float | None:
+        return self._inner.get_timer()
+
+    def handle_timer(self, now: float) -> None:
+        self._inner.handle_timer(now)
+
+    def get_next_available_stream_id(self, is_unidirectional: bool = False) -> int:
+        return self._inner.get_next_available_stream_id(is_unidirectional)
+
+    def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+        self._inner.send_stream_data(stream_id, data, end_stream)
+
+    def reset_stream(self, stream_id: int, error_code: int) -> None:
+        self._inner.reset_stream(stream_id, error_code)
+
+    def stop_sending(self, stream_id: int, error_code: int) -> None:
+        self._inner.stop_sending(stream_id, error_code)
+
+    def send_datagram_frame(self, data: bytes) -> None:
+        self._inner.send_datagram_frame(data)
+
+    def close(self, error_code: int = 0, reason_phrase: str = "") -> None:
+        if self._engine_closed is None:
+            self._engine_closed = (error_code, reason_phrase)
+        self._inner.close(error_code, reason_phrase)
+        self.wake_everything()
+
+    def statistics(self) -> Any:
+        return self._inner.statistics()
+
+    def request_key_update(self) -> None:
+        self._inner.request_key_update()
+
+    def change_connection_id(self) -> None:
+        self._inner.change_connection_id()
+
+    def stream_send_capacity(self, stream_id: int) -> int:
+        return self._inner.stream_send_capacity(stream_id)
+
+    def consume_stream_data(self, stream_id: int, n: int) -> None:
+        self._inner.consume_stream_data(stream_id, n)
+
+    # -- events --------------------------------------------------------------------------------
+
+    def next_event(self) -> Event | None:
+        inner = self._inner
+        while (event := inner.next_event()) is not None:
+            if isinstance(event, _OWNED_EVENTS):
+                if self.h3 is None:
+                    self._early.append(event)
+                else:
+                    self._feed(event)
+                continue
+            if type(event) is HandshakeCompleted:
+                self._start_h3()
+            elif type(event) is ConnectionTerminated:
+                self._on_terminated(event)
+            return event
+        self._after_batch()
+        return None
+
+    def _start_h3(self) -> None:
+        if self.h3 is not None:
+            return
+        self.h3 = h3.Connection(
+            self,
+            is_client=self.is_client,
+            settings=self.local_settings,
+            random_bytes=self._random_bytes,
+        )
+        self._dirty = True
+        early, self._early = self._early, []
+        for event in early:
+            self._feed(event)
+
+    def _on_terminated(self, event: ConnectionTerminated) -> None:
+        self._terminated = True
+        conn = self.h3
+        if conn is not None:
+            conn.receive_quic_event(event)
+            self._dispatch()
+        self.wake_everything()
+
+    def wake_everything(self) -> None:
+        """The connection ended: every waiter rechecks (and raises)."""
+        self._settings_event.set()
+        self.accept_lot.unpark_all()
+        for state in list(self.streams.values()):
+            state.wake_all()
+        for state in list(self._blocked):
+            state.wake_all()
+
+    def _after_batch(self) -> None:
+        blocked = self._blocked
+        if blocked:
+            capacity = self._inner.stream_send_capacity
+            for state in list(blocked):
+                sid = state.stream_id
+                if sid is None or capacity(sid) > 0:
+                    blocked.discard(state)
+                    state.send_lot.unpark_all()
+        if self._dirty and self._connection is not None:
+            self._dirty = False
+            self._connection._poke()
+
+    def _feed(self, event: Event) -> None:
+        conn = self.h3
+        assert conn is not None
+        if type(event) is StreamDataReceived:
+            sid = event.stream_id
+            n = len(event.data)
+            if sid & 2:
+                conn.receive_quic_event(event)
+                if n:
+                    self._inner.consume_stream_data(sid, n)
+                self._dispatch()
+                return
+            state = self.streams.get(sid)
+            if state is None and not self.is_client and sid >= self._next_peer_request:
+                self._next_peer_request = sid + 4
+                state = StreamState(self, sid)
+                self.streams[sid] = state
+            if state is None:
+                conn.receive_quic_event(event)
+                if n:
+                    self._inner.consume_stream_data(sid, n)
+                self._dispatch()
+                return
+            state.raw_in += n
+            conn.receive_quic_event(event)
+            self._dispatch()
+            if state.headers is None and not self.is_client:
+                goaway = conn.goaway_sent
+                if goaway is not None and sid >= goaway:
+                    # rejected by our GOAWAY: h3 reset it without an event
+                    self._drop(state, int(h3.ErrorCode.H3_REQUEST_REJECTED))
+                    return
+            self.credit(state)
+            return
+        conn.receive_quic_event(event)
+        self._dispatch()
+
+    def _drop(self, state: StreamState, error_code: int) -> None:
+        state.reset_code = error_code
+        state.aborted = True
+        state.eof = True
+        state.wake_all()
+        if state.headers is None:
+            self.forget(state)
+            self.accept_lot.unpark_all()
+        else:
+            self.credit(state)
+
+    def _dispatch(self) -> None:
+        conn = self.h3
+        assert conn is not None
+        streams = self.streams
+        while (event := conn.next_event()) is not None:
+            if type(event) is h3.DataReceived:
+                state = streams.get(event.stream_id)
+                if state is None:
+                    continue
+                data = event.data
+                if data and not state.closed:
+                    state.chunks.append(data)
+                    state.unread += len(data)
+                if event.end_stream:
+                    state.eof = True
+                state.recv_lot.unpark_all()
+                if event.end_stream:
+                    state.datagram_lot.unpark_all()
+            elif type(event) is h3.DatagramReceived:
+                state = streams.get(event.stream_id)
+                if state is None or state.closed:
+                    self.datagrams_dropped += 1
+                elif len(state.datagrams) >= DATAGRAM_QUEUE_SIZE:
+                    state.datagrams_dropped += 1
+                    self.datagrams_dropped += 1
+                else:
+                    state.datagrams.append(event.data)
+                    state.datagram_lot.unpark_all()
+            elif type(event) is h3.HeadersReceived:
+                state = streams.get(event.stream_id)
+                if state is None:
+                    continue
+                if event.interim:
+                    state.interim.append(event.headers)
+                else:
+                    state.headers = event.headers
+                    if not self.is_client:
+                        state.is_connect = (b":method", b"CONNECT") in event.headers[:4]
+                        self.accept_queue.append(state)
+                        self.accept_lot.unpark_all()
+                if event.end_stream:
+                    state.eof = True
+                state.recv_lot.unpark_all()
+            elif type(event) is h3.TrailersReceived:
+                state = streams.get(event.stream_id)
+                if state is not None:
+                    state.trailers = event.headers
+            elif type(event) is h3.StreamReset:
+                state = streams.get(event.stream_id)
+                if state is not None:
+                    state.reset_code = event.error_code
+                    if not event.by_peer:
+                        state.aborted = True
+                    state.chunks.clear()
+                    state.head = 0
+                    state.unread = 0
+                    state.wake_all()
+                    self.credit(state)
+                    if state.headers is None and not self.is_client:
+                        self.forget(state)  # never became a request
+                        self.accept_lot.unpark_all()
+            elif type(event) is h3.StopSendingReceived:
+                state = streams.get(event.stream_id)
+                if state is not None and state.stop_code is None:
+                    state.stop_code = event.error_code
+                    self._blocked.discard(state)
+                    state.send_lot.unpark_all()
+            elif type(event) is h3.SettingsReceived:
+                self._settings_event.set()
+            elif type(event) is h3.GoawayReceived:
+                self.goaway_received = event.identifier
+                if self.is_client:
+                    for sid, state in list(streams.items()):
+                        if sid >= event.identifier and state.headers is None:
+                            # not processed by the server (RFC 9114 §5.2): safe to retry
+                            state.reset_code = int(h3.ErrorCode.H3_REQUEST_REJECTED)
+                            state.wake_all()
+            elif type(event) is h3.ConnectionTerminated:
+                self._terminated = True
+                self._settings_event.set()
+            # CapsuleReceived: the Capsule Protocol is left to the application (raw bytes)
+
+    def __repr__(self) -> str:
+        role = "client" if self.is_client else "server"
+        return f"<H3Engine {role} streams={len(self.streams)}>"
