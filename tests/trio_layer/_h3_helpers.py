@@ -17,6 +17,7 @@ import trio
 
 import trio_zttp
 from trio_zttp import quic
+from trio_zttp._trio._groups import collapse_exception_groups
 from trio_zttp.quic._config import Configuration
 from trio_zttp.testing import CertificateAuthority, IssuedCertificate
 
@@ -92,27 +93,31 @@ async def served(
     server: dict[str, Any] | None = None,
     **serve_options: Any,
 ) -> AsyncIterator[Served]:
-    """``serve_h3`` on 127.0.0.1, port 0, in a nursery of its own; stopped at the end."""
-    async with trio.open_nursery() as nursery:
-        scope = trio.CancelScope()
+    """``serve_h3`` on 127.0.0.1, port 0, in a nursery of its own; stopped at the end.
 
-        async def run(task_status: trio.TaskStatus[trio_zttp.QuicEndpoint]) -> None:
-            with scope:
-                await trio_zttp.serve_h3(
-                    handler,
-                    "127.0.0.1",
-                    0,
-                    server_configuration(cert, **(server or {})),
-                    connection_factory=ENGINE,
-                    task_status=task_status,
-                    **serve_options,
-                )
+    A lone exception (say, from a handler) comes out as itself, not in a group.
+    """
+    with collapse_exception_groups():
+        async with trio.open_nursery() as nursery:
+            scope = trio.CancelScope()
 
-        endpoint: trio_zttp.QuicEndpoint = await nursery.start(run)
-        try:
-            yield Served(endpoint, scope, nursery)
-        finally:
-            scope.cancel()
+            async def run(task_status: trio.TaskStatus[trio_zttp.QuicEndpoint]) -> None:
+                with scope:
+                    await trio_zttp.serve_h3(
+                        handler,
+                        "127.0.0.1",
+                        0,
+                        server_configuration(cert, **(server or {})),
+                        connection_factory=ENGINE,
+                        task_status=task_status,
+                        **serve_options,
+                    )
+
+            endpoint: trio_zttp.QuicEndpoint = await nursery.start(run)
+            try:
+                yield Served(endpoint, scope, nursery)
+            finally:
+                scope.cancel()
 
 
 @asynccontextmanager

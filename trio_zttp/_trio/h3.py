@@ -44,7 +44,7 @@ from .. import h3
 from ..quic._config import Configuration
 from . import _engine
 from ._engine import Address, ConnectionFactory
-from ._groups import collapse_exception_groups
+from ._groups import collapse_exception_groups, leaves
 from .connection import QuicConnection
 from .endpoint import QuicEndpoint, open_quic_connection, open_quic_endpoint
 from .errors import ConnectionClosedError, StreamResetError, StreamStoppedError
@@ -339,10 +339,19 @@ _PEER_ERRORS: Final = (StreamResetError, StreamStoppedError, ConnectionClosedErr
 
 
 class _Server:
-    """The connections of one ``serve_h3`` and its graceful shutdown."""
+    """One ``serve_h3``: its endpoint, connections and graceful shutdown.
+
+    The endpoint, its connections and their handlers run in :meth:`run`, inside a shielded
+    cancel scope, so that cancelling ``serve_h3`` does not cut them off: the task that was
+    cancelled calls :meth:`shutdown` instead, which sends GOAWAY everywhere, bounds the
+    rest by ``drain_timeout`` (the shielded scope's own deadline) and waits.
+    """
 
     def __init__(
-        self, handler: Handler, handler_nursery: trio.Nursery | None, drain_timeout: float
+        self,
+        handler: Handler,
+        handler_nursery: trio.Nursery | None,
+        drain_timeout: float,
     ) -> None:
         self._handler = handler
         self._handler_nursery = handler_nursery
@@ -351,26 +360,48 @@ class _Server:
         self._draining = False
         self._stop = trio.Event()
         self._done = trio.Event()
-        self._scope: trio.CancelScope | None = None
+        self._scope = trio.CancelScope(shield=True)
+        self._work_scope = trio.CancelScope()
+        self._accept_scope = trio.CancelScope()
 
-    async def run_work(self, *, task_status: trio.TaskStatus[trio.Nursery]) -> None:
-        """Connection tasks live here, shielded, so a cancelled ``serve_h3`` can drain them."""
+    async def run(
+        self,
+        local_address: tuple[str, int],
+        configuration: Configuration,
+        factory: ConnectionFactory,
+        retry: Literal["never", "under_load", "always"],
+        *,
+        task_status: trio.TaskStatus[QuicEndpoint],
+    ) -> None:
         try:
-            with trio.CancelScope(shield=True) as scope:
-                self._scope = scope
-                async with trio.open_nursery() as nursery:
-                    task_status.started(nursery)
-                    await self._stop.wait()
+            with self._scope:
+                async with open_quic_endpoint(
+                    local_address, configuration, connection_factory=factory, retry=retry
+                ) as endpoint:
+                    # the drain deadline cuts the connection tasks, not the endpoint: its
+                    # drivers must live on to send their CONNECTION_CLOSE
+                    with self._work_scope:
+                        async with trio.open_nursery() as work:
+                            work.start_soon(self._accept, endpoint, work)
+                            task_status.started(endpoint)
+                            await self._stop.wait()
+                            self._accept_scope.cancel()
         finally:
             self._done.set()
 
-    async def drain(self) -> None:
+    async def _accept(self, endpoint: QuicEndpoint, work: trio.Nursery) -> None:
+        with self._accept_scope:
+            while True:
+                quic = await endpoint.accept()
+                work.start_soon(self.serve_connection, quic)
+
+    async def shutdown(self) -> None:
+        """GOAWAY on every connection; wait (at most ``drain_timeout``) until they end."""
         self._draining = True
         for connection in list(self._connections):
             connection.send_goaway()
-        scope = self._scope
-        if scope is not None:
-            scope.deadline = min(scope.deadline, trio.current_time() + self._drain_timeout)
+        scope = self._work_scope
+        scope.deadline = min(scope.deadline, trio.current_time() + self._drain_timeout)
         self._stop.set()
         await self._done.wait()
 
@@ -380,16 +411,26 @@ class _Server:
         if self._draining:
             connection.send_goaway()
         try:
-            async with quic:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(connection._watch)
-                    target = self._handler_nursery or nursery
-                    while (request := await connection.accept_request()) is not None:
-                        connection._request_started()
-                        target.start_soon(self._run_handler, connection, request)
-                    await connection._wait_idle()
-                    nursery.cancel_scope.cancel()
-                await quic.aclose(error_code=H3_NO_ERROR)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(connection._watch)
+                target = self._handler_nursery or nursery
+                while (request := await connection.accept_request()) is not None:
+                    connection._request_started()
+                    target.start_soon(self._run_handler, connection, request)
+                await connection._wait_idle()
+                nursery.cancel_scope.cancel()
+        except BaseException as exc:
+            # cut by the drain deadline: still a shutdown (H3_NO_ERROR); else a failure
+            found = leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc]
+            cut = self._draining and all(isinstance(e, trio.Cancelled) for e in found)
+            with trio.CancelScope(shield=True):
+                await quic.aclose(
+                    error_code=H3_NO_ERROR if cut else quic.internal_error_code,
+                    reason="" if cut else type(exc).__name__,
+                )
+            raise
+        else:
+            await quic.aclose(error_code=H3_NO_ERROR)
         finally:
             self._connections.discard(connection)
 
@@ -449,21 +490,18 @@ async def serve_h3(
         _engine.default_connection_factory()
     )
     factory = h3_connection_factory(inner, settings)
-    async with open_quic_endpoint(
-        (host, port), _with_h3_alpn(configuration), connection_factory=factory, retry=retry
-    ) as endpoint:
-        server = _Server(handler, handler_nursery, drain_timeout)
-        with collapse_exception_groups():
-            async with trio.open_nursery() as outer:
-                work: trio.Nursery = await outer.start(server.run_work)
+    server = _Server(handler, handler_nursery, drain_timeout)
+    with collapse_exception_groups():
+        async with trio.open_nursery() as nursery:
+            try:
+                endpoint: QuicEndpoint = await nursery.start(
+                    server.run, (host, port), _with_h3_alpn(configuration), factory, retry
+                )
                 task_status.started(endpoint)
-                try:
-                    while True:
-                        quic = await endpoint.accept()
-                        work.start_soon(server.serve_connection, quic)
-                finally:
-                    with trio.CancelScope(shield=True):
-                        await server.drain()
+                await trio.sleep_forever()
+            finally:
+                with trio.CancelScope(shield=True):
+                    await server.shutdown()
     raise AssertionError("unreachable")  # pragma: no cover
 
 

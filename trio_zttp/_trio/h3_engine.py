@@ -887,7 +887,10 @@ class H3Engine:
             elif type(event) is h3.TrailersReceived:
                 state = streams.get(event.stream_id)
                 if state is not None:
-                    state.trailers = event.headers
+                    state.trailers = event.headers  # they end the message
+                    state.eof = True
+                    state.recv_lot.unpark_all()
+                    state.datagram_lot.unpark_all()
             elif type(event) is h3.StreamReset:
                 state = streams.get(event.stream_id)
                 if state is not None:
