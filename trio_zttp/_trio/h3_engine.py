@@ -456,16 +456,16 @@ class StreamState:
         engine = self.engine
         if engine.peer_settings is None:
             await engine.received_settings()
-        error = self.send_error()
-        if error is not None:
-            await _cancel_shielded_checkpoint()
-            raise error
-        if not engine.datagrams_enabled:
+        if not engine.datagrams_enabled and engine.connection_error() is None:
             await _cancel_shielded_checkpoint()
             raise RuntimeError(
                 "HTTP datagrams are not available on this connection: both sides must send "
                 "SETTINGS_H3_DATAGRAM=1 and the peer must take QUIC DATAGRAM frames"
             )
+        error = self.send_error()
+        if error is not None:
+            await _cancel_shielded_checkpoint()
+            raise error
         engine.command(_SEND_DATAGRAM, self.sid, bytes(data))
         await _cancel_shielded_checkpoint()
 
