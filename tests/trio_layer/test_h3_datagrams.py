@@ -203,3 +203,27 @@ async def test_server_request_can_use_datagrams_without_takeover(
             assert await stream.receive_datagram() == b"from the request object"
             await stream.send_datagram(b"thanks")
             assert await stream.receive_some() == b""
+
+
+async def test_datagram_sent_with_the_request_header_is_not_lost(
+    fake_net, ca, server_cert, autojump_clock
+):
+    """A datagram may overtake the HEADERS it belongs to (it often shares their packet,
+    ahead of the STREAM frame): the server holds it until the request exists (RFC 9297
+    §2.1) instead of dropping it."""
+    got: list[bytes] = []
+
+    async def handler(request: trio_zttp.H3Request) -> None:
+        await request.respond(200)
+        with trio.move_on_after(1):
+            got.append(await request.receive_datagram())
+
+    async with served(handler, server_cert) as server, h3_client(ca, server.port) as conn:
+        await conn.received_settings()
+        for i in range(3):
+            async with conn.open_request_stream() as stream:
+                await stream.send_request_header("CONNECT", "/", protocol="early")
+                await stream.send_datagram(b"early %d" % i)  # sent once, never again
+                await stream.read_response()
+                assert await stream.receive_some() == b""  # the handler returned
+    assert got == [b"early 0", b"early 1", b"early 2"]
