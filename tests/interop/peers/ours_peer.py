@@ -47,10 +47,18 @@ ENGINE_ENV = "TRIO_ZTTP_INTEROP_ENGINE"
 
 
 def engine() -> tuple[Any, str]:
-    """The QUIC engine factory and its name."""
+    """The QUIC engine factory and its name.
+
+    ``$TRIO_ZTTP_INTEROP_ENGINE``: ``ours`` (default: our ``quic.Connection`` if this build
+    has it, else aioquic's), ``ours-only`` (ours or exit 2), ``aioquic`` (aioquic's).
+    """
+    choice = os.environ.get(ENGINE_ENV, "ours")
     own = getattr(quic, "Connection", None)
-    if own is not None and os.environ.get(ENGINE_ENV, "ours") != "aioquic":
+    if own is not None and choice != "aioquic":
         return own, "trio_zttp"
+    if choice == "ours-only":
+        print("ours_peer: needs trio_zttp.quic.Connection, not in this build", file=sys.stderr)
+        sys.exit(2)
     from tests.trio_layer._h3_helpers import AioquicH3Engine
 
     return AioquicH3Engine, "aioquic-adapter"
