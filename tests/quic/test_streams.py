@@ -213,6 +213,21 @@ def test_streams_send_flow_control_and_blocked() -> None:
     assert drain(stream, 1000) == [(0, b"a" * 60, False)]
 
 
+def test_streams_send_blocked_noticed_without_get_frame() -> None:
+    connection = SendCredit(10)
+    first = SendStream(0, 100, connection=connection)
+    first.write(b"a" * 10)
+    assert drain(first, 100) == [(0, b"a" * 10, False)]
+    assert connection.get_blocked() is None  # nobody was waiting yet
+    second = SendStream(4, 100, connection=connection)
+    second.write(b"b")
+    assert not second.has_data_to_send()
+    assert connection.get_blocked() == 10
+    third = SendStream(8, 0, connection=SendCredit(100))
+    third.write(b"c")
+    assert not third.has_data_to_send() and third.get_data_blocked() == 0
+
+
 def test_streams_send_reset() -> None:
     stream = SendStream(0, BIG)
     stream.write(b"abcdef")

@@ -282,15 +282,24 @@ class SendStream:
         return self._state in (SendState.DATA_RECVD, SendState.RESET_RECVD)
 
     def has_data_to_send(self) -> bool:
-        """Whether :meth:`get_frame` would return a frame given enough space and credit."""
+        """Whether :meth:`get_frame` would return a frame given enough space.
+
+        Unsent data that flow control holds back does not count; the exhausted credit is
+        then marked blocked, so (STREAM_)DATA_BLOCKED gets reported even if
+        :meth:`get_frame` is never called.
+        """
         if self._state not in _SEND_ACTIVE:
             return False
         if self._pending or (self._fin_lost and not self._fin_acked):
             return True
         if self.write_offset > self._next_offset:
-            return self._credit.available > 0 and (
-                self._connection is None or self._connection.available > 0
-            )
+            if self._credit.available <= 0:
+                self._credit.mark_blocked()
+                return False
+            if self._connection is not None and self._connection.available <= 0:
+                self._connection.mark_blocked()
+                return False
+            return True
         return self._fin_offset == self._next_offset and not self._fin_sent
 
     # -- application side --------------------------------------------------------------------
