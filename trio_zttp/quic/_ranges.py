@@ -19,9 +19,11 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
-from typing import final
+from typing import Final, final
 
 __all__ = ["RangeSet"]
+
+_MINUS_ONE: Final = -1
 
 
 @final
@@ -183,9 +185,13 @@ class RangeSet:
         bounds = self._bounds
         return sum(bounds[1::2]) - sum(bounds[::2])
 
-    def to_ack_ranges(self) -> tuple[tuple[int, int], ...]:
-        """Inclusive ``(smallest, largest)`` pairs, highest first: the ACK frame's shape."""
+    def to_ack_ranges(self, limit: int | None = None) -> tuple[tuple[int, int], ...]:
+        """Inclusive ``(smallest, largest)`` pairs, highest first: the ACK frame's shape.
+
+        Args:
+            limit: return only the ``limit`` highest ranges (an ACK frame's size budget).
+        """
         bounds = self._bounds
-        return tuple(
-            (bounds[i], bounds[i + 1] - 1) for i in range(len(bounds) - 2, -1, -2)
-        )
+        if limit is not None and 2 * limit < len(bounds):
+            bounds = bounds[len(bounds) - 2 * limit :] if limit > 0 else []
+        return tuple(zip(bounds[-2::-2], map(_MINUS_ONE.__add__, bounds[-1::-2]), strict=True))

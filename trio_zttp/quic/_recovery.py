@@ -34,6 +34,7 @@ duration. RFC 9002 §7.6.2 allows using just the acknowledged space.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from typing import Any, Final, NamedTuple, final
 
@@ -63,7 +64,10 @@ K_PERSISTENT_CONGESTION_THRESHOLD: Final = 3
 DEFAULT_MAX_ACK_DELAY: Final = 0.025
 _ACK_FRAME_TYPE: Final = 0x02
 
-_SPACE_EPOCHS: Final = (Epoch.INITIAL, Epoch.HANDSHAKE, Epoch.ONE_RTT)
+
+
+def _negated_top(ack_range: tuple[int, int]) -> int:
+    return -ack_range[1]
 
 
 @final
@@ -289,6 +293,7 @@ class LossRecovery:
         "_is_client",
         "_peer_validated",
         "_probe_packets",
+        "_space_list",
         "_spaces",
         "_timer",
         "congestion",
@@ -324,6 +329,11 @@ class LossRecovery:
         initial, handshake, application = PacketSpace(), PacketSpace(), PacketSpace()
         # indexed by Epoch: ZERO_RTT and ONE_RTT are the same space object
         self._spaces = (initial, application, handshake, application)
+        self._space_list = (
+            (Epoch.INITIAL, initial),
+            (Epoch.HANDSHAKE, handshake),
+            (Epoch.ONE_RTT, application),
+        )
         self._probe_packets = pto_probe_packets
         self._timer: float | None = None
         self._handshake_confirmed = False
@@ -454,7 +464,12 @@ class LossRecovery:
         sent = space.sent_packets
         acked: list[SentPacket] = []
         if sent:
-            k = len(ack_ranges) - 1
+            # the lowest range reaching the oldest unacknowledged packet (ranges descend)
+            k = 0
+            if len(ack_ranges) > 1:
+                k = bisect_right(ack_ranges, -next(iter(sent)), key=_negated_top) - 1
+                if k < 0:
+                    k = 0
             lo, hi = ack_ranges[k]
             for pn, packet in sent.items():
                 if pn > largest:
@@ -556,38 +571,37 @@ class LossRecovery:
         return self._timer
 
     def _ack_eliciting_in_flight(self) -> int:
-        spaces = self._spaces
+        (_, initial), (_, handshake), (_, application) = self._space_list
         return (
-            spaces[Epoch.INITIAL].ack_eliciting_in_flight
-            + spaces[Epoch.HANDSHAKE].ack_eliciting_in_flight
-            + spaces[Epoch.ONE_RTT].ack_eliciting_in_flight
+            initial.ack_eliciting_in_flight
+            + handshake.ack_eliciting_in_flight
+            + application.ack_eliciting_in_flight
         )
 
     def _earliest_loss_time(self) -> tuple[float | None, Epoch]:
         best: float | None = None
         best_epoch = Epoch.INITIAL
-        for epoch in _SPACE_EPOCHS:
-            t = self._spaces[epoch].loss_time
+        for epoch, space in self._space_list:
+            t = space.loss_time
             if t is not None and (best is None or t < best):
                 best, best_epoch = t, epoch
         return best, best_epoch
 
-    def _pto_time_and_space(self, now: float) -> tuple[float | None, Epoch]:
-        """GetPtoTimeAndSpace (Appendix A.8)."""
+    def _pto_time_and_space(self, now: float, in_flight: int) -> tuple[float | None, Epoch]:
+        """GetPtoTimeAndSpace (Appendix A.8); ``in_flight``: ack-eliciting packets in flight."""
         backoff = 1 << self.pto_count
         duration = self.rtt.pto_base() * backoff
-        if self._ack_eliciting_in_flight() == 0:
+        if in_flight == 0:
             # the client's anti-deadlock probe runs from now
             return now + duration, (
                 Epoch.HANDSHAKE if self.has_handshake_keys else Epoch.INITIAL
             )
         timeout: float | None = None
         pto_epoch = Epoch.INITIAL
-        for epoch in _SPACE_EPOCHS:
-            space = self._spaces[epoch]
+        for epoch, space in self._space_list:
             if space.ack_eliciting_in_flight == 0 or space.time_of_last_ack_eliciting is None:
                 continue
-            if epoch == Epoch.ONE_RTT:
+            if epoch is Epoch.ONE_RTT:
                 if not self._handshake_confirmed:
                     return timeout, pto_epoch
                 duration += self.rtt.max_ack_delay * backoff
@@ -597,18 +611,20 @@ class LossRecovery:
         return timeout, pto_epoch
 
     def _set_timer(self, now: float) -> None:
-        """SetLossDetectionTimer (Appendix A.8)."""
-        loss_time, _ = self._earliest_loss_time()
+        """SetLossDetectionTimer (Appendix A.8), in one pass over the spaces."""
+        loss_time: float | None = None
+        in_flight = 0
+        for _, space in self._space_list:
+            t = space.loss_time
+            if t is not None and (loss_time is None or t < loss_time):
+                loss_time = t
+            in_flight += space.ack_eliciting_in_flight
         if loss_time is not None:
             self._timer = loss_time
-            return
-        if self._amplification_limited:
+        elif self._amplification_limited or (self._peer_validated and in_flight == 0):
             self._timer = None
-            return
-        if self._peer_validated and self._ack_eliciting_in_flight() == 0:
-            self._timer = None
-            return
-        self._timer, _ = self._pto_time_and_space(now)
+        else:
+            self._timer, _ = self._pto_time_and_space(now, in_flight)
 
     def on_loss_detection_timeout(self, now: float) -> TimeoutResult:
         """Run the expired timer (Appendix A.9); a call before it is due does nothing."""
@@ -621,11 +637,12 @@ class LossRecovery:
             if self.pacer is not None:
                 self.pacer.update_rate(self.congestion.congestion_window, self.rtt.smoothed_rtt)
             return TimeoutResult(lost, None, 0)
-        if self._ack_eliciting_in_flight() == 0:
+        in_flight = self._ack_eliciting_in_flight()
+        if in_flight == 0:
             probe_epoch = Epoch.HANDSHAKE if self.has_handshake_keys else Epoch.INITIAL
             count = 1
         else:
-            _, probe_epoch = self._pto_time_and_space(now)
+            _, probe_epoch = self._pto_time_and_space(now, in_flight)
             count = self._probe_packets
         self.pto_count += 1
         self._set_timer(now)
@@ -673,8 +690,7 @@ class LossRecovery:
         """
         dropped: list[SentPacket] = []
         in_flight_bytes = 0
-        for epoch in _SPACE_EPOCHS:
-            space = self._spaces[epoch]
+        for _, space in self._space_list:
             for packet in space.sent_packets.values():
                 dropped.append(packet)
                 if packet.in_flight:
