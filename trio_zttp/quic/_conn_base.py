@@ -108,6 +108,7 @@ class ConnectionBase:
 
     # timers and closing
     _idle_timeout: float
+    _idle_floor: float
     _idle_deadline: float | None
     _idle_restart_on_send: bool
     _last_activity: float

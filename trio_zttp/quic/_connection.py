@@ -72,9 +72,11 @@ from ._handshake import HandshakeMixin
 from ._lifecycle import LifecycleMixin
 from ._packet import (
     Header,
+    MalformedPacketError,
     PacketType,
     decode_packet_number,
     iter_coalesced,
+    parse_header,
 )
 from ._paths import Path
 from ._sender import build_datagrams
@@ -193,11 +195,21 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
             self._on_datagram_while_closing()
             return
         processed = False
-        for header in iter_coalesced(data, self._local_cid_length):
-            if self._receive_packet(data, header, path, now):
-                processed = True
+        if not data[0] & 0x80:
+            # one short-header packet fills the datagram: the common case, no splitting
+            try:
+                header = parse_header(data, 0, self._local_cid_length)
+            except MalformedPacketError:
+                return
+            processed = self._receive_packet(data, header, path, now)
             if self._state is not State.FIRSTFLIGHT and self._state is not State.CONNECTED:
                 return
+        else:
+            for header in iter_coalesced(data, self._local_cid_length):
+                if self._receive_packet(data, header, path, now):
+                    processed = True
+                if self._state is not State.FIRSTFLIGHT and self._state is not State.CONNECTED:
+                    return
         if not processed and self._peer_cids.is_stateless_reset(data):
             self._on_stateless_reset(now)
             return

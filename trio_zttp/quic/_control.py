@@ -215,7 +215,10 @@ class ControlMixin(ConnectionBase):
 
     def _probe_datagrams(self, now: float) -> list[tuple[bytes, Any]]:
         """PATH_RESPONSE / PATH_CHALLENGE frames for paths other than the current one."""
-        current = self._paths.current
+        paths = self._paths
+        if not paths.responses and paths.deadline is None:
+            return []  # nothing pending on any path (the common case)
+        current = paths.current
         app = self._spaces[2]
         if app.sealer is None:
             return []

@@ -81,6 +81,7 @@ class LifecycleMixin(ConnectionBase):
         self._ack_delay_exponent = config.ack_delay_exponent
         self._peer_ack_delay_exponent = 3
         self._idle_timeout = config.idle_timeout
+        self._idle_floor = 3 * self._recovery.pto_duration()
         self._idle_deadline = None
         self._idle_restart_on_send = False
         self._last_activity = 0.0
@@ -125,16 +126,25 @@ class LifecycleMixin(ConnectionBase):
         if state is State.CLOSING or state is State.DRAINING:
             return self._close_deadline
         timer = self._idle_deadline
-        for candidate in (
-            self._recovery.get_loss_detection_timer(),
-            self._spaces[2].ack_deadline,
-            self._pacing_at,
-            self._keep_alive_deadline(),
-            self._paths.next_deadline(),
-            self._previous_opener_deadline,
-        ):
+        candidate = self._recovery.get_loss_detection_timer()
+        if candidate is not None and (timer is None or candidate < timer):
+            timer = candidate
+        candidate = self._spaces[2].ack_deadline
+        if candidate is not None and (timer is None or candidate < timer):
+            timer = candidate
+        candidate = self._pacing_at
+        if candidate is not None and (timer is None or candidate < timer):
+            timer = candidate
+        if self._keep_alive_interval is not None:
+            candidate = self._keep_alive_deadline()
             if candidate is not None and (timer is None or candidate < timer):
                 timer = candidate
+        candidate = self._paths.deadline
+        if candidate is not None and (timer is None or candidate < timer):
+            timer = candidate
+        candidate = self._previous_opener_deadline
+        if candidate is not None and (timer is None or candidate < timer):
+            timer = candidate
         return timer
 
     def _keep_alive_deadline(self) -> float | None:
@@ -176,8 +186,10 @@ class LifecycleMixin(ConnectionBase):
         if self._previous_opener_deadline is not None and self._previous_opener_deadline <= now:
             self._previous_opener = None
             self._previous_opener_deadline = None
-        for path in self._paths.expire(now):
-            self._on_path_validation_failed(path, now)
+        deadline = self._paths.deadline
+        if deadline is not None and deadline <= now:
+            for path in self._paths.expire(now):
+                self._on_path_validation_failed(path, now)
         timer = self._recovery.get_loss_detection_timer()
         if timer is not None and timer <= now:
             self._on_loss_timeout(now)
@@ -206,10 +218,12 @@ class LifecycleMixin(ConnectionBase):
     def _arm_idle(self, now: float) -> None:
         timeout = self._idle_timeout
         if timeout and timeout > 0:
-            floor = 3 * self._recovery.pto_duration()
+            floor = self._idle_floor
             self._idle_deadline = now + (timeout if timeout > floor else floor)
         else:
             self._idle_deadline = None
+
+
 
     # -- packets in and out --------------------------------------------------------------------
     def _on_packet_processed(self, now: float) -> None:
@@ -279,8 +293,10 @@ class LifecycleMixin(ConnectionBase):
         for packet in result.lost:
             self._stats_packets_lost += 1
             self._on_records_lost(packet.frames, packet.epoch)
-        if self._qlog is not None and result.rtt_sample:
-            self._qlog_metrics(now)
+        if result.rtt_sample:
+            self._idle_floor = 3 * self._recovery.pto_duration()
+            if self._qlog is not None:
+                self._qlog_metrics(now)
 
     def _on_records_lost(self, records: list[Any], epoch: Epoch, *, probe: bool = False) -> None:
         streams = self._streams

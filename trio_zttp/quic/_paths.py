@@ -67,7 +67,7 @@ class Path:
 class PathManager:
     """The paths of one connection (see module doc)."""
 
-    __slots__ = ("_paths", "_random", "current", "responses")
+    __slots__ = ("_paths", "_random", "current", "deadline", "responses")
 
     def __init__(self, random_bytes: Callable[[int], bytes]) -> None:
         self._random = random_bytes
@@ -75,6 +75,8 @@ class PathManager:
         self.current: Path | None = None
         #: (path, data) of PATH_RESPONSE frames to send.
         self.responses: list[tuple[Path, bytes]] = []
+        #: The earliest path-validation deadline, or None.
+        self.deadline: float | None = None
 
     def get(self, address: Address) -> Path | None:
         return self._paths.get(address)
@@ -90,6 +92,7 @@ class PathManager:
                     if old is not self.current:
                         del self._paths[key]
                         self.responses = [(p, d) for p, d in self.responses if p is not old]
+                        self.deadline = self.next_deadline()
                         break
             path = self._paths[address] = Path(address, validated=validated)
         if self.current is None:
@@ -101,6 +104,7 @@ class PathManager:
         path.challenge = self._random(8)
         path.challenge_pending = True
         path.challenge_deadline = now + timeout
+        self.deadline = self.next_deadline()
 
     def on_challenge(self, path: Path, data: bytes) -> None:
         """The peer sent PATH_CHALLENGE on ``path``: owe it a PATH_RESPONSE there."""
@@ -116,6 +120,7 @@ class PathManager:
                 path.challenge = None
                 path.challenge_pending = False
                 path.challenge_deadline = None
+                self.deadline = self.next_deadline()
                 return path
         return None
 
@@ -133,9 +138,11 @@ class PathManager:
                 path.challenge_pending = False
                 path.challenge_deadline = None
                 failed.append(path)
+        self.deadline = self.next_deadline()
         return failed
 
     def forget(self, path: Path) -> None:
         if path is not self.current:
             self._paths.pop(path.address, None)
             self.responses = [(p, d) for p, d in self.responses if p is not path]
+            self.deadline = self.next_deadline()

@@ -63,11 +63,17 @@ _LONG_TYPES: Final = {_INITIAL: PacketType.INITIAL, _HANDSHAKE: PacketType.HANDS
                       _ZERO_RTT: PacketType.ZERO_RTT}
 
 
+# first byte of a short header by key phase and packet-number length (fixed bit set)
+_SHORT_FIRST: Final = tuple(
+    (b"",) + tuple(bytes((0x40 | phase << 2 | (n - 1),)) for n in range(1, 5)) for phase in (0, 1)
+)
+
+
 class _Packet:
     """A packet being planned: everything but the header and the protection."""
 
     __slots__ = ("ack_eliciting", "epoch", "header_size", "is_crypto", "padding_only", "payload",
-                 "pn", "pn_length", "records", "sealer", "space", "truncated_pn")
+                 "pn", "pn_length", "probing", "records", "sealer", "space", "truncated_pn")
 
     def __init__(self, space: PacketSpace, epoch: Epoch, sealer: PacketSealer, pn: int,
                  truncated_pn: int, pn_length: int, header_size: int) -> None:
@@ -82,7 +88,8 @@ class _Packet:
         self.records: list[Any] = []
         self.ack_eliciting = False
         self.is_crypto = False
-        self.padding_only = False
+        self.padding_only = False  # carries PADDING (so it counts as in flight)
+        self.probing = False  # carries PATH_CHALLENGE / PATH_RESPONSE (padded to 1200)
 
     @property
     def size(self) -> int:
@@ -148,11 +155,14 @@ def _write_crypto(packet: _Packet, space: PacketSpace, limit: int) -> None:
 
 
 def _has_app_content(conn: Connection, path: Path) -> bool:
+    streams = conn._streams
+    if streams.has_data() or conn._datagrams:
+        return True
     return bool(
-        conn._streams.has_data() or conn._streams.has_control() or conn._datagrams
-        or conn._handshake_done_pending or conn._ping_pending or conn._new_cids
-        or conn._peer_cids.pending_retire or conn._new_token_pending is not None
-        or path.challenge_pending or any(p is path for p, _ in conn._paths.responses)
+        streams.has_control() or conn._handshake_done_pending or conn._ping_pending
+        or conn._new_cids or conn._peer_cids.pending_retire
+        or conn._new_token_pending is not None or path.challenge_pending
+        or any(p is path for p, _ in conn._paths.responses)
     )
 
 
@@ -160,6 +170,7 @@ def _write_app_control(conn: Connection, packet: _Packet, limit: int, path: Path
     """Frames of the 1-RTT packet other than ACK, DATAGRAM and STREAM."""
     payload = packet.payload
     records = packet.records
+    start = len(records)
     one_rtt = packet.epoch == _ONE_RTT
     if one_rtt:
         if conn._handshake_done_pending and len(payload) < limit:
@@ -174,6 +185,7 @@ def _write_app_control(conn: Connection, packet: _Packet, limit: int, path: Path
                     payload.append(0x1B)
                     payload += data
                     records.append((F_PATH,))
+                    packet.probing = True
                 else:
                     keep.append((owner, data))
             conn._paths.responses = keep
@@ -181,6 +193,7 @@ def _write_app_control(conn: Connection, packet: _Packet, limit: int, path: Path
             payload.append(0x1A)
             payload += path.challenge
             records.append((F_PATH,))
+            packet.probing = True
             path.challenge_pending = False
         while conn._new_cids:
             seq, cid, token = conn._new_cids[0]
@@ -210,10 +223,12 @@ def _write_app_control(conn: Connection, packet: _Packet, limit: int, path: Path
         records.append((F_PING, tuple(conn._ping_uids)))
         conn._ping_pending = False
         conn._ping_uids.clear()
-    before = len(payload)
-    conn._streams.write_control(payload, limit, records, conn._now, conn._recovery.rtt.smoothed_rtt)
-    if len(payload) != before or records:
-        packet.ack_eliciting = packet.ack_eliciting or any(r[0] != F_ACK for r in records)
+    streams = conn._streams
+    if streams.has_control():
+        streams.write_control(payload, limit, records, conn._now,
+                              conn._recovery.rtt.smoothed_rtt)
+    if len(records) != start:
+        packet.ack_eliciting = True
 
 
 def _write_datagrams(conn: Connection, packet: _Packet, limit: int) -> None:
@@ -288,8 +303,9 @@ def _seal(conn: Connection, packet: _Packet, now: float) -> bytes:
     epoch = packet.epoch
     dcid = conn._peer_cids.current
     if epoch == _ONE_RTT:
-        header = encode_short_header(dcid, packet.truncated_pn, packet.pn_length,
-                                     packet.sealer.key_phase)
+        pn_length = packet.pn_length
+        header = (_SHORT_FIRST[packet.sealer.key_phase][pn_length] + dcid
+                  + packet.truncated_pn.to_bytes(pn_length))
     else:
         header = encode_long_header(
             _LONG_TYPES[epoch], conn._version, dcid, conn._local_cids.initial,
@@ -332,7 +348,7 @@ def _build_datagram(conn: Connection, now: float, budget: int, path: Path,
         if epoch == _INITIAL:
             has_initial = True
             initial_eliciting = packet.ack_eliciting
-        if any(r[0] == F_PATH for r in packet.records):
+        if packet.probing:
             probing = True
     if not packets:
         return None
@@ -359,30 +375,37 @@ def build_datagrams(conn: Connection, now: float) -> list[tuple[bytes, Any]]:
         return []
     out: list[tuple[bytes, Any]] = []
     recovery = conn._recovery
+    congestion = recovery.congestion
+    pacer = recovery.pacer
     max_size = conn._max_datagram_size
+    initial, handshake, app = conn._spaces
     for _ in range(MAX_DATAGRAMS_PER_CALL):
         budget = max_size
-        amplification = path.amplification_budget()
-        if amplification is not None and amplification < budget:
-            if amplification < _MIN_PACKET_ROOM:
-                recovery.set_amplification_limited(True, now)
-                break
-            budget = amplification
-        probes = any(space.probes for space in conn._spaces)
-        can_elicit = probes or recovery.can_send(max_size)
-        if can_elicit and not probes and recovery.pacer is not None:
-            next_time = recovery.next_send_time(now)
+        if not path.validated:
+            amplification = path.amplification_budget()
+            if amplification is not None and amplification < budget:
+                if amplification < _MIN_PACKET_ROOM:
+                    recovery.set_amplification_limited(True, now)
+                    break
+                budget = amplification
+        probes = bool(initial.probes or handshake.probes or app.probes)
+        can_elicit = probes or congestion.can_send(max_size)
+        if can_elicit and not probes and pacer is not None:
+            next_time = pacer.next_send_time(now)
             if next_time > now:
                 conn._pacing_at = next_time
                 can_elicit = False
+        if not can_elicit and not (
+            initial.ack_now or handshake.ack_now or app.ack_now
+            or (app.ack_deadline is not None and app.ack_deadline <= now)
+        ):
+            break
         datagram = _build_datagram(conn, now, budget, path, can_elicit)
         if datagram is None:
             break
         path.bytes_sent += len(datagram)
         out.append((datagram, path.address))
         conn._after_datagram_sent(now)
-    if amplification_limited(path):
-        recovery.set_amplification_limited(True, now)
     return out
 
 
