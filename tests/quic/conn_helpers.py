@@ -87,9 +87,9 @@ def aioquic_client(**options: Any) -> Any:
     from aioquic.quic.configuration import QuicConfiguration
     from aioquic.quic.connection import QuicConnection
 
+    options.setdefault("idle_timeout", 60.0)
     configuration = QuicConfiguration(
-        is_client=True, alpn_protocols=ALPN, server_name="localhost", idle_timeout=60.0,
-        **options)
+        is_client=True, alpn_protocols=ALPN, server_name="localhost", **options)
     configuration.load_verify_locations(cadata=ca().pem)
     return QuicConnection(configuration=configuration)
 
@@ -103,8 +103,8 @@ def aioquic_server(**options: Any) -> ServerFactory:
     issued = leaf()
 
     def factory(first_datagram: bytes, source: Address) -> Any:
-        configuration = QuicConfiguration(is_client=False, alpn_protocols=ALPN,
-                                          idle_timeout=60.0, **options)
+        settings = {"idle_timeout": 60.0, **options}
+        configuration = QuicConfiguration(is_client=False, alpn_protocols=ALPN, **settings)
         configuration.certificate = issued.certificate
         configuration.certificate_chain = list(issued.chain[1:])
         configuration.private_key = issued.private_key
@@ -119,9 +119,9 @@ def qh3_client(**options: Any) -> Any:
     from qh3.quic.configuration import QuicConfiguration
     from qh3.quic.connection import QuicConnection
 
+    options.setdefault("idle_timeout", 60.0)
     configuration = QuicConfiguration(
-        is_client=True, alpn_protocols=ALPN, server_name="localhost", idle_timeout=60.0,
-        **options)
+        is_client=True, alpn_protocols=ALPN, server_name="localhost", **options)
     configuration.load_verify_locations(cadata=ca().pem)
     return QuicConnection(configuration=configuration)
 
@@ -134,8 +134,8 @@ def qh3_server(**options: Any) -> ServerFactory:
     issued = leaf()
 
     def factory(first_datagram: bytes, source: Address) -> Any:
-        configuration = QuicConfiguration(is_client=False, alpn_protocols=ALPN,
-                                          idle_timeout=60.0, **options)
+        settings = {"idle_timeout": 60.0, **options}
+        configuration = QuicConfiguration(is_client=False, alpn_protocols=ALPN, **settings)
         from qh3 import tls as q
         from qh3._hazmat import Buffer as QBuffer
 
@@ -242,3 +242,47 @@ CLEAN = LinkConditions(delay=0.01)
 HOSTILE = LinkConditions(delay=0.01, loss=0.2, reorder=0.1, duplicate=0.05)
 
 
+
+
+class KeyLog:
+    """Collects SSLKEYLOGFILE lines (``Configuration(secrets_log_file=...)``)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.lines.extend(line for line in text.splitlines() if line)
+        return len(text)
+
+    def secret(self, label: str) -> bytes:
+        for line in reversed(self.lines):
+            name, _random, secret = line.split()
+            if name == label:
+                return bytes.fromhex(secret)
+        raise KeyError(label)
+
+
+class Forger:
+    """Builds valid 1-RTT packets to one side of a live connection, from the key log.
+
+    Tests use it to put arbitrary frames in front of a connection as if its peer sent them.
+    """
+
+    def __init__(self, keylog: KeyLog, *, to_client: bool, dcid: bytes,
+                 version: int = 1, suite: int = 0x1301) -> None:
+        from trio_zttp._tls.suites import CipherSuite
+        from trio_zttp.quic._crypto import PacketSealer
+
+        label = "SERVER_TRAFFIC_SECRET_0" if to_client else "CLIENT_TRAFFIC_SECRET_0"
+        self._sealer = PacketSealer(version, CipherSuite(suite), keylog.secret(label))
+        self._dcid = dcid
+        self._pn = 1 << 20
+
+    def packet(self, payload: bytes) -> bytes:
+        from trio_zttp.quic._packet import encode_short_header
+
+        self._pn += 1
+        header = encode_short_header(self._dcid, self._pn & 0xFFFFFFFF, 4, 0)
+        if len(payload) < 4:
+            payload += bytes(4 - len(payload))
+        return self._sealer.seal(header, payload, self._pn)
