@@ -124,6 +124,11 @@ class ControlMixin(ConnectionBase):
         return self._local_cids.current
 
     @property
+    def version(self) -> int:
+        """The QUIC version in use (it can change during the handshake, RFC 9368)."""
+        return self._version
+
+    @property
     def original_destination_connection_id(self) -> bytes:
         """The Destination Connection ID of the client's first Initial."""
         return self._original_dcid

@@ -156,7 +156,7 @@ def _write_crypto(packet: _Packet, space: PacketSpace, limit: int) -> None:
 
 def _has_app_content(conn: Connection, path: Path) -> bool:
     streams = conn._streams
-    if streams.has_data() or conn._datagrams:
+    if streams.has_data() or conn._datagrams or conn._spaces[2].crypto_send.has_data():
         return True
     return bool(
         streams.has_control() or conn._handshake_done_pending or conn._ping_pending
@@ -277,6 +277,8 @@ def _plan_packet(conn: Connection, space: PacketSpace, epoch: Epoch, sealer: Pac
         if epoch == _INITIAL or epoch == _HANDSHAKE:
             _write_crypto(packet, space, limit)
         else:
+            if epoch == _ONE_RTT and space.crypto_send.has_data():
+                _write_crypto(packet, space, limit)  # NewSessionTicket
             _write_app_control(conn, packet, limit, path)
             _write_datagrams(conn, packet, limit)
             before = len(packet.records)
