@@ -452,9 +452,6 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
         if self._state is not State.FIRSTFLIGHT and self._state is not State.CONNECTED:
             return
         code = int(exc.error_code)
-        if self._qlog is not None:
-            self._qlog.event(now, "transport:connection_closed",
-                             {"owner": "local", "connection_code": code, "reason": exc.reason})
         self._start_close(code, exc.frame_type if exc.frame_type is not None else 0,
                           exc.reason, application=False)
 
