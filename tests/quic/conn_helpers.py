@@ -279,6 +279,7 @@ class Forger:
         from trio_zttp._tls.suites import CipherSuite
         from trio_zttp.quic._crypto import PacketSealer
 
+        self.keylog = keylog
         label = "SERVER_TRAFFIC_SECRET_0" if to_client else "CLIENT_TRAFFIC_SECRET_0"
         self._sealer = PacketSealer(version, CipherSuite(suite), keylog.secret(label))
         self._dcid = dcid

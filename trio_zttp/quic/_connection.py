@@ -195,6 +195,8 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
             self._on_datagram_while_closing()
             return
         processed = False
+        if not data:
+            return
         if not data[0] & 0x80:
             # one short-header packet fills the datagram: the common case, no splitting
             try:
@@ -452,8 +454,7 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
         if self._state is not State.FIRSTFLIGHT and self._state is not State.CONNECTED:
             return
         code = int(exc.error_code)
-        self._start_close(code, exc.frame_type if exc.frame_type is not None else 0,
-                          exc.reason, application=False)
+        self._start_close(code, exc.frame_type, exc.reason, application=False)
 
 
 _HANDLERS: Final[dict[int, Handler]] = {

@@ -21,7 +21,7 @@ from typing import Any, Final
 from .._buffer import varint_size
 from .._tls.suites import Epoch
 from ._conn_base import ConnectionBase
-from ._errors import ProtocolViolation, QuicError
+from ._errors import QuicError, TransportError
 from ._events import ConnectionIdIssued, ConnectionIdRetired, PathChanged
 from ._frames import NewConnectionIdFrame
 from ._paths import Path
@@ -181,7 +181,7 @@ class ControlMixin(ConnectionBase):
         try:
             self._peer_cids.add(frame.sequence_number, frame.connection_id,
                                 frame.stateless_reset_token, frame.retire_prior_to)
-        except ProtocolViolation as exc:
+        except TransportError as exc:
             exc.frame_type = 0x18
             raise
 
@@ -189,7 +189,7 @@ class ControlMixin(ConnectionBase):
         local = self._local_cids
         try:
             local.retire(sequence, self._rx_dcid)
-        except ProtocolViolation as exc:
+        except TransportError as exc:
             exc.frame_type = 0x19
             raise
         for cid in local.retired:
