@@ -443,3 +443,58 @@ def test_handshake_state_diagram_covers_the_tables() -> None:
     dot = state_diagram()
     assert "CLIENT_WAIT_SERVER_HELLO -> CLIENT_WAIT_ENCRYPTED_EXTENSIONS" in dot
     assert "SERVER_WAIT_CLIENT_HELLO -> SERVER_WAIT_SECOND_CLIENT_HELLO" in dot
+
+
+def test_handshake_resumption_keeps_the_client_identity() -> None:
+    issued = leaf(KeyType.ECDSA_P256, client=True)
+    with_cert = {"certificate_chain": issued.chain, "private_key": issued.private_key}
+    server_config = our_config(False, ticket_key=TICKET_KEY, client_auth="require")
+    first = Ours(our_config(True, **with_cert))
+    pump(first, Ours(server_config))
+    client = Ours(our_config(True, session_ticket=first.tickets[0], **with_cert))
+    server = Ours(server_config)
+    pump(client, server)
+    assert server.handshake.session_resumed
+    assert server.handshake.peer_certificate_chain == (issued.certificate,)
+
+
+def test_handshake_required_client_certificate_is_not_skipped_by_resumption() -> None:
+    first = Ours(our_config(True))
+    pump(first, Ours(our_config(False, ticket_key=TICKET_KEY)))  # ticket without identity
+    issued = leaf(KeyType.ECDSA_P256, client=True)
+    client = Ours(
+        our_config(
+            True,
+            session_ticket=first.tickets[0],
+            certificate_chain=issued.chain,
+            private_key=issued.private_key,
+        )
+    )
+    server = Ours(our_config(False, ticket_key=TICKET_KEY, client_auth="require"))
+    pump(client, server)
+    assert not server.handshake.session_resumed
+    assert server.handshake.peer_certificate_chain == issued.chain
+
+
+def test_handshake_sni_uses_a_labels_and_spec_can_send_signature_algorithms_cert() -> None:
+    spec = ClientHelloSpec(
+        extension_order=(ExtensionType.server_name, ExtensionType.signature_algorithms_cert),
+        signature_algorithms_cert=(0x0401, 0x0403),
+    )
+    client = Ours(our_config(True, server_name="bücher.example.", client_hello=spec))
+    ((_, data),) = client.start()
+    hello = m.parse_client_hello(data[4:])
+    assert hello.server_name == "xn--bcher-kva.example"
+    assert hello.signature_algorithms_cert == (0x0401, 0x0403)
+    assert [t for t, _ in hello.extensions] == [0, 50]
+
+
+def test_handshake_ticket_lifetime_over_seven_days_is_refused() -> None:
+    client = Ours(our_config(True))
+    pump(client, Ours(our_config(False)))
+    ticket = m.encode_new_session_ticket(
+        ticket_lifetime=604801, ticket_age_add=0, ticket_nonce=b"", ticket=b"t"
+    )
+    with pytest.raises(AlertError) as info:
+        client.receive(int(ONE_RTT), ticket)
+    assert info.value.description.name == "illegal_parameter"

@@ -136,23 +136,18 @@ class _ContextPeer:
         way = "write" if direction.value == 1 else "read"
         self.secrets[int(epoch.value), way] = secret
 
-    def _call(self, data: bytes, epoch: int | None) -> list[tuple[int, bytes]]:
+    def _call(self, data: bytes) -> list[tuple[int, bytes]]:
+        # the Context infers the level from its state; the epoch is not passed in
         m = self._module
         buffers = {e: self._buffer(capacity=65536) for e in m.Epoch}
-        if epoch is None:
-            self.context.handle_message(data, buffers)
-        else:
-            self._handle(data, buffers, epoch)
+        self.context.handle_message(data, buffers)
         return [(e.value, buffers[e].data) for e in m.Epoch if buffers[e].data]
 
-    def _handle(self, data: bytes, buffers: Any, epoch: int) -> None:
-        self.context.handle_message(data, buffers)
-
     def start(self) -> list[tuple[int, bytes]]:
-        return self._call(b"", None)
+        return self._call(b"")
 
     def receive(self, epoch: int, data: bytes) -> list[tuple[int, bytes]]:
-        return self._call(data, epoch)
+        return self._call(data)
 
     @property
     def done(self) -> bool:

@@ -9,6 +9,7 @@ Each ``encode_*`` returns an extension *body* (without the type and length heade
 from __future__ import annotations
 
 import enum
+import struct
 from collections.abc import Sequence
 from typing import Final
 
@@ -52,6 +53,7 @@ __all__ = [
     "encode_u16_list",
     "grease_psk_mode",
     "is_grease",
+    "unpack_u16s",
 ]
 
 TLS13: Final = 0x0304
@@ -134,10 +136,15 @@ def decode_u16_list(data: bytes, what: str = "list") -> tuple[int, ...]:
     r = Reader(data)
     inner = r.sub_reader(r.pull_uint16())
     _done(r, what)
-    if inner.remaining == 0 or inner.remaining % 2:
+    return unpack_u16s(inner, what)
+
+
+def unpack_u16s(reader: Reader, what: str) -> tuple[int, ...]:
+    """The rest of ``reader`` as big-endian uint16s; none or an odd byte is a decode_error."""
+    n = reader.remaining
+    if n == 0 or n % 2:
         raise _bad(f"bad {what} length")
-    values = tuple(inner.pull_uint16() for _ in range(inner.remaining // 2))
-    return values
+    return struct.unpack(f"!{n // 2}H", reader.pull_view(n))
 
 
 # --- server_name (RFC 6066 §3) -------------------------------------------------------------
@@ -223,9 +230,7 @@ def decode_supported_versions_client(data: bytes) -> tuple[int, ...]:
     r = Reader(data)
     inner = r.sub_reader(r.pull_uint8())
     _done(r, "supported_versions")
-    if inner.remaining == 0 or inner.remaining % 2:
-        raise _bad("bad supported_versions length")
-    return tuple(inner.pull_uint16() for _ in range(inner.remaining // 2))
+    return unpack_u16s(inner, "supported_versions")
 
 
 def encode_supported_versions_server(version: int) -> bytes:

@@ -230,6 +230,11 @@ class Handshake:
             del self._buffer[: 4 + length]
             handler(message)
             assert flow.state in NEXT_STATES[state, HandshakeType(msg_type)], flow.state
+        if self._buffer and RECEIVE_EPOCH.get(flow.state) != epoch:
+            raise AlertError(
+                AlertDescription.unexpected_message,
+                "handshake data continues across a key change",
+            )
 
     def _handler(self, state: State, msg_type: int) -> Callable[[bytes], None]:
         flow = self._flow

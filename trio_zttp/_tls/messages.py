@@ -196,11 +196,7 @@ def parse_client_hello(body: bytes) -> ClientHello:
         session_id = r.pull_uint8_bytes()
         if len(session_id) > 32:
             raise AlertError(AlertDescription.decode_error, "legacy_session_id too long")
-        suites_len = r.pull_uint16()
-        if suites_len == 0 or suites_len % 2:
-            raise AlertError(AlertDescription.decode_error, "bad cipher_suites length")
-        suites = r.sub_reader(suites_len)
-        cipher_suites = tuple(suites.pull_uint16() for _ in range(suites_len // 2))
+        cipher_suites = ext.unpack_u16s(r.sub_reader(r.pull_uint16()), "cipher_suites")
         compression = r.pull_uint8_bytes()
         if not compression:
             raise AlertError(AlertDescription.decode_error, "empty compression methods")

@@ -215,6 +215,10 @@ class ServerFlow(FlowBase):
         )
         if not hmac.compare_digest(expected, offered.binders[0]):
             raise AlertError(AlertDescription.decrypt_error, "PSK binder does not verify")
+        if self.config.client_auth == "require" and state.client_identity is None:
+            return None  # resuming would skip the client certificate we insist on
+        if state.client_identity is not None:
+            self.peer_certificate_chain = (parse_certificate(state.client_identity),)
         self.session_resumed = True
         return state
 
