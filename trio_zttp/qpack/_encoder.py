@@ -68,8 +68,10 @@ VOLATILE_NAMES: Final = frozenset({
     b"tracestate", b"x-amzn-trace-id", b"x-request-id",
 })
 _HISTORY_ENTRIES: Final = 512
-_CACHE_ENTRIES: Final = 1024
-_CACHE_VALUE_LIMIT: Final = 256
+# encoded literal lines are remembered per encoder (cookies too big for the table repeat on
+# every request); the cache is emptied when it would hold more than this many bytes
+_CACHE_BUDGET: Final = 256 * 1024
+_CACHE_ENTRIES: Final = 2048
 
 
 def _static_line(index: int) -> bytes:
@@ -111,6 +113,7 @@ class Encoder:
         "_insert_count",
         "_known_received",
         "_literal_cache",
+        "_literal_cache_bytes",
         "_live",
         "_max_entries",
         "_name_index",
@@ -147,6 +150,7 @@ class Encoder:
         self._blocking: dict[int, int] = {}
         self._history: dict[int, None] = {}
         self._literal_cache: dict[tuple[bytes, bytes], bytes] = {}
+        self._literal_cache_bytes = 0
         self._decoder_buffer = bytearray()
 
     def apply_settings(self, max_table_capacity: int, blocked_streams: int) -> bytes:
@@ -286,8 +290,7 @@ class Encoder:
         return False
 
     def _literal(self, name: bytes, value: bytes, never: bool) -> bytes:
-        cacheable = not never and len(value) <= _CACHE_VALUE_LIMIT
-        if cacheable:
+        if not never:  # never-indexed values (credentials) are not kept around
             cached = self._literal_cache.get((name, value))
             if cached is not None:
                 return cached
@@ -298,10 +301,17 @@ class Encoder:
         else:
             write_literal_literal_name(buf, name, value, never, self._huffman)
         line = bytes(buf)
-        if cacheable:
-            if len(self._literal_cache) >= _CACHE_ENTRIES:
+        if not never:
+            cost = len(name) + len(value) + len(line)
+            if (
+                self._literal_cache_bytes + cost > _CACHE_BUDGET
+                or len(self._literal_cache) >= _CACHE_ENTRIES
+            ):
                 self._literal_cache.clear()
-            self._literal_cache[(name, value)] = line
+                self._literal_cache_bytes = 0
+            if cost <= _CACHE_BUDGET:
+                self._literal_cache[(name, value)] = line
+                self._literal_cache_bytes += cost
         return line
 
     # --- the dynamic table -----------------------------------------------------------
