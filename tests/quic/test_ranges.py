@@ -186,3 +186,10 @@ def test_ranges_intersection_and_covers_match_model(
     got = rs.intersection(start, start + length)
     assert {v for lo, hi in got for v in range(lo, hi)} == model & window
     assert rs.covers(start, start + length) == (window <= model)
+
+
+def test_ranges_to_ack_ranges_limit_keeps_highest() -> None:
+    rs = RangeSet([(0, 3), (5, 6), (10, 20)])
+    assert rs.to_ack_ranges(2) == ((10, 19), (5, 5))
+    assert rs.to_ack_ranges(3) == rs.to_ack_ranges(10) == rs.to_ack_ranges()
+    assert rs.to_ack_ranges(0) == ()

@@ -258,6 +258,21 @@ def test_recovery_time_threshold_sets_timer_and_fires() -> None:
     assert recovery.congestion_window == (12000 + MDS) // 2  # grew by pn 1, then halved
 
 
+def test_recovery_time_threshold_timer_fires_at_exactly_its_time() -> None:
+    # 0.02 + 9/8 * 0.02 = 0.0425, but 0.0425 - 0.0225 < 0.02 in floating point: the packet
+    # must still count as lost when the timer fires at 0.0425, or the timer never settles
+    recovery, link = confirmed_server()
+    link.send(APP, 0.0)
+    recovery.on_ack_received(APP, ((0, 0),), 0.0, 0.02)
+    link.send(APP, 0.02)
+    link.send(APP, 0.021)
+    recovery.on_ack_received(APP, ((2, 2), (0, 0)), 0.0, 0.041)  # another 20 ms sample
+    timer = recovery.get_loss_detection_timer()
+    assert timer == 0.02 + 9 / 8 * 0.02
+    assert [p.packet_number for p in recovery.on_loss_detection_timeout(timer).lost] == [1]
+    assert recovery.get_loss_detection_timer() is None
+
+
 def test_recovery_time_threshold_uses_latest_rtt_when_larger() -> None:
     recovery, link = confirmed_server()
     link.send(APP, 0.0)
@@ -640,3 +655,113 @@ def test_recovery_every_packet_settles_exactly_once(
         if loss_time is not None:
             assert timer == loss_time
         assert timer is None or timer >= K_GRANULARITY
+
+
+# -- end to end ------------------------------------------------------------------------------
+
+
+def transfer(size: int, loss: float, controller: str, seed: int) -> tuple[int, int, float]:
+    """Stream ``size`` bytes over a lossy 20 ms-RTT link: SendStream -> LossRecovery (with
+    the named controller) -> RecvStream, acknowledging every second packet. Returns the
+    packet count, the stream bytes sent (retransmissions included) and the simulated
+    duration; asserts the bytes arrive intact."""
+    import heapq
+    import random
+
+    from trio_zttp.quic._congestion import make_congestion_controller
+    from trio_zttp.quic._flow import ReceiveWindow, SendCredit
+    from trio_zttp.quic._streams import RecvStream, SendStream
+
+    rng = random.Random(seed)
+    payload = rng.randbytes(size)
+    recovery = LossRecovery(
+        is_client=False,
+        congestion_controller=make_congestion_controller(controller),  # type: ignore[arg-type]
+    )
+    recovery.on_handshake_confirmed(0.0)
+    credit = SendCredit(64_000)
+    sender = SendStream(0, 32_000, connection=credit)
+    sender.write(payload, fin=True)
+    window = ReceiveWindow(64_000, 1 << 20)
+    receiver = RecvStream(0, 32_000, max_window=1 << 20, connection=window)
+    data_events: list[tuple[float, int, int, int, bytes, bool]] = []  # at, seq, pn, frame
+    ack_events: list[tuple[float, tuple[tuple[int, int], ...]]] = []
+    received = RangeSet()
+    out = bytearray()
+    now, pn, count, pending_acks, sent_bytes = 0.0, 0, 0, 0, 0
+
+    def send(size_limit: int, *, probe: bool = False) -> bool:
+        nonlocal pn, count, sent_bytes
+        frame = sender.get_frame(size_limit)
+        if frame is None:
+            if not probe:
+                return False
+            frame = (-1, memoryview(b""), False)  # nothing to send: a PING
+        offset, data, fin = frame
+        sent_bytes += len(data)
+        records = [(offset, len(data), fin)] if offset >= 0 else []
+        packet = SentPacket(pn, APP, now, len(data) + 30, frames=records)
+        recovery.on_packet_sent(packet)
+        pn += 1
+        count += 1
+        if rng.random() >= loss:
+            heapq.heappush(data_events, (now + 0.01, count, pn - 1, offset, bytes(data), fin))
+        return True
+
+    def settle(packets: list[SentPacket], acked: bool) -> None:
+        for packet in packets:
+            for offset, length, fin in packet.frames:
+                (sender.on_data_acked if acked else sender.on_data_lost)(offset, length, fin)
+
+    while not (receiver.at_eof and sender.is_finished):
+        assert now < 600, "transfer stalled"
+        while recovery.can_send(MDS) and recovery.next_send_time(now) <= now and send(1170):
+            pass
+        deadlines = [q[0][0] for q in (data_events, ack_events) if q]
+        timer = recovery.get_loss_detection_timer()
+        if timer is not None:
+            deadlines.append(timer)
+        if sender.has_data_to_send() and recovery.can_send(MDS):
+            deadlines.append(recovery.next_send_time(now))
+        now = max(now, min(deadlines))
+        while data_events and data_events[0][0] <= now:
+            _, _, packet_number, offset, data, fin = heapq.heappop(data_events)
+            received.add(packet_number)
+            if offset >= 0:
+                receiver.on_stream_frame(offset, data, fin)
+                out += receiver.read()
+            pending_acks += 1
+            if pending_acks == 2 or fin:
+                pending_acks = 0
+                ack_events.append((now + 0.01, received.to_ack_ranges(32)))
+        while ack_events and ack_events[0][0] <= now:
+            result = recovery.on_ack_received(APP, ack_events.pop(0)[1], 0.0, now)
+            settle(result.acked, True)
+            settle(result.lost, False)
+        if (timer := recovery.get_loss_detection_timer()) is not None and timer <= now:
+            fired = recovery.on_loss_detection_timeout(now)
+            settle(fired.lost, False)
+            for _ in range(fired.probe_packets):
+                for packet in list(recovery.outstanding(APP))[:1]:
+                    settle([packet], False)  # probe with the oldest unacknowledged data
+                send(1170, probe=True)
+        # window updates travel instantly in this model
+        if (update := receiver.get_max_stream_data(now, 0.02)) is not None:
+            sender.on_max_stream_data(update)
+        if (update := window.get_update(now, 0.02)) is not None:
+            credit.on_max(update)
+    assert bytes(out) == payload
+    assert sender.is_finished
+    return count, sent_bytes, now
+
+
+@pytest.mark.parametrize("controller", ["newreno", "cubic"])
+@pytest.mark.parametrize(("loss", "seed"), [(0.0, 1), (0.05, 2), (0.2, 3)])
+def test_recovery_lossy_transfer_delivers_everything(
+    controller: str, loss: float, seed: int
+) -> None:
+    count, sent, duration = transfer(300_000, loss, controller, seed)
+    assert count >= 300_000 // 1170 and sent >= 300_000
+    if loss == 0.0:
+        assert sent == 300_000  # nothing is retransmitted without loss
+        assert duration < 1.0

@@ -383,8 +383,8 @@ class Pacer:
         self._max_datagram_size = max_datagram_size
         self._burst = burst_packets * max_datagram_size
         self._multiplier = multiplier
-        self._capacity = float(self._burst)
-        self._tokens = self._capacity
+        self._capacity: float = self._burst
+        self._tokens: float = self._burst
         self._rate = math.inf
         self._last: float | None = None
 
@@ -395,12 +395,15 @@ class Pacer:
 
     def update_rate(self, congestion_window: int, smoothed_rtt: float) -> None:
         """Recompute the fill rate and capacity from the window and the smoothed RTT."""
-        self._rate = self._multiplier * congestion_window / max(smoothed_rtt, 1e-6)
-        self._capacity = float(
-            max(min(self._burst, congestion_window), self._max_datagram_size)
-        )
-        if self._tokens > self._capacity:
-            self._tokens = self._capacity
+        if smoothed_rtt < 1e-6:
+            smoothed_rtt = 1e-6
+        self._rate = self._multiplier * congestion_window / smoothed_rtt
+        capacity = self._burst if self._burst < congestion_window else congestion_window
+        if capacity < self._max_datagram_size:
+            capacity = self._max_datagram_size
+        self._capacity = capacity
+        if self._tokens > capacity:
+            self._tokens = capacity
 
     def _refill(self, now: float) -> float:
         last = self._last

@@ -519,16 +519,18 @@ class LossRecovery:
         if largest_acked is None or not sent:
             return []
         loss_delay = self.rtt.loss_delay()
-        lost_send_time = now - loss_delay
         lost: list[SentPacket] = []
         for pn, packet in sent.items():
             if pn > largest_acked:
                 break
-            if packet.sent_time <= lost_send_time or largest_acked >= pn + K_PACKET_THRESHOLD:
+            # "sent_time + loss_delay <= now" rather than the RFC's "sent_time <= now -
+            # loss_delay": the same float expression as loss_time, so a timer set to it fires
+            lose_at = packet.sent_time + loss_delay
+            if lose_at <= now or largest_acked >= pn + K_PACKET_THRESHOLD:
                 lost.append(packet)
             else:
                 # later packets were sent later and have larger numbers: none is lost yet
-                space.loss_time = packet.sent_time + loss_delay
+                space.loss_time = lose_at
                 break
         if not lost:
             return lost

@@ -82,17 +82,15 @@ class SendEvent(enum.Enum):
     RESET_ACKED = "recv ACK of RESET_STREAM"
 
 
+_OPEN_MOVES: Final = {
+    SendEvent.SEND_DATA: SendState.SEND,
+    SendEvent.SEND_FIN: SendState.DATA_SENT,
+    SendEvent.SEND_RESET: SendState.RESET_SENT,
+}
+
 SEND_TRANSITIONS: Final[dict[SendState, dict[SendEvent, SendState]]] = {
-    SendState.READY: {
-        SendEvent.SEND_DATA: SendState.SEND,
-        SendEvent.SEND_FIN: SendState.DATA_SENT,
-        SendEvent.SEND_RESET: SendState.RESET_SENT,
-    },
-    SendState.SEND: {
-        SendEvent.SEND_DATA: SendState.SEND,
-        SendEvent.SEND_FIN: SendState.DATA_SENT,
-        SendEvent.SEND_RESET: SendState.RESET_SENT,
-    },
+    SendState.READY: dict(_OPEN_MOVES),
+    SendState.SEND: dict(_OPEN_MOVES),
     SendState.DATA_SENT: {
         SendEvent.SEND_DATA: SendState.DATA_SENT,
         SendEvent.SEND_FIN: SendState.DATA_SENT,
