@@ -8,7 +8,8 @@ import os
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tls_harness import (
+
+from tests.tls.tls_harness import (
     Aioquic,
     Ours,
     assert_same_secrets,
@@ -19,7 +20,6 @@ from tls_harness import (
     record,
     seeded,
 )
-
 from trio_zttp._tls import messages as m
 from trio_zttp._tls.alerts import AlertError
 from trio_zttp._tls.config import GREASE, ClientHelloSpec, TlsConfiguration

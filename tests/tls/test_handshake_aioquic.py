@@ -14,7 +14,8 @@ import os
 
 import pytest
 from aioquic import tls as aq
-from tls_harness import (
+
+from tests.tls.tls_harness import (
     Aioquic,
     Ours,
     assert_same_secrets,
@@ -23,7 +24,6 @@ from tls_harness import (
     our_config,
     pump,
 )
-
 from trio_zttp._tls.alerts import AlertDescription, AlertError
 from trio_zttp._tls.extensions import NamedGroup
 from trio_zttp._tls.handshake import HandshakeComplete

@@ -15,7 +15,8 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import given
 from hypothesis import strategies as st
-from tls_harness import (
+
+from tests.tls.tls_harness import (
     TRANSPORT_PARAMETERS_CLIENT,
     TRANSPORT_PARAMETERS_SERVER,
     Aioquic,
@@ -26,7 +27,6 @@ from tls_harness import (
     record,
     seeded,
 )
-
 from trio_zttp._tls import extensions as ext
 from trio_zttp._tls import messages as m
 from trio_zttp._tls.alerts import AlertDescription as A

@@ -7,7 +7,7 @@ deployed ones.
 
 from __future__ import annotations
 
-from tls_harness import (
+from tests.tls.tls_harness import (
     Ours,
     assert_same_secrets,
     leaf,
@@ -16,7 +16,6 @@ from tls_harness import (
     qh3_client,
     qh3_server,
 )
-
 from trio_zttp._tls.extensions import NamedGroup
 from trio_zttp.testing import KeyType
 
