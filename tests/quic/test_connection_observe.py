@@ -36,6 +36,7 @@ def test_qlog_trace_of_a_connection() -> None:
                     server_log, title=odcid.hex()))), link=LOSSY, seed=4)
     handshake(pair)
     transfer(pair, 300_000)
+    transfer(pair, 300_000, upload=False)
     pair.client.close(error_code=5)  # type: ignore[attr-defined]
     pair.run_for(1.0)
     for log, vantage in ((client_log, "client"), (server_log, "server")):

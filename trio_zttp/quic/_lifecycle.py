@@ -235,8 +235,7 @@ class LifecycleMixin(ConnectionBase):
 
     def _on_packet_sent(self, epoch: Epoch, pn: int, size: int, ack_eliciting: bool,
                         records: list[Any], now: float) -> None:
-        self._stats_packets_sent += 1
-        self._stats_bytes_sent += size
+        """The less common bookkeeping of a sent packet (the sender counts it itself)."""
         if ack_eliciting and self._idle_restart_on_send:
             self._idle_restart_on_send = False
             self._arm_idle(now)
@@ -251,6 +250,8 @@ class LifecycleMixin(ConnectionBase):
             self._discard_space(0, now)  # RFC 9001 §4.9.1: the client's first Handshake packet
 
     def _after_datagram_received(self, path: Any, now: float) -> None:
+        if path.validated and self._handshake_confirmed:
+            return  # nothing limits sending on this path any more
         recovery = self._recovery
         budget = path.amplification_budget()
         if path is self._paths.current and (budget is None or budget > 0):
