@@ -3,9 +3,10 @@
 Sans-IO namespaces: :mod:`trio_zttp.quic` (more to come: ``qpack``, ``h3``).
 """
 
+from . import h3 as h3
 from . import quic as quic
 
-# -- trio layer: QUIC endpoints, connections, streams ------------------------------------------
+# -- trio layer: QUIC endpoints, connections, streams (owned by the trio layer) ---------------
 from ._trio.connection import QuicConnection as QuicConnection
 from ._trio.connection import QuicConnectionStatistics as QuicConnectionStatistics
 from ._trio.endpoint import QuicEndpoint as QuicEndpoint
@@ -19,6 +20,8 @@ from ._trio.errors import StreamStoppedError as StreamStoppedError
 from ._trio.stream import QuicReceiveStream as QuicReceiveStream
 from ._trio.stream import QuicSendStream as QuicSendStream
 from ._trio.stream import QuicStream as QuicStream
+
+# -- end trio-layer imports -------------------------------------------------------------------
 from ._version import __version__ as __version__
 
 _TRIO_LAYER = [
@@ -38,4 +41,4 @@ _TRIO_LAYER = [
 ]
 # -- end trio layer ---------------------------------------------------------------------------
 
-__all__ = ["__version__", "quic", *_TRIO_LAYER]
+__all__ = ["__version__", "h3", "quic", *_TRIO_LAYER]

@@ -2,5 +2,8 @@
 
 Not a general TLS stack: it exchanges handshake messages as CRYPTO bytes per encryption
 level and hands traffic secrets to QUIC.  Modules: ``suites`` (cipher suites, HKDF),
-``messages``, ``key_schedule``, ``handshake`` (state table), ``verify``, ``alerts``.
+``extensions`` and ``messages`` (codecs), ``key_schedule``, ``key_exchange``, ``config``
+(``TlsConfiguration``, ``ClientHelloSpec``), ``handshake`` (``Handshake`` and the state
+table), ``client`` / ``server`` / ``common`` (the flows), ``verify``, ``tickets``,
+``keylog``, ``alerts``.
 """

@@ -17,6 +17,7 @@ __all__ = [
     "Epoch",
     "hash_algorithm",
     "hash_length",
+    "hash_name",
     "hkdf_expand",
     "hkdf_expand_label",
     "hkdf_extract",

@@ -1,0 +1,529 @@
+"""The client side of the handshake: one method per server message (RFC 8446 §4, RFC 9001).
+
+The ClientHello is serialised from the configuration's :class:`~.config.ClientHelloSpec`;
+everything else follows RFC 8446 with QUIC's rules: no middlebox compatibility mode, no
+EndOfEarlyData, ALPN and ``quic_transport_parameters`` required.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from collections.abc import Sequence
+from typing import Final
+
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from . import extensions as ext
+from . import messages as m
+from .alerts import AlertDescription, AlertError
+from .common import FlowBase, SessionTicketReceived, State
+from .config import GREASE, Slot, TlsConfiguration
+from .extensions import GREASE_VALUES, TLS13, ExtensionType, PskKeyExchangeMode, is_grease
+from .key_exchange import SUPPORTED_GROUPS, ClientKeyShare
+from .key_schedule import KeySchedule
+from .keylog import KeyLogLabel
+from .suites import CipherSuite, Epoch, hash_length, hash_name
+from .tickets import SessionTicket, pop_usable_ticket, psk_from_resumption_secret
+from .verify import (
+    choose_signature_scheme,
+    parse_certificate,
+    sign_certificate_verify,
+    verify_certificate_chain,
+    verify_certificate_verify,
+)
+
+__all__ = ["ClientFlow"]
+
+_E = ExtensionType
+_SERVER_HELLO_EXTENSIONS: Final = frozenset(
+    {_E.supported_versions, _E.key_share, _E.pre_shared_key}
+)
+_HRR_EXTENSIONS: Final = frozenset({_E.supported_versions, _E.key_share, _E.cookie})
+_NOT_IN_ENCRYPTED_EXTENSIONS: Final = frozenset(
+    {
+        _E.supported_versions,
+        _E.key_share,
+        _E.pre_shared_key,
+        _E.psk_key_exchange_modes,
+        _E.signature_algorithms,
+        _E.signature_algorithms_cert,
+        _E.cookie,
+        _E.certificate_authorities,
+    }
+)
+
+
+def _illegal(reason: str) -> AlertError:
+    return AlertError(AlertDescription.illegal_parameter, reason)
+
+
+class _Grease:
+    """Per-connection GREASE values (RFC 8701), drawn once so a second ClientHello repeats them."""
+
+    def __init__(self, seed: bytes) -> None:
+        self._seed = seed
+
+    def value(self, category: int) -> int:
+        return GREASE_VALUES[self._seed[category] & 0x0F]
+
+    def extension(self, index: int) -> int:
+        # distinct values for distinct GREASE extensions: a stride coprime with 16
+        return GREASE_VALUES[(self._seed[2] + 5 * index) & 0x0F]
+
+
+_CIPHER, _GROUP, _EXTENSION, _VERSION, _SIGNATURE, _PSK_MODE = range(6)
+
+
+class ClientFlow(FlowBase):
+    """Client negotiation state and the handlers the state table calls."""
+
+    def __init__(self, config: TlsConfiguration, transport_parameters: bytes) -> None:
+        super().__init__(config, transport_parameters)
+        self._grease: _Grease | None = None
+        self._shares: list[ClientKeyShare] = []
+        self._offered_suites: tuple[int, ...] = ()
+        self._offered_extensions: frozenset[int] = frozenset()
+        self._signature_algorithms: tuple[int, ...] = ()
+        self._cookie: bytes | None = None
+        self._hello_retry_suite: CipherSuite | None = None
+        self._hello_retry_group: int | None = None
+        self._certificate_request: m.CertificateRequest | None = None
+        self._early_data_offered = False
+        self._ticket: SessionTicket | None = None
+        self._now = 0.0
+
+    # --- ClientHello ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Queue the ClientHello (and the 0-RTT write key when offering early data)."""
+        if self.state is not State.CLIENT_START:
+            raise RuntimeError("start() was already called")
+        cfg = self.config
+        self.client_random = cfg.random_bytes(32)
+        spec = cfg.client_hello
+        if spec.grease:
+            self._grease = _Grease(cfg.random_bytes(6))
+        self._choose_ticket()
+        share_groups = spec.key_share_groups if spec.key_share_groups is not None else (
+            cfg.key_share_groups
+        )
+        self._shares = [
+            ClientKeyShare(group, cfg.random_bytes, cfg.private_key_for(group))
+            for group in share_groups
+            if group != GREASE
+        ]
+        hello = self._client_hello()
+        self.transcript.add(hello)
+        self.send(Epoch.INITIAL, hello)
+        if self._early_data_offered:
+            ticket = self._ticket
+            assert ticket is not None
+            psk_schedule = KeySchedule(ticket.cipher_suite, ticket.psk)
+            secret = psk_schedule.client_early_traffic_secret(
+                self.transcript.digest_with(b"", hash_name(ticket.cipher_suite))
+            )
+            self.keylog(KeyLogLabel.CLIENT_EARLY_TRAFFIC_SECRET, secret)
+            self.install(Epoch.ZERO_RTT, True, ticket.cipher_suite, secret)
+        self.state = State.CLIENT_WAIT_SERVER_HELLO
+
+    def _choose_ticket(self) -> None:
+        """Pick the ticket to resume with, if any, and whether to send 0-RTT with it."""
+        cfg = self.config
+        spec = cfg.client_hello
+        self._now = cfg.wall_clock().timestamp()
+        ticket = cfg.session_ticket
+        if ticket is None and cfg.ticket_store is not None and cfg.server_name:
+            ticket = pop_usable_ticket(cfg.ticket_store, cfg.server_name, self._now)
+        suites = spec.cipher_suites if spec.cipher_suites is not None else cfg.cipher_suites
+        if (
+            ticket is None
+            or ticket.is_expired(self._now)
+            or ticket.server_name != (cfg.server_name or "")
+            or ticket.cipher_suite not in suites
+            or ticket.cipher_suite not in cfg.cipher_suites
+            or PskKeyExchangeMode.psk_dhe_ke not in spec.psk_key_exchange_modes
+            or _E.psk_key_exchange_modes not in spec.extension_order
+        ):
+            return
+        self._ticket = ticket
+        self._early_data_offered = (
+            cfg.enable_early_data
+            and ticket.max_early_data_size == 0xFFFFFFFF
+            and ticket.alpn is not None
+            and ticket.alpn in cfg.alpn_protocols
+            and _E.early_data in spec.extension_order
+        )
+
+    def _fill(self, slots: Sequence[Slot], category: int) -> list[int]:
+        out: list[int] = []
+        for slot in slots:
+            if slot == GREASE:
+                if self._grease is not None:
+                    out.append(self._grease.value(category))
+            else:
+                out.append(int(slot))
+        return out
+
+    def _client_hello(self) -> bytes:
+        cfg = self.config
+        spec = cfg.client_hello
+        suites = self._fill(
+            spec.cipher_suites if spec.cipher_suites is not None else cfg.cipher_suites, _CIPHER
+        )
+        self._offered_suites = tuple(s for s in suites if not is_grease(s))
+        extras = dict(spec.extra_extensions)
+        extensions: list[tuple[int, bytes]] = []
+        grease_extensions = 0
+        for slot in spec.extension_order:
+            if slot == GREASE:
+                if self._grease is not None:
+                    filler = b"" if grease_extensions == 0 else b"\x00"
+                    extensions.append((self._grease.extension(grease_extensions), filler))
+                    grease_extensions += 1
+                continue
+            if slot == _E.pre_shared_key:
+                continue
+            body = extras.pop(slot) if slot in extras else self._extension_body(slot)
+            if body is not None:
+                extensions.append((slot, body))
+        extensions.extend(extras.items())
+        if self._cookie is not None and _E.cookie not in spec.extension_order:
+            extensions.append((_E.cookie, ext.encode_cookie(self._cookie)))
+        ticket = self._ticket
+        if ticket is not None:
+            length = hash_length(ticket.cipher_suite)
+            identity = (ticket.ticket, ticket.obfuscated_age(self._now))
+            body = ext.encode_pre_shared_key_client([identity], [bytes(length)])
+            extensions.append((_E.pre_shared_key, body))
+        self._offered_extensions = frozenset(t for t, _ in extensions)
+        hello = m.encode_client_hello(
+            random=self.client_random,
+            cipher_suites=suites,
+            extensions=extensions,
+            legacy_compression_methods=spec.legacy_compression_methods,
+        )
+        if ticket is None:
+            return hello
+        # the binder covers the ClientHello up to the binders list (RFC 8446 §4.2.11.2)
+        truncated = hello[: len(hello) - ext.binders_length([length])]
+        schedule = KeySchedule(ticket.cipher_suite, ticket.psk)
+        binder = schedule.verify_data(
+            schedule.binder_key(),
+            self.transcript.digest_with(truncated, hash_name(ticket.cipher_suite)),
+        )
+        return truncated + (1 + length).to_bytes(2, "big") + bytes((length,)) + binder
+
+    def _extension_body(self, ext_type: int) -> bytes | None:
+        cfg = self.config
+        spec = cfg.client_hello
+        if ext_type == _E.server_name:
+            return _server_name_extension(cfg.server_name)
+        if ext_type == _E.supported_groups:
+            groups = spec.supported_groups if spec.supported_groups is not None else (
+                cfg.supported_groups
+            )
+            return ext.encode_u16_list(self._fill(groups, _GROUP))
+        if ext_type == _E.signature_algorithms:
+            algorithms = spec.signature_algorithms if spec.signature_algorithms is not None else (
+                cfg.signature_algorithms
+            )
+            filled = self._fill(algorithms, _SIGNATURE)
+            self._signature_algorithms = tuple(a for a in filled if not is_grease(a))
+            return ext.encode_u16_list(filled)
+        if ext_type == _E.signature_algorithms_cert:
+            if spec.signature_algorithms_cert is None:
+                return None
+            return ext.encode_u16_list(spec.signature_algorithms_cert)
+        if ext_type == _E.application_layer_protocol_negotiation:
+            protocols = spec.alpn_protocols if spec.alpn_protocols is not None else (
+                cfg.alpn_protocols
+            )
+            return ext.encode_alpn([p.encode() for p in protocols])
+        if ext_type == _E.supported_versions:
+            versions = self._fill(spec.supported_versions, _VERSION)
+            return ext.encode_supported_versions_client(versions)
+        if ext_type == _E.psk_key_exchange_modes:
+            modes: list[int] = []
+            for slot in spec.psk_key_exchange_modes:
+                if slot != GREASE:
+                    modes.append(int(slot))
+                elif self._grease is not None:
+                    modes.append(ext.grease_psk_mode(self._grease.value(_PSK_MODE)))
+            return ext.encode_psk_modes(modes)
+        if ext_type == _E.key_share:
+            entries = [(share.group, share.public) for share in self._shares]
+            groups = spec.key_share_groups if spec.key_share_groups is not None else ()
+            if self._grease is not None and GREASE in groups and self._hello_retry_group is None:
+                entries.insert(list(groups).index(GREASE), (self._grease.value(_GROUP), b"\x00"))
+            return ext.encode_key_share_client(entries)
+        if ext_type == _E.early_data:
+            return b"" if self._early_data_offered else None
+        if ext_type == _E.cookie:
+            return None if self._cookie is None else ext.encode_cookie(self._cookie)
+        if ext_type == _E.quic_transport_parameters:
+            return self.transport_parameters
+        return None
+
+    # --- ServerHello / HelloRetryRequest -------------------------------------------------
+
+    def on_server_hello(self, message: bytes) -> None:
+        hello = m.parse_server_hello(message[4:])
+        if hello.supported_version is None:
+            raise AlertError(AlertDescription.protocol_version, "server does not speak TLS 1.3")
+        if hello.supported_version != TLS13 or hello.legacy_version != m.LEGACY_VERSION:
+            raise _illegal("ServerHello selected a version we did not offer")
+        if hello.legacy_session_id_echo != b"":
+            raise _illegal("ServerHello echoes a session id we did not send")
+        if hello.legacy_compression_method != 0:
+            raise _illegal("ServerHello selected a compression method")
+        if hello.cipher_suite not in self._offered_suites:
+            raise _illegal("ServerHello selected a cipher suite we did not offer")
+        suite = CipherSuite(hello.cipher_suite)
+        allowed = _HRR_EXTENSIONS if hello.is_hello_retry_request else _SERVER_HELLO_EXTENSIONS
+        for ext_type, _ in hello.extensions:
+            if ext_type not in allowed:
+                if ext_type in self._offered_extensions:
+                    raise _illegal(f"extension {ext_type:#06x} is not allowed here")
+                raise AlertError(
+                    AlertDescription.unsupported_extension,
+                    f"extension {ext_type:#06x} was not offered",
+                )
+        if hello.is_hello_retry_request:
+            self._on_hello_retry_request(message, hello, suite)
+            return
+        if self._hello_retry_suite is not None and suite != self._hello_retry_suite:
+            raise _illegal("ServerHello suite differs from the HelloRetryRequest's")
+        if hello.key_share is None:
+            raise AlertError(AlertDescription.missing_extension, "ServerHello has no key_share")
+        group, server_share = hello.key_share
+        share = next((s for s in self._shares if s.group == group), None)
+        if share is None:
+            raise _illegal("ServerHello key_share is for a group we did not share")
+        psk: bytes | None = None
+        if hello.pre_shared_key is not None:
+            ticket = self._ticket
+            if ticket is None or hello.pre_shared_key != 0:
+                raise _illegal("ServerHello selected a PSK we did not offer")
+            if hash_name(suite) != hash_name(ticket.cipher_suite):
+                raise _illegal("ServerHello suite does not match the PSK's hash")
+            psk = ticket.psk
+            self.session_resumed = True
+        self.suite = suite
+        self.group = group
+        self.transcript.set_hash(hash_name(suite))
+        self.transcript.add(message)
+        self.schedule = KeySchedule(suite, psk)
+        self.ks.set_shared_secret(share.exchange(server_share))
+        self._shares = []
+        self.derive_handshake_secrets()
+        self.install(Epoch.HANDSHAKE, True, suite, self.client_handshake_secret)
+        self.install(Epoch.HANDSHAKE, False, suite, self.server_handshake_secret)
+        self.state = State.CLIENT_WAIT_ENCRYPTED_EXTENSIONS
+
+    def _on_hello_retry_request(
+        self, message: bytes, hrr: m.ServerHello, suite: CipherSuite
+    ) -> None:
+        if self._hello_retry_suite is not None:
+            raise AlertError(AlertDescription.unexpected_message, "second HelloRetryRequest")
+        group = hrr.selected_group
+        if group is None and hrr.cookie is None:
+            raise _illegal("HelloRetryRequest would not change the ClientHello")
+        if group is not None:
+            supported = self.config.supported_groups
+            if group not in supported or group not in SUPPORTED_GROUPS:
+                raise _illegal("HelloRetryRequest selected a group we do not support")
+            if any(share.group == group for share in self._shares):
+                raise _illegal("HelloRetryRequest selected a group we already shared")
+            self._shares = [
+                ClientKeyShare(group, self.config.random_bytes, self.config.private_key_for(group))
+            ]
+            self._hello_retry_group = group
+        self._hello_retry_suite = suite
+        self._cookie = hrr.cookie
+        self._early_data_offered = False
+        if self._ticket is not None and hash_name(self._ticket.cipher_suite) != hash_name(suite):
+            self._ticket = None  # the PSK cannot be used with this suite's hash
+        self.transcript.restart_for_hello_retry(hash_name(suite))
+        self.transcript.add(message)
+        hello = self._client_hello()
+        self.transcript.add(hello)
+        self.send(Epoch.INITIAL, hello)
+
+    # --- server's encrypted flight -------------------------------------------------------
+
+    def on_encrypted_extensions(self, message: bytes) -> None:
+        ee = m.parse_encrypted_extensions(message[4:])
+        for ext_type, _ in ee.extensions:
+            if ext_type in _NOT_IN_ENCRYPTED_EXTENSIONS:
+                raise _illegal(f"extension {ext_type:#06x} is not allowed in EncryptedExtensions")
+            if ext_type not in self._offered_extensions:
+                raise AlertError(
+                    AlertDescription.unsupported_extension,
+                    f"extension {ext_type:#06x} was not offered",
+                )
+        if ee.alpn_protocol is None:
+            raise AlertError(AlertDescription.no_application_protocol, "server selected no ALPN")
+        offered = [p.encode() for p in self.config.alpn_protocols]
+        if ee.alpn_protocol not in offered:
+            raise AlertError(
+                AlertDescription.no_application_protocol, "server selected an ALPN we did not offer"
+            )
+        self.alpn_protocol = ee.alpn_protocol.decode()
+        if ee.transport_parameters is None:
+            raise AlertError(
+                AlertDescription.missing_extension, "server sent no quic_transport_parameters"
+            )
+        self.peer_transport_parameters = ee.transport_parameters
+        if ee.early_data:
+            ticket = self._ticket
+            if not self.session_resumed or ticket is None:
+                raise _illegal("server accepted early data without the PSK")
+            if ticket.alpn != self.alpn_protocol:
+                raise _illegal("server accepted early data with another ALPN")
+            self.early_data_accepted = True
+        self.transcript.add(message)
+        self.state = (
+            State.CLIENT_WAIT_FINISHED
+            if self.session_resumed
+            else State.CLIENT_WAIT_CERTIFICATE_OR_REQUEST
+        )
+
+    def on_certificate_request(self, message: bytes) -> None:
+        request = m.parse_certificate_request(message[4:])
+        if request.request_context:
+            raise _illegal("CertificateRequest context must be empty during the handshake")
+        if request.signature_algorithms is None:
+            raise AlertError(
+                AlertDescription.missing_extension, "CertificateRequest has no signature_algorithms"
+            )
+        self._certificate_request = request
+        self.transcript.add(message)
+        self.state = State.CLIENT_WAIT_CERTIFICATE
+
+    def on_certificate(self, message: bytes) -> None:
+        certificate = m.parse_certificate(message[4:])
+        if certificate.request_context:
+            raise _illegal("server Certificate has a request context")
+        if not certificate.entries:
+            raise AlertError(AlertDescription.decode_error, "server sent no certificate")
+        self.peer_certificate_chain = tuple(
+            parse_certificate(der) for der, _ in certificate.entries
+        )
+        self.transcript.add(message)
+        self.state = State.CLIENT_WAIT_CERTIFICATE_VERIFY
+
+    def on_certificate_verify(self, message: bytes) -> None:
+        verify = m.parse_certificate_verify(message[4:])
+        verify_certificate_verify(
+            self.peer_certificate_chain[0],
+            verify.algorithm,
+            verify.signature,
+            self.transcript.digest(),
+            is_server=True,
+            offered=self._signature_algorithms or self.config.signature_algorithms,
+        )
+        cfg = self.config
+        if cfg.verify_peer:
+            verify_certificate_chain(
+                self.peer_certificate_chain,
+                server_name=cfg.server_name,
+                now=cfg.wall_clock(),
+                cafile=cfg.cafile,
+                cadata=cfg.cadata,
+                use_system_store=cfg.trust_system_store,
+                is_server_cert=True,
+            )
+        self.transcript.add(message)
+        self.state = State.CLIENT_WAIT_FINISHED
+
+    def on_finished(self, message: bytes) -> None:
+        suite = self.suite
+        assert suite is not None
+        verify_data = m.parse_finished(message[4:], self.ks.hash_length)
+        expected = self.ks.verify_data(self.server_handshake_secret, self.transcript.digest())
+        if not hmac.compare_digest(verify_data, expected):
+            raise AlertError(AlertDescription.decrypt_error, "server Finished does not verify")
+        self.transcript.add(message)
+        self.derive_application_secrets()
+        self.install(Epoch.ONE_RTT, False, suite, self.server_application_secret)
+        flight = self._client_authentication() if self._certificate_request else b""
+        finished = m.encode_finished(
+            self.ks.verify_data(self.client_handshake_secret, self.transcript.digest())
+        )
+        self.transcript.add(finished)
+        self.send(Epoch.HANDSHAKE, flight + finished)
+        self.install(Epoch.ONE_RTT, True, suite, self.client_application_secret)
+        self.resumption_secret = self.ks.resumption_master_secret(self.transcript.digest())
+        self.state = State.CLIENT_CONNECTED
+        self.complete()
+
+    def _client_authentication(self) -> bytes:
+        """Certificate (+ CertificateVerify) answering a CertificateRequest (RFC 8446 §4.4.2)."""
+        request = self._certificate_request
+        assert request is not None and request.signature_algorithms is not None
+        cfg = self.config
+        key = cfg.private_key
+        scheme = None
+        if key is not None:
+            try:
+                scheme = choose_signature_scheme(key, request.signature_algorithms)
+            except AlertError:
+                scheme = None  # nothing we can sign: answer with an empty Certificate
+        chain = [c.public_bytes(Encoding.DER) for c in cfg.certificate_chain] if scheme else []
+        certificate = m.encode_certificate(request.request_context, chain)
+        self.transcript.add(certificate)
+        if scheme is None or key is None:
+            return certificate
+        signature = sign_certificate_verify(key, scheme, self.transcript.digest(), is_server=False)
+        verify = m.encode_certificate_verify(scheme, signature)
+        self.transcript.add(verify)
+        return certificate + verify
+
+    # --- after the handshake -------------------------------------------------------------
+
+    def on_new_session_ticket(self, message: bytes) -> None:
+        ticket = m.parse_new_session_ticket(message[4:])
+        if ticket.max_early_data_size is not None and ticket.max_early_data_size != 0xFFFFFFFF:
+            raise _illegal("QUIC requires max_early_data_size 0xffffffff (RFC 9001 §4.6.1)")
+        if ticket.ticket_lifetime > 604800:
+            raise _illegal("ticket_lifetime over seven days")
+        suite = self.suite
+        assert suite is not None and self.alpn_protocol is not None
+        cfg = self.config
+        session_ticket = SessionTicket(
+            ticket=ticket.ticket,
+            psk=psk_from_resumption_secret(
+                hash_name(suite), self.resumption_secret, ticket.ticket_nonce
+            ),
+            cipher_suite=suite,
+            server_name=cfg.server_name or "",
+            received_at=cfg.wall_clock().timestamp(),
+            lifetime=ticket.ticket_lifetime,
+            age_add=ticket.ticket_age_add,
+            max_early_data_size=ticket.max_early_data_size or 0,
+            alpn=self.alpn_protocol,
+            peer_transport_parameters=self.peer_transport_parameters,
+        )
+        if cfg.ticket_store is not None:
+            cfg.ticket_store.add(session_ticket)
+        self.updates.append(SessionTicketReceived(ticket=session_ticket))
+
+
+def _server_name_extension(server_name: str | None) -> bytes | None:
+    """SNI for a host name; none for an IP literal (RFC 6066 §3)."""
+    if not server_name:
+        return None
+    host = server_name[1:-1] if server_name.startswith("[") else server_name
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return None
+    host = host.rstrip(".")
+    try:
+        host.encode("ascii")
+    except UnicodeEncodeError:
+        host = host.encode("idna").decode("ascii")
+    return ext.encode_server_name(host)
