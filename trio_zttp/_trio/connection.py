@@ -56,6 +56,8 @@ INCOMING_QUEUE_SIZE: Final = 256
 """UDP datagrams queued between the endpoint's receive task and a connection's driver."""
 DATAGRAM_QUEUE_SIZE: Final = 128
 """Received DATAGRAM frames kept until :meth:`QuicConnection.receive_datagram` takes them."""
+TIMER_GRANULARITY: Final = 0.001
+"""Shortest wait after a timer the engine did not clear (kGranularity, RFC 9002 §6.1.2)."""
 _INTERNAL_ERROR: Final = 0x1
 _NO_ERROR: Final = 0x0
 
@@ -506,10 +508,17 @@ class QuicConnection(trio.abc.AsyncResource):
         receive = self._incoming_receive
         handle = self._handle_events
         await self._flush()
+        handled_at = -math.inf
         while True:
             timer = engine.get_timer()
-            if self._closed_info is not None and timer is None:
-                return
+            if timer is None:
+                if self._closed_info is not None:
+                    return
+            elif timer <= handled_at:
+                # The engine's timer did not move past the last handle_timer (float rounding
+                # in a loss-detection deadline, say): wait one timer granularity instead of
+                # spinning, which under a MockClock would never let time advance.
+                timer = handled_at + TIMER_GRANULARITY
             try:
                 item = receive.receive_nowait()
             except trio.WouldBlock:
@@ -536,6 +545,7 @@ class QuicConnection(trio.abc.AsyncResource):
             timer = engine.get_timer()
             if timer is not None and now >= timer:
                 engine.handle_timer(now)
+                handled_at = now
                 if self._closed_info is not None:
                     after = engine.get_timer()
                     if after is not None and after <= now:
