@@ -6,7 +6,7 @@ import importlib
 
 import pytest
 
-NAMESPACES = ["trio_zttp", "trio_zttp.quic", "trio_zttp.testing", "trio_zttp.h3"]
+NAMESPACES = ["trio_zttp", "trio_zttp.h3", "trio_zttp.quic", "trio_zttp.qpack", "trio_zttp.testing"]
 
 
 @pytest.mark.parametrize("name", NAMESPACES)

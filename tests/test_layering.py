@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "trio_zttp"
-CORE = ["_buffer.py", "quic", "qpack", "h3", "masque", "_tls"]
+CORE = ["_buffer.py", "_zttp.py", "quic", "qpack", "h3", "masque", "_tls"]
 FORBIDDEN_MODULES = {"trio", "socket", "time", "random", "asyncio", "logging", "selectors",
                      "threading", "secrets"}
 # configuration defaults for randomness and the wall clock come from trio_zttp._defaults, the one

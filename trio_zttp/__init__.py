@@ -4,9 +4,25 @@ Sans-IO namespaces: :mod:`trio_zttp.quic` (more to come: ``qpack``, ``h3``).
 """
 
 from . import h3 as h3
+from . import qpack as qpack
 from . import quic as quic
+from ._version import __version__ as __version__
 
-# -- trio layer: QUIC endpoints, connections, streams (owned by the trio layer) ---------------
+# isort: split
+# the zttp-style sans-IO façade (h3 connection helper's block)
+from ._zttp import CLIENT as CLIENT
+from ._zttp import HTTP3 as HTTP3
+from ._zttp import NEED_DATA as NEED_DATA
+from ._zttp import SERVER as SERVER
+from ._zttp import Connection as Connection
+from ._zttp import Data as Data
+from ._zttp import EndOfMessage as EndOfMessage
+from ._zttp import InformationalResponse as InformationalResponse
+from ._zttp import Request as Request
+from ._zttp import Response as Response
+
+# isort: split
+# the trio layer: QUIC endpoints, connections, streams (trio layer's block)
 from ._trio.connection import QuicConnection as QuicConnection
 from ._trio.connection import QuicConnectionStatistics as QuicConnectionStatistics
 from ._trio.endpoint import QuicEndpoint as QuicEndpoint
@@ -21,10 +37,24 @@ from ._trio.stream import QuicReceiveStream as QuicReceiveStream
 from ._trio.stream import QuicSendStream as QuicSendStream
 from ._trio.stream import QuicStream as QuicStream
 
-# -- end trio-layer imports -------------------------------------------------------------------
-from ._version import __version__ as __version__
+__all__ = ["__version__", "h3", "qpack", "quic"]
 
-_TRIO_LAYER = [
+# the zttp-style sans-IO façade (h3 connection helper's block)
+__all__ += [
+    "CLIENT",
+    "HTTP3",
+    "NEED_DATA",
+    "SERVER",
+    "Connection",
+    "Data",
+    "EndOfMessage",
+    "InformationalResponse",
+    "Request",
+    "Response",
+]
+
+# the trio layer (trio layer's block)
+__all__ += [
     "ConnectionClosedError",
     "QuicConnection",
     "QuicConnectionStatistics",
@@ -39,6 +69,3 @@ _TRIO_LAYER = [
     "open_quic_endpoint",
     "serve_quic",
 ]
-# -- end trio layer ---------------------------------------------------------------------------
-
-__all__ = ["__version__", "h3", "quic", *_TRIO_LAYER]

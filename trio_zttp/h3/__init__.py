@@ -31,6 +31,24 @@ from ._settings import SettingsId as SettingsId
 from ._settings import encode_settings as encode_settings
 from ._settings import grease_setting_id as grease_setting_id
 
+# isort: split
+# the connection and its events (h3 connection helper's block)
+from ._connection import DEFAULT_SETTINGS as DEFAULT_SETTINGS
+from ._connection import Connection as Connection
+from ._events import CapsuleReceived as CapsuleReceived
+from ._events import ConnectionTerminated as ConnectionTerminated
+from ._events import DatagramReceived as DatagramReceived
+from ._events import DataReceived as DataReceived
+from ._events import Event as Event
+from ._events import GoawayReceived as GoawayReceived
+from ._events import HeadersReceived as HeadersReceived
+from ._events import SettingsReceived as SettingsReceived
+from ._events import StopSendingReceived as StopSendingReceived
+from ._events import StreamReset as StreamReset
+from ._events import TrailersReceived as TrailersReceived
+from ._quic import QuicTransport as QuicTransport
+from ._stream import StateError as StateError
+
 __all__ = [
     "CapsuleType",
     "ErrorCode",
@@ -56,4 +74,23 @@ __all__ = [
     "is_reserved_frame_type",
     "is_reserved_stream_type",
     "parse_capsule_protocol",
+]
+
+# the connection and its events (h3 connection helper's block)
+__all__ += [
+    "DEFAULT_SETTINGS",
+    "CapsuleReceived",
+    "Connection",
+    "ConnectionTerminated",
+    "DataReceived",
+    "DatagramReceived",
+    "Event",
+    "GoawayReceived",
+    "HeadersReceived",
+    "QuicTransport",
+    "SettingsReceived",
+    "StateError",
+    "StopSendingReceived",
+    "StreamReset",
+    "TrailersReceived",
 ]

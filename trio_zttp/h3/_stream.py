@@ -1,0 +1,196 @@
+"""Per-stream state of an HTTP/3 connection: request streams, peer unidirectional streams.
+
+Plain mutable records with ``__slots__``; the logic that moves them lives in
+:mod:`._connection`. The receive side of a request stream follows the frame-sequence table
+of :mod:`._rules` (``MessageState``); the send side follows :data:`SEND_TRANSITIONS` below.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Final, final
+
+from ._capsules import CapsuleParser
+from ._frames import FrameParser, StreamType
+from ._headers import ContentLengthTracker
+from ._rules import ControlState, MessageState
+
+__all__ = [
+    "SEND_TRANSITIONS",
+    "RequestStream",
+    "RetiredStreams",
+    "SendInput",
+    "SendState",
+    "StateError",
+    "UniStream",
+    "next_send_state",
+]
+
+
+class StateError(Exception):
+    """The command is not allowed now: the stream or the connection is in the wrong state.
+
+    Caller misuse, raised at once; nothing goes on the wire.
+    """
+
+
+class SendState(enum.Enum):
+    """Where our side of a request stream is in its frame sequence."""
+
+    #: Nothing sent yet (client: no request; server: no final response).
+    IDLE = "idle"
+    #: Header section sent: DATA, then optionally trailers.
+    BODY = "body"
+    #: CONNECT request sent, or 2xx response to one: DATA only, no trailers.
+    TUNNEL = "tunnel"
+    #: FIN sent, or the sending side was reset.
+    CLOSED = "closed"
+
+
+class SendInput(enum.Enum):
+    """What the application sends on a request stream."""
+
+    HEADERS = "headers"
+    INTERIM_HEADERS = "interim_headers"
+    TUNNEL_HEADERS = "tunnel_headers"
+    DATA = "data"
+    TRAILERS = "trailers"
+    END = "end"
+
+
+#: ``{state: {input: next_state}}`` for our sending side; a missing move is a
+#: :class:`StateError`. Interim responses come only from servers (the connection checks).
+SEND_TRANSITIONS: Final[Mapping[SendState, Mapping[SendInput, SendState]]] = {
+    SendState.IDLE: {
+        SendInput.HEADERS: SendState.BODY,
+        SendInput.INTERIM_HEADERS: SendState.IDLE,
+        SendInput.TUNNEL_HEADERS: SendState.TUNNEL,
+    },
+    SendState.BODY: {
+        SendInput.DATA: SendState.BODY,
+        SendInput.TRAILERS: SendState.CLOSED,
+        SendInput.END: SendState.CLOSED,
+    },
+    SendState.TUNNEL: {
+        SendInput.DATA: SendState.TUNNEL,
+        SendInput.END: SendState.CLOSED,
+    },
+    SendState.CLOSED: {},
+}
+
+
+def next_send_state(state: SendState, event: SendInput, stream_id: int) -> SendState:
+    """The send state after ``event``.
+
+    Raises:
+        StateError: ``event`` is not allowed in ``state``.
+    """
+    try:
+        return SEND_TRANSITIONS[state][event]
+    except KeyError:
+        raise StateError(
+            f"cannot send {event.value} on stream {stream_id} in state {state.value}"
+        ) from None
+
+
+@final
+class RequestStream:
+    """One request stream (a client-initiated bidirectional QUIC stream)."""
+
+    __slots__ = (
+        "blocked",
+        "capsules",
+        "content",
+        "datagrams",
+        "parser",
+        "queued",
+        "queued_fin",
+        "receive_done",
+        "receive_state",
+        "request_method",
+        "send_state",
+        "stream_id",
+    )
+
+    def __init__(self, stream_id: int, *, max_headers_length: int) -> None:
+        self.stream_id = stream_id
+        self.parser = FrameParser(max_headers_length=max_headers_length)
+        #: Receive side: the frame-sequence state (RFC 9114 §4.1).
+        self.receive_state = MessageState.HEADERS_EXPECTED
+        #: Receive side finished: FIN processed, reset by the peer, or abandoned by us.
+        self.receive_done = False
+        #: Our side.
+        self.send_state = SendState.IDLE
+        #: The request's method, once known (sent by a client, received by a server).
+        self.request_method: bytes | None = None
+        #: Content-Length check of the message being received.
+        self.content: ContentLengthTracker | None = None
+        #: The Capsule Protocol parser, once the application switched the stream to it.
+        self.capsules: CapsuleParser | None = None
+        #: Whether HTTP datagrams belong to this request (CONNECT, incl. extended CONNECT).
+        self.datagrams = False
+        #: A HEADERS frame waits for QPACK encoder-stream data (RFC 9204 §2.1.2).
+        self.blocked = False
+        #: Frames parsed while blocked, processed in order once unblocked.
+        self.queued: list[tuple[int, bytes]] = []
+        self.queued_fin = False
+
+    @property
+    def done(self) -> bool:
+        """Both directions are finished; the state can go."""
+        return self.receive_done and self.send_state is SendState.CLOSED
+
+
+@final
+class UniStream:
+    """A unidirectional stream opened by the peer, until its type is known and after."""
+
+    __slots__ = ("control_state", "header", "ignored", "kind", "parser")
+
+    def __init__(self) -> None:
+        #: The stream type bytes read so far (a varint, possibly split).
+        self.header = bytearray()
+        #: The known type; None while unread or for an ignored (unknown/GREASE) type.
+        self.kind: StreamType | None = None
+        #: An unknown or reserved type: its data is discarded.
+        self.ignored = False
+        #: Frame parser, for the control stream.
+        self.parser: FrameParser | None = None
+        self.control_state = ControlState.AWAITING_SETTINGS
+
+
+@final
+class RetiredStreams:
+    """The peer-initiated streams of one kind that are finished here, in little memory.
+
+    QUIC may still hand us data or resets for such a stream (frames in flight); they must not
+    look like a new stream. IDs below a floor are all finished; finished ones above it sit in
+    a set that the floor swallows as the gaps fill (streams mostly end in order).
+
+    Args:
+        first: The first stream ID of this kind (0 for client bidirectional, 2 or 3 for
+            client or server unidirectional).
+    """
+
+    __slots__ = ("_floor", "_ids")
+
+    def __init__(self, first: int) -> None:
+        self._floor = first
+        self._ids: set[int] = set()
+
+    def add(self, stream_id: int) -> None:
+        """Mark ``stream_id`` finished."""
+        if stream_id < self._floor:
+            return
+        self._ids.add(stream_id)
+        while self._floor in self._ids:
+            self._ids.remove(self._floor)
+            self._floor += 4
+
+    def __contains__(self, stream_id: int) -> bool:
+        return stream_id < self._floor or stream_id in self._ids
+
+    def __len__(self) -> int:
+        """How many finished IDs are held above the floor."""
+        return len(self._ids)
