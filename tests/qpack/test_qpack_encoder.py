@@ -84,6 +84,18 @@ def test_encoder_short_cookie_is_never_indexed_long_cookie_is() -> None:
     assert encoder_data == b"" and len(again) == 3  # prefix + one indexed line
 
 
+def test_encoder_custom_never_indexed_names() -> None:
+    encoder = qpack.Encoder(never_indexed_names=[b"x-api-key"])
+    decoder = qpack.Decoder(4096, 16)
+    decoder.feed_encoder(encoder.apply_settings(4096, 16))
+    for stream_id in (0, 4):
+        encoder_data, section = roundtrip(encoder, decoder, stream_id, [
+            (b"x-api-key", b"k" * 40), (b"authorization", b"Bearer " + b"t" * 40)])
+        # x-api-key: literal name with N=1 (0x30); authorization is indexed normally now
+        assert section[2] & 0xF0 == 0x30
+    assert encoder_data == b"" and section[0] != 0
+
+
 def test_encoder_never_indexed_bit_survives_pylsqpack_decoding() -> None:
     encoder = qpack.Encoder()
     decoder = pylsqpack.Decoder(4096, 16)

@@ -1,8 +1,9 @@
 """aioquic's sans-IO ``QuicConnection`` behind the trio layer's engine contract (tests only).
 
-Until ``trio_zttp.quic.Connection`` exists, the trio layer's tests drive aioquic through
-this adapter.  It converts configurations and events and emulates the three calls aioquic
-lacks:
+The trio layer was first built and tested on this adapter, before ``trio_zttp.quic.Connection``
+existed; it now serves the interop tests (``test_interop_aioquic.py``), where one side of a
+connection runs aioquic's engine and the other ours, both through the trio layer.  It
+converts configurations and events and emulates the three calls aioquic lacks:
 
 * ``stream_send_capacity(sid)``: the peer's MAX_STREAM_DATA credit plus
   :data:`ALLOWANCE`, minus what was written (stream level only; aioquic has no cheap

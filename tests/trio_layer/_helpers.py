@@ -9,13 +9,12 @@ from typing import Any
 import attrs
 
 import trio_zttp
+from trio_zttp import quic
 from trio_zttp.quic._config import Configuration
 from trio_zttp.testing import CertificateAuthority, IssuedCertificate
 
-from ._aioquic_adapter import AioquicEngine
-
-#: The engine every trio-layer test runs on (aioquic until trio_zttp.quic.Connection lands).
-ENGINE = AioquicEngine
+#: The engine every trio-layer test runs on.
+ENGINE = quic.Connection
 ALPN = ("zttp-test",)
 
 

@@ -542,3 +542,46 @@ async def test_endpoint_follows_client_migration(fake_net, ca, server_cert, auto
             assert pair.server.remote_address == new
         finally:
             fake_net.route_packet = original_route
+
+
+async def test_endpoint_stateless_reset_ends_a_forgotten_connection(
+    fake_net, ca, server_cert, autojump_clock
+) -> None:
+    # The server loses its state (its CONNECTION_CLOSE never arrives); a new endpoint with
+    # the same static key on the same port answers the client with a stateless reset, which
+    # the client recognises from the tokens the old connection gave it.
+    key = os.urandom(32)
+    server_side = server_configuration(server_cert)
+    stop, gone = trio.Event(), trio.Event()
+
+    async def first_server(task_status=trio.TASK_STATUS_IGNORED) -> None:
+        async with trio_zttp.open_quic_endpoint(
+            ("127.0.0.1", 0), server_side, connection_factory=ENGINE, stateless_reset_key=key
+        ) as server:
+            task_status.started(server.local_address)
+            await server.accept()
+            await stop.wait()
+            fake_net.route_packet = lambda packet: None
+        gone.set()
+
+    async with (
+        trio_zttp.open_quic_endpoint(
+            ("127.0.0.1", 0), client_configuration(ca), connection_factory=ENGINE
+        ) as client,
+        trio.open_nursery() as nursery,
+    ):
+        address = await nursery.start(first_server)
+        async with client.connect(address, server_name="localhost") as connection:
+            await trio.sleep(1)  # NEW_CONNECTION_ID frames, with their reset tokens, arrive
+            stop.set()
+            await gone.wait()
+            fake_net.route_packet = None
+            async with trio_zttp.open_quic_endpoint(
+                address, server_side, connection_factory=ENGINE, stateless_reset_key=key
+            ) as second:
+                await connection.send_datagram(b"anyone there?")
+                with pytest.raises(trio_zttp.ConnectionClosedError) as closed:
+                    await connection.accept_stream()
+                assert closed.value.by_peer
+                assert closed.value.reason == "stateless reset"  # not the idle timeout
+                assert second.statistics().stateless_resets_sent >= 1

@@ -80,18 +80,7 @@ class ConnectionFactory(Protocol):
 
 
 def default_connection_factory() -> ConnectionFactory:
-    """``trio_zttp.quic.Connection``.
+    """:class:`trio_zttp.quic.Connection`."""
+    from ..quic._connection import Connection
 
-    Raises:
-        RuntimeError: The sans-IO connection is not part of this build yet; pass a
-            ``connection_factory`` explicitly.
-    """
-    from .. import quic
-
-    factory = getattr(quic, "Connection", None)
-    if factory is None:
-        raise RuntimeError(
-            "trio_zttp.quic.Connection is not available in this build; "
-            "pass connection_factory= to choose a QUIC engine"
-        )
-    return factory  # type: ignore[no-any-return]
+    return Connection

@@ -38,6 +38,7 @@ from ..quic._events import (
     ConnectionTerminated,
     DatagramFrameReceived,
     HandshakeCompleted,
+    NewTokenReceived,
     PathChanged,
     SessionTicketReceived,
     StopSendingReceived,
@@ -56,8 +57,19 @@ INCOMING_QUEUE_SIZE: Final = 256
 """UDP datagrams queued between the endpoint's receive task and a connection's driver."""
 DATAGRAM_QUEUE_SIZE: Final = 128
 """Received DATAGRAM frames kept until :meth:`QuicConnection.receive_datagram` takes them."""
+TIMER_GRANULARITY: Final = 0.001
+"""Shortest wait after a timer the engine did not clear (kGranularity, RFC 9002 §6.1.2)."""
 _INTERNAL_ERROR: Final = 0x1
 _NO_ERROR: Final = 0x0
+
+
+def _peer_certificate(engine: Engine) -> x509.Certificate | None:
+    certificate = getattr(engine, "peer_certificate", None)
+    if certificate is not None:
+        return certificate  # type: ignore[no-any-return]
+    # quic.Connection keeps the chain on its TLS handshake (not public yet)
+    chain = getattr(getattr(engine, "_tls", None), "peer_certificate_chain", ())
+    return chain[0] if chain else None
 
 
 class _EndpointLink(Protocol):
@@ -70,6 +82,9 @@ class _EndpointLink(Protocol):
     def _remove_route(self, cid: bytes, connection: QuicConnection) -> None: ...
 
     def _on_handshake_complete(self, connection: QuicConnection) -> None: ...
+
+    def _on_path_changed(self, connection: QuicConnection, old: Address, new: Address) -> None:
+        ...
 
     def _on_connection_finished(self, connection: QuicConnection) -> None: ...
 
@@ -164,6 +179,7 @@ class QuicConnection(trio.abc.AsyncResource):
         self._peer_certificate: x509.Certificate | None = None
         self._session_resumed = False
         self._session_ticket: bytes | None = None
+        self._new_token: bytes | None = None
 
         self._closed_info: _Closed | None = None
         self._failure: BaseException | None = None
@@ -225,6 +241,15 @@ class QuicConnection(trio.abc.AsyncResource):
     def session_ticket(self) -> bytes | None:
         """The latest session ticket from the server (client), for resumption."""
         return self._session_ticket
+
+    @property
+    def new_token(self) -> bytes | None:
+        """The latest address-validation token from the server (client; NEW_TOKEN).
+
+        Give it as ``Configuration(token=...)`` to the next connection to the same server
+        so that it skips address validation (no Retry round trip).
+        """
+        return self._new_token
 
     @property
     def closed(self) -> bool:
@@ -391,10 +416,9 @@ class QuicConnection(trio.abc.AsyncResource):
         with trio.CancelScope(shield=True):
             if self._closed_info is None:
                 self._engine.close(error_code=error_code, reason_phrase=reason)
+                # streams stop now, whenever the engine reports ConnectionTerminated
+                self._terminate(_Closed(error_code, reason, False, True, None))
                 await self._flush()
-                if self._closed_info is None:
-                    # the engine reports ConnectionTerminated in its own time; streams stop now
-                    self._terminate(_Closed(error_code, reason, False, True, None))
             if drain and self._driver_started:
                 deadline = self._engine.get_timer()
                 idle = self._configuration.idle_timeout
@@ -506,10 +530,17 @@ class QuicConnection(trio.abc.AsyncResource):
         receive = self._incoming_receive
         handle = self._handle_events
         await self._flush()
+        handled_at = -math.inf
         while True:
             timer = engine.get_timer()
-            if self._closed_info is not None and timer is None:
-                return
+            if timer is None:
+                if self._closed_info is not None:
+                    return
+            elif timer <= handled_at:
+                # The engine's timer did not move past the last handle_timer (float rounding
+                # in a loss-detection deadline, say): wait one timer granularity instead of
+                # spinning, which under a MockClock would never let time advance.
+                timer = handled_at + TIMER_GRANULARITY
             try:
                 item = receive.receive_nowait()
             except trio.WouldBlock:
@@ -536,6 +567,7 @@ class QuicConnection(trio.abc.AsyncResource):
             timer = engine.get_timer()
             if timer is not None and now >= timer:
                 engine.handle_timer(now)
+                handled_at = now
                 if self._closed_info is not None:
                     after = engine.get_timer()
                     if after is not None and after <= now:
@@ -639,7 +671,7 @@ class QuicConnection(trio.abc.AsyncResource):
                 case HandshakeCompleted(alpn_protocol=alpn, session_resumed=resumed):
                     self._alpn_protocol = alpn
                     self._session_resumed = resumed
-                    self._peer_certificate = getattr(engine, "peer_certificate", None)
+                    self._peer_certificate = _peer_certificate(engine)
                     self._handshake_complete = True
                     self._handshake_done.set()
                     self._endpoint._on_handshake_complete(self)
@@ -650,9 +682,13 @@ class QuicConnection(trio.abc.AsyncResource):
                         self._cids.discard(cid)
                         self._endpoint._remove_route(cid, self)
                 case PathChanged(new_address=address):
+                    old = self._remote_address
                     self._remote_address = address
+                    self._endpoint._on_path_changed(self, old, address)
                 case SessionTicketReceived(ticket=ticket):
                     self._session_ticket = ticket
+                case NewTokenReceived(token=token):
+                    self._new_token = token
                 case ConnectionTerminated(
                     error_code=code,
                     reason_phrase=reason,

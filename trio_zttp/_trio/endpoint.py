@@ -7,13 +7,19 @@ fields (:func:`~trio_zttp.quic._packet.peek_dcid`):
   connection's bounded queue (full: the datagram is dropped and counted);
 * a long header with a version the server does not speak: Version Negotiation
   (datagrams of at least 1200 bytes only, rate-limited);
-* an Initial for an unknown connection ID (server role): admission.  A valid Retry token
-  admits at once; otherwise, with ``retry="always"``, or ``"under_load"`` once half the
-  backlog is in use, the client gets a Retry (stateless, AEAD-protected, address-bound,
-  expiring token).  Past the backlog, Initials are dropped.  An admitted Initial that the
-  engine cannot read (no response) leaves no state behind;
-* a short header for an unknown connection ID: a stateless reset (rate-limited, smaller
-  than the datagram that triggered it, token from the endpoint's static key);
+* an Initial for an unknown connection ID (server role): admission.  A valid Retry or
+  NEW_TOKEN token admits at once; otherwise, with ``retry="always"``, or ``"under_load"``
+  once half the backlog is in use, the client gets a Retry (stateless; the token is
+  AEAD-protected, address-bound and expiring, minted by the server configuration's
+  ``token_handler``, the same one its connections check).  An invalid Retry token is
+  dropped.  Past the backlog, Initials are dropped.  An admitted Initial that the engine
+  cannot read (no response) leaves no state behind;
+* a short header for an unknown connection ID from the address of one of our peers: that
+  peer's connections, which check whether it is a stateless reset for them (RFC 9000
+  §10.3.1; a reset's connection ID is random, so it cannot be routed by it);
+* a short header for an unknown connection ID from anyone else: a stateless reset
+  (rate-limited, smaller than the datagram that triggered it, token from the endpoint's
+  static key);
 * anything else: dropped and counted.
 
 Nothing a peer sends can raise out of the receive task, and everything the endpoint
@@ -35,6 +41,7 @@ import trio
 
 from ..quic._cids import stateless_reset_token
 from ..quic._config import Configuration
+from ..quic._handshake import default_token_handler
 from ..quic._packet import (
     MalformedPacketError,
     PacketType,
@@ -43,7 +50,6 @@ from ..quic._packet import (
     parse_header,
     peek_dcid,
 )
-from ..quic._tokens import AddressTokens
 from ._engine import Address, ConnectionFactory, default_connection_factory
 from ._groups import collapse_exception_groups
 from ._udp import DatagramTransport, normalize_address, open_transport
@@ -62,6 +68,7 @@ _MIN_CLIENT_DCID: Final = 8  # RFC 9000 §7.2
 _MIN_STATELESS_RESET: Final = 21  # RFC 9000 §10.3: 5 unpredictable bytes + 16-byte token
 _MAX_STATELESS_RESET: Final = 43
 _RESPONSE_RATE: Final = 100.0  # stateless resets and Version Negotiations per second, each
+_CLIENT_CONFIGURATIONS: Final = 32  # client configurations cached per server name
 
 
 class _RateLimiter:
@@ -132,7 +139,6 @@ class QuicEndpoint:
         retry: Literal["never", "under_load", "always"],
         backlog: int,
         stateless_reset_key: bytes,
-        token_key: bytes,
         random_bytes: Callable[[int], bytes],
         connection_id_length: int,
     ) -> None:
@@ -145,14 +151,23 @@ class QuicEndpoint:
         self._backlog = backlog
         self._retry_threshold = backlog // 2
         self._reset_key = stateless_reset_key
-        self._tokens = AddressTokens(token_key, random_bytes)
+        self._token_handler = (
+            default_token_handler(server_configuration) if server_configuration else None
+        )
+        either = server_configuration if server_configuration is not None else (
+            client_configuration
+        )
+        assert either is not None
+        self._wall_clock = either.wall_clock
         self._random = random_bytes
+        self._client_configs: dict[str, Configuration] = {}
         self._cid_length = connection_id_length
         self._server_versions: tuple[int, ...] = (
             tuple(server_configuration.supported_versions) if server_configuration else ()
         )
         self._routes: dict[bytes, QuicConnection] = {}
         self._connections: set[QuicConnection] = set()
+        self._by_address: dict[Address, set[QuicConnection]] = {}
         self._half_open: set[QuicConnection] = set()
         self._accept_queue: deque[QuicConnection] = deque()
         self._accept_lot = trio.lowlevel.ParkingLot()
@@ -275,16 +290,26 @@ class QuicEndpoint:
             raise trio.ClosedResourceError("endpoint is closing")
         addr = await self._resolve(address)
         name = server_name if server_name is not None else (base.server_name or address[0])
-        configuration = attrs.evolve(base, server_name=name)
+        configuration = self._client_configuration(base, name)
         engine = self._factory(configuration)
         engine.connect(addr, trio.current_time())
         connection = QuicConnection(
             self, engine, configuration, is_client=True, remote_address=addr
         )
-        self._connections.add(connection)
+        self._add_connection(connection)
         connection._add_cid(engine.local_connection_id)
         self._nursery.start_soon(connection._drive)
         return connection
+
+    def _client_configuration(self, base: Configuration, name: str) -> Configuration:
+        # One evolved configuration per server name, so its TLS setup is built once.
+        configuration = self._client_configs.get(name)
+        if configuration is None:
+            if len(self._client_configs) >= _CLIENT_CONFIGURATIONS:
+                del self._client_configs[next(iter(self._client_configs))]
+            configuration = attrs.evolve(base, server_name=name)
+            self._client_configs[name] = configuration
+        return configuration
 
     # -- receive path ---------------------------------------------------------------------------
 
@@ -318,6 +343,12 @@ class QuicEndpoint:
                 self._dropped += 1
             return
         if not is_long:
+            peers = self._by_address.get(addr)
+            if peers:
+                for peer in peers:  # maybe its peer's stateless reset
+                    if not peer._deliver(data, addr):
+                        self._dropped += 1
+                return
             self._send_stateless_reset(data, dcid, addr, now)
             return
         if self._server_config is None or version == 0:
@@ -381,13 +412,23 @@ class QuicEndpoint:
         assert configuration is not None and version is not None
         original_dcid = dcid
         retry_scid: bytes | None = None
+        validated = False
         if token:
-            contents = self._tokens.decode_retry_token(token, address=addr, now=now)
-            if contents is not None and contents.retry_source_connection_id == dcid:
-                original_dcid = contents.original_destination_connection_id
-                retry_scid = dcid
+            handler = self._token_handler
+            assert handler is not None
+            wall = self._wall_clock().timestamp()
+            if handler.is_retry_token(token):
+                result = handler.check_retry_token(token, addr, wall)
+                if result is None or result[1] != dcid:
+                    # The client will not take a second Retry (RFC 9000 §8.1.3): drop it.
+                    self._refused += 1
+                    return
+                original_dcid, retry_scid = result
+                validated = True
+            else:
+                validated = handler.check_new_token(token, addr, wall)
         pending = len(self._half_open) + len(self._accept_queue)
-        if retry_scid is None and (
+        if not validated and (
             self._retry == "always"
             or (self._retry == "under_load" and pending >= self._retry_threshold)
         ):
@@ -409,7 +450,7 @@ class QuicEndpoint:
         connection = QuicConnection(
             self, engine, configuration, is_client=False, remote_address=addr
         )
-        self._connections.add(connection)
+        self._add_connection(connection)
         self._half_open.add(connection)
         self._accepted += 1
         connection._add_cid(dcid)
@@ -421,12 +462,9 @@ class QuicEndpoint:
         self, addr: Address, now: float, dcid: bytes, scid: bytes, version: int
     ) -> None:
         new_scid = self._random(max(self._cid_length, _MIN_CLIENT_DCID))
-        token = self._tokens.encode_retry_token(
-            address=addr,
-            original_destination_connection_id=dcid,
-            retry_source_connection_id=new_scid,
-            now=now,
-        )
+        handler = self._token_handler
+        assert handler is not None
+        token = handler.mint_retry_token(addr, dcid, new_scid, self._wall_clock().timestamp())
         packet = encode_retry(
             version, scid, new_scid, dcid, token, unused_bits=self._random(1)[0]
         )
@@ -461,7 +499,23 @@ class QuicEndpoint:
             self._accept_queue.append(connection)
             self._accept_lot.unpark_all()
 
+    def _add_connection(self, connection: QuicConnection) -> None:
+        self._connections.add(connection)
+        self._by_address.setdefault(connection.remote_address, set()).add(connection)
+
+    def _forget_address(self, connection: QuicConnection, address: Address) -> None:
+        peers = self._by_address.get(address)
+        if peers is not None:
+            peers.discard(connection)
+            if not peers:
+                del self._by_address[address]
+
+    def _on_path_changed(self, connection: QuicConnection, old: Address, new: Address) -> None:
+        self._forget_address(connection, old)
+        self._by_address.setdefault(new, set()).add(connection)
+
     def _on_connection_finished(self, connection: QuicConnection) -> None:
+        self._forget_address(connection, connection.remote_address)
         self._connections.discard(connection)
         self._half_open.discard(connection)
         if connection in self._accept_queue:
@@ -525,10 +579,9 @@ async def open_quic_endpoint(
     *,
     server_configuration: Configuration | None = None,
     connection_factory: ConnectionFactory | None = None,
-    retry: Literal["never", "under_load", "always"] = "under_load",
+    retry: Literal["never", "under_load", "always"] | None = None,
     backlog: int = 128,
     stateless_reset_key: bytes | None = None,
-    token_key: bytes | None = None,
     fast_path: bool | None = None,
 ) -> AsyncIterator[QuicEndpoint]:
     """Bind a UDP socket and run a QUIC endpoint on it for the duration of the block.
@@ -546,17 +599,38 @@ async def open_quic_endpoint(
             :class:`trio_zttp.quic.Connection`).
         retry: When the server sends Retry to validate a client address before keeping
             any state for it: "never", "under_load" (once half the backlog is in use) or
-            "always".
+            "always".  Default: "always" if the server configuration says ``retry=True``,
+            else "under_load".  Tokens come from the server configuration's
+            ``token_handler`` (share one between processes on one port).
         backlog: Most server connections in the handshake or waiting for
             :meth:`QuicEndpoint.accept` at once; further Initials are dropped.
         stateless_reset_key: 32-byte static key for stateless reset tokens (share it
-            between processes on one port; default random).
-        token_key: 16- or 32-byte key for Retry tokens (default random).
+            between processes on one port).  Default: the configuration's
+            ``stateless_reset_key``, else random.  The endpoint's connections use it too.
         fast_path: None: GSO/GRO when the kernel has it; True: require it; False: never.
+
+    The endpoint hands its connections copies of the configurations with
+    ``consume_on_delivery=False`` (credit follows what the application reads),
+    ``stateless_reset_key`` set to the endpoint's key, and ``retry=False`` (the endpoint
+    sends Retry itself, statelessly).
     """
     client, server = _split_configurations(configuration, server_configuration)
     if backlog < 1:
         raise ValueError("backlog must be at least 1")
+    if retry is None:
+        retry = "always" if server is not None and server.retry else "under_load"
+    key = stateless_reset_key
+    for candidate in (server, client):
+        if key is None and candidate is not None:
+            key = candidate.stateless_reset_key
+    if key is None:
+        key = configuration.random_bytes(32)
+    if client is not None:
+        client = attrs.evolve(client, consume_on_delivery=False, stateless_reset_key=key)
+    if server is not None:
+        server = attrs.evolve(
+            server, consume_on_delivery=False, stateless_reset_key=key, retry=False
+        )
     factory = connection_factory if connection_factory is not None else (
         default_connection_factory()
     )
@@ -573,8 +647,7 @@ async def open_quic_endpoint(
                     connection_factory=factory,
                     retry=retry,
                     backlog=backlog,
-                    stateless_reset_key=stateless_reset_key or random_bytes(32),
-                    token_key=token_key or random_bytes(32),
+                    stateless_reset_key=key,
                     random_bytes=random_bytes,
                     connection_id_length=configuration.connection_id_length,
                 )

@@ -48,8 +48,10 @@ Headers = list[tuple[bytes, bytes]]
 
 ENTRY_OVERHEAD: Final = 32
 _STATIC_COUNT: Final = len(STATIC_TABLE)
-_STRING_CACHE_LIMIT: Final = 256  # Huffman strings this short are remembered per decoder
-_STRING_CACHE_ENTRIES: Final = 512
+# decoded Huffman strings are remembered per decoder (a cookie too big for the table arrives
+# as the same literal on every request); emptied when it would hold more than this many bytes
+_STRING_CACHE_BUDGET: Final = 256 * 1024
+_STRING_CACHE_ENTRIES: Final = 2048
 
 
 @final
@@ -78,6 +80,7 @@ class Decoder:
         "_max_field_section_size",
         "_size",
         "_string_cache",
+        "_string_cache_bytes",
     )
 
     def __init__(
@@ -105,6 +108,7 @@ class Decoder:
         self._blocked: dict[int, tuple[int, bytes]] = {}
         self._encoder_buffer = bytearray()
         self._string_cache: dict[bytes, bytes] = {}
+        self._string_cache_bytes = 0
 
     # --- the encoder stream ----------------------------------------------------------
 
@@ -383,13 +387,18 @@ class Decoder:
         raw = data[pos:end]
         if not huffman:
             return raw, end
-        if length > _STRING_CACHE_LIMIT:
-            return huffman_decode(raw), end
         cache = self._string_cache
         value = cache.get(raw)
         if value is None:
             value = huffman_decode(raw)
-            if len(cache) >= _STRING_CACHE_ENTRIES:
+            cost = len(raw) + len(value)
+            if (
+                self._string_cache_bytes + cost > _STRING_CACHE_BUDGET
+                or len(cache) >= _STRING_CACHE_ENTRIES
+            ):
                 cache.clear()
-            cache[raw] = value
+                self._string_cache_bytes = 0
+            if cost <= _STRING_CACHE_BUDGET:
+                cache[raw] = value
+                self._string_cache_bytes += cost
         return value, end

@@ -9,8 +9,9 @@ peer not to block.  :meth:`Encoder.feed_decoder` takes the peer's decoder-stream
 Policy, in the order a field line is tried:
 
 1. an exact static-table match is an indexed static line;
-2. ``authorization``, ``proxy-authorization`` and cookies shorter than 20 bytes (guessable,
-   RFC 9204 §7.1.3) are never-indexed literals (N bit) and never enter the dynamic table;
+2. ``authorization``, ``proxy-authorization`` (or the names given as
+   ``never_indexed_names``) and cookies shorter than 20 bytes (guessable, RFC 9204 §7.1.3)
+   are never-indexed literals (N bit) and never enter the dynamic table;
 3. an exact dynamic-table match is referenced if acknowledged, or if this stream may risk
    blocking (it already does, or fewer than the peer's ``blocked_streams`` streams do);
    entries in the oldest quarter of the table (the *draining* zone, RFC 9204 §2.1.1.1) are
@@ -31,7 +32,7 @@ is 0.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Final, cast, final
 
 from .._buffer import BufferReadError
@@ -68,8 +69,10 @@ VOLATILE_NAMES: Final = frozenset({
     b"tracestate", b"x-amzn-trace-id", b"x-request-id",
 })
 _HISTORY_ENTRIES: Final = 512
-_CACHE_ENTRIES: Final = 1024
-_CACHE_VALUE_LIMIT: Final = 256
+# encoded literal lines are remembered per encoder (cookies too big for the table repeat on
+# every request); the cache is emptied when it would hold more than this many bytes
+_CACHE_BUDGET: Final = 256 * 1024
+_CACHE_ENTRIES: Final = 2048
 
 
 def _static_line(index: int) -> bytes:
@@ -93,6 +96,8 @@ class Encoder:
         capacity_limit: the most dynamic-table memory this encoder uses, whatever the peer
             allows (RFC 9204 §3.2.3 lets the encoder choose less).
         huffman: Huffman-code string literals when that makes them shorter.
+        never_indexed_names: field names always sent as never-indexed literals (N bit) and
+            kept out of the dynamic table; cookies shorter than 20 bytes are treated so too.
     """
 
     __slots__ = (
@@ -111,20 +116,29 @@ class Encoder:
         "_insert_count",
         "_known_received",
         "_literal_cache",
+        "_literal_cache_bytes",
         "_live",
         "_max_entries",
         "_name_index",
+        "_never_indexed",
         "_refs",
         "_sections",
         "_settings_applied",
         "_size",
     )
 
-    def __init__(self, *, capacity_limit: int = 65536, huffman: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        capacity_limit: int = 65536,
+        huffman: bool = True,
+        never_indexed_names: Iterable[bytes] = NEVER_INDEXED_NAMES,
+    ) -> None:
         if capacity_limit < 0:
             raise ValueError("capacity_limit must not be negative")
         self._capacity_limit = capacity_limit
         self._huffman = huffman
+        self._never_indexed = frozenset(never_indexed_names)
         self._settings_applied = False
         self._max_entries = 0
         self._capacity = 0
@@ -147,6 +161,7 @@ class Encoder:
         self._blocking: dict[int, int] = {}
         self._history: dict[int, None] = {}
         self._literal_cache: dict[tuple[bytes, bytes], bytes] = {}
+        self._literal_cache_bytes = 0
         self._decoder_buffer = bytearray()
 
     def apply_settings(self, max_table_capacity: int, blocked_streams: int) -> bytes:
@@ -192,13 +207,14 @@ class Encoder:
         parts: list[_Part] = []
         refs: list[int] = []
         dynamic = self._capacity > 0
+        never_indexed = self._never_indexed
         can_block = stream_id in self._blocking or len(self._blocking) < self._blocked_limit
         for name, value in headers:
             static_index = STATIC_FIELD_INDEX.get((name, value))
             if static_index is not None:
                 parts.append(_STATIC_LINES[static_index])
                 continue
-            never = name in NEVER_INDEXED_NAMES or (
+            never = name in never_indexed or (
                 name == b"cookie" and len(value) < SHORT_COOKIE
             )
             if dynamic and not never:
@@ -286,8 +302,7 @@ class Encoder:
         return False
 
     def _literal(self, name: bytes, value: bytes, never: bool) -> bytes:
-        cacheable = not never and len(value) <= _CACHE_VALUE_LIMIT
-        if cacheable:
+        if not never:  # never-indexed values (credentials) are not kept around
             cached = self._literal_cache.get((name, value))
             if cached is not None:
                 return cached
@@ -298,10 +313,17 @@ class Encoder:
         else:
             write_literal_literal_name(buf, name, value, never, self._huffman)
         line = bytes(buf)
-        if cacheable:
-            if len(self._literal_cache) >= _CACHE_ENTRIES:
+        if not never:
+            cost = len(name) + len(value) + len(line)
+            if (
+                self._literal_cache_bytes + cost > _CACHE_BUDGET
+                or len(self._literal_cache) >= _CACHE_ENTRIES
+            ):
                 self._literal_cache.clear()
-            self._literal_cache[(name, value)] = line
+                self._literal_cache_bytes = 0
+            if cost <= _CACHE_BUDGET:
+                self._literal_cache[(name, value)] = line
+                self._literal_cache_bytes += cost
         return line
 
     # --- the dynamic table -----------------------------------------------------------

@@ -6,7 +6,9 @@ and EOS (256), codes right-aligned, exactly as the RFC's table prints them in he
 Encoding joins per-byte bit strings and converts once (C speed, linear).  Decoding walks a
 byte-at-a-time state machine whose states are the internal nodes of the code tree; a state's
 row of 256 transitions is built on first use, so importing costs almost nothing and the rows
-that typical header text needs are built once per process.
+that typical header text needs are built once per process.  There is no module-level cache
+of strings (header values can be secrets); the encoder and decoder keep small per-connection
+caches of their own.
 
 Decoding rejects what RFC 7541 §5.2 calls a decoding error: the EOS symbol inside the string,
 padding longer than 7 bits, and padding that is not the most significant bits of EOS (all
@@ -16,7 +18,6 @@ stream's error code.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Final
 
 from ._errors import EncodingError
@@ -294,7 +295,6 @@ HUFFMAN_CODES: Final[tuple[tuple[int, int], ...]] = (
 _BITS: Final = tuple(format(code, f"0{length}b") for code, length in HUFFMAN_CODES[:EOS])
 # bytes.translate table: byte value -> its code length in bits (every length is below 256)
 _LENGTHS: Final = bytes(length for _, length in HUFFMAN_CODES[:EOS])
-_CACHE_LIMIT: Final = 256  # strings up to this many bytes go through a small LRU cache
 
 
 def huffman_encoded_length(data: bytes) -> int:
@@ -302,7 +302,8 @@ def huffman_encoded_length(data: bytes) -> int:
     return (sum(data.translate(_LENGTHS)) + 7) >> 3
 
 
-def _encode(data: bytes) -> bytes:
+def huffman_encode(data: bytes) -> bytes:
+    """Huffman-encode ``data`` with the RFC 7541 code, padded with ones to a byte boundary."""
     if not data:
         return b""
     bits = "".join(map(_BITS.__getitem__, data))
@@ -310,16 +311,6 @@ def _encode(data: bytes) -> bytes:
     # the padding is the most significant bits of EOS, i.e. ones (RFC 7541 §5.2)
     value = (int(bits, 2) << pad) | ((1 << pad) - 1)
     return value.to_bytes((len(bits) + pad) >> 3, "big")
-
-
-_encode_cached = lru_cache(maxsize=1024)(_encode)
-
-
-def huffman_encode(data: bytes) -> bytes:
-    """Huffman-encode ``data`` with the RFC 7541 code, padded with ones to a byte boundary."""
-    if len(data) <= _CACHE_LIMIT:
-        return _encode_cached(data)
-    return _encode(data)
 
 
 # --- decoding: the code tree, then a lazily built byte-at-a-time transition table ---------
@@ -350,53 +341,38 @@ def _build_tree() -> tuple[list[list[int]], list[bool], list[bool]]:
 
 
 _CHILDREN, _ALL_ONES, _ACCEPTING = _build_tree()
-_Row = list["tuple[int, bytes] | None"]
-_ROWS: Final[list[_Row | None]] = [None] * len(_CHILDREN)
+# Flat transition table, indexed by (state << 8) | input byte.  _NEXT holds the next state
+# already shifted left by 8 (ready to OR with the next byte), _EOS_HIT when the byte completes
+# EOS, _UNBUILT until the state's row is built on first use; _EMIT holds the bytes decoded.
+_EOS_HIT: Final = -1
+_UNBUILT: Final = -2
+_NEXT: Final[list[int]] = [_UNBUILT] * (len(_CHILDREN) << 8)
+_EMIT: Final[list[bytes]] = [b""] * (len(_CHILDREN) << 8)
 
 
-def _build_row(state: int) -> _Row:
-    children = _CHILDREN
-    row: _Row = []
-    for byte in range(256):
-        node = state
-        emitted = bytearray()
-        failed = False
-        for shift in range(7, -1, -1):
-            nxt = children[node][(byte >> shift) & 1]
-            if nxt < 0:
-                symbol = -nxt - 1
-                if symbol == EOS:
-                    failed = True
-                    break
-                emitted.append(symbol)
-                nxt = 0
-            node = nxt
-        row.append(None if failed else (node, bytes(emitted)))
-    _ROWS[state] = row
-    return row
+def _build_row(state: int) -> None:
+    children, next_table, emit_table = _CHILDREN, _NEXT, _EMIT
+    base = state << 8
 
+    def walk(node: int, depth: int, prefix: int, emitted: bytes) -> None:
+        if depth == 8:
+            next_table[base | prefix] = node << 8
+            emit_table[base | prefix] = emitted
+            return
+        for bit in (0, 1):
+            child = children[node][bit]
+            bits = (prefix << 1) | bit
+            if child >= 0:
+                walk(child, depth + 1, bits, emitted)
+            elif child == -(EOS + 1):
+                # every byte with this prefix runs into EOS
+                shift = 7 - depth
+                for suffix in range(1 << shift):
+                    next_table[base | (bits << shift) | suffix] = _EOS_HIT
+            else:
+                walk(0, depth + 1, bits, emitted + bytes((-child - 1,)))
 
-def _decode(data: bytes) -> bytes:
-    rows = _ROWS
-    state = 0
-    out = bytearray()
-    for byte in data:
-        row = rows[state]
-        if row is None:
-            row = _build_row(state)
-        step = row[byte]
-        if step is None:
-            raise EncodingError("EOS symbol inside a Huffman-encoded string")
-        state, emitted = step
-        out += emitted
-    if not _ACCEPTING[state]:
-        if _ALL_ONES[state]:
-            raise EncodingError("Huffman padding longer than 7 bits")
-        raise EncodingError("Huffman padding is not a prefix of EOS")
-    return bytes(out)
-
-
-_decode_cached = lru_cache(maxsize=1024)(_decode)
+    walk(state, 0, 0, b"")
 
 
 def huffman_decode(data: bytes) -> bytes:
@@ -405,6 +381,22 @@ def huffman_decode(data: bytes) -> bytes:
     Raises:
         EncodingError: EOS inside the string, padding over 7 bits or not all ones.
     """
-    if len(data) <= _CACHE_LIMIT:
-        return _decode_cached(data)
-    return _decode(data)
+    next_table, emit_table = _NEXT, _EMIT
+    state = 0  # the current state, shifted left by 8
+    out = bytearray()
+    for byte in data:
+        index = state | byte
+        state = next_table[index]
+        if state < 0:
+            if state == _UNBUILT:
+                _build_row(index >> 8)
+                state = next_table[index]
+            if state == _EOS_HIT:
+                raise EncodingError("EOS symbol inside a Huffman-encoded string")
+        out += emit_table[index]
+    state >>= 8
+    if not _ACCEPTING[state]:
+        if _ALL_ONES[state]:
+            raise EncodingError("Huffman padding longer than 7 bits")
+        raise EncodingError("Huffman padding is not a prefix of EOS")
+    return bytes(out)

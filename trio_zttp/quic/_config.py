@@ -50,6 +50,9 @@ class Configuration:
     # -- transport -----------------------------------------------------------------------------
     #: QUIC versions, preferred first (RFC 9368 compatible version negotiation).
     supported_versions: Sequence[int] = (0x00000001, 0x6B3343CF)
+    #: Client: the version of the first Initial when it should not be the preferred one
+    #: (start widely compatible, let the server upgrade; RFC 9368). None: the preferred one.
+    original_version: int | None = None
     #: Idle timeout in seconds (max_idle_timeout).
     idle_timeout: float = 30.0
     #: Send PING this often (seconds) to keep an idle connection alive; None: never.
@@ -92,6 +95,27 @@ class Configuration:
     #: Server: 32-byte key protecting stateless session tickets; None: random per configuration.
     ticket_key: bytes | None = None
 
+    # -- address validation and connection IDs -------------------------------------------------
+    #: Client: an address-validation token from an earlier connection (``NewTokenReceived``).
+    token: bytes = b""
+    #: Server: answer a client Initial without a valid token with a Retry (RFC 9000 §8.1.2).
+    #: The trio endpoint does this statelessly itself; this is for the sans-IO core alone.
+    retry: bool = False
+    #: Server: send NEW_TOKEN after the handshake so clients skip validation next time.
+    issue_new_tokens: bool = True
+    #: Server: mints and checks Retry / NEW_TOKEN tokens; None: a default one per
+    #: configuration (``quic.AddressTokenHandler``, keyed from ``random_bytes``).
+    token_handler: Any = None
+    #: Static key deriving our stateless reset tokens (RFC 9000 §10.3); None: random per
+    #: configuration. Endpoints that answer with stateless resets share it.
+    stateless_reset_key: bytes | None = None
+
+    # -- flow control as the application reads --------------------------------------------------
+    #: True: received stream data counts as consumed once its event is queued (credit flows
+    #: at once). False: credit is granted only as ``Connection.consume_stream_data`` reports
+    #: reads, so a slow reader throttles the peer (the trio layer sets this).
+    consume_on_delivery: bool = True
+
     # -- plumbing ------------------------------------------------------------------------------
     #: The only source of randomness (connection IDs, keys, tokens ...).
     random_bytes: Callable[[int], bytes] = attrs.field(factory=_random_bytes_default)
@@ -99,8 +123,11 @@ class Configuration:
     wall_clock: Callable[[], Any] = _defaults.wall_clock
     #: A text file (or anything with ``write``) receiving NSS key log lines (SSLKEYLOGFILE).
     secrets_log_file: IO[str] | None = None
-    #: A qlog tracer (``trio_zttp.quic.QlogTracer``) or None.
+    #: qlog: a ``trio_zttp.quic.QlogTracer`` (for one connection), a callable
+    #: ``(odcid: bytes, is_client: bool) -> QlogTracer | None`` called per connection, or None.
     qlog: Any = None
+
+    _cache: dict[str, Any] = attrs.field(init=False, factory=dict, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         if self.max_datagram_size < 1200:
@@ -118,6 +145,13 @@ class Configuration:
         if self.congestion_control not in ("cubic", "newreno"):
             raise ValueError("congestion_control must be 'cubic' or 'newreno'")
 
+    def shared(self, name: str, factory: Callable[[], Any]) -> Any:
+        """A per-configuration object built once (TLS configuration, token keys ...)."""
+        value = self._cache.get(name)
+        if value is None:
+            value = self._cache[name] = factory()
+        return value
+
     def load_cert_chain(self, certfile: str, keyfile: str | None = None,
                         password: bytes | None = None) -> None:
         """Load our certificate chain (PEM, leaf first) and private key from files.
@@ -133,3 +167,4 @@ class Configuration:
                 key_pem = f.read()
         key = serialization.load_pem_private_key(key_pem, password=password)
         self.private_key = key  # type: ignore[assignment]
+        self._cache.clear()

@@ -16,6 +16,7 @@ __all__ = [
     "DatagramFrameReceived",
     "Event",
     "HandshakeCompleted",
+    "NewTokenReceived",
     "PathChanged",
     "PingAcknowledged",
     "SessionTicketReceived",
@@ -150,3 +151,12 @@ class PingAcknowledged(Event):
 
     #: The identifier given to ``send_ping``.
     uid: int
+
+
+@final
+@attrs.frozen(kw_only=True)
+class NewTokenReceived(Event):
+    """The server sent an address-validation token for a future connection (NEW_TOKEN)."""
+
+    #: The token; give it as ``Configuration(token=...)`` when connecting to the same server.
+    token: bytes

@@ -1,0 +1,514 @@
+"""The sans-IO QUIC connection (RFC 9000, 9001, 9002, 9221, 9368, 9369): orchestration.
+
+:class:`Connection` turns datagrams and ``now`` into events and datagrams.  It owns the
+receive loop and the frame table below; everything else is delegated:
+
+* packet-number spaces, ACK scheduling and CRYPTO streams: :mod:`._spaces`;
+* streams and flow control: :mod:`._stream_manager` (on :mod:`._streams`, :mod:`._flow`);
+* packet assembly, coalescing and padding: :mod:`._sender`;
+* the TLS handshake, transport parameters, keys and version negotiation: :mod:`._handshake`;
+* paths, migration and anti-amplification: :mod:`._paths`;
+* loss detection, congestion control and pacing: :mod:`._recovery`, :mod:`._congestion`;
+* closing, timers, key updates, connection IDs: :mod:`._lifecycle`.
+
+Nothing a peer sends raises out of :meth:`Connection.receive_datagram`: a protocol violation
+closes the connection with the RFC's error code (and a :class:`ConnectionTerminated` event);
+packets that cannot be parsed or decrypted are dropped, as RFC 9000 §12.2 and RFC 9001 §5.5
+say.  Misuse of the API by the caller raises :class:`QuicError` at once.
+
+The frame table, :data:`FRAME_HANDLERS`, maps each frame type to its handler; the epochs in
+which each frame may appear come from the frame tables of :mod:`._frames` (RFC 9000 §12.4
+Table 3 and §12.5), and both are flattened into one 64-entry list for the receive loop.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Final, final
+
+from .._buffer import decode_varint
+from .._tls.suites import Epoch
+from ._config import Configuration
+from ._conn_base import State
+from ._control import ControlMixin
+from ._crypto import DecryptionError, PacketOpener
+from ._errors import (
+    FrameEncodingError,
+    InternalError,
+    ProtocolViolation,
+    QuicError,
+    TransportError,
+)
+from ._events import (
+    DatagramFrameReceived,
+    Event,
+)
+from ._frame_codec import (
+    decode_frame_body,
+    parse_ack,
+    parse_crypto,
+    parse_datagram,
+    parse_stream,
+    read_frame_type,
+    skip_padding,
+)
+from ._frames import (
+    ACK_ELICITING_FRAME_TYPES,
+    ALLOWED_EPOCHS,
+    PROBING_FRAME_TYPES,
+    ConnectionCloseFrame,
+    MaxStreamsFrame,
+    NewConnectionIdFrame,
+    NewTokenFrame,
+    PathChallengeFrame,
+    PathResponseFrame,
+    ResetStreamFrame,
+    RetireConnectionIdFrame,
+    StopSendingFrame,
+    check_frame_allowed,
+)
+from ._handshake import HandshakeMixin
+from ._lifecycle import LifecycleMixin
+from ._packet import (
+    Header,
+    MalformedPacketError,
+    PacketType,
+    decode_packet_number,
+    iter_coalesced,
+    parse_header,
+)
+from ._paths import Path
+from ._sender import build_datagrams
+
+__all__ = ["FRAME_HANDLERS", "Connection"]
+
+_EPOCH_OF: Final = {
+    PacketType.INITIAL: Epoch.INITIAL,
+    PacketType.HANDSHAKE: Epoch.HANDSHAKE,
+    PacketType.ZERO_RTT: Epoch.ZERO_RTT,
+    PacketType.ONE_RTT: Epoch.ONE_RTT,
+}
+# packet-number space index of each epoch: Initial 0, Handshake 1, application 2
+SPACE_INDEX: Final = {Epoch.INITIAL: 0, Epoch.HANDSHAKE: 1, Epoch.ZERO_RTT: 2, Epoch.ONE_RTT: 2}
+_ONE_RTT: Final = Epoch.ONE_RTT
+_ZERO_RTT: Final = Epoch.ZERO_RTT
+
+Handler = Callable[["Connection", memoryview, int, int, float], int]
+
+
+@final
+class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
+    """One QUIC connection, client or server, driven by the caller (sans-IO).
+
+    Args:
+        configuration: the endpoint's configuration (shared by connections, never modified).
+        original_destination_connection_id: server only: the Destination Connection ID of
+            the client's first Initial when a Retry came before (the endpoint knows it from
+            the token); None takes it from the first Initial received.
+        retry_source_connection_id: server only: the Source Connection ID of the Retry the
+            endpoint sent (the client's address is then validated).
+
+    The pull API: :meth:`connect` (client), :meth:`receive_datagram`,
+    :meth:`datagrams_to_send`, :meth:`get_timer` / :meth:`handle_timer`, :meth:`next_event`;
+    commands such as :meth:`send_stream_data` queue work for the next
+    :meth:`datagrams_to_send`.
+    """
+
+    def __init__(
+        self,
+        configuration: Configuration,
+        *,
+        original_destination_connection_id: bytes | None = None,
+        retry_source_connection_id: bytes | None = None,
+    ) -> None:
+        self._config = configuration
+        self._is_client = configuration.is_client
+        self._events: deque[Event] = deque()
+        self._now = 0.0
+        self._state = State.FIRSTFLIGHT
+        self._init_lifecycle(configuration)
+        self._init_handshake(configuration, original_destination_connection_id,
+                             retry_source_connection_id)
+
+    # -- the pull API --------------------------------------------------------------------------
+    def connect(self, addr: Any, now: float) -> None:
+        """Client: start the handshake towards ``addr``."""
+        if not self._is_client:
+            raise QuicError("only a client connects")
+        if self._tls is not None:
+            raise QuicError("connect() was already called")
+        self._now = now
+        self._paths.get_or_create(tuple(addr), validated=True)
+        self._start_client(now)
+
+    def receive_datagram(self, data: bytes | bytearray | memoryview, addr: Any,
+                         now: float) -> None:
+        """Handle one UDP datagram from ``addr``. Never raises for anything the peer sent."""
+        self._now = now
+        if self._state is State.TERMINATED or self._state is State.DRAINING:
+            return
+        try:
+            self._receive_datagram(data if type(data) is bytes else bytes(data),
+                                   addr if type(addr) is tuple else tuple(addr), now)
+        except TransportError as exc:
+            self._close_on_error(exc, now)
+        except Exception as exc:  # a bug here must not take the endpoint down
+            self._internal_errors.append(exc)
+            self._close_on_error(InternalError(f"internal error: {exc!r}"), now)
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
+        """Datagrams to send now, each with its destination address."""
+        self._now = now
+        try:
+            if self._state is State.CLOSING:
+                return self._close_datagrams(now)
+            if self._state is not State.FIRSTFLIGHT and self._state is not State.CONNECTED:
+                return []
+            if self._tls is None:
+                return self._pending_stateless
+            self._before_sending(now)
+            out = self._probe_datagrams(now)
+            out += build_datagrams(self, now)
+            return out
+        except Exception as exc:  # a bug here must not take the endpoint down
+            self._internal_errors.append(exc)
+            self._close_on_error(InternalError(f"internal error: {exc!r}"), now)
+            return self._close_datagrams(now)
+
+    def next_event(self) -> Event | None:
+        """The next event, or None."""
+        events = self._events
+        return events.popleft() if events else None
+
+    # -- receiving -----------------------------------------------------------------------------
+    def _receive_datagram(self, data: bytes, addr: Any, now: float) -> None:
+        if not self._is_client and self._tls is None:
+            if not self._accept_first_datagram(data, addr, now):
+                return
+        elif self._is_client and self._paths.current is not None and \
+                addr != self._paths.current.address:
+            return  # a client drops packets from unknown server addresses (RFC 9000 §9)
+        path = self._paths.current
+        if path is None or path.address != addr:
+            path = self._paths.get_or_create(addr)
+        path.bytes_received += len(data)
+        self._stats_datagrams_received += 1
+        if self._state is State.CLOSING:
+            self._on_datagram_while_closing()
+            return
+        processed = False
+        if not data:
+            return
+        if not data[0] & 0x80:
+            # one short-header packet fills the datagram: the common case, no splitting
+            try:
+                header = parse_header(data, 0, self._local_cid_length)
+            except MalformedPacketError:
+                return
+            processed = self._receive_packet(data, header, path, now)
+            if self._state is not State.FIRSTFLIGHT and self._state is not State.CONNECTED:
+                return
+        else:
+            for header in iter_coalesced(data, self._local_cid_length):
+                if self._receive_packet(data, header, path, now):
+                    processed = True
+                if self._state is not State.FIRSTFLIGHT and self._state is not State.CONNECTED:
+                    return
+        if not processed and self._peer_cids.is_stateless_reset(data):
+            self._on_stateless_reset(now)
+            return
+        self._after_datagram_received(path, now)
+
+    def _receive_packet(self, data: bytes, header: Header, path: Path, now: float) -> bool:
+        """Process one packet; True when it decrypted (whatever it contained)."""
+        packet_type = header.packet_type
+        if packet_type is None:
+            return False
+        if packet_type is PacketType.VERSION_NEGOTIATION:
+            self._on_version_negotiation(header, now)
+            return False
+        if packet_type is PacketType.RETRY:
+            self._on_retry(data, header, now)
+            return False
+        if header.version is not None and header.version != self._version:
+            if not self._accept_other_version(header):
+                return False
+        if not header.fixed_bit:
+            return False
+        epoch = _EPOCH_OF[packet_type]
+        space = self._spaces[SPACE_INDEX[epoch]]
+        if space.discarded:
+            return False
+        opener = self._opener_for(epoch, header)
+        if opener is None:
+            return False
+        packet: bytes | memoryview = data
+        if header.start or header.end != len(data):
+            packet = memoryview(data)[header.start:header.end]
+        pn_offset = header.pn_offset - header.start
+        try:
+            first, truncated, pn_length, plain_header = opener.remove_header_protection(
+                packet, pn_offset)
+            pn = decode_packet_number(truncated, 8 * pn_length, space.largest_received + 1)
+            if epoch is _ONE_RTT and (first >> 2) & 1 != opener.key_phase:
+                opener = self._opener_for_key_phase(pn)
+            payload = opener.decrypt(packet, plain_header, pn)
+        except DecryptionError:
+            self._on_decryption_failure()
+            return False
+        if epoch is _ONE_RTT and opener is not space.opener:
+            self._on_key_phase_opener(opener, pn, now)
+        if first & (0x0C if header.is_long else 0x18):
+            raise ProtocolViolation("reserved header bits are not zero")
+        if space.is_duplicate(pn):
+            return True
+        if not self._handshake_confirmed:
+            self._on_first_packet(epoch, header, path, now)
+        self._stats_packets_received += 1
+        self._rx_epoch = epoch
+        self._rx_path = path
+        self._rx_dcid = header.dcid
+        ack_eliciting, non_probing = self._process_frames(payload, epoch, now)
+        if self._qlog is not None:
+            self._qlog_packet(now, "transport:packet_received", epoch, pn, len(packet))
+        if self._state is not State.FIRSTFLIGHT and self._state is not State.CONNECTED:
+            return True
+        space.on_packet_received(pn, ack_eliciting, now, self._local_max_ack_delay)
+        # idle timer restarts (RFC 9000 §10.1)
+        timeout = self._idle_timeout
+        if timeout > 0:
+            floor = self._idle_floor
+            self._idle_deadline = now + (timeout if timeout > floor else floor)
+        self._idle_restart_on_send = True
+        self._last_activity = now
+        if epoch is _ONE_RTT and non_probing and pn == space.largest_received and \
+                path is not self._paths.current:
+            self._on_peer_migrated(path, now)
+        return True
+
+    def _opener_for(self, epoch: Epoch, header: Header) -> PacketOpener | None:
+        if epoch is _ZERO_RTT:
+            return None if self._is_client else self._zero_rtt_opener
+        if epoch is Epoch.INITIAL and header.version != self._version:
+            return self._other_initial_openers.get(header.version or 0)
+        return self._spaces[SPACE_INDEX[epoch]].opener
+
+    def _process_frames(self, payload: bytes, epoch: Epoch, now: float) -> tuple[bool, bool]:
+        """Run every frame of a packet; return ``(ack_eliciting, non_probing)``."""
+        end = len(payload)
+        if not end:
+            raise ProtocolViolation("packet without frames")
+        view = memoryview(payload)
+        pos = 0
+        table = _TABLE
+        eliciting = False
+        non_probing = False
+        bit = 1 << epoch
+        while pos < end:
+            frame_type = view[pos]
+            if frame_type >= 0x40:
+                read_frame_type(view, pos)  # raises: unknown type or not shortest encoding
+            handler, mask, flags = table[frame_type]
+            if not mask & bit:
+                check_frame_allowed(frame_type, epoch)  # raises the right error
+            if handler is None:
+                raise FrameEncodingError(f"unknown frame type 0x{frame_type:02x}",
+                                         frame_type=frame_type)
+            pos = handler(self, view, pos + 1, frame_type, now)
+            if flags & 1:
+                eliciting = True
+            if flags & 2:
+                non_probing = True
+        return eliciting, non_probing
+
+    # -- frame handlers ------------------------------------------------------------------------
+    def _on_padding(self, view: memoryview, pos: int, frame_type: int, now: float) -> int:
+        return skip_padding(view, pos)
+
+    def _on_ping(self, view: memoryview, pos: int, frame_type: int, now: float) -> int:
+        return pos
+
+    def _on_ack(self, view: memoryview, pos: int, frame_type: int, now: float) -> int:
+        ranges, delay, ecn, pos = parse_ack(view, pos, frame_type)
+        self._handle_ack(ranges, delay, ecn, now)
+        return pos
+
+    def _on_crypto(self, view: memoryview, pos: int, frame_type: int, now: float) -> int:
+        offset, data, pos = parse_crypto(view, pos)
+        epoch = self._rx_epoch
+        contiguous = self._spaces[SPACE_INDEX[epoch]].crypto_receive.add(offset, data)
+        if contiguous:
+            self._receive_crypto(epoch, contiguous, now)
+        return pos
+
+    def _on_stream(self, view: memoryview, pos: int, frame_type: int, now: float) -> int:
+        stream_id, offset, data, fin, pos = parse_stream(view, pos, frame_type)
+        self._streams.on_stream_frame(stream_id, offset, data, fin, frame_type)
+        return pos
+
+    def _on_reset_stream(self, view: memoryview, pos: int, frame_type: int, now: float) -> int:
+        frame, pos = decode_frame_body(view, pos, frame_type)
+        assert isinstance(frame, ResetStreamFrame)
+        self._streams.on_reset_stream(frame.stream_id, frame.error_code, frame.final_size)
+        return pos
+
+    def _on_stop_sending(self, view: memoryview, pos: int, frame_type: int, now: float) -> int:
+        frame, pos = decode_frame_body(view, pos, frame_type)
+        assert isinstance(frame, StopSendingFrame)
+        self._streams.on_stop_sending(frame.stream_id, frame.error_code)
+        return pos
+
+    def _varint(self, view: memoryview, pos: int, frame_type: int) -> tuple[int, int]:
+        try:
+            return decode_varint(view, pos)
+        except Exception:
+            raise FrameEncodingError("truncated frame", frame_type=frame_type) from None
+
+    def _on_max_data(self, view: memoryview, pos: int, frame_type: int, now: float) -> int:
+        value, pos = self._varint(view, pos, frame_type)
+        self._streams.on_max_data(value)
+        return pos
+
+    def _on_max_stream_data(self, view: memoryview, pos: int, frame_type: int,
+                            now: float) -> int:
+        stream_id, pos = self._varint(view, pos, frame_type)
+        value, pos = self._varint(view, pos, frame_type)
+        self._streams.on_max_stream_data(stream_id, value)
+        return pos
+
+    def _on_max_streams(self, view: memoryview, pos: int, frame_type: int, now: float) -> int:
+        frame, pos = decode_frame_body(view, pos, frame_type)
+        assert isinstance(frame, MaxStreamsFrame)
+        self._streams.on_max_streams(frame.bidirectional, frame.maximum_streams)
+        return pos
+
+    def _on_data_blocked(self, view: memoryview, pos: int, frame_type: int, now: float) -> int:
+        return self._varint(view, pos, frame_type)[1]
+
+    def _on_stream_data_blocked(self, view: memoryview, pos: int, frame_type: int,
+                                now: float) -> int:
+        stream_id, pos = self._varint(view, pos, frame_type)
+        _, pos = self._varint(view, pos, frame_type)
+        self._streams.on_stream_data_blocked(stream_id)
+        return pos
+
+    def _on_streams_blocked(self, view: memoryview, pos: int, frame_type: int,
+                            now: float) -> int:
+        return decode_frame_body(view, pos, frame_type)[1]  # validates the 2**60 bound
+
+    def _on_new_token(self, view: memoryview, pos: int, frame_type: int, now: float) -> int:
+        frame, pos = decode_frame_body(view, pos, frame_type)
+        assert isinstance(frame, NewTokenFrame)
+        if not self._is_client:
+            raise ProtocolViolation("a client sent NEW_TOKEN", frame_type=frame_type)
+        self._on_new_token_frame(frame.token)
+        return pos
+
+    def _on_new_connection_id(self, view: memoryview, pos: int, frame_type: int,
+                              now: float) -> int:
+        frame, pos = decode_frame_body(view, pos, frame_type)
+        assert isinstance(frame, NewConnectionIdFrame)
+        self._on_new_connection_id_frame(frame)
+        return pos
+
+    def _on_retire_connection_id(self, view: memoryview, pos: int, frame_type: int,
+                                 now: float) -> int:
+        frame, pos = decode_frame_body(view, pos, frame_type)
+        assert isinstance(frame, RetireConnectionIdFrame)
+        self._on_retire_connection_id_frame(frame.sequence_number)
+        return pos
+
+    def _on_path_challenge(self, view: memoryview, pos: int, frame_type: int,
+                           now: float) -> int:
+        frame, pos = decode_frame_body(view, pos, frame_type)
+        assert isinstance(frame, PathChallengeFrame)
+        self._paths.on_challenge(self._rx_path, frame.data)
+        return pos
+
+    def _on_path_response(self, view: memoryview, pos: int, frame_type: int,
+                          now: float) -> int:
+        frame, pos = decode_frame_body(view, pos, frame_type)
+        assert isinstance(frame, PathResponseFrame)
+        self._on_path_response_frame(frame.data, now)
+        return pos
+
+    def _on_connection_close(self, view: memoryview, pos: int, frame_type: int,
+                             now: float) -> int:
+        frame, pos = decode_frame_body(view, pos, frame_type)
+        assert isinstance(frame, ConnectionCloseFrame)
+        self._on_peer_close(frame, now)
+        return pos
+
+    def _on_handshake_done(self, view: memoryview, pos: int, frame_type: int,
+                           now: float) -> int:
+        if not self._is_client:
+            raise ProtocolViolation("a client sent HANDSHAKE_DONE", frame_type=frame_type)
+        self._on_handshake_confirmed(now)
+        return pos
+
+    def _on_datagram(self, view: memoryview, pos: int, frame_type: int, now: float) -> int:
+        start = pos - 1
+        data, pos = parse_datagram(view, pos, frame_type)
+        limit = self._config.max_datagram_frame_size
+        if not limit:
+            raise ProtocolViolation("DATAGRAM frames were not negotiated", frame_type=frame_type)
+        if pos - start > limit:
+            raise ProtocolViolation("DATAGRAM frame above max_datagram_frame_size",
+                                    frame_type=frame_type)
+        self._events.append(DatagramFrameReceived(data=bytes(data)))
+        return pos
+
+    # -- errors --------------------------------------------------------------------------------
+    def _close_on_error(self, exc: TransportError, now: float) -> None:
+        if self._state is not State.FIRSTFLIGHT and self._state is not State.CONNECTED:
+            return
+        code = int(exc.error_code)
+        self._start_close(code, exc.frame_type, exc.reason, application=False)
+
+
+_HANDLERS: Final[dict[int, Handler]] = {
+    0x00: Connection._on_padding,
+    0x01: Connection._on_ping,
+    0x02: Connection._on_ack,
+    0x03: Connection._on_ack,
+    0x04: Connection._on_reset_stream,
+    0x05: Connection._on_stop_sending,
+    0x06: Connection._on_crypto,
+    0x07: Connection._on_new_token,
+    **{t: Connection._on_stream for t in range(0x08, 0x10)},
+    0x10: Connection._on_max_data,
+    0x11: Connection._on_max_stream_data,
+    0x12: Connection._on_max_streams,
+    0x13: Connection._on_max_streams,
+    0x14: Connection._on_data_blocked,
+    0x15: Connection._on_stream_data_blocked,
+    0x16: Connection._on_streams_blocked,
+    0x17: Connection._on_streams_blocked,
+    0x18: Connection._on_new_connection_id,
+    0x19: Connection._on_retire_connection_id,
+    0x1A: Connection._on_path_challenge,
+    0x1B: Connection._on_path_response,
+    0x1C: Connection._on_connection_close,
+    0x1D: Connection._on_connection_close,
+    0x1E: Connection._on_handshake_done,
+    0x30: Connection._on_datagram,
+    0x31: Connection._on_datagram,
+}
+
+FRAME_HANDLERS: Final[dict[int, tuple[Handler, frozenset[Epoch]]]] = {
+    int(frame_type): (_HANDLERS[frame_type], epochs)
+    for frame_type, epochs in ALLOWED_EPOCHS.items()
+}
+"""Frame type -> (handler, the epochs it may arrive in): the receive loop's table."""
+
+# flattened for the receive loop: (handler, epoch bit mask, flags: 1 ack-eliciting,
+# 2 non-probing) for every one-byte frame type
+_TABLE: Final[tuple[tuple[Handler | None, int, int], ...]] = tuple(
+    (
+        FRAME_HANDLERS[t][0], sum(1 << e for e in FRAME_HANDLERS[t][1]),
+        (1 if t in ACK_ELICITING_FRAME_TYPES else 0) | (0 if t in PROBING_FRAME_TYPES else 2),
+    )
+    if t in FRAME_HANDLERS else (None, 0, 0)
+    for t in range(0x40)
+)

@@ -1,0 +1,376 @@
+"""The connection's commands, connection IDs, paths and observability.
+
+:class:`ControlMixin` is the part of :class:`~._connection.Connection` that the application
+and the peer steer at run time:
+
+* the stream and datagram commands (``send_stream_data``, ``reset_stream``, ``stop_sending``,
+  ``send_datagram_frame``, ``send_ping`` ...), which queue work for ``datagrams_to_send``;
+* connection IDs (RFC 9000 §5.1): the ones we issue (NEW_CONNECTION_ID, with
+  :class:`ConnectionIdIssued` / :class:`ConnectionIdRetired` events for endpoint routing) and
+  the peer's (``change_connection_id``, RETIRE_CONNECTION_ID);
+* paths (RFC 9000 §8.2, §9): a peer that moved (migration or NAT rebinding) is followed once
+  it sends a non-probing packet, its new path is validated with PATH_CHALLENGE, and a path
+  that fails validation is abandoned for the last validated one;
+* ``statistics()`` and qlog events.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from .._buffer import varint_size
+from .._tls.suites import Epoch
+from ._conn_base import ConnectionBase
+from ._errors import QuicError, TransportError
+from ._events import ConnectionIdIssued, ConnectionIdRetired, PathChanged
+from ._frames import NewConnectionIdFrame
+from ._paths import Path
+from ._qlog import QlogTracer
+from ._sender import (
+    F_ACK,
+    F_CRYPTO,
+    F_DATAGRAM,
+    F_HANDSHAKE_DONE,
+    F_NEW_CONNECTION_ID,
+    F_NEW_TOKEN,
+    F_PATH,
+    F_PING,
+    F_RETIRE_CONNECTION_ID,
+    MIN_INITIAL_SIZE,
+    _seal,
+    _start_packet,
+)
+from ._statistics import ConnectionStatistics
+from ._stream_manager import (
+    F_DATA_BLOCKED,
+    F_MAX_DATA,
+    F_MAX_STREAM_DATA,
+    F_MAX_STREAMS,
+    F_RESET_STREAM,
+    F_STOP_SENDING,
+    F_STREAM,
+    F_STREAM_DATA_BLOCKED,
+    F_STREAMS_BLOCKED,
+)
+
+__all__ = ["ControlMixin"]
+
+#: Datagrams waiting to be sent at most; older ones are dropped (they are unreliable).
+MAX_QUEUED_DATAGRAMS: Final = 256
+
+
+class ControlMixin(ConnectionBase):
+    """Commands, connection IDs, paths, statistics and qlog for a Connection."""
+
+    # -- streams -------------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if not self._is_open:
+            raise QuicError("the connection is closed")
+
+    def get_next_available_stream_id(self, is_unidirectional: bool = False) -> int:
+        """The ID of the next stream of this kind we may create (by sending on it)."""
+        return self._streams.next_stream_id(is_unidirectional)
+
+    def send_stream_data(self, stream_id: int, data: bytes | bytearray | memoryview,
+                         end_stream: bool = False) -> None:
+        """Queue ``data`` on a stream (creating a local one); ``end_stream`` sends FIN after it.
+
+        Data is buffered without limit; ask :meth:`stream_send_capacity` first to stay within
+        the peer's flow-control credit.
+
+        Raises:
+            StreamStateError: the stream cannot send (the peer's unidirectional stream, a
+                closed or reset stream, FIN already sent).
+            QuicError: the connection is closed.
+        """
+        self._check_open()
+        self._streams.send(stream_id, data, end_stream)
+
+    def stream_send_capacity(self, stream_id: int) -> int:
+        """Bytes :meth:`send_stream_data` can take now without buffering beyond the peer's
+        credit plus a small allowance (0 for a stream that cannot send)."""
+        if not self._is_open:
+            return 0
+        return self._streams.send_capacity(stream_id)
+
+    def consume_stream_data(self, stream_id: int, n: int) -> None:
+        """The application read ``n`` bytes of the stream: grant the peer credit for them.
+
+        Only meaningful with ``Configuration(consume_on_delivery=False)``; otherwise data
+        counts as read once delivered and this does nothing.
+        """
+        self._streams.consume(stream_id, n)
+
+    def reset_stream(self, stream_id: int, error_code: int) -> None:
+        """Abandon sending on a stream (RESET_STREAM with ``error_code``)."""
+        self._check_open()
+        self._streams.reset(stream_id, error_code)
+
+    def stop_sending(self, stream_id: int, error_code: int) -> None:
+        """Ask the peer to stop sending on a stream (STOP_SENDING with ``error_code``)."""
+        self._check_open()
+        self._streams.stop_sending(stream_id, error_code)
+
+    # -- datagrams and pings -------------------------------------------------------------------
+    def send_datagram_frame(self, data: bytes | bytearray | memoryview) -> None:
+        """Queue an unreliable DATAGRAM frame (RFC 9221).
+
+        Raises:
+            QuicError: the peer does not accept DATAGRAM frames, or the connection is closed.
+            ValueError: ``data`` is larger than the peer accepts.
+        """
+        self._check_open()
+        peer = self._peer_params
+        if peer is not None:
+            limit = peer.max_datagram_frame_size
+            if not limit:
+                raise QuicError("the peer does not accept DATAGRAM frames")
+            if 1 + varint_size(len(data)) + len(data) > limit:
+                raise ValueError(f"datagram of {len(data)} bytes above the peer's limit {limit}")
+        elif not self._config.max_datagram_frame_size:
+            raise QuicError("DATAGRAM frames are not enabled")
+        queue = self._datagrams
+        if len(queue) >= MAX_QUEUED_DATAGRAMS:
+            queue.popleft()
+            self._datagrams_dropped += 1
+        queue.append(bytes(data))
+
+    def send_ping(self, uid: int) -> None:
+        """Send a PING; a :class:`PingAcknowledged` event with ``uid`` follows its ACK."""
+        self._check_open()
+        self._ping_uids.append(uid)
+        self._ping_pending = True
+
+    # -- connection IDs ------------------------------------------------------------------------
+    @property
+    def local_connection_id(self) -> bytes:
+        """Our current connection ID (for routing); more come with :class:`ConnectionIdIssued`."""
+        return self._local_cids.current
+
+    @property
+    def version(self) -> int:
+        """The QUIC version in use (it can change during the handshake, RFC 9368)."""
+        return self._version
+
+    @property
+    def original_destination_connection_id(self) -> bytes:
+        """The Destination Connection ID of the client's first Initial."""
+        return self._original_dcid
+
+    def _issue_connection_ids(self) -> None:
+        peer = self._peer_params
+        if peer is None:
+            return
+        local = self._local_cids
+        local.replenish(peer.active_connection_id_limit)
+        for seq, cid, token in local.issued:
+            self._new_cids.append((seq, cid, token))
+            self._events.append(ConnectionIdIssued(connection_id=cid))
+        local.issued.clear()
+
+    def change_connection_id(self) -> None:
+        """Move to a new connection ID of the peer's, retiring the current one (RFC 9000 §5.1.2).
+
+        A client does this when it moves to a new local address. Nothing happens when the peer
+        gave us no spare connection ID.
+        """
+        self._check_open()
+        self._peer_cids.rotate()
+
+    def _on_new_connection_id_frame(self, frame: NewConnectionIdFrame) -> None:
+        try:
+            self._peer_cids.add(frame.sequence_number, frame.connection_id,
+                                frame.stateless_reset_token, frame.retire_prior_to)
+        except TransportError as exc:
+            exc.frame_type = 0x18
+            raise
+
+    def _on_retire_connection_id_frame(self, sequence: int) -> None:
+        local = self._local_cids
+        try:
+            local.retire(sequence, self._rx_dcid)
+        except TransportError as exc:
+            exc.frame_type = 0x19
+            raise
+        for cid in local.retired:
+            self._events.append(ConnectionIdRetired(connection_id=cid))
+        local.retired.clear()
+        self._new_cids = [entry for entry in self._new_cids if local.owns(entry[1])]
+        self._issue_connection_ids()
+
+    # -- paths ---------------------------------------------------------------------------------
+    def _validation_timeout(self) -> float:
+        pto = self._recovery.pto_duration()
+        return max(3 * pto, 6 * self._config.initial_rtt)
+
+    def _on_peer_migrated(self, path: Path, now: float) -> None:
+        """The peer sends from a new address (RFC 9000 §9.3): follow it and validate it."""
+        if self._is_client or not self._handshake_confirmed:
+            return
+        old = self._paths.current
+        assert old is not None
+        if old.validated:
+            self._previous_path = old
+        self._paths.current = path
+        if not path.validated:
+            self._paths.start_validation(path, now, self._validation_timeout())
+        same_host = old.address[0] == path.address[0]
+        if not same_host:
+            self._recovery.rtt.reset()  # a new path: RTT and congestion start over (§9.4)
+        if self._qlog is not None:
+            self._qlog.event(now, "connectivity:connection_state_updated",
+                             {"new": "migrated", "address": str(path.address)})
+
+    def _on_path_response_frame(self, data: bytes, now: float) -> None:
+        path = self._paths.on_response(data)
+        if path is None:
+            return
+        if path is self._paths.current:
+            self._recovery.set_amplification_limited(False, now)
+            previous = self._previous_path
+            if previous is not None and previous is not path:
+                self._events.append(PathChanged(old_address=previous.address,
+                                                new_address=path.address))
+                self._paths.forget(previous)
+                self._previous_path = None
+
+    def _on_path_validation_failed(self, path: Path, now: float) -> None:
+        if path is self._paths.current:
+            previous = self._previous_path
+            if previous is not None:
+                self._paths.current = previous  # back to the last validated path (§9.3.2)
+                self._previous_path = None
+        self._paths.forget(path)
+
+    def _probe_datagrams(self, now: float) -> list[tuple[bytes, Any]]:
+        """PATH_RESPONSE / PATH_CHALLENGE frames for paths other than the current one."""
+        paths = self._paths
+        if not paths.responses and paths.deadline is None:
+            return []  # nothing pending on any path (the common case)
+        current = paths.current
+        app = self._spaces[2]
+        if app.sealer is None:
+            return []
+        out: list[tuple[bytes, Any]] = []
+        for path in self._paths.paths():
+            if path is current:
+                continue
+            responses = [data for owner, data in self._paths.responses if owner is path]
+            if not responses and not path.challenge_pending:
+                continue
+            budget = MIN_INITIAL_SIZE
+            allowance = path.amplification_budget()
+            if allowance is not None:
+                budget = min(budget, allowance)
+            packet = _start_packet(self, app, Epoch.ONE_RTT, app.sealer, budget)
+            if packet is None:
+                continue
+            for data in responses[:2]:
+                packet.payload += b"\x1b" + data
+            if path.challenge_pending and path.challenge is not None:
+                packet.payload += b"\x1a" + path.challenge
+                path.challenge_pending = False
+            self._paths.responses = [(p, d) for p, d in self._paths.responses if p is not path]
+            packet.records.append((F_PATH,))
+            packet.ack_eliciting = True
+            room = budget - packet.size
+            if room > 0:
+                packet.payload += bytes(room)
+                packet.padding_only = True
+            app.next_pn += 1
+            datagram = _seal(self, packet, now)
+            path.bytes_sent += len(datagram)
+            out.append((datagram, path.address))
+        return out
+
+    # -- statistics and qlog -------------------------------------------------------------------
+    def statistics(self) -> ConnectionStatistics:
+        """A snapshot of the connection's counters and estimates."""
+        recovery = self._recovery
+        rtt = recovery.rtt
+        path = self._paths.current
+        return ConnectionStatistics(
+            smoothed_rtt=rtt.smoothed_rtt, min_rtt=rtt.min_rtt, latest_rtt=rtt.latest_rtt,
+            rttvar=rtt.rttvar, congestion_window=recovery.congestion_window,
+            bytes_in_flight=recovery.bytes_in_flight,
+            packets_sent=self._stats_packets_sent, packets_received=self._stats_packets_received,
+            packets_lost=self._stats_packets_lost, bytes_sent=self._stats_bytes_sent,
+            bytes_received=sum(p.bytes_received for p in self._paths.paths()),
+            datagrams_received=self._stats_datagrams_received,
+            datagrams_dropped=self._datagrams_dropped, pto_count=recovery.pto_count,
+            key_updates=self._key_updates, streams=len(self._streams),
+            peer_address=None if path is None else path.address,
+        )
+
+    def _start_qlog(self, now: float) -> None:
+        qlog = self._config.qlog
+        if qlog is None:
+            return
+        if not isinstance(qlog, QlogTracer):
+            qlog = qlog(self._original_dcid, self._is_client)
+            if qlog is None:
+                return
+        if not qlog.started:
+            qlog.start(now=now, odcid=self._original_dcid,
+                       vantage_point="client" if self._is_client else "server")
+        self._qlog = qlog
+        qlog.event(now, "connectivity:connection_started", {
+            "src_cid": self._local_cids.initial.hex(), "dst_cid": self._original_dcid.hex(),
+            "quic_version": f"{self._version:#010x}"})
+
+    def _qlog_packet(self, now: float, name: str, epoch: Epoch, pn: int, size: int,
+                     records: list[Any] | None = None) -> None:
+        assert self._qlog is not None
+        data: dict[str, Any] = {
+            "header": {"packet_type": _QLOG_TYPES[epoch], "packet_number": pn},
+            "raw": {"length": size}}
+        if records is not None:
+            data["frames"] = [_qlog_frame(record) for record in records]
+        self._qlog.event(now, name, data)
+
+    def _qlog_lost(self, now: float, epoch: Epoch, pn: int, trigger: str) -> None:
+        assert self._qlog is not None
+        self._qlog.event(now, "recovery:packet_lost", {
+            "header": {"packet_type": _QLOG_TYPES[epoch], "packet_number": pn},
+            "trigger": trigger})
+
+    def _qlog_metrics(self, now: float) -> None:
+        assert self._qlog is not None
+        recovery = self._recovery
+        rtt = recovery.rtt
+        self._qlog.event(now, "recovery:metrics_updated", {
+            "smoothed_rtt": round(rtt.smoothed_rtt * 1000, 3),
+            "min_rtt": round(rtt.min_rtt * 1000, 3),
+            "latest_rtt": round(rtt.latest_rtt * 1000, 3),
+            "rtt_variance": round(rtt.rttvar * 1000, 3),
+            "congestion_window": recovery.congestion_window,
+            "bytes_in_flight": recovery.bytes_in_flight})
+
+
+_QLOG_FRAMES: Final = {
+    F_ACK: "ack", F_CRYPTO: "crypto", F_HANDSHAKE_DONE: "handshake_done",
+    F_NEW_CONNECTION_ID: "new_connection_id", F_RETIRE_CONNECTION_ID: "retire_connection_id",
+    F_NEW_TOKEN: "new_token", F_PING: "ping", F_DATAGRAM: "datagram", F_PATH: "path_challenge",
+    F_STREAM: "stream", F_RESET_STREAM: "reset_stream", F_STOP_SENDING: "stop_sending",
+    F_MAX_DATA: "max_data", F_MAX_STREAM_DATA: "max_stream_data", F_MAX_STREAMS: "max_streams",
+    F_DATA_BLOCKED: "data_blocked", F_STREAM_DATA_BLOCKED: "stream_data_blocked",
+    F_STREAMS_BLOCKED: "streams_blocked",
+}
+
+
+def _qlog_frame(record: tuple[Any, ...]) -> dict[str, Any]:
+    kind = record[0]
+    frame: dict[str, Any] = {"frame_type": _QLOG_FRAMES.get(kind, "unknown")}
+    if kind == F_STREAM:
+        frame.update(stream_id=record[1].stream_id, offset=record[2], length=record[3],
+                     fin=record[4])
+    elif kind == F_CRYPTO:
+        frame.update(offset=record[2], length=record[3])
+    elif kind == F_ACK:
+        frame["largest_acknowledged"] = record[1]
+    return frame
+
+
+_QLOG_TYPES: Final = {Epoch.INITIAL: "initial", Epoch.HANDSHAKE: "handshake",
+                      Epoch.ZERO_RTT: "0RTT", Epoch.ONE_RTT: "1RTT"}
+

@@ -1,0 +1,498 @@
+"""Packet assembly: frames into packets, packets into datagrams (RFC 9000 §12.2, §13, §14).
+
+:func:`build_datagrams` fills datagrams for the connection's current path until nothing is
+left to send or a limit stops it: the congestion window and the pacer (ack-eliciting packets
+only; PTO probes bypass both), and the anti-amplification budget of an unvalidated path,
+which counts whole datagrams.
+
+Each datagram is planned first and protected last: packets of the Initial, Handshake and
+application spaces are filled one after the other into the room left, each as one
+``bytearray`` of frames plus a list of small frame records for loss recovery; once the
+datagram's content is known, padding goes into its last packet (client Initials and server
+ack-eliciting Initials fill 1200 bytes, RFC 9000 §14.1; so do path probes, §8.2.1), and only
+then are the headers written (Length fields on two bytes, so their size is known up front)
+and the packets sealed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+
+from .._buffer import encode_varint
+from .._tls.suites import Epoch
+from ._crypto import TAG_LENGTH, PacketSealer
+from ._frame_codec import crypto_data_capacity, write_ack_frame, write_crypto_frame
+from ._packet import (
+    PacketType,
+    encode_long_header,
+    encode_packet_number,
+    encode_short_header,
+    long_header_size,
+)
+from ._paths import Path
+from ._recovery import SentPacket
+from ._spaces import PacketSpace
+
+if TYPE_CHECKING:
+    from ._conn_base import ConnectionBase as Connection
+
+__all__ = ["F_ACK", "F_CRYPTO", "build_close_datagram", "build_datagrams"]
+
+# frame records (SentPacket.frames); the stream manager's kinds start at 10
+F_ACK: Final = 1
+F_CRYPTO: Final = 2
+F_HANDSHAKE_DONE: Final = 3
+F_NEW_CONNECTION_ID: Final = 4
+F_RETIRE_CONNECTION_ID: Final = 5
+F_NEW_TOKEN: Final = 6
+F_PING: Final = 7
+F_DATAGRAM: Final = 8
+F_PATH: Final = 9
+
+MIN_INITIAL_SIZE: Final = 1200
+#: Smallest room worth starting a packet in.
+_MIN_PACKET_ROOM: Final = 48
+#: Most datagrams one call produces (the caller comes back for more).
+MAX_DATAGRAMS_PER_CALL: Final = 64
+#: The pacing timer waits until this many datagrams may go at once (the pacer's bucket
+#: holds ten), so a paced sender wakes up once per small burst instead of once per packet.
+PACING_BURST: Final = 4
+
+_INITIAL: Final = Epoch.INITIAL
+_HANDSHAKE: Final = Epoch.HANDSHAKE
+_ONE_RTT: Final = Epoch.ONE_RTT
+_ZERO_RTT: Final = Epoch.ZERO_RTT
+_LONG_TYPES: Final = {_INITIAL: PacketType.INITIAL, _HANDSHAKE: PacketType.HANDSHAKE,
+                      _ZERO_RTT: PacketType.ZERO_RTT}
+
+
+_PN_MASKS: Final = (0, 0xFF, 0xFFFF, 0xFFFFFF, 0xFFFFFFFF)
+# first byte of a short header by key phase and packet-number length (fixed bit set)
+_SHORT_FIRST: Final = tuple(
+    (b"",) + tuple(bytes((0x40 | phase << 2 | (n - 1),)) for n in range(1, 5)) for phase in (0, 1)
+)
+
+
+class _Packet:
+    """A packet being planned: everything but the header and the protection."""
+
+    __slots__ = ("ack_eliciting", "epoch", "header_size", "is_crypto", "padding_only", "payload",
+                 "pn", "pn_length", "probing", "records", "sealer", "space", "truncated_pn")
+
+    def __init__(self, space: PacketSpace, epoch: Epoch, sealer: PacketSealer, pn: int,
+                 truncated_pn: int, pn_length: int, header_size: int) -> None:
+        self.space = space
+        self.epoch = epoch
+        self.sealer = sealer
+        self.pn = pn
+        self.truncated_pn = truncated_pn
+        self.pn_length = pn_length
+        self.header_size = header_size
+        self.payload = bytearray()
+        self.records: list[Any] = []
+        self.ack_eliciting = False
+        self.is_crypto = False
+        self.padding_only = False  # carries PADDING (so it counts as in flight)
+        self.probing = False  # carries PATH_CHALLENGE / PATH_RESPONSE (padded to 1200)
+
+    @property
+    def size(self) -> int:
+        return self.header_size + len(self.payload) + TAG_LENGTH
+
+
+def _app_sealer(conn: Connection) -> tuple[PacketSealer | None, Epoch]:
+    space = conn._spaces[2]
+    if space.sealer is not None:
+        return space.sealer, _ONE_RTT
+    if conn._zero_rtt_sealer is not None:
+        return conn._zero_rtt_sealer, _ZERO_RTT
+    return None, _ONE_RTT
+
+
+def _start_packet(conn: Connection, space: PacketSpace, epoch: Epoch, sealer: PacketSealer,
+                  room: int) -> _Packet | None:
+    pn = space.next_pn
+    largest_acked = conn._recovery.space(epoch).largest_acked
+    # RFC 9000 §A.2: room for twice the packets in flight since the largest acknowledged
+    unacked = pn + 1 if largest_acked is None else pn - largest_acked
+    if unacked <= 0x80:
+        pn_length = 1
+    elif unacked <= 0x8000:
+        pn_length = 2
+    elif unacked <= 0x800000:
+        pn_length = 3
+    else:
+        truncated, pn_length = encode_packet_number(pn, largest_acked)  # raises past 4 bytes
+    truncated = pn & _PN_MASKS[pn_length]
+    dcid = conn._peer_cids.current
+    if epoch == _ONE_RTT:
+        header_size = 1 + len(dcid) + pn_length
+    else:
+        header_size = long_header_size(
+            _LONG_TYPES[epoch], dcid_length=len(dcid), scid_length=len(conn._local_cids.initial),
+            token_length=len(conn._token) if epoch == _INITIAL else 0, pn_length=pn_length,
+            length_size=2,
+        )
+    if room - header_size - TAG_LENGTH < 8:
+        return None
+    return _Packet(space, epoch, sealer, pn, truncated, pn_length, header_size)
+
+
+def _write_ack(conn: Connection, packet: _Packet, space: PacketSpace, limit: int,
+               now: float) -> None:
+    ranges = space.received.to_ack_ranges()
+    if not ranges:
+        space.on_ack_sent()
+        return
+    delay = 0
+    if packet.epoch == _ONE_RTT:
+        delay = int((now - space.largest_received_time) * 1_000_000) >> conn._ack_delay_exponent
+        if delay < 0:
+            delay = 0
+    if write_ack_frame(packet.payload, ranges, delay, capacity=limit - len(packet.payload)):
+        packet.records.append((F_ACK, ranges[0][1]))
+        space.on_ack_sent()
+
+
+def _write_crypto(packet: _Packet, space: PacketSpace, limit: int) -> None:
+    send = space.crypto_send
+    payload = packet.payload
+    while send.has_data():
+        capacity = crypto_data_capacity(send.size, limit - len(payload))
+        chunk = send.next_chunk(capacity)
+        if chunk is None:
+            break
+        offset, data = chunk
+        write_crypto_frame(payload, offset, data)
+        packet.records.append((F_CRYPTO, space.epoch, offset, len(data)))
+        packet.ack_eliciting = packet.is_crypto = True
+
+
+def _has_app_control(conn: Connection, path: Path) -> bool:
+    """Whether 1-RTT frames other than STREAM, DATAGRAM and ACK wait to be sent."""
+    return bool(
+        conn._streams.has_control() or conn._handshake_done_pending or conn._ping_pending
+        or conn._new_cids or conn._peer_cids.pending_retire
+        or conn._new_token_pending is not None or path.challenge_pending
+        or (conn._paths.responses and any(p is path for p, _ in conn._paths.responses))
+        or conn._spaces[2].crypto_send.has_data()
+    )
+
+
+def _write_app_control(conn: Connection, packet: _Packet, limit: int, path: Path) -> None:
+    """Frames of the 1-RTT packet other than ACK, DATAGRAM and STREAM."""
+    payload = packet.payload
+    records = packet.records
+    start = len(records)
+    one_rtt = packet.epoch == _ONE_RTT
+    if one_rtt:
+        if conn._handshake_done_pending and len(payload) < limit:
+            payload.append(0x1E)
+            records.append((F_HANDSHAKE_DONE,))
+            conn._handshake_done_pending = False
+        responses = conn._paths.responses
+        if responses:
+            keep = []
+            for owner, data in responses:
+                if owner is path and len(payload) + 9 <= limit:
+                    payload.append(0x1B)
+                    payload += data
+                    records.append((F_PATH,))
+                    packet.probing = True
+                else:
+                    keep.append((owner, data))
+            conn._paths.responses = keep
+        if path.challenge_pending and path.challenge is not None and len(payload) + 9 <= limit:
+            payload.append(0x1A)
+            payload += path.challenge
+            records.append((F_PATH,))
+            packet.probing = True
+            path.challenge_pending = False
+        while conn._new_cids:
+            seq, cid, token = conn._new_cids[0]
+            frame = (b"\x18" + encode_varint(seq) + b"\x00"
+                     + bytes((len(cid),)) + cid + token)
+            if len(payload) + len(frame) > limit:
+                break
+            payload += frame
+            records.append((F_NEW_CONNECTION_ID, seq, cid, token))
+            del conn._new_cids[0]
+        pending_retire = conn._peer_cids.pending_retire
+        while pending_retire:
+            frame = b"\x19" + encode_varint(pending_retire[0])
+            if len(payload) + len(frame) > limit:
+                break
+            payload += frame
+            records.append((F_RETIRE_CONNECTION_ID, pending_retire.pop(0)))
+        new_token = conn._new_token_pending
+        if new_token is not None:
+            frame = b"\x07" + encode_varint(len(new_token)) + new_token
+            if len(payload) + len(frame) <= limit:
+                payload += frame
+                records.append((F_NEW_TOKEN, new_token))
+                conn._new_token_pending = None
+    if conn._ping_pending and len(payload) < limit:
+        payload.append(0x01)
+        records.append((F_PING, tuple(conn._ping_uids)))
+        conn._ping_pending = False
+        conn._ping_uids.clear()
+    streams = conn._streams
+    if streams.has_control():
+        streams.write_control(payload, limit, records, conn._now,
+                              conn._recovery.rtt.smoothed_rtt)
+    if len(records) != start:
+        packet.ack_eliciting = True
+
+
+def _write_datagrams(conn: Connection, packet: _Packet, limit: int) -> None:
+    queue = conn._datagrams
+    payload = packet.payload
+    while queue:
+        data = queue[0]
+        size = 1 + len(encode_varint(len(data))) + len(data)
+        if len(payload) + size > limit:
+            if not payload and size > limit:
+                queue.popleft()  # can never fit this path: drop it (unreliable anyway)
+                conn._datagrams_dropped += 1
+                continue
+            break
+        payload.append(0x31)
+        payload += encode_varint(len(data))
+        payload += data
+        packet.records.append((F_DATAGRAM,))
+        packet.ack_eliciting = True
+        queue.popleft()
+
+
+def _plan_packet(conn: Connection, space: PacketSpace, epoch: Epoch, sealer: PacketSealer,
+                 room: int, now: float, can_elicit: bool, path: Path) -> _Packet | None:
+    """Fill one packet of ``space`` into ``room`` bytes; None if there is nothing to send."""
+    probe = space.probes > 0
+    elicit = can_elicit or probe
+    if probe and (epoch == _INITIAL or epoch == _HANDSHAKE) and \
+            not space.crypto_send.has_data():
+        space.crypto_send.resend_unacked()  # every probe carries the flight again
+    control = False
+    if epoch == _ONE_RTT or epoch == _ZERO_RTT:
+        if elicit:
+            control = _has_app_control(conn, path)
+            has_content = control or conn._streams.has_data() or bool(conn._datagrams)
+        else:
+            has_content = False
+        send_ack = epoch == _ONE_RTT and (
+            space.ack_now or (space.ack_deadline is not None and space.ack_deadline <= now)
+            or ((has_content or probe) and space.ack_eliciting_unacked > 0))
+    else:
+        has_content = elicit and space.crypto_send.has_data()
+        send_ack = space.ack_due(now) or (space.wants_ack() and (has_content or probe))
+    if not (has_content or send_ack or probe):
+        return None
+    packet = _start_packet(conn, space, epoch, sealer, room)
+    if packet is None:
+        return None
+    limit = room - packet.header_size - TAG_LENGTH
+    if send_ack:
+        _write_ack(conn, packet, space, limit, now)
+    if elicit:
+        if epoch == _INITIAL or epoch == _HANDSHAKE:
+            _write_crypto(packet, space, limit)
+        else:
+            if control:
+                if epoch == _ONE_RTT and space.crypto_send.has_data():
+                    _write_crypto(packet, space, limit)  # NewSessionTicket
+                _write_app_control(conn, packet, limit, path)
+            if conn._datagrams:
+                _write_datagrams(conn, packet, limit)
+            streams = conn._streams
+            if streams.has_data():
+                before = len(packet.records)
+                streams.write_stream_frames(packet.payload, limit, packet.records)
+                if len(packet.records) != before:
+                    packet.ack_eliciting = True
+        if probe and not packet.ack_eliciting and len(packet.payload) < limit:
+            packet.payload.append(0x01)  # PING
+            packet.records.append((F_PING, ()))
+            packet.ack_eliciting = True
+    if not packet.payload:
+        return None
+    if packet.ack_eliciting and space.probes > 0:
+        space.probes -= 1
+    space.next_pn += 1
+    return packet
+
+
+def _seal(conn: Connection, packet: _Packet, now: float) -> bytes:
+    payload = packet.payload
+    minimum = 4 - packet.pn_length  # the header-protection sample must fit (RFC 9001 §5.4.2)
+    if len(payload) < minimum:
+        payload += bytes(minimum - len(payload))
+    epoch = packet.epoch
+    dcid = conn._peer_cids.current
+    if epoch == _ONE_RTT:
+        pn_length = packet.pn_length
+        header = (_SHORT_FIRST[packet.sealer.key_phase][pn_length] + dcid
+                  + packet.truncated_pn.to_bytes(pn_length))
+    else:
+        header = encode_long_header(
+            _LONG_TYPES[epoch], conn._version, dcid, conn._local_cids.initial,
+            conn._token if epoch == _INITIAL else b"",
+            packet.pn_length + len(payload) + TAG_LENGTH, packet.truncated_pn,
+            packet.pn_length, length_size=2,
+        )
+    data = packet.sealer.seal(header, memoryview(payload), packet.pn)
+    eliciting = packet.ack_eliciting
+    conn._recovery.on_packet_sent(SentPacket(
+        packet.pn, epoch, now, len(data), ack_eliciting=eliciting,
+        in_flight=eliciting or packet.padding_only, is_crypto=packet.is_crypto,
+        frames=packet.records,
+    ))
+    conn._stats_packets_sent += 1
+    conn._stats_bytes_sent += len(data)
+    if (eliciting and conn._idle_restart_on_send) or epoch != _ONE_RTT \
+            or conn._qlog is not None:
+        conn._on_packet_sent(epoch, packet.pn, len(data), eliciting, packet.records, now)
+    return data
+
+
+def _build_datagram(conn: Connection, now: float, budget: int, path: Path,
+                    can_elicit: bool) -> bytes | None:
+    packets: list[_Packet] = []
+    room = budget
+    initial_eliciting = False
+    has_initial = False
+    probing = False
+    for index, space in enumerate(conn._spaces):
+        if index == 2:
+            sealer, epoch = _app_sealer(conn)
+        else:
+            sealer, epoch = space.sealer, space.epoch
+        if sealer is None or space.discarded:
+            continue
+        if room < _MIN_PACKET_ROOM:
+            break
+        packet = _plan_packet(conn, space, epoch, sealer, room, now, can_elicit, path)
+        if packet is None:
+            continue
+        packets.append(packet)
+        room -= packet.size
+        if epoch == _INITIAL:
+            has_initial = True
+            initial_eliciting = packet.ack_eliciting
+        if packet.probing:
+            probing = True
+    if not packets:
+        return None
+    total = budget - room
+    target = 0
+    if has_initial and (conn._is_client or initial_eliciting):
+        target = MIN_INITIAL_SIZE
+    elif probing:
+        target = MIN_INITIAL_SIZE
+    if target:
+        target = min(target, budget)
+        if total < target:
+            last = packets[-1]
+            last.payload += bytes(target - total)
+            last.padding_only = True
+    parts = [_seal(conn, packet, now) for packet in packets]
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def build_datagrams(conn: Connection, now: float) -> list[tuple[bytes, Any]]:
+    """Everything the connection may send now on its current path."""
+    path = conn._paths.current
+    if path is None:
+        return []
+    out: list[tuple[bytes, Any]] = []
+    recovery = conn._recovery
+    congestion = recovery.congestion
+    pacer = recovery.pacer
+    max_size = conn._max_datagram_size
+    initial, handshake, app = conn._spaces
+    for _ in range(MAX_DATAGRAMS_PER_CALL):
+        budget = max_size
+        if not path.validated:
+            amplification = path.amplification_budget()
+            if amplification is not None and amplification < budget:
+                if amplification < _MIN_PACKET_ROOM:
+                    recovery.set_amplification_limited(True, now)
+                    break
+                budget = amplification
+        probes = bool(initial.probes or handshake.probes or app.probes)
+        can_elicit = probes or congestion.can_send(max_size)
+        if can_elicit and not probes and pacer is not None:
+            next_time = pacer.next_send_time(now)
+            if next_time > now:
+                # wake up for a small burst, not for every single packet
+                burst = PACING_BURST * max_size / pacer.rate
+                conn._pacing_at = next_time if next_time - now > burst else now + burst
+                can_elicit = False
+        if not can_elicit and not (
+            initial.ack_now or handshake.ack_now or app.ack_now
+            or (app.ack_deadline is not None and app.ack_deadline <= now)
+        ):
+            break
+        datagram = _build_datagram(conn, now, budget, path, can_elicit)
+        if datagram is None:
+            break
+        path.bytes_sent += len(datagram)
+        out.append((datagram, path.address))
+        conn._after_datagram_sent(now)
+    return out
+
+
+def amplification_limited(path: Path) -> bool:
+    budget = path.amplification_budget()
+    return budget is not None and budget < _MIN_PACKET_ROOM
+
+
+def build_close_datagram(conn: Connection, frames: dict[Epoch, bytes], budget: int,
+                         now: float) -> bytes | None:
+    """One datagram carrying CONNECTION_CLOSE in every space that has keys."""
+    packets: list[_Packet] = []
+    room = budget
+    has_initial = False
+    for index, space in enumerate(conn._spaces):
+        if index == 2:
+            sealer, epoch = _app_sealer(conn)
+            if epoch == _ZERO_RTT:
+                continue  # a client sends CONNECTION_CLOSE in 0-RTT? No: Initial suffices
+        else:
+            sealer, epoch = space.sealer, space.epoch
+        if sealer is None or space.discarded:
+            continue
+        frame = frames.get(epoch)
+        if frame is None:
+            continue
+        packet = _start_packet(conn, space, epoch, sealer, room)
+        if packet is None or len(frame) > room - packet.header_size - TAG_LENGTH:
+            continue
+        packet.payload += frame
+        space.next_pn += 1
+        packets.append(packet)
+        room -= packet.size
+        has_initial = has_initial or epoch == _INITIAL
+    if not packets:
+        return None
+    total = budget - room
+    if has_initial and conn._is_client and total < MIN_INITIAL_SIZE <= budget:
+        packets[-1].payload += bytes(MIN_INITIAL_SIZE - total)
+    parts = []
+    for packet in packets:
+        payload = packet.payload
+        minimum = 4 - packet.pn_length
+        if len(payload) < minimum:
+            payload += bytes(minimum - len(payload))
+        dcid = conn._peer_cids.current
+        if packet.epoch == _ONE_RTT:
+            header = encode_short_header(dcid, packet.truncated_pn, packet.pn_length,
+                                         packet.sealer.key_phase)
+        else:
+            header = encode_long_header(
+                _LONG_TYPES[packet.epoch], conn._version, dcid, conn._local_cids.initial,
+                conn._token if packet.epoch == _INITIAL else b"",
+                packet.pn_length + len(payload) + TAG_LENGTH, packet.truncated_pn,
+                packet.pn_length, length_size=2,
+            )
+        parts.append(packet.sealer.seal(header, memoryview(payload), packet.pn))
+    return b"".join(parts)

@@ -1,0 +1,804 @@
+"""Stream state machines, send buffering and receive reassembly (RFC 9000 §2, §3, §4).
+
+Both halves of a stream are here, each a state machine written as a table (STYLE.md): an Enum
+of states, an Enum of events and a module-level ``{state: {event: next_state}}`` dict.
+:func:`send_transition` and :func:`recv_transition` apply one move; a move missing from the
+table raises :class:`~trio_zttp.quic._errors.StreamStateError`. Every move a *peer* can cause
+(STREAM, RESET_STREAM arriving) exists in every receive state, so remote input never hits a
+missing move; missing moves are local misuse.
+
+Send side (RFC 9000 §3.1)::
+
+    READY --data--> SEND --fin--> DATA_SENT --all acked--> DATA_RECVD
+      |               |              |
+      +---reset-------+----reset-----+--> RESET_SENT --reset acked--> RESET_RECVD
+
+Receive side (RFC 9000 §3.2)::
+
+    RECV --fin--> SIZE_KNOWN --all received--> DATA_RECVD --app read all--> DATA_READ
+      |               |
+      +----reset------+--> RESET_RECVD --app read reset--> RESET_READ
+
+A RESET_STREAM arriving once all data is received (DATA_RECVD) is ignored apart from the
+final-size check: the data is already here and the application can read it (RFC 9000 §3.2
+leaves the choice to the implementation).
+
+**Send buffer.** Written data is kept as immutable chunks of at most 32 KiB in a list
+indexed by a parallel list of start offsets; a frame is a memoryview slice of one chunk (a
+join only where a frame crosses a chunk boundary). Chunks are dropped as soon as the
+acknowledged prefix passes them, so a 10 MB stream holds only its unacknowledged window.
+Retransmissions come from a :class:`~trio_zttp.quic._ranges.RangeSet` of lost ranges minus
+acknowledged ones and go out before new data.
+
+**Receive buffer.** One ``bytearray`` holds offsets from the read position up to the highest
+byte received, out-of-order data written in place; a RangeSet records which parts arrived.
+It never exceeds the flow-control window we advertised, and the number of gaps is capped
+(``max_gaps``) so a peer cannot make the range bookkeeping grow without bound.
+"""
+
+from __future__ import annotations
+
+import enum
+from bisect import bisect_right
+from typing import Final, final
+
+from ._errors import FinalSizeError, ProtocolViolation, StreamStateError
+from ._flow import ReceiveWindow, SendCredit
+from ._ranges import RangeSet
+
+__all__ = [
+    "RECV_TRANSITIONS",
+    "SEND_TRANSITIONS",
+    "RecvEvent",
+    "RecvState",
+    "RecvStream",
+    "SendEvent",
+    "SendState",
+    "SendStream",
+    "recv_transition",
+    "send_transition",
+]
+
+CHUNK_SIZE: Final = 1 << 15
+_EMPTY: Final = memoryview(b"")
+
+
+class SendState(enum.Enum):
+    """Sending part of a stream (RFC 9000 §3.1)."""
+
+    READY = "Ready"
+    SEND = "Send"
+    DATA_SENT = "Data Sent"
+    DATA_RECVD = "Data Recvd"
+    RESET_SENT = "Reset Sent"
+    RESET_RECVD = "Reset Recvd"
+
+
+class SendEvent(enum.Enum):
+    SEND_DATA = "send STREAM"
+    SEND_FIN = "send STREAM+FIN"
+    ALL_DATA_ACKED = "recv all ACKs"
+    SEND_RESET = "send RESET_STREAM"
+    RESET_ACKED = "recv ACK of RESET_STREAM"
+
+
+_OPEN_MOVES: Final = {
+    SendEvent.SEND_DATA: SendState.SEND,
+    SendEvent.SEND_FIN: SendState.DATA_SENT,
+    SendEvent.SEND_RESET: SendState.RESET_SENT,
+}
+
+SEND_TRANSITIONS: Final[dict[SendState, dict[SendEvent, SendState]]] = {
+    SendState.READY: dict(_OPEN_MOVES),
+    SendState.SEND: dict(_OPEN_MOVES),
+    SendState.DATA_SENT: {
+        SendEvent.SEND_DATA: SendState.DATA_SENT,
+        SendEvent.SEND_FIN: SendState.DATA_SENT,
+        SendEvent.ALL_DATA_ACKED: SendState.DATA_RECVD,
+        SendEvent.SEND_RESET: SendState.RESET_SENT,
+    },
+    SendState.DATA_RECVD: {},
+    SendState.RESET_SENT: {
+        SendEvent.RESET_ACKED: SendState.RESET_RECVD,
+    },
+    SendState.RESET_RECVD: {},
+}
+
+
+class RecvState(enum.Enum):
+    """Receiving part of a stream (RFC 9000 §3.2)."""
+
+    RECV = "Recv"
+    SIZE_KNOWN = "Size Known"
+    DATA_RECVD = "Data Recvd"
+    DATA_READ = "Data Read"
+    RESET_RECVD = "Reset Recvd"
+    RESET_READ = "Reset Read"
+
+
+class RecvEvent(enum.Enum):
+    RECV_DATA = "recv STREAM"
+    RECV_FIN = "recv STREAM+FIN"
+    ALL_DATA_RECEIVED = "recv all data"
+    APP_READ_ALL = "app read all data"
+    RECV_RESET = "recv RESET_STREAM"
+    APP_READ_RESET = "app read reset"
+
+
+_PEER_EVENTS: Final = (RecvEvent.RECV_DATA, RecvEvent.RECV_FIN, RecvEvent.RECV_RESET)
+
+RECV_TRANSITIONS: Final[dict[RecvState, dict[RecvEvent, RecvState]]] = {
+    RecvState.RECV: {
+        RecvEvent.RECV_DATA: RecvState.RECV,
+        RecvEvent.RECV_FIN: RecvState.SIZE_KNOWN,
+        RecvEvent.RECV_RESET: RecvState.RESET_RECVD,
+    },
+    RecvState.SIZE_KNOWN: {
+        RecvEvent.RECV_DATA: RecvState.SIZE_KNOWN,
+        RecvEvent.RECV_FIN: RecvState.SIZE_KNOWN,
+        RecvEvent.ALL_DATA_RECEIVED: RecvState.DATA_RECVD,
+        RecvEvent.RECV_RESET: RecvState.RESET_RECVD,
+    },
+    RecvState.DATA_RECVD: {
+        **{event: RecvState.DATA_RECVD for event in _PEER_EVENTS},
+        RecvEvent.APP_READ_ALL: RecvState.DATA_READ,
+    },
+    RecvState.DATA_READ: {event: RecvState.DATA_READ for event in _PEER_EVENTS},
+    RecvState.RESET_RECVD: {
+        **{event: RecvState.RESET_RECVD for event in _PEER_EVENTS},
+        RecvEvent.APP_READ_RESET: RecvState.RESET_READ,
+    },
+    RecvState.RESET_READ: {event: RecvState.RESET_READ for event in _PEER_EVENTS},
+}
+
+
+def send_transition(state: SendState, event: SendEvent) -> SendState:
+    """The sending part's next state; raises StreamStateError for a move not in the table."""
+    try:
+        return SEND_TRANSITIONS[state][event]
+    except KeyError:
+        raise StreamStateError(f"cannot {event.value} in send state {state.value}") from None
+
+
+def recv_transition(state: RecvState, event: RecvEvent) -> RecvState:
+    """The receiving part's next state; raises StreamStateError for a move not in the table."""
+    try:
+        return RECV_TRANSITIONS[state][event]
+    except KeyError:
+        raise StreamStateError(f"cannot {event.value} in receive state {state.value}") from None
+
+
+_SEND_ACTIVE: Final = frozenset({SendState.READY, SendState.SEND, SendState.DATA_SENT})
+_SEND_WAITING_ACKS: Final = frozenset({SendState.SEND, SendState.DATA_SENT})
+
+
+@final
+class SendStream:
+    """The sending part of a stream: buffer, retransmission queue, FIN, reset, credit.
+
+    The connection writes application data with :meth:`write`, pulls frames with
+    :meth:`get_frame` and reports each frame's fate with :meth:`on_data_acked` or
+    :meth:`on_data_lost` (typically from ``(stream, offset, length, fin)`` records in
+    :attr:`SentPacket.frames <trio_zttp.quic._recovery.SentPacket.frames>`).
+
+    Args:
+        stream_id: the stream's ID.
+        max_stream_data: the peer's initial MAX_STREAM_DATA for this stream.
+        connection: the connection-level credit (MAX_DATA) new data also draws on.
+    """
+
+    __slots__ = (
+        "_acked",
+        "_acked_prefix",
+        "_chunk_starts",
+        "_chunks",
+        "_connection",
+        "_credit",
+        "_fin_acked",
+        "_fin_lost",
+        "_fin_offset",
+        "_fin_sent",
+        "_first",
+        "_next_offset",
+        "_pending",
+        "_reset_code",
+        "_reset_pending",
+        "_sealed_end",
+        "_state",
+        "_tail",
+        "stream_id",
+    )
+
+    def __init__(
+        self, stream_id: int, max_stream_data: int = 0, *, connection: SendCredit | None = None
+    ) -> None:
+        self.stream_id = stream_id
+        self._state = SendState.READY
+        self._credit = SendCredit(max_stream_data)
+        self._connection = connection
+        self._chunks: list[memoryview] = []
+        self._chunk_starts: list[int] = []
+        self._first = 0
+        self._sealed_end = 0
+        self._tail = bytearray()
+        self._next_offset = 0
+        self._pending = RangeSet()
+        self._acked = RangeSet()
+        self._acked_prefix = 0
+        self._fin_offset: int | None = None
+        self._fin_sent = False
+        self._fin_lost = False
+        self._fin_acked = False
+        self._reset_code: int | None = None
+        self._reset_pending = False
+
+    # -- introspection -----------------------------------------------------------------------
+
+    @property
+    def state(self) -> SendState:
+        return self._state
+
+    @property
+    def credit(self) -> SendCredit:
+        """The stream-level credit (the peer's MAX_STREAM_DATA)."""
+        return self._credit
+
+    @property
+    def write_offset(self) -> int:
+        """Bytes written by the application so far."""
+        return self._sealed_end + len(self._tail)
+
+    @property
+    def sent_offset(self) -> int:
+        """Bytes sent at least once (the stream's flow-control usage)."""
+        return self._next_offset
+
+    @property
+    def acked_offset(self) -> int:
+        """Bytes acknowledged without a gap from offset 0."""
+        return self._acked_prefix
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held in memory: written but not yet part of the acknowledged prefix."""
+        if self._state not in _SEND_ACTIVE:
+            return 0
+        return self.write_offset - self._acked_prefix
+
+    @property
+    def final_size(self) -> int | None:
+        """The stream's final size once FIN is written or the stream is reset."""
+        return self._fin_offset
+
+    @property
+    def reset_error_code(self) -> int | None:
+        return self._reset_code
+
+    @property
+    def is_finished(self) -> bool:
+        """Terminal: everything acknowledged, or the reset acknowledged."""
+        return self._state in (SendState.DATA_RECVD, SendState.RESET_RECVD)
+
+    def has_data_to_send(self) -> bool:
+        """Whether :meth:`get_frame` would return a frame given enough space.
+
+        Unsent data that flow control holds back does not count; the exhausted credit is
+        then marked blocked, so (STREAM_)DATA_BLOCKED gets reported even if
+        :meth:`get_frame` is never called.
+        """
+        if self._state not in _SEND_ACTIVE:
+            return False
+        if self._pending or (self._fin_lost and not self._fin_acked):
+            return True
+        if self.write_offset > self._next_offset:
+            if self._credit.available <= 0:
+                self._credit.mark_blocked()
+                return False
+            if self._connection is not None and self._connection.available <= 0:
+                self._connection.mark_blocked()
+                return False
+            return True
+        return self._fin_offset == self._next_offset and not self._fin_sent
+
+    # -- application side --------------------------------------------------------------------
+
+    def write(self, data: bytes | bytearray | memoryview, fin: bool = False) -> None:
+        """Queue ``data`` (copied) and, with ``fin``, end the stream after it.
+
+        Raises:
+            StreamStateError: the stream was reset or FIN was already written.
+        """
+        if self._state not in _SEND_ACTIVE:
+            raise StreamStateError(f"cannot write in send state {self._state.value}")
+        if self._fin_offset is not None:
+            raise StreamStateError("cannot write after FIN")
+        view = memoryview(data)
+        if view.ndim != 1 or view.itemsize != 1:
+            view = view.cast("B")
+        size = view.nbytes
+        tail = self._tail
+        if size:
+            if size + len(tail) <= CHUNK_SIZE and size < CHUNK_SIZE // 4:
+                tail += view
+                if len(tail) >= CHUNK_SIZE // 2:
+                    self._seal()
+            else:
+                self._seal()
+                if size <= CHUNK_SIZE and isinstance(data, bytes):
+                    self._append_chunk(memoryview(data))
+                else:
+                    for i in range(0, size, CHUNK_SIZE):
+                        self._append_chunk(memoryview(view[i : i + CHUNK_SIZE].tobytes()))
+        view.release()
+        if fin:
+            self._fin_offset = self.write_offset
+
+    def reset(self, error_code: int) -> bool:
+        """Abandon the stream: drop all data and queue RESET_STREAM.
+
+        Returns False (and does nothing) when everything was already acknowledged or the
+        stream was already reset.
+        """
+        if self._state not in _SEND_ACTIVE:
+            return False
+        self._state = send_transition(self._state, SendEvent.SEND_RESET)
+        self._reset_code = error_code
+        self._fin_offset = self._next_offset
+        self._reset_pending = True
+        self._chunks = []
+        self._chunk_starts = []
+        self._first = 0
+        self._tail = bytearray()
+        self._pending.clear()
+        self._acked.clear()
+        return True
+
+    # -- frames out --------------------------------------------------------------------------
+
+    def get_frame(self, max_size: int) -> tuple[int, memoryview, bool] | None:
+        """The next STREAM frame's ``(offset, data, fin)`` with at most ``max_size`` bytes.
+
+        Lost data goes first, then a lost lone FIN, then new data within the stream's and the
+        connection's credit (which this consumes), then a FIN with no data. None when there
+        is nothing to send; when credit ran out with data waiting, the credit object is
+        marked blocked (see :meth:`SendCredit.get_blocked
+        <trio_zttp.quic._flow.SendCredit.get_blocked>`).
+        """
+        state = self._state
+        if state not in _SEND_ACTIVE:
+            return None
+        fin_offset = self._fin_offset
+        pending = self._pending
+        if pending and max_size > 0:
+            start, stop = pending[0]
+            if stop - start > max_size:
+                stop = start + max_size
+            pending.subtract(start, stop)
+            fin = stop == fin_offset and not self._fin_acked
+            if fin:
+                self._fin_lost = False
+            return start, self._slice(start, stop), fin
+        if self._fin_lost and not self._fin_acked and fin_offset is not None:
+            self._fin_lost = False
+            return fin_offset, _EMPTY, True
+
+        offset = self._next_offset
+        unsent = self._sealed_end + len(self._tail) - offset
+        if unsent > 0 and max_size > 0:
+            size = unsent if unsent < max_size else max_size
+            credit = self._credit
+            available = credit._limit - credit._used
+            connection = self._connection
+            if connection is not None:
+                conn_available = connection._limit - connection._used
+                if conn_available < available:
+                    available = conn_available
+            if size > available:
+                size = available
+            if size <= 0:
+                credit.mark_blocked()
+                if connection is not None:
+                    connection.mark_blocked()
+                return None
+            stop = offset + size
+            data = self._slice(offset, stop)
+            self._next_offset = stop
+            credit._used += size
+            if connection is not None:
+                connection._used += size
+                if connection._used >= connection._limit and unsent > size:
+                    connection.mark_blocked()
+            if credit._used >= credit._limit and unsent > size:
+                credit.mark_blocked()
+            fin = stop == fin_offset
+            if fin:
+                self._fin_sent = True
+                self._state = send_transition(state, SendEvent.SEND_FIN)
+            elif state is SendState.READY:
+                self._state = SendState.SEND
+            return offset, data, fin
+        if fin_offset == offset and not self._fin_sent:
+            self._fin_sent = True
+            self._state = send_transition(state, SendEvent.SEND_FIN)
+            return offset, _EMPTY, True
+        return None
+
+    def get_reset(self) -> tuple[int, int] | None:
+        """``(error_code, final_size)`` for a RESET_STREAM frame to send, once; else None."""
+        if not self._reset_pending or self._reset_code is None or self._fin_offset is None:
+            return None
+        self._reset_pending = False
+        return self._reset_code, self._fin_offset
+
+    # -- fate of frames ----------------------------------------------------------------------
+
+    def on_data_acked(self, offset: int, length: int, fin: bool) -> None:
+        """A STREAM frame ``[offset, offset + length)`` (with ``fin``) was acknowledged."""
+        if self._state not in _SEND_WAITING_ACKS:
+            return
+        if length:
+            end = offset + length
+            acked = self._acked
+            acked.add(offset, end)
+            if self._pending:
+                self._pending.subtract(offset, end)
+            first_start, first_stop = acked[0]
+            if first_start == 0 and first_stop > self._acked_prefix:
+                self._acked_prefix = first_stop
+                self._release()
+        if fin:
+            self._fin_acked = True
+            self._fin_lost = False
+        if self._fin_acked and self._acked_prefix == self._fin_offset:
+            self._state = send_transition(self._state, SendEvent.ALL_DATA_ACKED)
+            self._chunks = []
+            self._chunk_starts = []
+            self._first = 0
+            self._acked.clear()
+
+    def on_data_lost(self, offset: int, length: int, fin: bool) -> None:
+        """A STREAM frame was declared lost: queue what of it is not acknowledged."""
+        if self._state not in _SEND_WAITING_ACKS:
+            return
+        end = offset + length
+        if end > self._acked_prefix:
+            start = offset if offset > self._acked_prefix else self._acked_prefix
+            pending = self._pending
+            pending.add(start, end)
+            for acked_start, acked_stop in self._acked.intersection(start, end):
+                pending.subtract(acked_start, acked_stop)
+        if fin and not self._fin_acked:
+            self._fin_lost = True
+
+    def on_max_stream_data(self, limit: int) -> bool:
+        """The peer's MAX_STREAM_DATA; True if it raised the limit."""
+        return self._credit.on_max(limit)
+
+    def get_data_blocked(self) -> int | None:
+        """The limit for a STREAM_DATA_BLOCKED frame, once per limit, while blocked."""
+        if self._state not in _SEND_ACTIVE:
+            return None
+        return self._credit.get_blocked()
+
+    def on_reset_acked(self) -> None:
+        """The RESET_STREAM frame was acknowledged."""
+        if self._state is SendState.RESET_SENT:
+            self._state = send_transition(self._state, SendEvent.RESET_ACKED)
+
+    def on_reset_lost(self) -> None:
+        """The RESET_STREAM frame was lost: :meth:`get_reset` returns it again."""
+        if self._state is SendState.RESET_SENT:
+            self._reset_pending = True
+
+    # -- buffer internals --------------------------------------------------------------------
+
+    def _append_chunk(self, chunk: memoryview) -> None:
+        self._chunks.append(chunk)
+        self._chunk_starts.append(self._sealed_end)
+        self._sealed_end += chunk.nbytes
+
+    def _seal(self) -> None:
+        if self._tail:
+            self._append_chunk(memoryview(bytes(self._tail)))
+            self._tail.clear()
+
+    def _slice(self, start: int, stop: int) -> memoryview:
+        if stop > self._sealed_end:
+            self._seal()
+        starts = self._chunk_starts
+        chunks = self._chunks
+        i = bisect_right(starts, start, self._first) - 1
+        base = starts[i]
+        chunk = chunks[i]
+        if stop - base <= chunk.nbytes:
+            return chunk[start - base : stop - base]
+        parts = [chunk[start - base :]]
+        while True:
+            i += 1
+            base = starts[i]
+            chunk = chunks[i]
+            if stop - base <= chunk.nbytes:
+                parts.append(chunk[: stop - base])
+                return memoryview(b"".join(parts))
+            parts.append(chunk)
+
+    def _release(self) -> None:
+        prefix = self._acked_prefix
+        starts = self._chunk_starts
+        chunks = self._chunks
+        n = len(chunks)
+        i = self._first
+        while i < n:
+            end = starts[i + 1] if i + 1 < n else self._sealed_end
+            if end > prefix:
+                break
+            chunks[i] = _EMPTY
+            i += 1
+        if i > 32 and 2 * i > n:
+            del chunks[:i]
+            del starts[:i]
+            i = 0
+        self._first = i
+
+
+@final
+class RecvStream:
+    """The receiving part of a stream: reassembly, final size, flow control, reset.
+
+    Args:
+        stream_id: the stream's ID.
+        window: the initial MAX_STREAM_DATA we advertised.
+        max_window: the autotuning ceiling for the stream window.
+        connection: the connection-level receive window (MAX_DATA) this stream draws on.
+        max_gaps: how many holes out-of-order data may leave before the peer is cut off.
+    """
+
+    __slots__ = (
+        "_buf",
+        "_connection",
+        "_contig_end",
+        "_fin_offset",
+        "_highest",
+        "_max_gaps",
+        "_ranges",
+        "_read_offset",
+        "_reset_code",
+        "_state",
+        "_stopped",
+        "_window",
+        "stream_id",
+    )
+
+    def __init__(
+        self,
+        stream_id: int,
+        window: int,
+        *,
+        max_window: int | None = None,
+        connection: ReceiveWindow | None = None,
+        max_gaps: int = 4096,
+    ) -> None:
+        self.stream_id = stream_id
+        self._state = RecvState.RECV
+        self._window = ReceiveWindow(window, max_window)
+        self._connection = connection
+        self._max_gaps = max_gaps
+        self._buf = bytearray()
+        self._read_offset = 0
+        self._contig_end = 0
+        self._highest = 0
+        self._ranges = RangeSet()
+        self._fin_offset: int | None = None
+        self._reset_code: int | None = None
+        self._stopped = False
+
+    # -- introspection -----------------------------------------------------------------------
+
+    @property
+    def state(self) -> RecvState:
+        return self._state
+
+    @property
+    def window(self) -> ReceiveWindow:
+        """The stream-level receive window (our MAX_STREAM_DATA)."""
+        return self._window
+
+    @property
+    def readable(self) -> int:
+        """Bytes :meth:`read` can return now."""
+        return self._contig_end - self._read_offset
+
+    @property
+    def read_offset(self) -> int:
+        return self._read_offset
+
+    @property
+    def highest_received(self) -> int:
+        return self._highest
+
+    @property
+    def final_size(self) -> int | None:
+        return self._fin_offset
+
+    @property
+    def reset_error_code(self) -> int | None:
+        return self._reset_code
+
+    @property
+    def at_eof(self) -> bool:
+        """Everything up to FIN was read."""
+        return self._state is RecvState.DATA_READ
+
+    @property
+    def is_finished(self) -> bool:
+        """Terminal: all data read, or the reset delivered to the application."""
+        return self._state in (RecvState.DATA_READ, RecvState.RESET_READ)
+
+    # -- frames in ---------------------------------------------------------------------------
+
+    def _account(self, end: int) -> None:
+        """The peer's highest offset grew to ``end``: charge both windows."""
+        delta = end - self._highest
+        self._window.on_received(end)
+        connection = self._connection
+        if connection is not None:
+            connection.on_received(connection.received + delta)
+            if self._stopped:
+                connection.on_consumed(delta)
+        self._highest = end
+
+    def on_stream_frame(self, offset: int, data: bytes | memoryview, fin: bool = False) -> bool:
+        """Take one STREAM frame; True if more data (or the end) became readable.
+
+        Raises:
+            FlowControlError: beyond the stream's or the connection's advertised limit.
+            FinalSizeError: data beyond the final size, or a different final size.
+            ProtocolViolation: too many gaps in out-of-order data.
+        """
+        length = len(data)
+        end = offset + length
+        fin_offset = self._fin_offset
+        if fin:
+            if fin_offset is not None and end != fin_offset:
+                raise FinalSizeError(f"final size changed from {fin_offset} to {end}")
+            if end < self._highest:
+                raise FinalSizeError(f"final size {end} below data received up to {self._highest}")
+        elif fin_offset is not None and end > fin_offset:
+            raise FinalSizeError(f"data up to {end} beyond final size {fin_offset}")
+        if end > self._highest:
+            self._account(end)
+        state = self._state
+        if fin and fin_offset is None:
+            self._fin_offset = end
+            state = self._state = recv_transition(state, RecvEvent.RECV_FIN)
+        if self._stopped or (state is not RecvState.RECV and state is not RecvState.SIZE_KNOWN):
+            return False
+        contig_end = self._contig_end
+        grew = False
+        if end > contig_end and length:
+            start = offset
+            if start < contig_end:
+                data = memoryview(data)[contig_end - start :]
+                start = contig_end
+            buf = self._buf
+            rel = start - self._read_offset
+            if rel == len(buf):
+                buf += data
+            elif rel > len(buf):
+                buf += bytes(rel - len(buf))
+                buf += data
+            else:
+                buf[rel : rel + end - start] = data
+            ranges = self._ranges
+            ranges.add(start, end)
+            if start == contig_end:
+                contig_end = self._contig_end = ranges[0][1]
+                grew = True
+            # holes: one before every range except the contiguous prefix
+            if len(ranges) - (contig_end > 0) > self._max_gaps:
+                raise ProtocolViolation("too many gaps in received stream data")
+        if self._fin_offset is not None and self._contig_end == self._fin_offset:
+            self._state = recv_transition(state, RecvEvent.ALL_DATA_RECEIVED)
+            self._ranges.clear()
+            return True
+        return grew
+
+    def on_reset(self, error_code: int, final_size: int) -> bool:
+        """Take a RESET_STREAM; True if the application should now learn of the reset.
+
+        Raises:
+            FlowControlError: ``final_size`` beyond the advertised limit.
+            FinalSizeError: ``final_size`` differs from a known one or is below data received.
+        """
+        fin_offset = self._fin_offset
+        if fin_offset is not None and final_size != fin_offset:
+            raise FinalSizeError(f"final size changed from {fin_offset} to {final_size}")
+        if final_size < self._highest:
+            raise FinalSizeError(
+                f"final size {final_size} below data received up to {self._highest}"
+            )
+        if final_size > self._highest:
+            self._account(final_size)
+        self._fin_offset = final_size
+        state = self._state
+        new_state = recv_transition(state, RecvEvent.RECV_RESET)
+        self._state = new_state
+        if new_state is not RecvState.RESET_RECVD or state is RecvState.RESET_RECVD:
+            return False
+        self._reset_code = error_code
+        if not self._stopped:
+            # the rest will never be read: give its connection credit back
+            unread = final_size - self._read_offset
+            if self._connection is not None:
+                self._connection.on_consumed(unread)
+        self._buf = bytearray()
+        self._ranges.clear()
+        self._contig_end = self._read_offset
+        return True
+
+    # -- application side --------------------------------------------------------------------
+
+    def read(self, max_bytes: int = -1) -> bytes:
+        """Up to ``max_bytes`` in-order bytes (all readable ones if negative).
+
+        Returns ``b""`` when nothing is readable, at the end of the stream (then
+        :attr:`at_eof`), and after a reset (then :attr:`reset_error_code` is set; the first
+        such read moves the state to RESET_READ).
+        """
+        state = self._state
+        if state is RecvState.RESET_RECVD:
+            self._state = recv_transition(state, RecvEvent.APP_READ_RESET)
+            return b""
+        n = self._contig_end - self._read_offset
+        if 0 <= max_bytes < n:
+            n = max_bytes
+        data = b""
+        if n > 0:
+            buf = self._buf
+            if n == len(buf):
+                data = bytes(buf)
+                buf.clear()
+            else:
+                view = memoryview(buf)
+                data = view[:n].tobytes()
+                view.release()
+                del buf[:n]
+            self._read_offset += n
+            self._window.on_consumed(n)
+            if self._connection is not None:
+                self._connection.on_consumed(n)
+        if state is RecvState.DATA_RECVD and self._read_offset == self._fin_offset:
+            self._state = recv_transition(state, RecvEvent.APP_READ_ALL)
+        return data
+
+    def stop_sending(self) -> None:
+        """The application will read no more: drop buffered data, discard what arrives.
+
+        Flow-control credit for dropped and future data is returned to the connection (the
+        connection sends STOP_SENDING; the peer then resets the stream).
+        """
+        if self._stopped:
+            return
+        self._stopped = True
+        unread = self._highest - self._read_offset
+        if unread and self._connection is not None:
+            self._connection.on_consumed(unread)
+        self._buf = bytearray()
+        self._ranges.clear()
+        self._contig_end = self._read_offset
+
+    def get_max_stream_data(self, now: float, rtt: float) -> int | None:
+        """A new MAX_STREAM_DATA value when half the window was read, else None.
+
+        Autotunes the window (see :class:`ReceiveWindow <trio_zttp.quic._flow.ReceiveWindow>`)
+        and, when it grew, makes sure the connection window is at least 1.5 times as large.
+        Nothing is sent once the final size is known or reading was stopped.
+        """
+        if self._state is not RecvState.RECV or self._stopped:
+            return None
+        window = self._window
+        before = window.window
+        update = window.get_update(now, rtt)
+        if window.window > before and self._connection is not None:
+            self._connection.ensure_minimum_window(window.window * 3 // 2)
+        return update
