@@ -6,9 +6,8 @@ several at once, with ngtcp2's packet loss, key update and client address change
 client and server both ways with GET/POST of 5 MB, extended CONNECT and the HTTP-datagram
 ping-pong.
 
-Each test runs twice: once with our HTTP/3 and trio layers over aioquic's sans-IO QUIC
-(``quic=aioquic``, the stand-in engine), and once over our own ``quic.Connection``
-(``quic=ours``), which is expected to fail until that engine is in the build.
+Our peer runs on our own ``quic.Connection`` (``TRIO_ZTTP_INTEROP_ENGINE=ours-only``: it
+refuses to fall back to aioquic's engine).
 """
 
 from __future__ import annotations
@@ -26,36 +25,25 @@ from tests.interop.harness import (
     generated_body,
 )
 from tests.interop.ngtcp2 import check_downloads, run_gtlsclient, server_body, start_gtlsserver
-from trio_zttp import quic
 
 MB = 1_000_000
-OWN_QUIC = getattr(quic, "Connection", None) is not None
 ENGINE_ENV = "TRIO_ZTTP_INTEROP_ENGINE"
-
-ENGINES = [
-    pytest.param("aioquic", id="quic=aioquic"),
-    pytest.param(
-        "ours-only",
-        id="quic=ours",
-        marks=pytest.mark.xfail(not OWN_QUIC, reason="needs quic.Connection", strict=False),
-    ),
-]
 
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@pytest.fixture(params=ENGINES)
-def ours(request: pytest.FixtureRequest, interop: InteropSession) -> str:
-    """Which QUIC engine our peer runs on (set in the session's environment)."""
-    interop.env[ENGINE_ENV] = request.param
-    return str(request.param)
+@pytest.fixture
+def ours(interop: InteropSession) -> str:
+    """Our peer on our own QUIC engine, never a stand-in."""
+    interop.env[ENGINE_ENV] = "ours-only"
+    return "ours"
 
 
 def our_server(session: InteropSession, **options: object) -> PeerProcess:
     peer = session.server("ours", "h3", **options)  # type: ignore[arg-type]
-    assert peer.events("ready")[0]["engine"] in ("aioquic-adapter", "trio_zttp")
+    assert peer.events("ready")[0]["engine"] == "trio_zttp"
     return peer
 
 
@@ -182,10 +170,11 @@ def test_our_client_against_aioquic_server(interop: InteropSession, ours: str) -
     assert stats["datagrams"] >= 5 + 20
 
 
-def test_our_server_refuses_connect_without_h3_datagram(interop: InteropSession) -> None:
+def test_our_server_refuses_connect_without_h3_datagram(
+    interop: InteropSession, ours: str
+) -> None:
     """A client without SETTINGS_H3_DATAGRAM gets 400 for the ping-pong (our handler asks
     ``connection.peer_settings`` after ``received_settings()``)."""
-    interop.env[ENGINE_ENV] = "aioquic"
     peer = our_server(interop)
     run = interop.client(
         "aioquic",

@@ -1,9 +1,9 @@
 """Shared helpers for the HTTP/3 trio tests: the engine, configurations, a served pair.
 
-Until ``trio_zttp.quic.Connection`` lands, the QUIC engine is aioquic's behind the trio
-layer's test adapter, plus the one property ``h3.Connection`` asks of its QUIC transport
-that the adapter lacks (``remote_max_datagram_frame_size``).  :data:`ENGINE` switches to our
-own connection by itself once it exists.
+The QUIC engine is our ``trio_zttp.quic.Connection``.  :class:`AioquicH3Engine` (aioquic's
+sans-IO connection behind the trio layer's test adapter, plus the one property
+``h3.QuicTransport`` needs that the adapter lacks) stays available as a stand-in for
+comparisons (``ours_peer.py`` with ``TRIO_ZTTP_INTEROP_ENGINE=aioquic``).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def _engine() -> Any:
     return own if own is not None else AioquicH3Engine
 
 
-#: The QUIC engine of these tests (aioquic's until our quic.Connection exists).
+#: The QUIC engine of these tests (aioquic's only in a build without quic.Connection).
 ENGINE: Any = _engine()
 #: True while the tests run on the aioquic adapter.
 ON_AIOQUIC = ENGINE is AioquicH3Engine

@@ -153,6 +153,14 @@ class ControlMixin(ConnectionBase):
         return self._version
 
     @property
+    def remote_max_datagram_frame_size(self) -> int | None:
+        """The peer's max_datagram_frame_size transport parameter (RFC 9221): None until the
+        peer's transport parameters arrived, 0 when it takes no DATAGRAM frames.
+        (``h3.QuicTransport`` needs it to check SETTINGS_H3_DATAGRAM, RFC 9297 §2.1.1.)"""
+        peer = self._peer_params
+        return None if peer is None else peer.max_datagram_frame_size
+
+    @property
     def original_destination_connection_id(self) -> bytes:
         """The Destination Connection ID of the client's first Initial."""
         return self._original_dcid
