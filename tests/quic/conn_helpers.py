@@ -83,18 +83,19 @@ def ours_server(config: Configuration | None = None, **options: Any) -> ServerFa
     return factory
 
 
-def aioquic_client(**options: Any) -> Any:
+def aioquic_client(*, ticket_handler: Callable[[Any], None] | None = None,
+                   **options: Any) -> Any:
     from aioquic.quic.configuration import QuicConfiguration
     from aioquic.quic.connection import QuicConnection
 
+    options.setdefault("idle_timeout", 60.0)
     configuration = QuicConfiguration(
-        is_client=True, alpn_protocols=ALPN, server_name="localhost", idle_timeout=60.0,
-        **options)
+        is_client=True, alpn_protocols=ALPN, server_name="localhost", **options)
     configuration.load_verify_locations(cadata=ca().pem)
-    return QuicConnection(configuration=configuration)
+    return QuicConnection(configuration=configuration, session_ticket_handler=ticket_handler)
 
 
-def aioquic_server(**options: Any) -> ServerFactory:
+def aioquic_server(*, tickets: dict[bytes, Any] | None = None, **options: Any) -> ServerFactory:
     from aioquic.buffer import Buffer
     from aioquic.quic.configuration import QuicConfiguration
     from aioquic.quic.connection import QuicConnection
@@ -103,14 +104,19 @@ def aioquic_server(**options: Any) -> ServerFactory:
     issued = leaf()
 
     def factory(first_datagram: bytes, source: Address) -> Any:
-        configuration = QuicConfiguration(is_client=False, alpn_protocols=ALPN,
-                                          idle_timeout=60.0, **options)
+        settings = {"idle_timeout": 60.0, **options}
+        configuration = QuicConfiguration(is_client=False, alpn_protocols=ALPN, **settings)
         configuration.certificate = issued.certificate
         configuration.certificate_chain = list(issued.chain[1:])
         configuration.private_key = issued.private_key
         header = pull_quic_header(Buffer(data=first_datagram), host_cid_length=8)
-        return QuicConnection(configuration=configuration,
-                              original_destination_connection_id=header.destination_cid)
+        store: dict[bytes, Any] | None = tickets
+        return QuicConnection(
+            configuration=configuration,
+            original_destination_connection_id=header.destination_cid,
+            session_ticket_fetcher=None if store is None else store.pop,
+            session_ticket_handler=None if store is None else (
+                lambda ticket: store.__setitem__(ticket.ticket, ticket)))
 
     return factory
 
@@ -119,9 +125,9 @@ def qh3_client(**options: Any) -> Any:
     from qh3.quic.configuration import QuicConfiguration
     from qh3.quic.connection import QuicConnection
 
+    options.setdefault("idle_timeout", 60.0)
     configuration = QuicConfiguration(
-        is_client=True, alpn_protocols=ALPN, server_name="localhost", idle_timeout=60.0,
-        **options)
+        is_client=True, alpn_protocols=ALPN, server_name="localhost", **options)
     configuration.load_verify_locations(cadata=ca().pem)
     return QuicConnection(configuration=configuration)
 
@@ -134,8 +140,8 @@ def qh3_server(**options: Any) -> ServerFactory:
     issued = leaf()
 
     def factory(first_datagram: bytes, source: Address) -> Any:
-        configuration = QuicConfiguration(is_client=False, alpn_protocols=ALPN,
-                                          idle_timeout=60.0, **options)
+        settings = {"idle_timeout": 60.0, **options}
+        configuration = QuicConfiguration(is_client=False, alpn_protocols=ALPN, **settings)
         from qh3 import tls as q
         from qh3._hazmat import Buffer as QBuffer
 
@@ -242,3 +248,117 @@ CLEAN = LinkConditions(delay=0.01)
 HOSTILE = LinkConditions(delay=0.01, loss=0.2, reorder=0.1, duplicate=0.05)
 
 
+
+
+class KeyLog:
+    """Collects SSLKEYLOGFILE lines (``Configuration(secrets_log_file=...)``)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.lines.extend(line for line in text.splitlines() if line)
+        return len(text)
+
+    def secret(self, label: str) -> bytes:
+        for line in reversed(self.lines):
+            name, _random, secret = line.split()
+            if name == label:
+                return bytes.fromhex(secret)
+        raise KeyError(label)
+
+
+class Forger:
+    """Builds valid 1-RTT packets to one side of a live connection, from the key log.
+
+    Tests use it to put arbitrary frames in front of a connection as if its peer sent them.
+    """
+
+    def __init__(self, keylog: KeyLog, *, to_client: bool, dcid: bytes,
+                 version: int = 1, suite: int = 0x1301) -> None:
+        from trio_zttp._tls.suites import CipherSuite
+        from trio_zttp.quic._crypto import PacketSealer
+
+        self.keylog = keylog
+        label = "SERVER_TRAFFIC_SECRET_0" if to_client else "CLIENT_TRAFFIC_SECRET_0"
+        self._sealer = PacketSealer(version, CipherSuite(suite), keylog.secret(label))
+        self._dcid = dcid
+        self._pn = 1 << 20
+
+    def packet(self, payload: bytes) -> bytes:
+        from trio_zttp.quic._packet import encode_short_header
+
+        self._pn += 1
+        header = encode_short_header(self._dcid, self._pn & 0xFFFFFFFF, 4, 0)
+        if len(payload) < 4:
+            payload += bytes(4 - len(payload))
+        return self._sealer.seal(header, payload, self._pn)
+
+
+class RetryingServer:
+    """A server that answers the first Initial with a Retry, as an endpoint does, then hands
+    the retried connection to ``factory(odcid, retry_scid)`` (for peers whose sans-IO
+    connection cannot send a Retry itself, e.g. aioquic's)."""
+
+    def __init__(self, factory: Callable[[bytes, bytes], Any], version: int = 1) -> None:
+        self._factory = factory
+        self._version = version
+        self._conn: Any = None
+        self._pending: list[tuple[bytes, Address]] = []
+        self.retries = 0
+
+    def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
+        from trio_zttp.quic._packet import encode_retry, parse_header
+
+        if self._conn is not None:
+            self._conn.receive_datagram(data, addr, now)
+            return
+        header = parse_header(data, 0, 8)
+        if not header.token:
+            self._odcid = header.dcid
+            self._retry_scid = bytes(range(8, 16))
+            self._pending.append((encode_retry(header.version or 1, header.scid,
+                                               self._retry_scid, header.dcid, b"retry-token"),
+                                  addr))
+            self.retries += 1
+            return
+        assert header.token == b"retry-token" and header.dcid == self._retry_scid
+        self._conn = self._factory(self._odcid, self._retry_scid)
+        self._conn.receive_datagram(data, addr, now)
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
+        if self._conn is None:
+            out, self._pending = self._pending, []
+            return out
+        return list(self._conn.datagrams_to_send(now))
+
+    def get_timer(self) -> float | None:
+        return None if self._conn is None else self._conn.get_timer()
+
+    def handle_timer(self, now: float) -> None:
+        if self._conn is not None:
+            self._conn.handle_timer(now)
+
+    def next_event(self) -> object | None:
+        return None if self._conn is None else self._conn.next_event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+def aioquic_retrying_server(**options: Any) -> RetryingServer:
+    from aioquic.quic.configuration import QuicConfiguration
+    from aioquic.quic.connection import QuicConnection
+
+    issued = leaf()
+
+    def factory(odcid: bytes, retry_scid: bytes) -> Any:
+        settings = {"idle_timeout": 60.0, **options}
+        configuration = QuicConfiguration(is_client=False, alpn_protocols=ALPN, **settings)
+        configuration.certificate = issued.certificate
+        configuration.private_key = issued.private_key
+        return QuicConnection(configuration=configuration,
+                              original_destination_connection_id=odcid,
+                              retry_source_connection_id=retry_scid)
+
+    return RetryingServer(factory)

@@ -50,6 +50,9 @@ class Configuration:
     # -- transport -----------------------------------------------------------------------------
     #: QUIC versions, preferred first (RFC 9368 compatible version negotiation).
     supported_versions: Sequence[int] = (0x00000001, 0x6B3343CF)
+    #: Client: the version of the first Initial when it should not be the preferred one
+    #: (start widely compatible, let the server upgrade; RFC 9368). None: the preferred one.
+    original_version: int | None = None
     #: Idle timeout in seconds (max_idle_timeout).
     idle_timeout: float = 30.0
     #: Send PING this often (seconds) to keep an idle connection alive; None: never.

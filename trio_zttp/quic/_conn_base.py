@@ -158,10 +158,14 @@ class ConnectionBase:
     def _issue_connection_ids(self) -> None:
         raise NotImplementedError
 
-    def _qlog_packet(self, now: float, name: str, epoch: Epoch, pn: int, size: int) -> None:
+    def _qlog_packet(self, now: float, name: str, epoch: Epoch, pn: int, size: int,
+                     records: list[Any] | None = None) -> None:
         raise NotImplementedError
 
     def _qlog_metrics(self, now: float) -> None:
+        raise NotImplementedError
+
+    def _qlog_lost(self, now: float, epoch: Epoch, pn: int, trigger: str) -> None:
         raise NotImplementedError
 
     def _on_path_validation_failed(self, path: Path, now: float) -> None:

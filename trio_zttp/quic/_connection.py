@@ -149,7 +149,8 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
         if self._state is State.TERMINATED or self._state is State.DRAINING:
             return
         try:
-            self._receive_datagram(bytes(data), tuple(addr), now)
+            self._receive_datagram(data if type(data) is bytes else bytes(data),
+                                   addr if type(addr) is tuple else tuple(addr), now)
         except TransportError as exc:
             self._close_on_error(exc, now)
         except Exception as exc:  # a bug here must not take the endpoint down
@@ -188,13 +189,17 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
         elif self._is_client and self._paths.current is not None and \
                 addr != self._paths.current.address:
             return  # a client drops packets from unknown server addresses (RFC 9000 §9)
-        path = self._paths.get_or_create(addr)
+        path = self._paths.current
+        if path is None or path.address != addr:
+            path = self._paths.get_or_create(addr)
         path.bytes_received += len(data)
         self._stats_datagrams_received += 1
         if self._state is State.CLOSING:
             self._on_datagram_while_closing()
             return
         processed = False
+        if not data:
+            return
         if not data[0] & 0x80:
             # one short-header packet fills the datagram: the common case, no splitting
             try:
@@ -258,7 +263,8 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
             raise ProtocolViolation("reserved header bits are not zero")
         if space.is_duplicate(pn):
             return True
-        self._on_first_packet(epoch, header, path, now)
+        if not self._handshake_confirmed:
+            self._on_first_packet(epoch, header, path, now)
         self._stats_packets_received += 1
         self._rx_epoch = epoch
         self._rx_path = path
@@ -269,7 +275,13 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
         if self._state is not State.FIRSTFLIGHT and self._state is not State.CONNECTED:
             return True
         space.on_packet_received(pn, ack_eliciting, now, self._local_max_ack_delay)
-        self._on_packet_processed(now)
+        # idle timer restarts (RFC 9000 §10.1)
+        timeout = self._idle_timeout
+        if timeout > 0:
+            floor = self._idle_floor
+            self._idle_deadline = now + (timeout if timeout > floor else floor)
+        self._idle_restart_on_send = True
+        self._last_activity = now
         if epoch is _ONE_RTT and non_probing and pn == space.largest_received and \
                 path is not self._paths.current:
             self._on_peer_migrated(path, now)
@@ -452,11 +464,7 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
         if self._state is not State.FIRSTFLIGHT and self._state is not State.CONNECTED:
             return
         code = int(exc.error_code)
-        if self._qlog is not None:
-            self._qlog.event(now, "transport:connection_closed",
-                             {"owner": "local", "connection_code": code, "reason": exc.reason})
-        self._start_close(code, exc.frame_type if exc.frame_type is not None else 0,
-                          exc.reason, application=False)
+        self._start_close(code, exc.frame_type, exc.reason, application=False)
 
 
 _HANDLERS: Final[dict[int, Handler]] = {

@@ -21,13 +21,37 @@ from typing import Any, Final
 from .._buffer import varint_size
 from .._tls.suites import Epoch
 from ._conn_base import ConnectionBase
-from ._errors import ProtocolViolation, QuicError
+from ._errors import QuicError, TransportError
 from ._events import ConnectionIdIssued, ConnectionIdRetired, PathChanged
 from ._frames import NewConnectionIdFrame
 from ._paths import Path
 from ._qlog import QlogTracer
-from ._sender import F_PATH, MIN_INITIAL_SIZE, _seal, _start_packet
+from ._sender import (
+    F_ACK,
+    F_CRYPTO,
+    F_DATAGRAM,
+    F_HANDSHAKE_DONE,
+    F_NEW_CONNECTION_ID,
+    F_NEW_TOKEN,
+    F_PATH,
+    F_PING,
+    F_RETIRE_CONNECTION_ID,
+    MIN_INITIAL_SIZE,
+    _seal,
+    _start_packet,
+)
 from ._statistics import ConnectionStatistics
+from ._stream_manager import (
+    F_DATA_BLOCKED,
+    F_MAX_DATA,
+    F_MAX_STREAM_DATA,
+    F_MAX_STREAMS,
+    F_RESET_STREAM,
+    F_STOP_SENDING,
+    F_STREAM,
+    F_STREAM_DATA_BLOCKED,
+    F_STREAMS_BLOCKED,
+)
 
 __all__ = ["ControlMixin"]
 
@@ -124,6 +148,11 @@ class ControlMixin(ConnectionBase):
         return self._local_cids.current
 
     @property
+    def version(self) -> int:
+        """The QUIC version in use (it can change during the handshake, RFC 9368)."""
+        return self._version
+
+    @property
     def original_destination_connection_id(self) -> bytes:
         """The Destination Connection ID of the client's first Initial."""
         return self._original_dcid
@@ -152,7 +181,7 @@ class ControlMixin(ConnectionBase):
         try:
             self._peer_cids.add(frame.sequence_number, frame.connection_id,
                                 frame.stateless_reset_token, frame.retire_prior_to)
-        except ProtocolViolation as exc:
+        except TransportError as exc:
             exc.frame_type = 0x18
             raise
 
@@ -160,7 +189,7 @@ class ControlMixin(ConnectionBase):
         local = self._local_cids
         try:
             local.retire(sequence, self._rx_dcid)
-        except ProtocolViolation as exc:
+        except TransportError as exc:
             exc.frame_type = 0x19
             raise
         for cid in local.retired:
@@ -289,10 +318,21 @@ class ControlMixin(ConnectionBase):
             "src_cid": self._local_cids.initial.hex(), "dst_cid": self._original_dcid.hex(),
             "quic_version": f"{self._version:#010x}"})
 
-    def _qlog_packet(self, now: float, name: str, epoch: Epoch, pn: int, size: int) -> None:
+    def _qlog_packet(self, now: float, name: str, epoch: Epoch, pn: int, size: int,
+                     records: list[Any] | None = None) -> None:
         assert self._qlog is not None
-        self._qlog.event(now, name, {"header": {
-            "packet_type": _QLOG_TYPES[epoch], "packet_number": pn}, "raw": {"length": size}})
+        data: dict[str, Any] = {
+            "header": {"packet_type": _QLOG_TYPES[epoch], "packet_number": pn},
+            "raw": {"length": size}}
+        if records is not None:
+            data["frames"] = [_qlog_frame(record) for record in records]
+        self._qlog.event(now, name, data)
+
+    def _qlog_lost(self, now: float, epoch: Epoch, pn: int, trigger: str) -> None:
+        assert self._qlog is not None
+        self._qlog.event(now, "recovery:packet_lost", {
+            "header": {"packet_type": _QLOG_TYPES[epoch], "packet_number": pn},
+            "trigger": trigger})
 
     def _qlog_metrics(self, now: float) -> None:
         assert self._qlog is not None
@@ -305,6 +345,30 @@ class ControlMixin(ConnectionBase):
             "rtt_variance": round(rtt.rttvar * 1000, 3),
             "congestion_window": recovery.congestion_window,
             "bytes_in_flight": recovery.bytes_in_flight})
+
+
+_QLOG_FRAMES: Final = {
+    F_ACK: "ack", F_CRYPTO: "crypto", F_HANDSHAKE_DONE: "handshake_done",
+    F_NEW_CONNECTION_ID: "new_connection_id", F_RETIRE_CONNECTION_ID: "retire_connection_id",
+    F_NEW_TOKEN: "new_token", F_PING: "ping", F_DATAGRAM: "datagram", F_PATH: "path_challenge",
+    F_STREAM: "stream", F_RESET_STREAM: "reset_stream", F_STOP_SENDING: "stop_sending",
+    F_MAX_DATA: "max_data", F_MAX_STREAM_DATA: "max_stream_data", F_MAX_STREAMS: "max_streams",
+    F_DATA_BLOCKED: "data_blocked", F_STREAM_DATA_BLOCKED: "stream_data_blocked",
+    F_STREAMS_BLOCKED: "streams_blocked",
+}
+
+
+def _qlog_frame(record: tuple[Any, ...]) -> dict[str, Any]:
+    kind = record[0]
+    frame: dict[str, Any] = {"frame_type": _QLOG_FRAMES.get(kind, "unknown")}
+    if kind == F_STREAM:
+        frame.update(stream_id=record[1].stream_id, offset=record[2], length=record[3],
+                     fin=record[4])
+    elif kind == F_CRYPTO:
+        frame.update(offset=record[2], length=record[3])
+    elif kind == F_ACK:
+        frame["largest_acknowledged"] = record[1]
+    return frame
 
 
 _QLOG_TYPES: Final = {Epoch.INITIAL: "initial", Epoch.HANDSHAKE: "handshake",

@@ -132,6 +132,8 @@ class HandshakeMixin(ConnectionBase):
     def _init_handshake(self, config: Configuration, odcid: bytes | None,
                         retry_scid: bytes | None) -> None:
         self._version = config.supported_versions[0] if config.supported_versions else 1
+        if config.is_client and config.original_version is not None:
+            self._version = config.original_version
         if self._version not in SUPPORTED_VERSIONS:
             raise ValueError(f"unsupported QUIC version 0x{self._version:08x}")
         self._first_version = self._version

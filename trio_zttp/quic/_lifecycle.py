@@ -199,6 +199,8 @@ class LifecycleMixin(ConnectionBase):
         for packet in result.lost:
             self._stats_packets_lost += 1
             self._on_records_lost(packet.frames, packet.epoch)
+            if self._qlog is not None:
+                self._qlog_lost(now, packet.epoch, packet.packet_number, "time_threshold")
         if result.probe_space is None or not result.probe_packets:
             return
         space = self._spaces[_SPACE[result.probe_space]]
@@ -233,15 +235,14 @@ class LifecycleMixin(ConnectionBase):
 
     def _on_packet_sent(self, epoch: Epoch, pn: int, size: int, ack_eliciting: bool,
                         records: list[Any], now: float) -> None:
-        self._stats_packets_sent += 1
-        self._stats_bytes_sent += size
+        """The less common bookkeeping of a sent packet (the sender counts it itself)."""
         if ack_eliciting and self._idle_restart_on_send:
             self._idle_restart_on_send = False
             self._arm_idle(now)
         if epoch is _HANDSHAKE and self._is_client and not self._spaces[0].discarded:
             self._discard_initial_after_send = True
         if self._qlog is not None:
-            self._qlog_packet(now, "transport:packet_sent", epoch, pn, size)
+            self._qlog_packet(now, "transport:packet_sent", epoch, pn, size, records)
 
     def _after_datagram_sent(self, now: float) -> None:
         if self._discard_initial_after_send:
@@ -249,6 +250,8 @@ class LifecycleMixin(ConnectionBase):
             self._discard_space(0, now)  # RFC 9001 §4.9.1: the client's first Handshake packet
 
     def _after_datagram_received(self, path: Any, now: float) -> None:
+        if path.validated and self._handshake_confirmed:
+            return  # nothing limits sending on this path any more
         recovery = self._recovery
         budget = path.amplification_budget()
         if path is self._paths.current and (budget is None or budget > 0):
@@ -293,6 +296,8 @@ class LifecycleMixin(ConnectionBase):
         for packet in result.lost:
             self._stats_packets_lost += 1
             self._on_records_lost(packet.frames, packet.epoch)
+            if self._qlog is not None:
+                self._qlog_lost(now, packet.epoch, packet.packet_number, "reordering_threshold")
         if result.rtt_sample:
             self._idle_floor = 3 * self._recovery.pto_duration()
             if self._qlog is not None:
@@ -419,6 +424,10 @@ class LifecycleMixin(ConnectionBase):
         self._close_frames = frames
         self._close_pending = True
         self._state = State.CLOSING
+        if self._qlog is not None:
+            self._qlog.event(self._now, "transport:connection_closed", {
+                "owner": "local", "application_code" if application else "connection_code": code,
+                "reason": reason})
         self._events.append(ConnectionTerminated(
             error_code=code, frame_type=None if application else frame_type,
             reason_phrase=reason, by_peer=False, application=application))

@@ -54,6 +54,9 @@ MIN_INITIAL_SIZE: Final = 1200
 _MIN_PACKET_ROOM: Final = 48
 #: Most datagrams one call produces (the caller comes back for more).
 MAX_DATAGRAMS_PER_CALL: Final = 64
+#: The pacing timer waits until this many datagrams may go at once (the pacer's bucket
+#: holds ten), so a paced sender wakes up once per small burst instead of once per packet.
+PACING_BURST: Final = 4
 
 _INITIAL: Final = Epoch.INITIAL
 _HANDSHAKE: Final = Epoch.HANDSHAKE
@@ -63,6 +66,7 @@ _LONG_TYPES: Final = {_INITIAL: PacketType.INITIAL, _HANDSHAKE: PacketType.HANDS
                       _ZERO_RTT: PacketType.ZERO_RTT}
 
 
+_PN_MASKS: Final = (0, 0xFF, 0xFFFF, 0xFFFFFF, 0xFFFFFFFF)
 # first byte of a short header by key phase and packet-number length (fixed bit set)
 _SHORT_FIRST: Final = tuple(
     (b"",) + tuple(bytes((0x40 | phase << 2 | (n - 1),)) for n in range(1, 5)) for phase in (0, 1)
@@ -109,7 +113,17 @@ def _start_packet(conn: Connection, space: PacketSpace, epoch: Epoch, sealer: Pa
                   room: int) -> _Packet | None:
     pn = space.next_pn
     largest_acked = conn._recovery.space(epoch).largest_acked
-    truncated, pn_length = encode_packet_number(pn, largest_acked)
+    # RFC 9000 §A.2: room for twice the packets in flight since the largest acknowledged
+    unacked = pn + 1 if largest_acked is None else pn - largest_acked
+    if unacked <= 0x80:
+        pn_length = 1
+    elif unacked <= 0x8000:
+        pn_length = 2
+    elif unacked <= 0x800000:
+        pn_length = 3
+    else:
+        truncated, pn_length = encode_packet_number(pn, largest_acked)  # raises past 4 bytes
+    truncated = pn & _PN_MASKS[pn_length]
     dcid = conn._peer_cids.current
     if epoch == _ONE_RTT:
         header_size = 1 + len(dcid) + pn_length
@@ -154,15 +168,14 @@ def _write_crypto(packet: _Packet, space: PacketSpace, limit: int) -> None:
         packet.ack_eliciting = packet.is_crypto = True
 
 
-def _has_app_content(conn: Connection, path: Path) -> bool:
-    streams = conn._streams
-    if streams.has_data() or conn._datagrams:
-        return True
+def _has_app_control(conn: Connection, path: Path) -> bool:
+    """Whether 1-RTT frames other than STREAM, DATAGRAM and ACK wait to be sent."""
     return bool(
-        streams.has_control() or conn._handshake_done_pending or conn._ping_pending
+        conn._streams.has_control() or conn._handshake_done_pending or conn._ping_pending
         or conn._new_cids or conn._peer_cids.pending_retire
         or conn._new_token_pending is not None or path.challenge_pending
-        or any(p is path for p, _ in conn._paths.responses)
+        or (conn._paths.responses and any(p is path for p, _ in conn._paths.responses))
+        or conn._spaces[2].crypto_send.has_data()
     )
 
 
@@ -259,12 +272,19 @@ def _plan_packet(conn: Connection, space: PacketSpace, epoch: Epoch, sealer: Pac
     if probe and (epoch == _INITIAL or epoch == _HANDSHAKE) and \
             not space.crypto_send.has_data():
         space.crypto_send.resend_unacked()  # every probe carries the flight again
+    control = False
     if epoch == _ONE_RTT or epoch == _ZERO_RTT:
-        has_content = elicit and _has_app_content(conn, path)
+        if elicit:
+            control = _has_app_control(conn, path)
+            has_content = control or conn._streams.has_data() or bool(conn._datagrams)
+        else:
+            has_content = False
+        send_ack = epoch == _ONE_RTT and (
+            space.ack_now or (space.ack_deadline is not None and space.ack_deadline <= now)
+            or ((has_content or probe) and space.ack_eliciting_unacked > 0))
     else:
         has_content = elicit and space.crypto_send.has_data()
-    send_ack = epoch != _ZERO_RTT and (
-        space.ack_due(now) or (space.wants_ack() and (has_content or probe)))
+        send_ack = space.ack_due(now) or (space.wants_ack() and (has_content or probe))
     if not (has_content or send_ack or probe):
         return None
     packet = _start_packet(conn, space, epoch, sealer, room)
@@ -277,12 +297,18 @@ def _plan_packet(conn: Connection, space: PacketSpace, epoch: Epoch, sealer: Pac
         if epoch == _INITIAL or epoch == _HANDSHAKE:
             _write_crypto(packet, space, limit)
         else:
-            _write_app_control(conn, packet, limit, path)
-            _write_datagrams(conn, packet, limit)
-            before = len(packet.records)
-            conn._streams.write_stream_frames(packet.payload, limit, packet.records)
-            if len(packet.records) != before:
-                packet.ack_eliciting = True
+            if control:
+                if epoch == _ONE_RTT and space.crypto_send.has_data():
+                    _write_crypto(packet, space, limit)  # NewSessionTicket
+                _write_app_control(conn, packet, limit, path)
+            if conn._datagrams:
+                _write_datagrams(conn, packet, limit)
+            streams = conn._streams
+            if streams.has_data():
+                before = len(packet.records)
+                streams.write_stream_frames(packet.payload, limit, packet.records)
+                if len(packet.records) != before:
+                    packet.ack_eliciting = True
         if probe and not packet.ack_eliciting and len(packet.payload) < limit:
             packet.payload.append(0x01)  # PING
             packet.records.append((F_PING, ()))
@@ -314,13 +340,17 @@ def _seal(conn: Connection, packet: _Packet, now: float) -> bytes:
             packet.pn_length, length_size=2,
         )
     data = packet.sealer.seal(header, memoryview(payload), packet.pn)
-    in_flight = packet.ack_eliciting or packet.padding_only
+    eliciting = packet.ack_eliciting
     conn._recovery.on_packet_sent(SentPacket(
-        packet.pn, epoch, now, len(data), ack_eliciting=packet.ack_eliciting,
-        in_flight=in_flight, is_crypto=packet.is_crypto, frames=packet.records,
+        packet.pn, epoch, now, len(data), ack_eliciting=eliciting,
+        in_flight=eliciting or packet.padding_only, is_crypto=packet.is_crypto,
+        frames=packet.records,
     ))
-    conn._on_packet_sent(packet.epoch, packet.pn, len(data), packet.ack_eliciting,
-                         packet.records, now)
+    conn._stats_packets_sent += 1
+    conn._stats_bytes_sent += len(data)
+    if (eliciting and conn._idle_restart_on_send) or epoch != _ONE_RTT \
+            or conn._qlog is not None:
+        conn._on_packet_sent(epoch, packet.pn, len(data), eliciting, packet.records, now)
     return data
 
 
@@ -393,7 +423,9 @@ def build_datagrams(conn: Connection, now: float) -> list[tuple[bytes, Any]]:
         if can_elicit and not probes and pacer is not None:
             next_time = pacer.next_send_time(now)
             if next_time > now:
-                conn._pacing_at = next_time
+                # wake up for a small burst, not for every single packet
+                burst = PACING_BURST * max_size / pacer.rate
+                conn._pacing_at = next_time if next_time - now > burst else now + burst
                 can_elicit = False
         if not can_elicit and not (
             initial.ack_now or handshake.ack_now or app.ack_now

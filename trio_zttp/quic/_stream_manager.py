@@ -103,6 +103,7 @@ class StreamManager:
         "_events",
         "_is_client",
         "_limits",
+        "_max_data_due",
         "_max_data_pending",
         "_max_stream_data",
         "_max_stream_data_limit",
@@ -146,6 +147,7 @@ class StreamManager:
         self._control: deque[Stream] = deque()
         self._waiting_open: list[Stream] = []  # local streams beyond the peer's MAX_STREAMS
         self._max_data_pending = False
+        self._max_data_due = False  # the connection window may need a MAX_DATA
         self._max_streams_pending = [0, 0]  # 1: raise the limit if due, 2: resend it
         self._streams_blocked: list[int | None] = [None, None]
 
@@ -282,6 +284,8 @@ class StreamManager:
         if recv.is_finished or stream.stop_code is not None:
             return
         recv.stop_sending()
+        if self._conn_window.update_due():
+            self._max_data_due = True
         stream.stop_code = error_code
         stream.stop_pending = True
         self._queue_control(stream)
@@ -293,6 +297,8 @@ class StreamManager:
         if self._consume_on_delivery or not n:
             return
         self._conn_window.on_consumed(n)
+        if self._conn_window.update_due():
+            self._max_data_due = True
         stream = self._streams.get(stream_id)
         if stream is not None and stream.recv is not None:
             stream.recv.window.on_consumed(n)
@@ -316,8 +322,9 @@ class StreamManager:
         return bool(self._send_queue)
 
     def has_control(self) -> bool:
+        """Whether flow-control or stream-control frames wait (cheap: flags only)."""
         return bool(
-            self._control or self._max_data_pending or self._conn_window.update_due()
+            self._control or self._max_data_pending or self._max_data_due
             or self._max_streams_pending[0] or self._max_streams_pending[1]
             or self._streams_blocked[0] is not None or self._streams_blocked[1] is not None
         )
@@ -366,6 +373,8 @@ class StreamManager:
             raise
         if readable:
             self._deliver(stream, recv)
+        elif stream.stop_code is not None and self._conn_window.update_due():
+            self._max_data_due = True  # discarded data was credited back
 
     def _deliver(self, stream: Stream, recv: RecvStream) -> None:
         data = recv.read()
@@ -378,6 +387,8 @@ class StreamManager:
             stream_id=stream.stream_id, data=data, end_stream=recv.at_eof))
         if recv.window.update_due():
             self._queue_control(stream)
+        if self._conn_window.update_due():
+            self._max_data_due = True
         if recv.at_eof:
             self._maybe_forget(stream)
 
@@ -393,6 +404,8 @@ class StreamManager:
         except TransportError as exc:
             _tag(exc, _FT_RESET_STREAM)
             raise
+        if self._conn_window.update_due():
+            self._max_data_due = True
         if newly:
             recv.read()  # the application learns of the reset with this event
             self._events.append(StreamReset(stream_id=stream_id, error_code=error_code))
@@ -444,7 +457,8 @@ class StreamManager:
                       rtt: float) -> None:
         """Append flow-control and stream-control frames to ``buf`` up to ``limit`` bytes."""
         window = self._conn_window
-        if self._max_data_pending or window.update_due():
+        if self._max_data_pending or self._max_data_due:
+            self._max_data_due = False
             update = window.get_update(now, rtt)
             value = update if update is not None else window.limit
             if update is not None or self._max_data_pending:
@@ -551,7 +565,20 @@ class StreamManager:
             send = stream.send
             assert send is not None
             sid = stream.stream_id
-            capacity = stream_data_capacity(sid, send.write_offset, space)
+            # room for data after type, stream ID, offset and a Length field (inline for speed;
+            # the same as stream_data_capacity)
+            offset = send.write_offset
+            remaining = space - 1 - (1 if sid < 0x40 else 2 if sid < 0x4000 else 4 if
+                                     sid < 0x40000000 else 8)
+            if offset:
+                remaining -= (1 if offset < 0x40 else 2 if offset < 0x4000 else 4 if
+                              offset < 0x40000000 else 8)
+            if remaining <= 0x40:
+                capacity = remaining - 1
+            elif remaining <= 0x4001:
+                capacity = remaining - 2
+            else:
+                capacity = stream_data_capacity(sid, offset, space)
             if capacity < 1:
                 return
             frame = send.get_frame(capacity)
