@@ -585,3 +585,30 @@ async def test_endpoint_stateless_reset_ends_a_forgotten_connection(
                 assert closed.value.by_peer
                 assert closed.value.reason == "stateless reset"  # not the idle timeout
                 assert second.statistics().stateless_resets_sent >= 1
+
+
+async def test_endpoint_new_token_skips_retry_next_time(
+    fake_net, ca, server_cert, autojump_clock
+) -> None:
+    async with (
+        trio_zttp.open_quic_endpoint(
+            ("127.0.0.1", 0), server_configuration(server_cert), connection_factory=ENGINE,
+            retry="always",
+        ) as server,
+        trio.open_nursery() as nursery,
+    ):  # fmt: skip
+        nursery.start_soon(_accept_forever, server)
+        async with trio_zttp.open_quic_endpoint(
+            ("127.0.0.1", 0), client_configuration(ca), connection_factory=ENGINE
+        ) as client:
+            async with client.connect(server.local_address, server_name="localhost") as first:
+                await trio.sleep(1)
+                token = first.new_token
+        assert token
+        assert server.statistics().retries_sent == 1
+        async with trio_zttp.open_quic_endpoint(
+            ("127.0.0.1", 0), client_configuration(ca, token=token), connection_factory=ENGINE
+        ) as client:
+            assert await _echo_once(client, server.local_address, b"known") == b"known"
+        assert server.statistics().retries_sent == 1  # validated by the token: no Retry
+        nursery.cancel_scope.cancel()

@@ -110,6 +110,9 @@ class PortableTransport(DatagramTransport):
         super().__init__()
         self._sock = sock
         self._address = normalize_address(sock.getsockname())
+        # recvfrom(65536) would allocate (and shrink) a 64 KiB bytes object per datagram
+        self._buffer = bytearray(_RECV_BUFFER)
+        self._view = memoryview(self._buffer)
 
     @property
     def local_address(self) -> Address:
@@ -136,14 +139,14 @@ class PortableTransport(DatagramTransport):
             if self.closed:
                 raise trio.ClosedResourceError("transport closed")
             try:
-                data, addr = await self._sock.recvfrom(_RECV_BUFFER)
+                n, addr = await self._sock.recvfrom_into(self._buffer)
             except OSError:
                 # ICMP errors surfaced on some platforms; a closed socket ends the loop above
                 self.receive_errors += 1
                 await trio.lowlevel.checkpoint()
                 continue
             self.datagrams_received += 1
-            return [(data, normalize_address(addr))]
+            return [(bytes(self._view[:n]), normalize_address(addr))]
 
     def close(self) -> None:
         self.closed = True
