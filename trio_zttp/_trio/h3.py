@@ -311,6 +311,24 @@ class H3Connection:
         finally:
             self._engine.wake_everything()
 
+    def _serve(self, start: Callable[[H3Request], None]) -> None:
+        """Server: hand every new request to ``start`` as soon as it is decoded."""
+
+        def on_request(state: StreamState) -> None:
+            start(H3Request(self, state))
+
+        self._engine.on_request = on_request
+
+    async def _wait_done(self) -> None:
+        """Server: until no more requests will come (connection ended, or GOAWAY drained)."""
+        engine = self._engine
+        while not (
+            engine.connection_error() is not None
+            or (engine.going_away and not engine.has_pending_requests())
+        ):
+            await engine.accept_lot.park()
+        await trio.lowlevel.checkpoint()
+
     def _request_started(self) -> None:
         self._active += 1
 
@@ -414,9 +432,19 @@ class _Server:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(connection._watch)
                 target = self._handler_nursery or nursery
-                while (request := await connection.accept_request()) is not None:
+
+                def start(request: H3Request) -> None:
                     connection._request_started()
                     target.start_soon(self._run_handler, connection, request)
+
+                # requests that arrived with the handshake, then each one straight from the
+                # driver as its header section is decoded
+                while connection._engine.accept_queue:
+                    request = await connection.accept_request()
+                    if request is not None:
+                        start(request)
+                connection._serve(start)
+                await connection._wait_done()
                 await connection._wait_idle()
                 nursery.cancel_scope.cancel()
         except BaseException as exc:

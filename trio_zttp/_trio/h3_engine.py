@@ -507,6 +507,9 @@ class H3Engine:
         self.streams: dict[int, StreamState] = {}
         self._next_peer_request = 0
         self.accept_queue: deque[StreamState] = deque()
+        #: Server: called with each new request instead of queueing it (set by serve_h3,
+        #: which starts the handler task right from the driver: no hop through a task).
+        self.on_request: Callable[[StreamState], None] | None = None
         self.accept_lot = trio.lowlevel.ParkingLot()
         self._settings_event = trio.Event()
         self._blocked: set[StreamState] = set()
@@ -913,7 +916,10 @@ class H3Engine:
                     state.headers = event.headers
                     if not self.is_client:
                         state.is_connect = (b":method", b"CONNECT") in event.headers[:4]
-                        self.accept_queue.append(state)
+                        if self.on_request is not None:
+                            self.on_request(state)
+                        else:
+                            self.accept_queue.append(state)
                         if self._early_datagrams:
                             self._release_datagrams(event.stream_id)
                         self.accept_lot.unpark_all()
