@@ -147,6 +147,20 @@ def test_get_posts_data(server: Server) -> None:
     assert (code, out) == (Exit.OK, "posted body"), err
 
 
+def test_get_writes_qlog_and_key_log(server: Server, tmp_path: Path) -> None:
+    keys = tmp_path / "keys.log"
+    code, out, err = run(
+        "get", "-q", "--cafile", str(server.cafile), "--secrets-log", str(keys),
+        "--qlog-dir", str(tmp_path / "qlog"), f"https://localhost:{server.port}/hello",
+    )
+    assert code == Exit.OK, err
+    labels = {line.split()[0] for line in keys.read_text().splitlines()}
+    assert {"CLIENT_HANDSHAKE_TRAFFIC_SECRET", "CLIENT_TRAFFIC_SECRET_0"} <= labels
+    (trace,) = (tmp_path / "qlog").glob("*-client.sqlog")
+    first = trace.read_text().split("\x1e")[1]
+    assert '"vantage_point":{"type":"client"' in first
+
+
 def test_get_http_error_status_exit_code(server: Server) -> None:
     code, out, err = run(
         "get", "-q", "--cafile", str(server.cafile), f"https://localhost:{server.port}/missing"

@@ -33,7 +33,8 @@ def _qlog_factory(directory: str) -> Callable[[bytes, bool], QlogTracer]:
     def tracer(odcid: bytes, is_client: bool) -> QlogTracer:
         role = "client" if is_client else "server"
         path = os.path.join(directory, f"{odcid.hex()}-{role}.sqlog")
-        return QlogTracer(open(path, "w"), title=f"trio_zttp {role}")  # noqa: SIM115
+        # line-buffered: a trace is readable while its connection still runs
+        return QlogTracer(open(path, "w", buffering=1), title=f"trio_zttp {role}")  # noqa: SIM115
 
     return tracer
 

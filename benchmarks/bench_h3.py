@@ -1,0 +1,302 @@
+"""HTTP/3 side by side, same run: trio_zttp vs aioquic (vs ngtcp2 where it can take part).
+
+Printed as a table with ratios to aioquic, never asserted (see benchmarks/README.md):
+
+1. bulk download of ``--size`` MB (default 100) on one request: ours<->ours,
+   aioquic<->aioquic, ngtcp2<->ngtcp2 (``gtlsclient`` from ``gtlsserver``: the native
+   ceiling, timed as the whole client process);
+2. ``--requests`` (2,000) sequential small GETs on one connection;
+3. ``--connections`` (100) new connections with one small GET each, closed each time;
+4. HTTP datagram round trips per second (100 bytes, one in flight) on an extended-CONNECT
+   ``echo`` stream, for ``--seconds``.
+
+Servers are the interop peers (``tests/interop/peers``) in their own processes; clients run
+in this process (trio for ours, asyncio for aioquic).  Issue 7's goals: at least 2x aioquic
+on bulk throughput and datagram round trips, 1.5x on requests and new connections.
+
+    .venv/bin/python benchmarks/bench_h3.py            # about a minute
+    .venv/bin/python benchmarks/bench_h3.py --size 20 --requests 500 --connections 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "interop" / "peers"))
+
+import trio  # noqa: E402
+from aioquic.asyncio import connect as aioquic_connect  # noqa: E402
+from aioquic.asyncio.protocol import QuicConnectionProtocol  # noqa: E402
+from aioquic.h3 import events as h3_events  # noqa: E402
+from aioquic.quic.configuration import QuicConfiguration  # noqa: E402
+from aioquic_peer import PeerH3Connection  # noqa: E402
+
+import trio_zttp  # noqa: E402
+from tests.interop.harness import InteropSession  # noqa: E402
+from tests.interop.ngtcp2 import GTLSCLIENT, GTLSSERVER, find_binary, start_gtlsserver  # noqa: E402
+from trio_zttp import quic  # noqa: E402
+from trio_zttp.testing import CertificateAuthority  # noqa: E402
+
+MB = 1_000_000
+SMALL = 100
+
+
+# -- ours (trio) -------------------------------------------------------------------------------
+
+
+def _ours_config(cafile: str) -> quic.Configuration:
+    return quic.Configuration(is_client=True, alpn_protocols=("h3",), cafile=cafile,
+                              max_datagram_frame_size=65536, server_name="localhost")
+
+
+async def _ours_bulk(port: int, cafile: str, size: int) -> float:
+    """Best of two downloads on one connection (the first also warms the server's cache)."""
+    best = 0.0
+    async with trio_zttp.open_h3_connection("127.0.0.1", port, _ours_config(cafile)) as h3:
+        for _ in range(2):
+            started = time.perf_counter()
+            response = await h3.request("GET", f"/{size}")
+            received = 0
+            while data := await response.body.receive_some():
+                received += len(data)
+            assert received == size, received
+            best = max(best, size / MB / (time.perf_counter() - started))
+    return best
+
+
+async def _ours_requests(port: int, cafile: str, count: int) -> float:
+    async with trio_zttp.open_h3_connection("127.0.0.1", port, _ours_config(cafile)) as h3:
+        await (await h3.request("GET", f"/{SMALL}")).read()
+        started = time.perf_counter()
+        for _ in range(count):
+            body = await (await h3.request("GET", f"/{SMALL}")).read()
+            assert len(body) == SMALL
+        return count / (time.perf_counter() - started)
+
+
+async def _ours_connections(port: int, cafile: str, count: int) -> float:
+    config = _ours_config(cafile)
+    started = time.perf_counter()
+    for _ in range(count):
+        async with trio_zttp.open_h3_connection("127.0.0.1", port, config) as h3:
+            assert len(await (await h3.request("GET", f"/{SMALL}")).read()) == SMALL
+    return count / (time.perf_counter() - started)
+
+
+async def _ours_datagrams(port: int, cafile: str, seconds: float) -> float:
+    async with trio_zttp.open_h3_connection("127.0.0.1", port, _ours_config(cafile)) as h3:
+        async with h3.open_request_stream() as stream:
+            await stream.send_request_header("CONNECT", "/echo", protocol="echo")
+            assert (await stream.read_response()).status == 200
+            payload = bytes(SMALL)
+            rounds = 0
+            started = time.perf_counter()
+            while time.perf_counter() - started < seconds:
+                await stream.send_datagram(payload)
+                with trio.move_on_after(0.5):
+                    await stream.receive_datagram()
+                    rounds += 1
+            elapsed = time.perf_counter() - started
+            await stream.send_eof()
+    return rounds / elapsed
+
+
+# -- aioquic (asyncio) ---------------------------------------------------------------------------
+
+
+class _AioClient(QuicConnectionProtocol):  # type: ignore[misc]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.h3 = PeerH3Connection(self._quic)
+        self.waiters: dict[int, tuple[asyncio.Future[int], list[int]]] = {}
+        self.datagrams: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def quic_event_received(self, event: Any) -> None:
+        for h3_event in self.h3.handle_event(event):
+            if isinstance(h3_event, h3_events.DatagramReceived):
+                self.datagrams.put_nowait(h3_event.data)
+                continue
+            waiter = self.waiters.get(getattr(h3_event, "stream_id", -1))
+            if waiter is None:
+                continue
+            future, counts = waiter
+            if isinstance(h3_event, h3_events.HeadersReceived):
+                counts[1] = int(dict(h3_event.headers)[b":status"])
+                if not future.done() and counts[2]:  # CONNECT: the headers are the answer
+                    future.set_result(counts[1])
+            elif isinstance(h3_event, h3_events.DataReceived):
+                counts[0] += len(h3_event.data)
+            if getattr(h3_event, "stream_ended", False) and not future.done():
+                future.set_result(counts[0])
+
+    def request(self, method: str, path: str, protocol: str | None = None) -> asyncio.Future[int]:
+        stream_id = self._quic.get_next_available_stream_id()
+        headers = [(b":method", method.encode())]
+        if protocol:
+            headers.append((b":protocol", protocol.encode()))
+        headers += [
+            (b":scheme", b"https"), (b":authority", b"localhost"), (b":path", path.encode())
+        ]
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.waiters[stream_id] = (future, [0, 0, 1 if protocol else 0])
+        self.h3.send_headers(stream_id, headers, end_stream=protocol is None)
+        self.transmit()
+        self.last_stream = stream_id
+        return future
+
+
+def _aio_config(cafile: str) -> QuicConfiguration:
+    config = QuicConfiguration(is_client=True, alpn_protocols=["h3"], server_name="localhost",
+                               max_datagram_frame_size=65536, verify_mode=ssl.CERT_REQUIRED)
+    config.load_verify_locations(cafile=cafile)
+    return config
+
+
+async def _aio(port: int, cafile: str, work: Callable[[_AioClient], Any]) -> Any:
+    async with aioquic_connect("127.0.0.1", port, configuration=_aio_config(cafile),
+                               create_protocol=_AioClient) as client:
+        return await work(client)
+
+
+async def _aio_bulk(port: int, cafile: str, size: int) -> float:
+    async def work(client: _AioClient) -> float:
+        best = 0.0
+        for _ in range(2):  # as ours: best of two, the first warms the server's cache
+            started = time.perf_counter()
+            assert await client.request("GET", f"/{size}") == size
+            best = max(best, size / MB / (time.perf_counter() - started))
+        return best
+
+    result: float = await _aio(port, cafile, work)
+    return result
+
+
+async def _aio_requests(port: int, cafile: str, count: int) -> float:
+    async def work(client: _AioClient) -> float:
+        await client.request("GET", f"/{SMALL}")
+        started = time.perf_counter()
+        for _ in range(count):
+            assert await client.request("GET", f"/{SMALL}") == SMALL
+        return count / (time.perf_counter() - started)
+
+    result: float = await _aio(port, cafile, work)
+    return result
+
+
+async def _aio_connections(port: int, cafile: str, count: int) -> float:
+    started = time.perf_counter()
+    for _ in range(count):
+        async def work(client: _AioClient) -> None:
+            assert await client.request("GET", f"/{SMALL}") == SMALL
+
+        await _aio(port, cafile, work)
+    return count / (time.perf_counter() - started)
+
+
+async def _aio_datagrams(port: int, cafile: str, seconds: float) -> float:
+    async def work(client: _AioClient) -> float:
+        assert await client.request("CONNECT", "/echo", protocol="echo") == 200
+        stream_id = client.last_stream
+        rounds = 0
+        started = time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            client.h3.send_datagram(stream_id, bytes(SMALL))
+            client.transmit()
+            try:
+                await asyncio.wait_for(client.datagrams.get(), 0.5)
+                rounds += 1
+            except TimeoutError:
+                pass
+        return rounds / (time.perf_counter() - started)
+
+    result: float = await _aio(port, cafile, work)
+    return result
+
+
+# -- ngtcp2 --------------------------------------------------------------------------------------
+
+
+def _ngtcp2_bulk(session: InteropSession, certs: dict[str, str], size: int,
+                 tmp: Path) -> float | None:
+    server_bin, client_bin = find_binary(GTLSSERVER), find_binary(GTLSCLIENT)
+    if server_bin is None or client_bin is None:
+        return None
+    server = start_gtlsserver(session, server_bin, key=certs["key"], cert=certs["cert"],
+                              htdocs=tmp / "htdocs", max_dyn_length=f"{size * 2}")
+    assert server.port is not None
+    argv = [client_bin, "--quiet", "--exit-on-all-streams-close", "--download", str(tmp / "dl"),
+            "127.0.0.1", str(server.port), f"https://localhost:{server.port}/{size}"]
+    started = time.perf_counter()
+    subprocess.run(argv, check=True, capture_output=True, timeout=120)
+    elapsed = time.perf_counter() - started
+    server.stop()
+    return size / MB / elapsed
+
+
+# -- the run --------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", type=int, default=100, help="MB for the bulk download")
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--connections", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=3.0, help="datagram round trips")
+    args = parser.parse_args()
+    size = args.size * MB
+    tmp = Path(tempfile.mkdtemp(prefix="bench-h3-"))
+    ca = CertificateAuthority.create()
+    leaf = ca.issue(["localhost", "127.0.0.1"])
+    certs = {"ca": str(tmp / "ca.pem"), "cert": str(tmp / "cert.pem"), "key": str(tmp / "key.pem")}
+    ca.write_pem(certs["ca"])
+    leaf.write_pem(certs["cert"], certs["key"])
+    rows: dict[str, dict[str, float | None]] = {}
+    with InteropSession(tmp / "logs", cert=Path(certs["cert"]), key=Path(certs["key"]),
+                        env={"TRIO_ZTTP_INTEROP_ENGINE": "ours-only"}) as session:
+        ours = session.server("ours", "h3", timeout=3600)
+        aio = session.server("aioquic", "h3", timeout=3600)
+        assert ours.port is not None and aio.port is not None
+        cafile = certs["ca"]
+        measures = [
+            (f"download {args.size} MB, MB/s", _ours_bulk, _aio_bulk, size, 2.0),
+            (f"{args.requests} sequential GETs, req/s", _ours_requests, _aio_requests,
+             args.requests, 1.5),
+            (f"{args.connections} new connections, conn/s", _ours_connections, _aio_connections,
+             args.connections, 1.5),
+            ("HTTP datagram round trips/s", _ours_datagrams, _aio_datagrams, args.seconds, 2.0),
+        ]
+        goals = {}
+        for name, ours_fn, aio_fn, amount, goal in measures:
+            print(f"... {name}", file=sys.stderr, flush=True)
+            ours_value = trio.run(ours_fn, ours.port, cafile, amount)
+            aio_value = asyncio.run(aio_fn(aio.port, cafile, amount))
+            rows[name] = {"ours": ours_value, "aioquic": aio_value, "ngtcp2": None}
+            goals[name] = goal
+        print("... ngtcp2 download", file=sys.stderr, flush=True)
+        rows[measures[0][0]]["ngtcp2"] = _ngtcp2_bulk(session, certs, size, tmp)
+    shutil.rmtree(tmp, ignore_errors=True)
+    print(f"\n{'':44} {'ours':>10} {'aioquic':>10} {'ngtcp2':>10} {'ours/aioquic':>13} goal")
+    for name, row in rows.items():
+        ours_value, aio_value, native = row["ours"], row["aioquic"], row["ngtcp2"]
+        assert ours_value is not None and aio_value is not None
+        ratio = ours_value / aio_value
+        verdict = "met" if ratio >= goals[name] else "not met"
+        native_text = f"{native:10.1f}" if native is not None else f"{'-':>10}"
+        print(f"{name:44} {ours_value:10.1f} {aio_value:10.1f} {native_text} {ratio:12.2f}x "
+              f">= {goals[name]}x {verdict}")
+
+
+if __name__ == "__main__":
+    main()
