@@ -42,6 +42,8 @@ from ._trio.stream import QuicStream as QuicStream
 from ._trio.h3 import H3Connection as H3Connection
 from ._trio.h3 import open_h3_connection as open_h3_connection
 from ._trio.h3 import serve_h3 as serve_h3
+from ._trio.h3_pool import H3ConnectionPool as H3ConnectionPool
+from ._trio.h3_pool import open_h3_pool as open_h3_pool
 from ._trio.h3_request import H3Body as H3Body
 from ._trio.h3_request import H3Request as H3Request
 from ._trio.h3_request import H3RequestStream as H3RequestStream
@@ -85,10 +87,12 @@ __all__ += [
 __all__ += [
     "H3Body",
     "H3Connection",
+    "H3ConnectionPool",
     "H3Request",
     "H3RequestStream",
     "H3Response",
     "H3Stream",
     "open_h3_connection",
+    "open_h3_pool",
     "serve_h3",
 ]
