@@ -158,7 +158,7 @@ async def test_takeover_carries_raw_capsule_bytes(fake_net, ca, server_cert, aut
 
 
 async def test_unread_datagrams_are_dropped_not_queued(fake_net, ca, server_cert, autojump_clock):
-    from trio_zttp._trio.h3_engine import DATAGRAM_QUEUE_SIZE
+    from trio_zttp._trio.h3_stream import DATAGRAM_QUEUE_SIZE
 
     gate = trio.Event()
     kept: list[bytes] = []

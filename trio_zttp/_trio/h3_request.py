@@ -1,6 +1,6 @@
 """The objects HTTP/3 users hold: requests, responses, bodies, and taken-over streams.
 
-Each is a view on one :class:`~.h3_engine.StreamState` (a request stream's buffers and
+Each is a view on one :class:`~.h3_stream.StreamState` (a request stream's buffers and
 waiters); none is built by users.
 
 * :class:`H3Request` (server): what a ``serve_h3`` handler receives; ``respond``,
@@ -30,7 +30,7 @@ import trio
 
 from .. import h3
 from ._engine import Address
-from .h3_engine import H3_NO_ERROR, H3_REQUEST_CANCELLED, StreamState
+from .h3_stream import H3_NO_ERROR, H3_REQUEST_CANCELLED, StreamState
 
 if TYPE_CHECKING:
     from .h3 import H3Connection
@@ -149,7 +149,7 @@ class _DatagramMixin:
     async def receive_datagram(self) -> bytes:
         """The next HTTP datagram the peer sent on this request stream.
 
-        Up to :data:`~trio_zttp._trio.h3_engine.DATAGRAM_QUEUE_SIZE` are kept; later ones
+        Up to :data:`~trio_zttp._trio.h3_stream.DATAGRAM_QUEUE_SIZE` are kept; later ones
         are dropped while nobody reads.
 
         Raises:

@@ -1,0 +1,406 @@
+"""One HTTP/3 request stream on the trio side: :class:`StreamState`.
+
+Buffers and waiters of a request stream, shared by the public views
+(:mod:`.h3_request`): the received DATA payloads (credited to the peer as they are read),
+the header sections, the HTTP datagram queue, and the send side, which hands
+``h3.Connection`` DATA only as the peer's flow-control credit allows.  The engine
+(:mod:`.h3_engine`) fills it from inside the QUIC driver.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Final
+
+import trio
+
+from .. import h3
+from .errors import StreamResetError, StreamStoppedError
+
+if TYPE_CHECKING:
+    from .h3_engine import H3Engine
+
+__all__ = [
+    "DATAGRAM_QUEUE_SIZE",
+    "H3_INTERNAL_ERROR",
+    "H3_NO_ERROR",
+    "H3_REQUEST_CANCELLED",
+    "StreamState",
+]
+
+H3_NO_ERROR: Final = int(h3.ErrorCode.H3_NO_ERROR)
+H3_INTERNAL_ERROR: Final = int(h3.ErrorCode.H3_INTERNAL_ERROR)
+H3_REQUEST_CANCELLED: Final = int(h3.ErrorCode.H3_REQUEST_CANCELLED)
+
+DATAGRAM_QUEUE_SIZE: Final = 128
+"""HTTP datagrams kept per request stream until ``receive_datagram`` takes them; later ones
+are dropped (and counted) while the queue is full."""
+
+
+_SEND_DATA: Final = h3.Connection.send_data
+_RESET_STREAM: Final = h3.Connection.reset_stream
+_STOP_SENDING: Final = h3.Connection.stop_sending
+_SEND_DATAGRAM: Final = h3.Connection.send_datagram
+
+_checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
+_cancel_shielded_checkpoint = trio.lowlevel.cancel_shielded_checkpoint
+
+
+class StreamState:
+    """One request stream as the trio side sees it: buffers, waiters and send state.
+
+    The public objects (``H3Request``, ``H3Response``, ``H3RequestStream``, ``H3Stream``)
+    are views on it.  ``stream_id`` is None for a client stream whose request header has
+    not been sent yet.
+    """
+
+    __slots__ = (
+        "engine",
+        "stream_id",
+        "raw_in",
+        "credited",
+        "headers",
+        "interim",
+        "chunks",
+        "head",
+        "unread",
+        "eof",
+        "eof_read",
+        "trailers",
+        "reset_code",
+        "stop_code",
+        "aborted",
+        "datagrams",
+        "datagrams_dropped",
+        "recv_lot",
+        "send_lot",
+        "datagram_lot",
+        "request_sent",
+        "final_sent",
+        "fin_sent",
+        "send_broken",
+        "closed",
+        "receiving",
+        "sending",
+        "is_connect",
+    )
+
+    def __init__(self, engine: H3Engine, stream_id: int | None) -> None:
+        self.engine = engine
+        self.stream_id = stream_id
+        self.raw_in = 0
+        self.credited = 0
+        #: the request (server) or final response (client) header section
+        self.headers: h3.Headers | None = None
+        self.interim: list[h3.Headers] = []
+        self.chunks: deque[bytes] = deque()
+        self.head = 0
+        self.unread = 0
+        self.eof = False
+        self.eof_read = False
+        self.trailers: h3.Headers | None = None
+        #: the peer reset its sending side (or this layer aborted the stream)
+        self.reset_code: int | None = None
+        #: the peer sent STOP_SENDING
+        self.stop_code: int | None = None
+        self.aborted = False
+        self.datagrams: deque[bytes] = deque()
+        self.datagrams_dropped = 0
+        self.recv_lot = trio.lowlevel.ParkingLot()
+        self.send_lot = trio.lowlevel.ParkingLot()
+        self.datagram_lot = trio.lowlevel.ParkingLot()
+        self.request_sent = False
+        self.final_sent = False
+        self.fin_sent = False
+        self.send_broken = False
+        self.closed = False
+        self.receiving = False
+        self.sending = False
+        self.is_connect = False
+
+    @property
+    def sid(self) -> int:
+        sid = self.stream_id
+        if sid is None:
+            raise RuntimeError("send the request header first")
+        return sid
+
+    # -- called by the engine (in the driver) ----------------------------------------------
+
+    def wake_all(self) -> None:
+        self.recv_lot.unpark_all()
+        self.send_lot.unpark_all()
+        self.datagram_lot.unpark_all()
+
+    # -- receive ---------------------------------------------------------------------------
+
+    def recv_error(self) -> BaseException | None:
+        if self.closed:
+            return trio.ClosedResourceError("the request stream was closed")
+        if self.reset_code is not None:
+            return StreamResetError(stream_id=self.sid, error_code=self.reset_code)
+        return self.engine.connection_error()
+
+    def _take(self, max_bytes: int | None) -> bytes:
+        chunks = self.chunks
+        head = self.head
+        if max_bytes is None or max_bytes >= self.unread:
+            if len(chunks) == 1:
+                data = chunks.popleft()
+                if head:
+                    data = data[head:]
+            else:
+                if head:
+                    chunks[0] = chunks[0][head:]
+                data = b"".join(chunks)
+                chunks.clear()
+            self.head = 0
+        else:
+            parts = []
+            need = max_bytes
+            while need:
+                chunk = chunks[0]
+                available = len(chunk) - head
+                if available <= need:
+                    parts.append(chunk[head:] if head else chunk)
+                    chunks.popleft()
+                    need -= available
+                    head = 0
+                else:
+                    parts.append(chunk[head : head + need])
+                    head += need
+                    need = 0
+            self.head = head
+            data = parts[0] if len(parts) == 1 else b"".join(parts)
+        self.unread -= len(data)
+        return data
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        if max_bytes is not None and max_bytes < 1:
+            raise ValueError("max_bytes must be >= 1")
+        if self.receiving:
+            raise trio.BusyResourceError("another task is already receiving on this stream")
+        self.receiving = True
+        try:
+            await _checkpoint_if_cancelled()
+            waited = False
+            while True:
+                if self.closed:
+                    error: BaseException | None = trio.ClosedResourceError(
+                        "the request stream was closed"
+                    )
+                elif self.unread:
+                    data = self._take(max_bytes)
+                    self.engine.credit(self)
+                    if not waited:
+                        await _cancel_shielded_checkpoint()
+                    return data
+                elif self.eof:
+                    self.eof_read = True
+                    if not waited:
+                        await _cancel_shielded_checkpoint()
+                    return b""
+                else:
+                    error = self.recv_error()
+                    if error is None:
+                        await self.recv_lot.park()
+                        waited = True
+                        continue
+                if not waited:
+                    await _cancel_shielded_checkpoint()
+                assert error is not None
+                raise error
+        finally:
+            self.receiving = False
+
+    async def wait_headers(self) -> h3.Headers:
+        """The header section (request or final response), once it arrived."""
+        await _checkpoint_if_cancelled()
+        waited = False
+        while self.headers is None:
+            error = self.recv_error()
+            if error is None and self.eof:
+                error = trio.BrokenResourceError("the stream ended without a header section")
+            if error is not None:
+                if not waited:
+                    await _cancel_shielded_checkpoint()
+                raise error
+            await self.recv_lot.park()
+            waited = True
+        if not waited:
+            await _cancel_shielded_checkpoint()
+        return self.headers
+
+    async def receive_datagram(self) -> bytes:
+        await _checkpoint_if_cancelled()
+        waited = False
+        while not self.datagrams:
+            if self.closed:
+                error: BaseException | None = trio.ClosedResourceError(
+                    "the request stream was closed"
+                )
+            elif self.eof:
+                error = trio.EndOfChannel()
+            else:
+                error = self.recv_error()
+            if error is not None:
+                if not waited:
+                    await _cancel_shielded_checkpoint()
+                raise error
+            await self.datagram_lot.park()
+            waited = True
+        if not waited:
+            await _cancel_shielded_checkpoint()
+        return self.datagrams.popleft()
+
+    # -- send ------------------------------------------------------------------------------
+
+    def send_error(self) -> BaseException | None:
+        if self.closed:
+            return trio.ClosedResourceError("the request stream was closed")
+        if self.stop_code is not None:
+            return StreamStoppedError(stream_id=self.sid, error_code=self.stop_code)
+        if self.aborted and self.reset_code is not None:
+            return StreamResetError(stream_id=self.sid, error_code=self.reset_code)
+        if self.send_broken:
+            return trio.BrokenResourceError("the stream was reset after a cancelled send")
+        if self.fin_sent:
+            return trio.ClosedResourceError("the sending side of this stream is finished")
+        return self.engine.connection_error()
+
+    def claim_send(self) -> None:
+        if self.sending:
+            raise trio.BusyResourceError("another task is already sending on this stream")
+        self.sending = True
+
+    async def send_data(
+        self, data: bytes | bytearray | memoryview, end_stream: bool = False
+    ) -> None:
+        """DATA frames as the peer's credit allows; FIN after them with ``end_stream``."""
+        self.claim_send()
+        try:
+            await _checkpoint_if_cancelled()
+            error = self.send_error()
+            if error is not None:
+                await _cancel_shielded_checkpoint()
+                raise error
+            engine = self.engine
+            sid = self.sid
+            total = len(data)
+            if not total:
+                if end_stream:
+                    self.fin_sent = True
+                    engine.command(_SEND_DATA, sid, b"", True)
+                await _cancel_shielded_checkpoint()
+                return
+            view: memoryview | None = None
+            pos = 0
+            waited = False
+            while True:
+                capacity = engine.send_capacity(sid)
+                if capacity > 0:
+                    n = min(capacity, total - pos)
+                    if n == total and type(data) is bytes:
+                        chunk = data
+                    else:
+                        if view is None:
+                            view = memoryview(data).cast("B")
+                        chunk = bytes(view[pos : pos + n])
+                    pos += n
+                    last = pos == total
+                    if last and end_stream:
+                        self.fin_sent = True
+                    engine.command(_SEND_DATA, sid, chunk, last and end_stream)
+                    if last:
+                        break
+                try:
+                    await engine.wait_capacity(self)
+                except trio.Cancelled:
+                    if pos:
+                        self.abort_send()
+                    raise
+                waited = True
+                error = self.send_error()
+                if error is not None:
+                    raise error
+            if not waited:
+                await _cancel_shielded_checkpoint()
+        finally:
+            self.sending = False
+
+    def abort_send(self, error_code: int = H3_REQUEST_CANCELLED) -> None:
+        """RESET_STREAM on our side (a cancelled send, or leaving by an exception)."""
+        if self.send_broken or self.fin_sent or self.stop_code is not None or self.aborted:
+            return
+        self.send_broken = True
+        if self.stream_id is not None and self.engine.connection_error() is None:
+            self.engine.command(_RESET_STREAM, self.stream_id, error_code, quiet=True)
+        self.send_lot.unpark_all()
+
+    def abort_receive(self, error_code: int = H3_REQUEST_CANCELLED) -> None:
+        """STOP_SENDING if the peer may still send; unread data is dropped."""
+        if (
+            self.stream_id is not None
+            and not self.eof
+            and self.reset_code is None
+            and not self.aborted
+            and self.engine.connection_error() is None
+        ):
+            self.engine.command(_STOP_SENDING, self.stream_id, error_code, quiet=True)
+            self.eof = True  # nothing more will be delivered
+        self.chunks.clear()
+        self.head = 0
+        self.unread = 0
+        self.engine.credit(self)
+
+    def close(
+        self,
+        *,
+        abort: bool,
+        error_code: int = H3_REQUEST_CANCELLED,
+        stop_error_code: int | None = None,
+    ) -> None:
+        """Done with the stream: FIN (or RESET_STREAM with ``error_code`` when aborting),
+        STOP_SENDING (``stop_error_code``, default ``error_code``) if the peer may still
+        send, then forget it.  Idempotent."""
+        if self.closed:
+            return
+        if self.stream_id is not None:
+            if abort:
+                self.abort_send(error_code)
+            elif (
+                not self.fin_sent
+                and not self.send_broken
+                and self.stop_code is None
+                and not self.aborted
+                and self.engine.connection_error() is None
+            ):
+                self.fin_sent = True
+                self.engine.command(_SEND_DATA, self.stream_id, b"", True, quiet=True)
+            self.abort_receive(error_code if stop_error_code is None else stop_error_code)
+        self.closed = True
+        self.wake_all()
+        self.engine.forget(self)
+
+    # -- datagrams -------------------------------------------------------------------------
+
+    async def send_datagram(self, data: bytes | bytearray | memoryview) -> None:
+        await _checkpoint_if_cancelled()
+        engine = self.engine
+        if engine.peer_settings is None:
+            await engine.received_settings()
+        if not engine.datagrams_enabled and engine.connection_error() is None:
+            await _cancel_shielded_checkpoint()
+            raise RuntimeError(
+                "HTTP datagrams are not available on this connection: both sides must send "
+                "SETTINGS_H3_DATAGRAM=1 and the peer must take QUIC DATAGRAM frames"
+            )
+        error = self.send_error()
+        if error is not None:
+            await _cancel_shielded_checkpoint()
+            raise error
+        engine.command(_SEND_DATAGRAM, self.sid, bytes(data))
+        await _cancel_shielded_checkpoint()
+
+    def __repr__(self) -> str:
+        return f"<StreamState id={self.stream_id}>"
