@@ -311,3 +311,61 @@ async def test_serve_h3_refuses_a_client_configuration(ca) -> None:
 
     with pytest.raises(ValueError, match="server configuration"):
         await trio_zttp.serve_h3(handler, "127.0.0.1", 0, client_configuration(ca))
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_http3_over_a_terrible_network(ca, server_cert, autojump_clock, seed) -> None:
+    """Seeded loss, duplication, reordering, corruption and delay (the virtual network):
+    concurrent downloads and uploads arrive intact, the ping-pong reaches 10 with resends."""
+    from trio_zttp.testing import LinkConditions, open_virtual_network
+
+    from .test_h3_datagrams import pingpong_server
+
+    terrible = LinkConditions(
+        loss=0.05, duplicate=0.03, reorder=0.05, reorder_delay=0.02, corrupt=0.01,
+        delay=0.02, jitter=0.005, mtu=1400,
+    )  # fmt: skip
+
+    async def handler(request: trio_zttp.H3Request) -> None:
+        if request.method == "CONNECT":
+            await pingpong_server(request)
+        elif request.method == "POST":
+            data = await request.read()
+            await request.respond(200, body=hashlib.sha256(data).digest())
+        else:
+            await request.respond(200, body=hashlib.sha256(request.path.encode()).digest() * 4000)
+
+    async with (
+        open_virtual_network(seed=seed, conditions=terrible) as network,
+        served(handler, server_cert) as server,
+        h3_client(ca, server.port) as conn,
+    ):
+        results: dict[str, bytes] = {}
+
+        async def get(path: str) -> None:
+            results[path] = await (await conn.request("GET", path)).read()
+
+        async def post(size: int) -> None:
+            body = bytes(range(256)) * (size // 256)
+            response = await conn.request("POST", "/", body=body)
+            assert await response.read() == hashlib.sha256(body).digest()
+
+        with trio.fail_after(120):
+            async with trio.open_nursery() as nursery:
+                for i in range(4):
+                    nursery.start_soon(get, f"/{i}")
+                nursery.start_soon(post, 200_000)
+            async with conn.open_request_stream() as stream:
+                await stream.send_request_header("CONNECT", "/", protocol="ping-pong")
+                assert (await stream.read_response()).status == 200
+                count = 1
+                while count < 10:
+                    await stream.send_datagram(b"%d" % count)
+                    with trio.move_on_after(0.3):  # lost: send it again
+                        while (reply := int(await stream.receive_datagram())) <= count:
+                            pass
+                        count = reply + 1 if reply < 10 else reply
+        assert results == {
+            f"/{i}": hashlib.sha256(f"/{i}".encode()).digest() * 4000 for i in range(4)
+        }
+        assert network.statistics().links.dropped_loss > 0

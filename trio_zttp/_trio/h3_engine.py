@@ -543,9 +543,9 @@ class H3Engine:
                             self.on_request(state)
                         else:
                             self.accept_queue.append(state)
+                        self.accept_lot.unpark_all()  # accept_request, or a drain's check
                         if self._early_datagrams:
                             self._release_datagrams(event.stream_id)
-                        self.accept_lot.unpark_all()
                 if event.end_stream:
                     state.eof = True
                 state.recv_lot.unpark_all()
