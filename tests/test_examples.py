@@ -23,22 +23,7 @@ def load(name: str) -> dict[str, Any]:
 # -- HTTP/3 examples (datagram_pingpong.py, h3_server.py, h3_client.py) -----------------------
 
 
-@pytest.fixture
-def h3_engine(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The examples use the default QUIC engine and ``quic.Configuration``; until
-    ``trio_zttp.quic.Connection`` exists, stand in the trio-layer tests' engine."""
-    from trio_zttp import quic
-    from trio_zttp._trio import _engine
-    from trio_zttp.quic._config import Configuration
-
-    from .trio_layer._h3_helpers import ENGINE, ON_AIOQUIC
-
-    monkeypatch.setattr(quic, "Configuration", Configuration, raising=False)
-    if ON_AIOQUIC:
-        monkeypatch.setattr(_engine, "default_connection_factory", lambda: ENGINE)
-
-
-def test_example_datagram_pingpong(h3_engine: None, capsys: pytest.CaptureFixture[str]) -> None:
+def test_example_datagram_pingpong(capsys: pytest.CaptureFixture[str]) -> None:
     example = load("datagram_pingpong.py")
 
     async def bounded() -> list[int]:
@@ -55,9 +40,7 @@ def test_example_datagram_pingpong(h3_engine: None, capsys: pytest.CaptureFixtur
     assert "client: got 10: done" in out
 
 
-def test_example_h3_server_and_client(
-    h3_engine: None, capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
+def test_example_h3_server_and_client(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     server = load("h3_server.py")
     client = load("h3_client.py")
 

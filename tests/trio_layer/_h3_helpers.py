@@ -33,15 +33,8 @@ class AioquicH3Engine(AioquicEngine):
         return value
 
 
-def _engine() -> Any:
-    own = getattr(quic, "Connection", None)
-    return own if own is not None else AioquicH3Engine
-
-
-#: The QUIC engine of these tests (aioquic's only in a build without quic.Connection).
-ENGINE: Any = _engine()
-#: True while the tests run on the aioquic adapter.
-ON_AIOQUIC = ENGINE is AioquicH3Engine
+#: The QUIC engine of these tests: our own.
+ENGINE: Any = quic.Connection
 
 
 def client_configuration(ca: CertificateAuthority, **overrides: Any) -> Configuration:
