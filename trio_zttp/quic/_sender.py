@@ -419,19 +419,25 @@ def build_datagrams(conn: Connection, now: float) -> list[tuple[bytes, Any]]:
                     break
                 budget = amplification
         probes = bool(initial.probes or handshake.probes or app.probes)
-        can_elicit = probes or congestion.can_send(max_size)
-        if can_elicit and not probes and pacer is not None:
-            next_time = pacer.next_send_time(now)
-            if next_time > now:
-                # wake up for a small burst, not for every single packet
-                burst = PACING_BURST * max_size / pacer.rate
-                conn._pacing_at = next_time if next_time - now > burst else now + burst
-                can_elicit = False
-        if not can_elicit and not (
-            initial.ack_now or handshake.ack_now or app.ack_now
-            or (app.ack_deadline is not None and app.ack_deadline <= now)
-        ):
-            break
+        app_ack = app.ack_now or (app.ack_deadline is not None and app.ack_deadline <= now)
+        if initial.discarded and handshake.discarded and not probes and not (
+                conn._streams.has_data() or conn._datagrams or _has_app_control(conn, path)):
+            # after the handshake with nothing but perhaps an ACK to send: no need to ask
+            # congestion control or the pacer (the common case of a receiver)
+            if not app_ack:
+                break
+            can_elicit = False
+        else:
+            can_elicit = probes or congestion.can_send(max_size)
+            if can_elicit and not probes and pacer is not None:
+                next_time = pacer.next_send_time(now)
+                if next_time > now:
+                    # wake up for a small burst, not for every single packet
+                    burst = PACING_BURST * max_size / pacer.rate
+                    conn._pacing_at = next_time if next_time - now > burst else now + burst
+                    can_elicit = False
+            if not can_elicit and not (initial.ack_now or handshake.ack_now or app_ack):
+                break
         datagram = _build_datagram(conn, now, budget, path, can_elicit)
         if datagram is None:
             break

@@ -25,7 +25,7 @@ from .._buffer import encode_varint
 from ._errors import StreamStateError, StreamStateViolation, TransportError
 from ._events import Event, StopSendingReceived, StreamDataReceived, StreamReset
 from ._flow import ReceiveWindow, SendCredit, StreamLimits
-from ._frame_codec import stream_data_capacity, stream_frame_header
+from ._frame_codec import stream_data_capacity
 from ._params import TransportParameters
 from ._streams import RecvStream, SendStream
 
@@ -61,12 +61,13 @@ def _tag(exc: TransportError, frame_type: int) -> None:
 class Stream:
     """One stream: its sending part, its receiving part, or both."""
 
-    __slots__ = ("control", "opened", "queued", "recv", "send", "stop_code", "stop_pending",
-                 "stream_id", "window_pending")
+    __slots__ = ("control", "id_bytes", "opened", "queued", "recv", "send", "stop_code",
+                 "stop_pending", "stream_id", "window_pending")
 
     def __init__(self, stream_id: int, send: SendStream | None, recv: RecvStream | None,
                  opened: bool) -> None:
         self.stream_id = stream_id
+        self.id_bytes = encode_varint(stream_id)  # the stream ID as STREAM frames carry it
         self.send = send
         self.recv = recv
         self.opened = opened  # counted against the peer's MAX_STREAMS (local streams)
@@ -592,9 +593,20 @@ class StreamManager:
                 self._maybe_forget(stream)
                 continue
             offset, data, fin = frame
-            buf += stream_frame_header(sid, offset, len(data), fin)
+            length = len(data)
+            # the STREAM frame with OFF (when not 0) and LEN bits, written in place
+            buf.append(0x0A | (0x05 if offset else 0x01) if fin else
+                       (0x0E if offset else 0x0A))
+            buf += stream.id_bytes
+            if offset:
+                buf += encode_varint(offset)
+            buf += encode_varint(length)
             buf += data
-            records.append((F_STREAM, stream, offset, len(data), fin))
+            records.append((F_STREAM, stream, offset, length, fin))
+            if length >= capacity:
+                if len(queue) > 1:
+                    queue.rotate(-1)
+                return  # the packet is full
             if send.credit.is_blocked:
                 self._queue_control(stream)
             if not send.has_data_to_send():
