@@ -204,3 +204,26 @@ def test_streams_send_capacity_reflects_credit() -> None:
     client.send_stream_data(0, b"x" * capacity)  # type: ignore[attr-defined]
     assert client.stream_send_capacity(0) == 0  # type: ignore[attr-defined]
     assert client.stream_send_capacity(3) == 0  # type: ignore[attr-defined]  # server uni
+
+
+def test_streams_reset_and_stop_after_the_stream_finished_do_nothing() -> None:
+    pair = _ours_pair()
+    collector = StreamCollector()
+    pair.on_event = collector
+    client, server = pair.client, pair.server
+    client.send_stream_data(0, b"done", end_stream=True)  # type: ignore[attr-defined]
+    pair.run_until(lambda: ("server", 0) in collector.ended)
+    server.send_stream_data(0, b"", end_stream=True)  # type: ignore[attr-defined]
+    pair.run_until(lambda: ("client", 0) in collector.ended)
+    pair.run_for(0.5)  # both sides forget the stream once everything is acknowledged
+    client.reset_stream(0, 1)  # type: ignore[attr-defined]
+    client.stop_sending(0, 1)  # type: ignore[attr-defined]
+    server.reset_stream(0, 1)  # type: ignore[attr-defined]
+    server.stop_sending(0, 1)  # type: ignore[attr-defined]
+    pair.run_for(0.5)
+    assert not events_named(pair.server_events, "StreamReset")
+    assert not events_named(pair.client_events, "StopSendingReceived")
+    with pytest.raises(quic.StreamStateError):
+        client.reset_stream(3, 1)  # type: ignore[attr-defined]  # the server's uni: no sending
+    with pytest.raises(quic.StreamStateError):
+        client.stop_sending(2, 1)  # type: ignore[attr-defined]  # our uni: no receiving

@@ -102,12 +102,26 @@ class ControlMixin(ConnectionBase):
         self._streams.consume(stream_id, n)
 
     def reset_stream(self, stream_id: int, error_code: int) -> None:
-        """Abandon sending on a stream (RESET_STREAM with ``error_code``)."""
+        """Abandon sending on a stream (RESET_STREAM with ``error_code``).
+
+        Nothing happens on a stream whose sending part already finished (or was reset).
+
+        Raises:
+            StreamStateError: the stream has no sending part here (the peer's
+                unidirectional stream) or was never opened.
+        """
         self._check_open()
         self._streams.reset(stream_id, error_code)
 
     def stop_sending(self, stream_id: int, error_code: int) -> None:
-        """Ask the peer to stop sending on a stream (STOP_SENDING with ``error_code``)."""
+        """Ask the peer to stop sending on a stream (STOP_SENDING with ``error_code``).
+
+        Nothing happens on a stream whose receiving part already finished.
+
+        Raises:
+            StreamStateError: the stream has no receiving part here (our unidirectional
+                stream) or was never opened.
+        """
         self._check_open()
         self._streams.stop_sending(stream_id, error_code)
 
@@ -146,6 +160,13 @@ class ControlMixin(ConnectionBase):
     def local_connection_id(self) -> bytes:
         """Our current connection ID (for routing); more come with :class:`ConnectionIdIssued`."""
         return self._local_cids.current
+
+    @property
+    def remote_max_datagram_frame_size(self) -> int | None:
+        """The peer's max_datagram_frame_size (None until its transport parameters arrive);
+        0 or None: the peer takes no DATAGRAM frames."""
+        peer = self._peer_params
+        return None if peer is None else peer.max_datagram_frame_size
 
     @property
     def version(self) -> int:

@@ -110,6 +110,7 @@ class StreamManager:
         "_max_stream_data_limit",
         "_max_streams_pending",
         "_next_local",
+        "_peer_next",
         "_peer",
         "_send_queue",
         "_streams",
@@ -144,6 +145,7 @@ class StreamManager:
         self._max_stream_data_limit = max_stream_data_limit
         self._peer = TransportParameters()  # the peer's limits (defaults: no credit)
         self._next_local = [0, 0]  # next local stream index: [bidi, uni]
+        self._peer_next = [0, 0]  # next peer stream index not opened yet: [bidi, uni]
         self._send_queue: deque[Stream] = deque()
         self._control: deque[Stream] = deque()
         self._waiting_open: list[Stream] = []  # local streams beyond the peer's MAX_STREAMS
@@ -270,7 +272,19 @@ class StreamManager:
         unsent = send.write_offset - send.sent_offset
         return max(0, available + SEND_ALLOWANCE - unsent)
 
+    def _is_closed(self, stream_id: int) -> bool:
+        """Whether a stream existed and was forgotten once finished."""
+        if stream_id in self._streams:
+            return False
+        if self._is_local(stream_id):
+            return (stream_id >> 2) < self._next_local[1 if stream_id & 2 else 0]
+        return (stream_id >> 2) < self._peer_next[1 if stream_id & 2 else 0]
+
     def reset(self, stream_id: int, error_code: int) -> None:
+        if stream_id & 2 and not self._is_local(stream_id):
+            raise StreamStateError(f"stream {stream_id} is receive-only")
+        if self._is_closed(stream_id):
+            return
         stream = self._local_stream_for_send(stream_id)
         if stream.send is None:
             raise StreamStateError(f"stream {stream_id} is receive-only")
@@ -279,6 +293,9 @@ class StreamManager:
 
     def stop_sending(self, stream_id: int, error_code: int) -> None:
         stream = self._streams.get(stream_id)
+        if stream is None and not (stream_id & 2 and self._is_local(stream_id)) and \
+                self._is_closed(stream_id):
+            return
         if stream is None or stream.recv is None:
             raise StreamStateError(f"stream {stream_id} has no receiving part here")
         recv = stream.recv
@@ -342,6 +359,9 @@ class StreamManager:
         except TransportError as exc:
             _tag(exc, frame_type)
             raise
+        if new_ids:
+            slot = 1 if stream_id & 2 else 0
+            self._peer_next[slot] = (stream_id >> 2) + 1
         for sid in new_ids:
             uni = bool(sid & 2)
             send = None if uni else SendStream(
