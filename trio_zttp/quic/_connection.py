@@ -366,7 +366,10 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
     def _on_crypto(self, view: memoryview, pos: int, frame_type: int, now: float) -> int:
         offset, data, pos = parse_crypto(view, pos)
         epoch = self._rx_epoch
-        contiguous = self._spaces[SPACE_INDEX[epoch]].crypto_receive.add(offset, data)
+        space = self._spaces[SPACE_INDEX[epoch]]
+        if space.discarded:
+            return pos  # the keys went while this packet was read (the handshake completed)
+        contiguous = space.crypto_receive.add(offset, data)
         if contiguous:
             self._receive_crypto(epoch, contiguous, now)
         return pos
