@@ -165,7 +165,8 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
             if self._state is not State.FIRSTFLIGHT and self._state is not State.CONNECTED:
                 return []
             if self._tls is None:
-                return self._pending_stateless
+                out, self._pending_stateless = self._pending_stateless, []
+                return out  # a Retry or Version Negotiation before any state (server)
             self._before_sending(now)
             out = self._probe_datagrams(now)
             out += build_datagrams(self, now)
