@@ -169,3 +169,14 @@ def test_close_random_short_packet_is_not_a_reset() -> None:
     pair.run_for(0.5)
     assert not events_named(pair.client_events, "ConnectionTerminated")
 
+
+
+def test_close_keeps_a_timer_until_the_closing_period_ends() -> None:
+    pair = make_pair("ours", "ours", link=CLEAN)
+    handshake(pair)
+    client = pair.client
+    client.close()  # type: ignore[attr-defined]
+    timer = client.get_timer()  # before anything was sent: still a deadline
+    assert timer is not None and timer > pair.now
+    client.handle_timer(timer)
+    assert client.get_timer() is None

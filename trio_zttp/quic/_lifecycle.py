@@ -424,6 +424,8 @@ class LifecycleMixin(ConnectionBase):
         self._close_frames = frames
         self._close_pending = True
         self._state = State.CLOSING
+        # the closing period (RFC 9000 §10.2), from the last time we were given
+        self._close_deadline = self._now + 3 * self._recovery.pto_duration()
         if self._qlog is not None:
             self._qlog.event(self._now, "transport:connection_closed", {
                 "owner": "local", "application_code" if application else "connection_code": code,
@@ -436,8 +438,6 @@ class LifecycleMixin(ConnectionBase):
         if not self._close_pending:
             return []
         self._close_pending = False
-        if self._close_deadline is None:
-            self._close_deadline = now + 3 * self._recovery.pto_duration()
         path = self._paths.current
         if path is None:
             return []
