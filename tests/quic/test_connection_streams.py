@@ -22,6 +22,7 @@ from tests.quic.conn_helpers import (
     transfer,
 )
 from trio_zttp import quic
+from trio_zttp._tls.suites import Epoch
 from trio_zttp.testing import LinkConditions, Pair
 
 MB = 1_000_000
@@ -231,3 +232,21 @@ def test_streams_reset_and_stop_after_the_stream_finished_do_nothing() -> None:
         client.reset_stream(3, 1)  # type: ignore[attr-defined]  # the server's uni: no sending
     with pytest.raises(quic.StreamStateError):
         client.stop_sending(2, 1)  # type: ignore[attr-defined]  # our uni: no receiving
+
+
+def test_streams_a_pure_receiver_gets_its_acks_acknowledged() -> None:
+    """A receiver that only sends ACKs adds a PING now and then, so its own ACK-only packets
+    get acknowledged and do not pile up in its loss-recovery state."""
+    options = {"max_data": 64 << 20, "max_stream_data": 32 << 20,
+               "max_data_limit": 64 << 20, "max_stream_data_limit": 32 << 20}
+    pair = make_pair("ours", "ours", link=FAST, server_options=options)
+    handshake(pair)
+    collector = StreamCollector()
+    pair.on_event = collector
+    pair.client.send_stream_data(0, payload(5 * MB), end_stream=True)  # type: ignore
+    pair.run_until(lambda: ("server", 0) in collector.ended)  # and no answer from the server
+    pair.run_for(1.0)
+    stats = pair.server.statistics()  # type: ignore[attr-defined]
+    assert stats.packets_sent > 1000  # about one ACK per two data packets
+    unsettled = len(list(pair.server._recovery.outstanding(Epoch.ONE_RTT)))  # type: ignore
+    assert unsettled <= 40

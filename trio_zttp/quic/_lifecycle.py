@@ -97,6 +97,7 @@ class LifecycleMixin(ConnectionBase):
         self._handshake_done_pending = False
         self._ping_pending = False
         self._ping_uids = []
+        self._ack_only_sent = 0
         self._new_cids = []
         self._new_token_pending = None
         self._internal_errors = []
