@@ -9,7 +9,10 @@ receive loop and the frame table below; everything else is delegated:
 * the TLS handshake, transport parameters, keys and version negotiation: :mod:`._handshake`;
 * paths, migration and anti-amplification: :mod:`._paths`;
 * loss detection, congestion control and pacing: :mod:`._recovery`, :mod:`._congestion`;
-* closing, timers, key updates, connection IDs: :mod:`._lifecycle`.
+* timers, ACK processing, key updates, idling and closing: :mod:`._lifecycle`;
+* the application's commands, connection IDs, migration, statistics and qlog: :mod:`._control`.
+
+The three mixins share the state declared in :mod:`._conn_base`.
 
 Nothing a peer sends raises out of :meth:`Connection.receive_datagram`: a protocol violation
 closes the connection with the RFC's error code (and a :class:`ConnectionTerminated` event);
