@@ -435,6 +435,7 @@ class QuicConnection(trio.abc.AsyncResource):
             self._local_closed = True
             if self._closed_info is None:
                 self._engine.close(error_code=error_code, reason_phrase=reason)
+                self._terminate(_Closed(error_code, reason, False, True, None))
         self._accept_lot.unpark_all()
         self._datagram_lot.unpark_all()
 
