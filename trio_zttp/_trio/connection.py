@@ -10,9 +10,11 @@ directly and poke the driver, which flushes them in its next batch.
 
 Closing (DESIGN.md):
 
-* ``async with conn`` left normally or :meth:`QuicConnection.aclose`: CONNECTION_CLOSE
-  with NO_ERROR, flushed at once, then wait (shielded) until the engine ends its closing
-  period, at most its own 3·PTO timer.
+* ``async with conn`` left normally or :meth:`QuicConnection.aclose`: what the streams
+  queued is flushed, then CONNECTION_CLOSE with NO_ERROR, then wait (shielded) until the
+  engine ends its closing period, at most its own 3·PTO timer.  Data not yet acknowledged
+  is not retransmitted after the close: close when the application protocol says the peer
+  has everything (typically the client closes after the last response).
 * left by an exception or cancellation: CONNECTION_CLOSE with
   :attr:`QuicConnection.internal_error_code` and the exception's type name, flushed at
   once (shielded); the exception propagates.
@@ -414,6 +416,8 @@ class QuicConnection(trio.abc.AsyncResource):
             return
         self._local_closed = True
         with trio.CancelScope(shield=True):
+            if drain and self._closed_info is None:
+                await self._flush()  # what the streams queued goes out before the close
             if self._closed_info is None:
                 self._engine.close(error_code=error_code, reason_phrase=reason)
                 # streams stop now, whenever the engine reports ConnectionTerminated
