@@ -34,6 +34,7 @@ import trio
 from cryptography import x509
 
 from ..quic._config import Configuration
+from ..quic._errors import QuicError
 from ..quic._events import (
     ConnectionIdIssued,
     ConnectionIdRetired,
@@ -477,11 +478,17 @@ class QuicConnection(trio.abc.AsyncResource):
         self._poke()
 
     def _reset_stream(self, sid: int, error_code: int) -> None:
-        self._engine.reset_stream(sid, error_code)
+        try:
+            self._engine.reset_stream(sid, error_code)
+        except QuicError:
+            return  # the engine already finished the stream: nothing left to abandon
         self._poke()
 
     def _stop_sending(self, sid: int, error_code: int) -> None:
-        self._engine.stop_sending(sid, error_code)
+        try:
+            self._engine.stop_sending(sid, error_code)
+        except QuicError:
+            return  # the engine already finished the stream's receiving part
         self._poke()
 
     async def _wait_send_capacity(self, stream: _StreamCore) -> None:
