@@ -327,9 +327,14 @@ class QuicConnection(trio.abc.AsyncResource):
     async def send_datagram(self, data: bytes | bytearray | memoryview) -> None:
         """Send an unreliable DATAGRAM frame (RFC 9221); never waits for the network.
 
+        The connection queues a bounded number of frames; when the network is slower than
+        the sender, the oldest queued ones are dropped, as UDP would.
+
         Raises:
             trio.ClosedResourceError: The connection was closed.
             ConnectionClosedError: The connection ended.
+            trio_zttp.quic.QuicError: The peer does not accept DATAGRAM frames.
+            ValueError: ``data`` is larger than the peer accepts.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
         self._check_open()
