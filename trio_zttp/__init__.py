@@ -21,6 +21,22 @@ from ._zttp import InformationalResponse as InformationalResponse
 from ._zttp import Request as Request
 from ._zttp import Response as Response
 
+# isort: split
+# the trio layer: QUIC endpoints, connections, streams (trio layer's block)
+from ._trio.connection import QuicConnection as QuicConnection
+from ._trio.connection import QuicConnectionStatistics as QuicConnectionStatistics
+from ._trio.endpoint import QuicEndpoint as QuicEndpoint
+from ._trio.endpoint import QuicEndpointStatistics as QuicEndpointStatistics
+from ._trio.endpoint import open_quic_connection as open_quic_connection
+from ._trio.endpoint import open_quic_endpoint as open_quic_endpoint
+from ._trio.endpoint import serve_quic as serve_quic
+from ._trio.errors import ConnectionClosedError as ConnectionClosedError
+from ._trio.errors import StreamResetError as StreamResetError
+from ._trio.errors import StreamStoppedError as StreamStoppedError
+from ._trio.stream import QuicReceiveStream as QuicReceiveStream
+from ._trio.stream import QuicSendStream as QuicSendStream
+from ._trio.stream import QuicStream as QuicStream
+
 __all__ = ["__version__", "h3", "qpack", "quic"]
 
 # the zttp-style sans-IO façade (h3 connection helper's block)
@@ -35,4 +51,21 @@ __all__ += [
     "InformationalResponse",
     "Request",
     "Response",
+]
+
+# the trio layer (trio layer's block)
+__all__ += [
+    "ConnectionClosedError",
+    "QuicConnection",
+    "QuicConnectionStatistics",
+    "QuicEndpoint",
+    "QuicEndpointStatistics",
+    "QuicReceiveStream",
+    "QuicSendStream",
+    "QuicStream",
+    "StreamResetError",
+    "StreamStoppedError",
+    "open_quic_connection",
+    "open_quic_endpoint",
+    "serve_quic",
 ]

@@ -1,0 +1,229 @@
+"""Datagram paths and the trio layer over real loopback UDP (no autojump: NOTES.md trap).
+
+The fast path (GSO/GRO) needs Linux; the portable path runs everywhere, including trio's
+fake network, which the last tests check.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from functools import partial
+
+import pytest
+import trio
+
+import trio_zttp
+from trio_zttp._trio._udp import DatagramTransport, open_transport
+
+from ._helpers import ENGINE, connected_pair
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="GSO/GRO is Linux")
+
+
+def _has_ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+async def _collect(transport: DatagramTransport, count: int) -> list[tuple[bytes, tuple]]:
+    got: list[tuple[bytes, tuple]] = []
+    with trio.fail_after(5):
+        while len(got) < count:
+            got += await transport.receive()
+    return got
+
+
+@pytest.mark.parametrize(("sender_fast", "receiver_fast"), [
+    (False, False),
+    pytest.param(True, True, marks=linux_only),
+    pytest.param(True, False, marks=linux_only),
+    pytest.param(False, True, marks=linux_only),
+])
+async def test_udp_paths_deliver_in_order(sender_fast: bool, receiver_fast: bool) -> None:
+    a = await open_transport(("127.0.0.1", 0), fast_path=sender_fast)
+    b = await open_transport(("127.0.0.1", 0), fast_path=receiver_fast)
+    try:
+        assert a.kind == ("linux-gso-gro" if sender_fast else "portable")
+        # a run of equal sizes, a shorter tail, then a bigger one (starts a new GSO run)
+        payloads = [bytes([i]) * 1200 for i in range(20)] + [b"tail", b"z" * 1300]
+        await a.send([(p, b.local_address) for p in payloads])
+        got = await _collect(b, len(payloads))
+        assert [data for data, _ in got] == payloads
+        assert {addr for _, addr in got} == {a.local_address}
+        assert a.datagrams_sent == len(payloads)
+        assert b.datagrams_received == len(payloads)
+        if sender_fast:
+            assert a.gso_sends >= 1  # type: ignore[attr-defined]
+    finally:
+        a.close()
+        b.close()
+
+
+@linux_only
+async def test_udp_fast_path_batches_and_splits_by_destination() -> None:
+    a = await open_transport(("127.0.0.1", 0), fast_path=True)
+    b = await open_transport(("127.0.0.1", 0), fast_path=True)
+    c = await open_transport(("127.0.0.1", 0), fast_path=True)
+    try:
+        batch = []
+        for i in range(30):
+            target = b if i % 10 < 5 else c
+            batch.append((b"%03d" % i * 100, target.local_address))
+        await a.send(batch)
+        got_b = await _collect(b, 15)
+        got_c = await _collect(c, 15)
+        assert [d for d, _ in got_b] == [d for d, t in batch if t == b.local_address]
+        assert [d for d, _ in got_c] == [d for d, t in batch if t == c.local_address]
+        # one wake-up drains several datagrams
+        await a.send([(b"x" * 100, b.local_address)] * 50)
+        await trio.sleep(0.05)
+        first = await b.receive()
+        assert len(first) > 1
+        rest = await _collect(b, 50 - len(first))
+        assert len(first) + len(rest) == 50
+    finally:
+        for t in (a, b, c):
+            t.close()
+
+
+@pytest.mark.parametrize("fast", [False, pytest.param(True, marks=linux_only)])
+async def test_udp_close_wakes_a_blocked_receiver(fast: bool) -> None:
+    transport = await open_transport(("127.0.0.1", 0), fast_path=fast)
+
+    async def close_soon() -> None:
+        await trio.sleep(0.05)
+        transport.close()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(close_soon)
+        with trio.fail_after(5), pytest.raises(trio.ClosedResourceError):
+            await transport.receive()
+    with pytest.raises(trio.ClosedResourceError):
+        await transport.receive()
+
+
+async def test_udp_fake_net_uses_the_portable_path(fake_net) -> None:
+    transport = await open_transport(("127.0.0.1", 0))
+    assert transport.kind == "portable"
+    transport.close()
+    with pytest.raises(OSError):
+        await open_transport(("127.0.0.1", 0), fast_path=True)
+
+
+@linux_only
+async def test_udp_auto_picks_the_fast_path_on_linux() -> None:
+    transport = await open_transport(("127.0.0.1", 0))
+    assert transport.kind == "linux-gso-gro"
+    transport.close()
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["127.0.0.1", pytest.param("::1", marks=pytest.mark.skipif(not _has_ipv6(), reason="no ::1"))],
+)
+async def test_loopback_stream_and_datagram_echo(ca, server_cert, host: str) -> None:
+    with trio.fail_after(10):
+        async with connected_pair(ca, server_cert, host=host) as pair:
+            assert pair.server_endpoint.statistics().datagram_path == (
+                "linux-gso-gro" if sys.platform.startswith("linux") else "portable"
+            )
+            payload = bytes(range(256)) * 2000  # 512 KB: many full-size datagrams
+
+            async def echo() -> None:
+                stream = await pair.server.accept_stream()
+                async with stream:
+                    while data := await stream.receive_some():
+                        await stream.send_all(data)
+                await pair.server.send_datagram(await pair.server.receive_datagram())
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(echo)
+                async with pair.client.open_stream() as stream:
+
+                    async def send() -> None:
+                        await stream.send_all(payload)
+                        await stream.send_eof()
+
+                    nursery.start_soon(send)
+                    got = bytearray()
+                    while data := await stream.receive_some():
+                        got += data
+                assert got == payload
+                await pair.client.send_datagram(b"datagram")
+                assert await pair.client.receive_datagram() == b"datagram"
+
+
+async def test_loopback_serve_quic_and_open_quic_connection(ca, server_cert) -> None:
+    from ._helpers import client_configuration, server_configuration
+
+    async def handler(connection: trio_zttp.QuicConnection) -> None:
+        async with await connection.accept_stream() as stream:
+            await stream.send_all(await stream.receive_some())
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(
+                partial(trio_zttp.serve_quic, connection_factory=ENGINE),
+                handler, "127.0.0.1", 0, server_configuration(server_cert),
+            )  # fmt: skip
+            async with (
+                trio_zttp.open_quic_connection(
+                    server.local_address, client_configuration(ca), server_name="localhost",
+                    connection_factory=ENGINE,
+                ) as connection,
+                connection.open_stream() as stream,
+            ):  # fmt: skip
+                await stream.send_all(b"over loopback")
+                assert await stream.receive_some() == b"over loopback"
+            nursery.cancel_scope.cancel()
+
+
+class _NoGsoSocket:
+    """A real socket whose sendmsg fails as on a device without segmentation offload."""
+
+    def __init__(self, real: socket.socket) -> None:
+        self.real = real
+        self.family = real.family
+
+    def getsockname(self):
+        return self.real.getsockname()
+
+    def fileno(self) -> int:
+        return self.real.fileno()
+
+    def sendmsg(self, *args):
+        import errno
+
+        raise OSError(errno.EIO, "no segmentation offload")
+
+    def sendto(self, data, addr):
+        return self.real.sendto(data, addr)
+
+    def close(self) -> None:
+        self.real.close()
+
+
+@linux_only
+async def test_udp_fast_path_falls_back_when_gso_fails() -> None:
+    from trio_zttp._trio._udp import LinuxTransport
+
+    raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    raw.bind(("127.0.0.1", 0))
+    raw.setblocking(False)
+    sender = LinuxTransport(_NoGsoSocket(raw))  # type: ignore[arg-type]
+    receiver = await open_transport(("127.0.0.1", 0), fast_path=False)
+    try:
+        payloads = [bytes([i]) * 1000 for i in range(5)]
+        await sender.send([(p, receiver.local_address) for p in payloads])
+        assert not sender.gso  # switched off for good, silently
+        got = await _collect(receiver, 5)
+        assert [d for d, _ in got] == payloads
+        assert sender.datagrams_sent == 5 and sender.send_errors == 0
+    finally:
+        sender.close()
+        receiver.close()

@@ -1,0 +1,738 @@
+"""QuicConnection: one QUIC connection, driven by one task in its endpoint's nursery.
+
+The driver task owns the sans-IO engine.  Each wake-up it drains every datagram the
+endpoint queued for it (``receive_nowait`` loop), feeds them to the engine, runs the timer
+if it expired, dispatches the engine's events (waking stream readers, queueing DATAGRAM
+frames and incoming streams), then sends ``datagrams_to_send(now)`` in one batch and
+sleeps until the engine's timer, the next datagram or the next local command, whichever
+comes first.  User tasks never wait on the socket: their commands go to the engine
+directly and poke the driver, which flushes them in its next batch.
+
+Closing (DESIGN.md):
+
+* ``async with conn`` left normally or :meth:`QuicConnection.aclose`: what the streams
+  queued is flushed, then CONNECTION_CLOSE with NO_ERROR, then wait (shielded) until the
+  engine ends its closing period, at most its own 3·PTO timer.  Data not yet acknowledged
+  is not retransmitted after the close: close when the application protocol says the peer
+  has everything (typically the client closes after the last response).
+* left by an exception or cancellation: CONNECTION_CLOSE with
+  :attr:`QuicConnection.internal_error_code` and the exception's type name, flushed at
+  once (shielded); the exception propagates.
+* the peer closes, the idle timer fires or the engine fails: every pending and later call
+  raises :class:`ConnectionClosedError`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from types import TracebackType
+from typing import Any, Final, Protocol, Self, TypeVar, final
+
+import attrs
+import trio
+from cryptography import x509
+
+from ..quic._config import Configuration
+from ..quic._errors import QuicError
+from ..quic._events import (
+    ConnectionIdIssued,
+    ConnectionIdRetired,
+    ConnectionTerminated,
+    DatagramFrameReceived,
+    HandshakeCompleted,
+    NewTokenReceived,
+    PathChanged,
+    SessionTicketReceived,
+    StopSendingReceived,
+    StreamDataReceived,
+    StreamReset,
+)
+from ._engine import Address, Engine
+from .errors import ConnectionClosedError
+from .stream import QuicReceiveStream, QuicSendStream, QuicStream, _StreamCore
+
+__all__ = ["QuicConnection", "QuicConnectionStatistics"]
+
+_S = TypeVar("_S", QuicStream, QuicReceiveStream)
+
+INCOMING_QUEUE_SIZE: Final = 256
+"""UDP datagrams queued between the endpoint's receive task and a connection's driver."""
+DATAGRAM_QUEUE_SIZE: Final = 128
+"""Received DATAGRAM frames kept until :meth:`QuicConnection.receive_datagram` takes them."""
+TIMER_GRANULARITY: Final = 0.001
+"""Shortest wait after a timer the engine did not clear (kGranularity, RFC 9002 §6.1.2)."""
+_INTERNAL_ERROR: Final = 0x1
+_NO_ERROR: Final = 0x0
+
+
+def _peer_certificate(engine: Engine) -> x509.Certificate | None:
+    certificate = getattr(engine, "peer_certificate", None)
+    if certificate is not None:
+        return certificate  # type: ignore[no-any-return]
+    # quic.Connection keeps the chain on its TLS handshake (not public yet)
+    chain = getattr(getattr(engine, "_tls", None), "peer_certificate_chain", ())
+    return chain[0] if chain else None
+
+
+class _EndpointLink(Protocol):
+    """What a connection needs from its endpoint (implemented by ``QuicEndpoint``)."""
+
+    async def _send_datagrams(self, datagrams: list[tuple[bytes, Address]]) -> None: ...
+
+    def _add_route(self, cid: bytes, connection: QuicConnection) -> None: ...
+
+    def _remove_route(self, cid: bytes, connection: QuicConnection) -> None: ...
+
+    def _on_handshake_complete(self, connection: QuicConnection) -> None: ...
+
+    def _on_path_changed(self, connection: QuicConnection, old: Address, new: Address) -> None:
+        ...
+
+    def _on_connection_finished(self, connection: QuicConnection) -> None: ...
+
+
+@final
+@attrs.frozen(kw_only=True)
+class QuicConnectionStatistics:
+    """Counters of one connection (the trio side), plus the engine's own statistics."""
+
+    #: UDP datagrams handed to the engine.
+    datagrams_received: int
+    #: UDP datagrams dropped because the connection's queue was full.
+    datagrams_dropped: int
+    #: DATAGRAM frames received (RFC 9221).
+    datagram_frames_received: int
+    #: DATAGRAM frames dropped because nobody read them fast enough.
+    datagram_frames_dropped: int
+    #: Streams opened by us / by the peer.
+    streams_opened: int
+    streams_accepted: int
+    #: Whatever ``engine.statistics()`` returns (RTT, congestion window, bytes in flight ...).
+    transport: Any
+
+
+@attrs.frozen
+class _Closed:
+    error_code: int
+    reason: str
+    by_peer: bool
+    application: bool
+    frame_type: int | None
+
+    def exception(self, cause: BaseException | None) -> ConnectionClosedError:
+        exc = ConnectionClosedError(
+            error_code=self.error_code,
+            reason=self.reason,
+            by_peer=self.by_peer,
+            application=self.application,
+            frame_type=self.frame_type,
+        )
+        exc.__cause__ = cause
+        return exc
+
+
+@final
+class QuicConnection(trio.abc.AsyncResource):
+    """A QUIC connection: streams, datagrams, and a close that follows trio's rules.
+
+    Made by :meth:`QuicEndpoint.connect` (client) or :meth:`QuicEndpoint.accept` /
+    :func:`serve_quic` (server), never directly.  Use it as an async context manager, or
+    call :meth:`aclose`.
+
+    Attributes:
+        stream_cancel_error_code: The application error code for RESET_STREAM and
+            STOP_SENDING sent because a stream block was left by an exception or a send
+            was cancelled (HTTP/3 sets H3_REQUEST_CANCELLED).  Default 0.
+        internal_error_code: The application error code of the CONNECTION_CLOSE sent
+            when the connection block is left by an exception.  Default 1.
+    """
+
+    def __init__(
+        self,
+        endpoint: _EndpointLink,
+        engine: Engine,
+        configuration: Configuration,
+        *,
+        is_client: bool,
+        remote_address: Address,
+    ) -> None:
+        self._endpoint = endpoint
+        self._engine = engine
+        self._configuration = configuration
+        self._is_client = is_client
+        self._remote_address = remote_address
+        self.stream_cancel_error_code = 0
+        self.internal_error_code = _INTERNAL_ERROR
+
+        self._incoming_send, self._incoming_receive = trio.open_memory_channel[
+            tuple[bytes, Address] | None
+        ](INCOMING_QUEUE_SIZE)
+        self._poke_pending = False
+        # reads since the last flush; the driver is poked for them once they could matter
+        self._unflushed_consumed = 0
+        self._consume_poke_threshold = max(
+            1, min(configuration.max_stream_data, configuration.max_data) // 4
+        )
+        self._cids: set[bytes] = set()
+
+        self._handshake_done = trio.Event()
+        self._handshake_complete = False
+        self._alpn_protocol: str | None = None
+        self._peer_certificate: x509.Certificate | None = None
+        self._session_resumed = False
+        self._session_ticket: bytes | None = None
+        self._new_token: bytes | None = None
+
+        self._closed_info: _Closed | None = None
+        self._failure: BaseException | None = None
+        self._local_closed = False
+        self._driver_done = trio.Event()
+        self._driver_started = False
+
+        self._streams: dict[int, _StreamCore] = {}
+        # next stream ID the peer has not opened yet, per type (index: stream_id & 3)
+        self._next_peer_stream = [0, 1, 2, 3]
+        self._peer_gaps: set[int] = set()
+        self._accept_bidi: deque[QuicStream] = deque()
+        self._accept_uni: deque[QuicReceiveStream] = deque()
+        self._accept_lot = trio.lowlevel.ParkingLot()
+        self._blocked_senders: set[_StreamCore] = set()
+        self._datagrams: deque[bytes] = deque()
+        self._datagram_lot = trio.lowlevel.ParkingLot()
+
+        self._datagrams_received = 0
+        self._datagrams_dropped = 0
+        self._datagram_frames_received = 0
+        self._datagram_frames_dropped = 0
+        self._streams_opened = 0
+        self._streams_accepted = 0
+
+    # -- public properties --------------------------------------------------------------------
+
+    @property
+    def is_client(self) -> bool:
+        """True for a connection we opened."""
+        return self._is_client
+
+    @property
+    def configuration(self) -> Configuration:
+        """The configuration this connection was made with."""
+        return self._configuration
+
+    @property
+    def remote_address(self) -> Address:
+        """The peer's current address (changes when the peer migrates)."""
+        return self._remote_address
+
+    @property
+    def alpn_protocol(self) -> str | None:
+        """The negotiated ALPN protocol (None before the handshake completes)."""
+        return self._alpn_protocol
+
+    @property
+    def peer_certificate(self) -> x509.Certificate | None:
+        """The peer's leaf certificate, if it sent one and the engine exposes it."""
+        return self._peer_certificate
+
+    @property
+    def session_resumed(self) -> bool:
+        """True when the handshake resumed a session from a ticket."""
+        return self._session_resumed
+
+    @property
+    def session_ticket(self) -> bytes | None:
+        """The latest session ticket from the server (client), for resumption."""
+        return self._session_ticket
+
+    @property
+    def new_token(self) -> bytes | None:
+        """The latest address-validation token from the server (client; NEW_TOKEN).
+
+        Give it as ``Configuration(token=...)`` to the next connection to the same server
+        so that it skips address validation (no Retry round trip).
+        """
+        return self._new_token
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection has ended or we closed it."""
+        return self._local_closed or self._closed_info is not None
+
+    # -- streams ------------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._local_closed:
+            raise trio.ClosedResourceError("connection was closed")
+        error = self._stream_error()
+        if error is not None:
+            raise error
+
+    def _open(self, *, unidirectional: bool) -> int:
+        self._check_open()
+        engine = self._engine
+        sid = engine.get_next_available_stream_id(is_unidirectional=unidirectional)
+        engine.send_stream_data(sid, b"")  # claims the ID; sends nothing
+        self._streams_opened += 1
+        return sid
+
+    def open_stream(self) -> QuicStream:
+        """Open a bidirectional stream (the peer sees it with the first data or FIN).
+
+        Use it as ``async with conn.open_stream() as stream``.
+
+        Raises:
+            trio.ClosedResourceError: The connection was closed.
+            ConnectionClosedError: The connection ended.
+        """
+        sid = self._open(unidirectional=False)
+        stream = QuicStream(self, sid, can_send=True, can_receive=True)
+        self._streams[sid] = stream
+        return stream
+
+    def open_unidirectional_stream(self) -> QuicSendStream:
+        """Open a unidirectional stream we send on."""
+        sid = self._open(unidirectional=True)
+        stream = QuicSendStream(self, sid, can_send=True, can_receive=False)
+        self._streams[sid] = stream
+        return stream
+
+    async def accept_stream(self) -> QuicStream:
+        """Wait for the peer's next bidirectional stream.
+
+        Raises:
+            trio.ClosedResourceError: The connection was closed.
+            ConnectionClosedError: The connection ended.
+        """
+        return await self._accept(self._accept_bidi)
+
+    async def accept_unidirectional_stream(self) -> QuicReceiveStream:
+        """Wait for the peer's next unidirectional stream."""
+        return await self._accept(self._accept_uni)
+
+    async def _accept(self, queue: deque[_S]) -> _S:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        waited = False
+        while not queue:
+            self._check_open()
+            await self._accept_lot.park()
+            waited = True
+        if not waited:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        self._streams_accepted += 1
+        return queue.popleft()
+
+    # -- datagrams ----------------------------------------------------------------------------
+
+    async def send_datagram(self, data: bytes | bytearray | memoryview) -> None:
+        """Send an unreliable DATAGRAM frame (RFC 9221); never waits for the network.
+
+        The connection queues a bounded number of frames; when the network is slower than
+        the sender, the oldest queued ones are dropped, as UDP would.
+
+        Raises:
+            trio.ClosedResourceError: The connection was closed.
+            ConnectionClosedError: The connection ended.
+            trio_zttp.quic.QuicError: The peer does not accept DATAGRAM frames.
+            ValueError: ``data`` is larger than the peer accepts.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        self._check_open()
+        self._engine.send_datagram_frame(bytes(data))
+        self._poke()
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def receive_datagram(self) -> bytes:
+        """Wait for the next DATAGRAM frame's payload.
+
+        Frames are queued up to :data:`DATAGRAM_QUEUE_SIZE`; later ones are dropped (and
+        counted) until the queue drains, so a slow reader never stalls the connection.
+
+        Raises:
+            trio.ClosedResourceError: The connection was closed.
+            ConnectionClosedError: The connection ended and the queue is empty.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        waited = False
+        while not self._datagrams:
+            self._check_open()
+            await self._datagram_lot.park()
+            waited = True
+        if not waited:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        return self._datagrams.popleft()
+
+    # -- misc commands ------------------------------------------------------------------------
+
+    def statistics(self) -> QuicConnectionStatistics:
+        """Counters for this connection."""
+        return QuicConnectionStatistics(
+            datagrams_received=self._datagrams_received,
+            datagrams_dropped=self._datagrams_dropped,
+            datagram_frames_received=self._datagram_frames_received,
+            datagram_frames_dropped=self._datagram_frames_dropped,
+            streams_opened=self._streams_opened,
+            streams_accepted=self._streams_accepted,
+            transport=self._engine.statistics(),
+        )
+
+    def request_key_update(self) -> None:
+        """Start a 1-RTT key update (RFC 9001 §6)."""
+        self._check_open()
+        self._engine.request_key_update()
+        self._poke()
+
+    def change_connection_id(self) -> None:
+        """Switch to a fresh connection ID of the peer's (RFC 9000 §9.5)."""
+        self._check_open()
+        self._engine.change_connection_id()
+        self._poke()
+
+    # -- closing ------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc_value is None:
+            await self.aclose()
+        else:
+            await self._close(self.internal_error_code, type(exc_value).__name__, drain=False)
+
+    async def aclose(self, *, error_code: int = _NO_ERROR, reason: str = "") -> None:
+        """Close the connection: CONNECTION_CLOSE, then wait out the closing period.
+
+        Idempotent.  Runs shielded from cancellation, bounded by the engine's closing
+        timer (3·PTO).
+
+        Args:
+            error_code: The application error code to send (0: NO_ERROR).
+            reason: The reason phrase to send.
+        """
+        await self._close(error_code, reason, drain=True)
+
+    async def _close(self, error_code: int, reason: str, *, drain: bool) -> None:
+        if self._local_closed:
+            await trio.lowlevel.checkpoint()
+            return
+        self._local_closed = True
+        with trio.CancelScope(shield=True):
+            if drain and self._closed_info is None:
+                await self._flush()  # what the streams queued goes out before the close
+            if self._closed_info is None:
+                self._engine.close(error_code=error_code, reason_phrase=reason)
+                # streams stop now, whenever the engine reports ConnectionTerminated
+                self._terminate(_Closed(error_code, reason, False, True, None))
+                await self._flush()
+            if drain and self._driver_started:
+                deadline = self._engine.get_timer()
+                idle = self._configuration.idle_timeout
+                if deadline is not None:
+                    with trio.move_on_at(min(deadline, trio.current_time() + idle)):
+                        await self._driver_done.wait()
+        self._accept_lot.unpark_all()
+        self._datagram_lot.unpark_all()
+        await trio.lowlevel.checkpoint()
+
+    def _begin_close(self, error_code: int, reason: str) -> None:
+        """Endpoint shutdown: queue CONNECTION_CLOSE (the caller flushes)."""
+        if not self._local_closed:
+            self._local_closed = True
+            if self._closed_info is None:
+                self._engine.close(error_code=error_code, reason_phrase=reason)
+                self._terminate(_Closed(error_code, reason, False, True, None))
+        self._accept_lot.unpark_all()
+        self._datagram_lot.unpark_all()
+
+    # -- used by streams ----------------------------------------------------------------------
+
+    def _stream_error(self) -> ConnectionClosedError | None:
+        info = self._closed_info
+        if info is None:
+            return None
+        return info.exception(self._failure)
+
+    def _poke(self) -> None:
+        if self._poke_pending:
+            return
+        self._poke_pending = True
+        try:
+            self._incoming_send.send_nowait(None)
+        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # a full queue wakes the driver anyway; a finished driver needs no poke
+
+    def _consume(self, sid: int, n: int) -> None:
+        if self._closed_info is None:
+            self._engine.consume_stream_data(sid, n)
+            # Waking the driver for every read costs a datagrams_to_send per read; credit
+            # only needs to move once a real part of the window was read.
+            self._unflushed_consumed += n
+            if self._unflushed_consumed >= self._consume_poke_threshold:
+                self._poke()
+
+    def _send_capacity(self, sid: int) -> int:
+        return self._engine.stream_send_capacity(sid)
+
+    def _send_stream_data(self, sid: int, data: bytes, end_stream: bool = False) -> None:
+        self._engine.send_stream_data(sid, data, end_stream)
+        self._poke()
+
+    def _reset_stream(self, sid: int, error_code: int) -> None:
+        try:
+            self._engine.reset_stream(sid, error_code)
+        except QuicError:
+            return  # the engine already finished the stream: nothing left to abandon
+        self._poke()
+
+    def _stop_sending(self, sid: int, error_code: int) -> None:
+        try:
+            self._engine.stop_sending(sid, error_code)
+        except QuicError:
+            return  # the engine already finished the stream's receiving part
+        self._poke()
+
+    async def _wait_send_capacity(self, stream: _StreamCore) -> None:
+        self._blocked_senders.add(stream)
+        try:
+            await stream._send_lot.park()
+        finally:
+            self._blocked_senders.discard(stream)
+
+    def _forget_stream(self, sid: int) -> None:
+        self._streams.pop(sid, None)
+
+    # -- used by the endpoint -----------------------------------------------------------------
+
+    def _deliver(self, data: bytes, addr: Address) -> bool:
+        """Queue a datagram for the driver; False (and counted) when the queue is full."""
+        try:
+            self._incoming_send.send_nowait((data, addr))
+        except trio.WouldBlock:
+            self._datagrams_dropped += 1
+            return False
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return False
+        return True
+
+    def _add_cid(self, cid: bytes) -> None:
+        self._cids.add(cid)
+        self._endpoint._add_route(cid, self)
+
+    # -- the driver ---------------------------------------------------------------------------
+
+    async def _drive(self, initial: list[tuple[bytes, Address]] | None = None) -> None:
+        """The connection's task: runs until the engine has finished closing."""
+        self._driver_started = True
+        try:
+            if initial:
+                await self._endpoint._send_datagrams(initial)
+            await self._run()
+        except Exception as exc:  # an engine bug must not take the endpoint down
+            self._failure = exc
+            if self._closed_info is None:
+                self._terminate(
+                    _Closed(_INTERNAL_ERROR, f"internal error: {type(exc).__name__}", False,
+                            False, None)
+                )
+        finally:
+            self._finish()
+
+    async def _run(self) -> None:
+        engine = self._engine
+        receive = self._incoming_receive
+        handle = self._handle_events
+        await self._flush()
+        handled_at = -math.inf
+        while True:
+            timer = engine.get_timer()
+            if timer is None:
+                if self._closed_info is not None:
+                    return
+            elif timer <= handled_at:
+                # The engine's timer did not move past the last handle_timer (float rounding
+                # in a loss-detection deadline, say): wait one timer granularity instead of
+                # spinning, which under a MockClock would never let time advance.
+                timer = handled_at + TIMER_GRANULARITY
+            try:
+                item = receive.receive_nowait()
+            except trio.WouldBlock:
+                if timer is None:
+                    item = await receive.receive()
+                else:
+                    item = None
+                    with trio.move_on_at(timer):
+                        item = await receive.receive()
+            else:
+                await trio.lowlevel.checkpoint()
+            now = trio.current_time()
+            self._poke_pending = False
+            received = 0
+            while True:
+                if item is not None:
+                    engine.receive_datagram(item[0], item[1], now)
+                    received += 1
+                try:
+                    item = receive.receive_nowait()
+                except trio.WouldBlock:
+                    break
+            self._datagrams_received += received
+            timer = engine.get_timer()
+            if timer is not None and now >= timer:
+                engine.handle_timer(now)
+                handled_at = now
+                if self._closed_info is not None:
+                    after = engine.get_timer()
+                    if after is not None and after <= now:
+                        handle()
+                        return  # the engine makes no progress on its closing timer
+            handle()
+            if self._blocked_senders:
+                self._wake_senders()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        self._unflushed_consumed = 0
+        datagrams = self._engine.datagrams_to_send(trio.current_time())
+        self._handle_events()
+        if datagrams:
+            await self._endpoint._send_datagrams(datagrams)
+
+    def _wake_senders(self) -> None:
+        engine = self._engine
+        for stream in list(self._blocked_senders):
+            if engine.stream_send_capacity(stream._sid) > 0:
+                self._blocked_senders.discard(stream)
+                stream._on_capacity()
+
+    def _finish(self) -> None:
+        for cid in self._cids:
+            self._endpoint._remove_route(cid, self)
+        self._cids.clear()
+        self._incoming_receive.close()
+        if self._closed_info is None:
+            self._terminate(_Closed(_INTERNAL_ERROR, "endpoint closed", False, False, None))
+        self._driver_done.set()
+        self._endpoint._on_connection_finished(self)
+
+    def _terminate(self, info: _Closed) -> None:
+        self._closed_info = info
+        self._handshake_done.set()
+        for stream in list(self._streams.values()):
+            stream._on_connection_closed()
+        self._blocked_senders.clear()
+        self._accept_lot.unpark_all()
+        self._datagram_lot.unpark_all()
+
+    # -- events -------------------------------------------------------------------------------
+
+    def _is_local(self, sid: int) -> bool:
+        return (sid & 1) == (0 if self._is_client else 1)
+
+    def _stream_for(self, sid: int) -> _StreamCore | None:
+        stream = self._streams.get(sid)
+        if stream is not None or self._is_local(sid):
+            return stream
+        kind = sid & 3
+        expected = self._next_peer_stream[kind]
+        if sid >= expected:
+            # opening a stream opens every lower one of its type (RFC 9000 §2.1)
+            self._peer_gaps.update(range(expected, sid, 4))
+            self._next_peer_stream[kind] = sid + 4
+        elif sid in self._peer_gaps:
+            self._peer_gaps.discard(sid)
+        else:
+            return None  # a stream we already finished with
+        if kind & 2:
+            receive_stream = QuicReceiveStream(self, sid, can_send=False, can_receive=True)
+            self._accept_uni.append(receive_stream)
+            stream = receive_stream
+        else:
+            bidi = QuicStream(self, sid, can_send=True, can_receive=True)
+            self._accept_bidi.append(bidi)
+            stream = bidi
+        self._streams[sid] = stream
+        self._accept_lot.unpark_all()
+        return stream
+
+    def _handle_events(self) -> None:
+        engine = self._engine
+        while (event := engine.next_event()) is not None:
+            match event:
+                case StreamDataReceived(stream_id=sid, data=data, end_stream=end_stream):
+                    stream = self._stream_for(sid)
+                    if stream is not None:
+                        stream._on_data(data, end_stream)
+                    elif data:
+                        engine.consume_stream_data(sid, len(data))
+                case DatagramFrameReceived(data=data):
+                    self._datagram_frames_received += 1
+                    if len(self._datagrams) >= DATAGRAM_QUEUE_SIZE:
+                        self._datagram_frames_dropped += 1
+                    else:
+                        self._datagrams.append(data)
+                        self._datagram_lot.unpark_all()
+                case StreamReset(stream_id=sid, error_code=code):
+                    stream = self._stream_for(sid)
+                    if stream is not None:
+                        stream._on_reset(code)
+                case StopSendingReceived(stream_id=sid, error_code=code):
+                    stream = self._stream_for(sid)
+                    if stream is not None:
+                        self._blocked_senders.discard(stream)
+                        stream._on_stop_sending(code)
+                case HandshakeCompleted(alpn_protocol=alpn, session_resumed=resumed):
+                    self._alpn_protocol = alpn
+                    self._session_resumed = resumed
+                    self._peer_certificate = _peer_certificate(engine)
+                    self._handshake_complete = True
+                    self._handshake_done.set()
+                    self._endpoint._on_handshake_complete(self)
+                case ConnectionIdIssued(connection_id=cid):
+                    self._add_cid(cid)
+                case ConnectionIdRetired(connection_id=cid):
+                    if cid in self._cids:
+                        self._cids.discard(cid)
+                        self._endpoint._remove_route(cid, self)
+                case PathChanged(new_address=address):
+                    old = self._remote_address
+                    self._remote_address = address
+                    self._endpoint._on_path_changed(self, old, address)
+                case SessionTicketReceived(ticket=ticket):
+                    self._session_ticket = ticket
+                case NewTokenReceived(token=token):
+                    self._new_token = token
+                case ConnectionTerminated(
+                    error_code=code,
+                    reason_phrase=reason,
+                    by_peer=by_peer,
+                    application=application,
+                    frame_type=frame_type,
+                ):
+                    if self._closed_info is None:
+                        self._terminate(_Closed(code, reason, by_peer, application, frame_type))
+                case _:
+                    pass
+
+    async def _wait_handshake(self) -> None:
+        """Client: wait for the handshake; raise ConnectionClosedError if it failed."""
+        await self._handshake_done.wait()
+        error = self._stream_error()
+        if error is not None and not self._handshake_complete:
+            raise error
+
+    def _drain_deadline(self) -> float:
+        timer = self._engine.get_timer()
+        if timer is None or self._driver_done.is_set():
+            return -math.inf
+        return min(timer, trio.current_time() + self._configuration.idle_timeout)
+
+    def __repr__(self) -> str:
+        role = "client" if self._is_client else "server"
+        state = "closed" if self.closed else "open"
+        return f"<QuicConnection {role} {state} peer={self._remote_address!r}>"
+

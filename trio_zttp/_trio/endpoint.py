@@ -1,0 +1,744 @@
+"""QuicEndpoint: one UDP socket, a receive task, and one driver task per connection.
+
+The receive task reads batches of datagrams and looks only at each header's invariant
+fields (:func:`~trio_zttp.quic._packet.peek_dcid`):
+
+* a Destination Connection ID that routes to a connection: ``send_nowait`` into that
+  connection's bounded queue (full: the datagram is dropped and counted);
+* a long header with a version the server does not speak: Version Negotiation
+  (datagrams of at least 1200 bytes only, rate-limited);
+* an Initial for an unknown connection ID (server role): admission.  A valid Retry or
+  NEW_TOKEN token admits at once; otherwise, with ``retry="always"``, or ``"under_load"``
+  once half the backlog is in use, the client gets a Retry (stateless; the token is
+  AEAD-protected, address-bound and expiring, minted by the server configuration's
+  ``token_handler``, the same one its connections check).  An invalid Retry token is
+  dropped.  Past the backlog, Initials are dropped.  An admitted Initial that the engine
+  cannot read (no response) leaves no state behind;
+* a short header for an unknown connection ID from the address of one of our peers: that
+  peer's connections, which check whether it is a stateless reset for them (RFC 9000
+  §10.3.1; a reset's connection ID is random, so it cannot be routed by it);
+* a short header for an unknown connection ID from anyone else: a stateless reset
+  (rate-limited, smaller than the datagram that triggered it, token from the endpoint's
+  static key);
+* anything else: dropped and counted.
+
+Nothing a peer sends can raise out of the receive task, and everything the endpoint
+holds per peer is bounded: connections by the backlog, queued datagrams per connection by
+:data:`~trio_zttp._trio.connection.INCOMING_QUEUE_SIZE`, responses by rate limits.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Final, Literal, NoReturn, final
+
+import attrs
+import trio
+
+from ..quic._cids import stateless_reset_token
+from ..quic._config import Configuration
+from ..quic._handshake import default_token_handler
+from ..quic._packet import (
+    MalformedPacketError,
+    PacketType,
+    encode_retry,
+    encode_version_negotiation,
+    parse_header,
+    peek_dcid,
+)
+from ._engine import Address, ConnectionFactory, default_connection_factory
+from ._groups import collapse_exception_groups
+from ._udp import DatagramTransport, normalize_address, open_transport
+from .connection import QuicConnection
+
+__all__ = [
+    "QuicEndpoint",
+    "QuicEndpointStatistics",
+    "open_quic_connection",
+    "open_quic_endpoint",
+    "serve_quic",
+]
+
+_MIN_INITIAL_DATAGRAM: Final = 1200  # RFC 9000 §14.1
+_MIN_CLIENT_DCID: Final = 8  # RFC 9000 §7.2
+_MIN_STATELESS_RESET: Final = 21  # RFC 9000 §10.3: 5 unpredictable bytes + 16-byte token
+_MAX_STATELESS_RESET: Final = 43
+_RESPONSE_RATE: Final = 100.0  # stateless resets and Version Negotiations per second, each
+_CLIENT_CONFIGURATIONS: Final = 32  # client configurations cached per server name
+
+
+class _RateLimiter:
+    """A token bucket: ``rate`` events per second, bursts up to ``burst``."""
+
+    __slots__ = ("_rate", "_burst", "_tokens", "_stamp")
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self._rate = rate
+        self._burst = burst
+        self._tokens = burst
+        self._stamp = -math.inf
+
+    def allow(self, now: float) -> bool:
+        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+
+@final
+@attrs.frozen(kw_only=True)
+class QuicEndpointStatistics:
+    """Counters of one endpoint."""
+
+    #: UDP datagrams read from / written to the socket.
+    datagrams_received: int
+    datagrams_sent: int
+    #: Datagrams whose header could not be parsed.
+    datagrams_malformed: int
+    #: Datagrams for no connection that got no answer (too small, wrong type, no server).
+    datagrams_unroutable: int
+    #: Datagrams dropped because their connection's queue was full.
+    datagrams_dropped: int
+    version_negotiations_sent: int
+    retries_sent: int
+    stateless_resets_sent: int
+    #: Connections alive now, and those of them still in the handshake (server side).
+    connections: int
+    half_open_connections: int
+    #: Server connections admitted since the endpoint opened.
+    connections_accepted: int
+    #: Initials dropped because the backlog was full or the engine could not read them.
+    connections_refused: int
+    #: Unexpected exceptions caught in the receive task or a driver (should stay 0).
+    internal_errors: int
+    #: "portable" or "linux-gso-gro".
+    datagram_path: str
+
+
+@final
+class QuicEndpoint:
+    """A UDP socket that carries any number of QUIC connections, as client and/or server.
+
+    Made by :func:`open_quic_endpoint` or :func:`serve_quic`, never directly.
+    """
+
+    def __init__(
+        self,
+        *,
+        transport: DatagramTransport,
+        nursery: trio.Nursery,
+        client_configuration: Configuration | None,
+        server_configuration: Configuration | None,
+        connection_factory: ConnectionFactory,
+        retry: Literal["never", "under_load", "always"],
+        backlog: int,
+        stateless_reset_key: bytes,
+        random_bytes: Callable[[int], bytes],
+        connection_id_length: int,
+    ) -> None:
+        self._transport = transport
+        self._nursery = nursery
+        self._client_config = client_configuration
+        self._server_config = server_configuration
+        self._factory = connection_factory
+        self._retry = retry
+        self._backlog = backlog
+        self._retry_threshold = backlog // 2
+        self._reset_key = stateless_reset_key
+        self._token_handler = (
+            default_token_handler(server_configuration) if server_configuration else None
+        )
+        either = server_configuration if server_configuration is not None else (
+            client_configuration
+        )
+        assert either is not None
+        self._wall_clock = either.wall_clock
+        self._random = random_bytes
+        self._client_configs: dict[str, Configuration] = {}
+        self._cid_length = connection_id_length
+        self._server_versions: tuple[int, ...] = (
+            tuple(server_configuration.supported_versions) if server_configuration else ()
+        )
+        self._routes: dict[bytes, QuicConnection] = {}
+        self._connections: set[QuicConnection] = set()
+        self._by_address: dict[Address, set[QuicConnection]] = {}
+        self._half_open: set[QuicConnection] = set()
+        self._accept_queue: deque[QuicConnection] = deque()
+        self._accept_lot = trio.lowlevel.ParkingLot()
+        self._outbox: list[tuple[bytes, Address]] = []
+        self._send_lock = trio.Lock()
+        self._closed = False
+        self._reset_limiter = _RateLimiter(_RESPONSE_RATE, _RESPONSE_RATE)
+        self._vn_limiter = _RateLimiter(_RESPONSE_RATE, _RESPONSE_RATE)
+        self._malformed = 0
+        self._unroutable = 0
+        self._dropped = 0
+        self._vn_sent = 0
+        self._retries_sent = 0
+        self._resets_sent = 0
+        self._accepted = 0
+        self._refused = 0
+        self._internal_errors = 0
+
+    # -- public -------------------------------------------------------------------------------
+
+    @property
+    def local_address(self) -> Address:
+        """The ``(host, port)`` the socket is bound to."""
+        return self._transport.local_address
+
+    def statistics(self) -> QuicEndpointStatistics:
+        """Counters for this endpoint."""
+        transport = self._transport
+        return QuicEndpointStatistics(
+            datagrams_received=transport.datagrams_received,
+            datagrams_sent=transport.datagrams_sent,
+            datagrams_malformed=self._malformed,
+            datagrams_unroutable=self._unroutable,
+            datagrams_dropped=self._dropped,
+            version_negotiations_sent=self._vn_sent,
+            retries_sent=self._retries_sent,
+            stateless_resets_sent=self._resets_sent,
+            connections=len(self._connections),
+            half_open_connections=len(self._half_open),
+            connections_accepted=self._accepted,
+            connections_refused=self._refused,
+            internal_errors=self._internal_errors + sum(
+                1 for c in self._connections if c._failure is not None
+            ),
+            datagram_path=transport.kind,
+        )
+
+    @asynccontextmanager
+    async def connect(
+        self, address: tuple[str, int], *, server_name: str | None = None
+    ) -> AsyncIterator[QuicConnection]:
+        """Open a client connection and wait for its handshake.
+
+        Leaving the block closes the connection (see :class:`QuicConnection`).
+
+        Args:
+            address: The server's ``(host, port)``; host names are resolved.
+            server_name: SNI and the name to verify the certificate against (default: the
+                configuration's ``server_name``, else the host in ``address``).
+
+        Raises:
+            RuntimeError: The endpoint has no client configuration.
+            ConnectionClosedError: The handshake failed.
+        """
+        connection = await self._open_client(address, server_name)
+        async with connection:
+            await connection._wait_handshake()
+            yield connection
+
+    async def accept(self) -> QuicConnection:
+        """Wait for the next incoming connection whose handshake completed.
+
+        Raises:
+            RuntimeError: The endpoint has no server configuration.
+            trio.ClosedResourceError: The endpoint is closing.
+        """
+        if self._server_config is None:
+            raise RuntimeError("this endpoint has no server configuration")
+        await trio.lowlevel.checkpoint_if_cancelled()
+        waited = False
+        while True:
+            while self._accept_queue:
+                connection = self._accept_queue.popleft()
+                if not connection.closed:
+                    if not waited:
+                        await trio.lowlevel.cancel_shielded_checkpoint()
+                    return connection
+            if self._closed:
+                raise trio.ClosedResourceError("endpoint is closing")
+            await self._accept_lot.park()
+            waited = True
+
+    # -- client -------------------------------------------------------------------------------
+
+    async def _resolve(self, address: tuple[str, int]) -> Address:
+        host, port = address[0], address[1]
+        family = self._transport.family
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            infos = await trio.socket.getaddrinfo(
+                host, port, family=family, type=trio.socket.SOCK_DGRAM
+            )
+            if not infos:
+                raise OSError(f"cannot resolve {host!r}") from None
+            return normalize_address(infos[0][4])
+        if ip.version == 4 and family == trio.socket.AF_INET6:
+            ip = ipaddress.IPv6Address(f"::ffff:{ip}")
+        elif ip.version == 6 and family != trio.socket.AF_INET6:
+            raise ValueError(f"cannot reach IPv6 address {host} from an IPv4 endpoint")
+        return (str(ip), int(port))
+
+    async def _open_client(
+        self, address: tuple[str, int], server_name: str | None
+    ) -> QuicConnection:
+        base = self._client_config
+        if base is None:
+            raise RuntimeError("this endpoint has no client configuration")
+        if self._closed:
+            raise trio.ClosedResourceError("endpoint is closing")
+        addr = await self._resolve(address)
+        name = server_name if server_name is not None else (base.server_name or address[0])
+        configuration = self._client_configuration(base, name)
+        engine = self._factory(configuration)
+        engine.connect(addr, trio.current_time())
+        connection = QuicConnection(
+            self, engine, configuration, is_client=True, remote_address=addr
+        )
+        self._add_connection(connection)
+        connection._add_cid(engine.local_connection_id)
+        self._nursery.start_soon(connection._drive)
+        return connection
+
+    def _client_configuration(self, base: Configuration, name: str) -> Configuration:
+        # One evolved configuration per server name, so its TLS setup is built once.
+        configuration = self._client_configs.get(name)
+        if configuration is None:
+            if len(self._client_configs) >= _CLIENT_CONFIGURATIONS:
+                del self._client_configs[next(iter(self._client_configs))]
+            configuration = attrs.evolve(base, server_name=name)
+            self._client_configs[name] = configuration
+        return configuration
+
+    # -- receive path ---------------------------------------------------------------------------
+
+    async def _receive_loop(self) -> None:
+        transport = self._transport
+        dispatch = self._dispatch
+        while True:
+            try:
+                batch = await transport.receive()
+            except trio.ClosedResourceError:
+                return
+            now = trio.current_time()
+            for data, addr in batch:
+                try:
+                    dispatch(data, addr, now)
+                except Exception:  # hostile input must never end the receive task
+                    self._internal_errors += 1
+            if self._outbox:
+                outbox, self._outbox = self._outbox, []
+                await self._send_datagrams(outbox)
+
+    def _dispatch(self, data: bytes, addr: Address, now: float) -> None:
+        try:
+            is_long, version, dcid = peek_dcid(data, self._cid_length)
+        except MalformedPacketError:
+            self._malformed += 1
+            return
+        connection = self._routes.get(dcid)
+        if connection is not None:
+            if not connection._deliver(data, addr):
+                self._dropped += 1
+            return
+        if not is_long:
+            peers = self._by_address.get(addr)
+            if peers:
+                for peer in peers:  # maybe its peer's stateless reset
+                    if not peer._deliver(data, addr):
+                        self._dropped += 1
+                return
+            self._send_stateless_reset(data, dcid, addr, now)
+            return
+        if self._server_config is None or version == 0:
+            self._unroutable += 1
+            return
+        if version not in self._server_versions:
+            self._send_version_negotiation(data, addr, now)
+            return
+        if len(data) < _MIN_INITIAL_DATAGRAM:
+            self._unroutable += 1
+            return
+        try:
+            header = parse_header(data, 0, self._cid_length)
+        except MalformedPacketError:
+            self._malformed += 1
+            return
+        if header.packet_type is not PacketType.INITIAL or len(header.dcid) < _MIN_CLIENT_DCID:
+            self._unroutable += 1
+            return
+        self._admit(data, addr, now, header.dcid, header.scid, header.token, header.version)
+
+    def _send_stateless_reset(self, data: bytes, dcid: bytes, addr: Address, now: float) -> None:
+        size = min(len(data) - 1, _MAX_STATELESS_RESET)
+        if size < _MIN_STATELESS_RESET or not self._reset_limiter.allow(now):
+            self._unroutable += 1
+            return
+        filler = self._random(size - 16)
+        first = (filler[0] & 0x3F) | 0x40  # short header form, fixed bit set
+        packet = bytes((first,)) + filler[1:] + stateless_reset_token(self._reset_key, dcid)
+        self._outbox.append((packet, addr))
+        self._resets_sent += 1
+
+    def _send_version_negotiation(self, data: bytes, addr: Address, now: float) -> None:
+        if len(data) < _MIN_INITIAL_DATAGRAM or not self._vn_limiter.allow(now):
+            self._unroutable += 1
+            return
+        try:
+            header = parse_header(data, 0, self._cid_length)
+        except MalformedPacketError:
+            self._malformed += 1
+            return
+        noise = int.from_bytes(self._random(5), "big")
+        grease = (noise & 0xF0F0F0F0) | 0x0A0A0A0A  # a reserved version (RFC 9000 §15)
+        packet = encode_version_negotiation(
+            header.scid, header.dcid, (*self._server_versions, grease), noise >> 32
+        )
+        self._outbox.append((packet, addr))
+        self._vn_sent += 1
+
+    def _admit(
+        self,
+        data: bytes,
+        addr: Address,
+        now: float,
+        dcid: bytes,
+        scid: bytes,
+        token: bytes,
+        version: int | None,
+    ) -> None:
+        configuration = self._server_config
+        assert configuration is not None and version is not None
+        original_dcid = dcid
+        retry_scid: bytes | None = None
+        validated = False
+        if token:
+            handler = self._token_handler
+            assert handler is not None
+            wall = self._wall_clock().timestamp()
+            if handler.is_retry_token(token):
+                result = handler.check_retry_token(token, addr, wall)
+                if result is None or result[1] != dcid:
+                    # The client will not take a second Retry (RFC 9000 §8.1.3): drop it.
+                    self._refused += 1
+                    return
+                original_dcid, retry_scid = result
+                validated = True
+            else:
+                validated = handler.check_new_token(token, addr, wall)
+        pending = len(self._half_open) + len(self._accept_queue)
+        if not validated and (
+            self._retry == "always"
+            or (self._retry == "under_load" and pending >= self._retry_threshold)
+        ):
+            self._send_retry(addr, now, dcid, scid, version)
+            return
+        if pending >= self._backlog:
+            self._refused += 1
+            return
+        engine = self._factory(
+            configuration,
+            original_destination_connection_id=original_dcid,
+            retry_source_connection_id=retry_scid,
+        )
+        engine.receive_datagram(data, addr, now)
+        first = engine.datagrams_to_send(now)
+        if not first:
+            self._refused += 1  # nothing the engine could read: keep no state
+            return
+        connection = QuicConnection(
+            self, engine, configuration, is_client=False, remote_address=addr
+        )
+        self._add_connection(connection)
+        self._half_open.add(connection)
+        self._accepted += 1
+        connection._add_cid(dcid)
+        connection._add_cid(engine.local_connection_id)
+        connection._handle_events()
+        self._nursery.start_soon(connection._drive, first)
+
+    def _send_retry(
+        self, addr: Address, now: float, dcid: bytes, scid: bytes, version: int
+    ) -> None:
+        new_scid = self._random(max(self._cid_length, _MIN_CLIENT_DCID))
+        handler = self._token_handler
+        assert handler is not None
+        token = handler.mint_retry_token(addr, dcid, new_scid, self._wall_clock().timestamp())
+        packet = encode_retry(
+            version, scid, new_scid, dcid, token, unused_bits=self._random(1)[0]
+        )
+        self._outbox.append((packet, addr))
+        self._retries_sent += 1
+
+    # -- used by connections --------------------------------------------------------------------
+
+    async def _send_datagrams(self, datagrams: list[tuple[bytes, Address]]) -> None:
+        lock = self._send_lock
+        try:
+            lock.acquire_nowait()
+        except trio.WouldBlock:
+            await lock.acquire()
+        try:
+            await self._transport.send(datagrams)
+        except trio.ClosedResourceError:
+            pass
+        finally:
+            lock.release()
+
+    def _add_route(self, cid: bytes, connection: QuicConnection) -> None:
+        self._routes.setdefault(cid, connection)
+
+    def _remove_route(self, cid: bytes, connection: QuicConnection) -> None:
+        if self._routes.get(cid) is connection:
+            del self._routes[cid]
+
+    def _on_handshake_complete(self, connection: QuicConnection) -> None:
+        if connection in self._half_open:
+            self._half_open.discard(connection)
+            self._accept_queue.append(connection)
+            self._accept_lot.unpark_all()
+
+    def _add_connection(self, connection: QuicConnection) -> None:
+        self._connections.add(connection)
+        self._by_address.setdefault(connection.remote_address, set()).add(connection)
+
+    def _forget_address(self, connection: QuicConnection, address: Address) -> None:
+        peers = self._by_address.get(address)
+        if peers is not None:
+            peers.discard(connection)
+            if not peers:
+                del self._by_address[address]
+
+    def _on_path_changed(self, connection: QuicConnection, old: Address, new: Address) -> None:
+        self._forget_address(connection, old)
+        self._by_address.setdefault(new, set()).add(connection)
+
+    def _on_connection_finished(self, connection: QuicConnection) -> None:
+        self._forget_address(connection, connection.remote_address)
+        self._connections.discard(connection)
+        self._half_open.discard(connection)
+        if connection in self._accept_queue:
+            self._accept_queue.remove(connection)
+
+    # -- shutdown -------------------------------------------------------------------------------
+
+    async def _shutdown(self, error: BaseException | None) -> None:
+        """Close every connection (NO_ERROR and drain, or an error code), shielded."""
+        with trio.CancelScope(shield=True):
+            self._closed = True
+            self._accept_lot.unpark_all()
+            connections = list(self._connections)
+            for connection in connections:
+                if error is None:
+                    connection._begin_close(0, "")
+                else:
+                    connection._begin_close(
+                        connection.internal_error_code, type(error).__name__
+                    )
+            for connection in connections:
+                try:
+                    await connection._flush()
+                except Exception:
+                    self._internal_errors += 1
+            if error is None:
+                deadline = max((c._drain_deadline() for c in connections), default=-math.inf)
+                if deadline > -math.inf:
+                    with trio.move_on_at(deadline):
+                        for connection in connections:
+                            await connection._driver_done.wait()
+
+
+def _split_configurations(
+    configuration: Configuration, server_configuration: Configuration | None
+) -> tuple[Configuration | None, Configuration | None]:
+    if configuration.is_client:
+        client, server = configuration, server_configuration
+    else:
+        if server_configuration is not None:
+            raise ValueError("configuration is already a server configuration")
+        client, server = None, configuration
+    if server is not None:
+        if server.is_client:
+            raise ValueError("server_configuration must have is_client=False")
+        if not server.certificate_chain or server.private_key is None:
+            raise ValueError("a server configuration needs certificate_chain and private_key")
+    lengths = {c.connection_id_length for c in (client, server) if c is not None}
+    if len(lengths) != 1 or 0 in lengths:
+        raise ValueError(
+            "the endpoint routes by connection ID: client and server configurations need the "
+            "same connection_id_length, at least 1"
+        )
+    return client, server
+
+
+@asynccontextmanager
+async def open_quic_endpoint(
+    local_address: tuple[str, int],
+    configuration: Configuration,
+    *,
+    server_configuration: Configuration | None = None,
+    connection_factory: ConnectionFactory | None = None,
+    retry: Literal["never", "under_load", "always"] | None = None,
+    backlog: int = 128,
+    stateless_reset_key: bytes | None = None,
+    fast_path: bool | None = None,
+) -> AsyncIterator[QuicEndpoint]:
+    """Bind a UDP socket and run a QUIC endpoint on it for the duration of the block.
+
+    ``configuration`` is the client configuration when ``is_client`` is true (then
+    ``server_configuration`` optionally adds the server role on the same socket), or
+    the server configuration otherwise.  Leaving the block closes every connection:
+    NO_ERROR and a bounded drain after a normal exit, an error code after an exception.
+
+    Args:
+        local_address: ``(host, port)`` to bind; port 0 picks one.
+        configuration: Client or server configuration.
+        server_configuration: A server configuration for an endpoint that is both.
+        connection_factory: Builds the sans-IO engine per connection (default
+            :class:`trio_zttp.quic.Connection`).
+        retry: When the server sends Retry to validate a client address before keeping
+            any state for it: "never", "under_load" (once half the backlog is in use) or
+            "always".  Default: "always" if the server configuration says ``retry=True``,
+            else "under_load".  Tokens come from the server configuration's
+            ``token_handler`` (share one between processes on one port).
+        backlog: Most server connections in the handshake or waiting for
+            :meth:`QuicEndpoint.accept` at once; further Initials are dropped.
+        stateless_reset_key: 32-byte static key for stateless reset tokens (share it
+            between processes on one port).  Default: the configuration's
+            ``stateless_reset_key``, else random.  The endpoint's connections use it too.
+        fast_path: None: GSO/GRO when the kernel has it; True: require it; False: never.
+
+    The endpoint hands its connections copies of the configurations with
+    ``consume_on_delivery=False`` (credit follows what the application reads),
+    ``stateless_reset_key`` set to the endpoint's key, and ``retry=False`` (the endpoint
+    sends Retry itself, statelessly).
+    """
+    client, server = _split_configurations(configuration, server_configuration)
+    if backlog < 1:
+        raise ValueError("backlog must be at least 1")
+    if retry is None:
+        retry = "always" if server is not None and server.retry else "under_load"
+    key = stateless_reset_key
+    for candidate in (server, client):
+        if key is None and candidate is not None:
+            key = candidate.stateless_reset_key
+    if key is None:
+        key = configuration.random_bytes(32)
+    if client is not None:
+        client = attrs.evolve(client, consume_on_delivery=False, stateless_reset_key=key)
+    if server is not None:
+        server = attrs.evolve(
+            server, consume_on_delivery=False, stateless_reset_key=key, retry=False
+        )
+    factory = connection_factory if connection_factory is not None else (
+        default_connection_factory()
+    )
+    random_bytes = configuration.random_bytes
+    transport = await open_transport(local_address, fast_path=fast_path)
+    try:
+        with collapse_exception_groups():
+            async with trio.open_nursery() as nursery:
+                endpoint = QuicEndpoint(
+                    transport=transport,
+                    nursery=nursery,
+                    client_configuration=client,
+                    server_configuration=server,
+                    connection_factory=factory,
+                    retry=retry,
+                    backlog=backlog,
+                    stateless_reset_key=key,
+                    random_bytes=random_bytes,
+                    connection_id_length=configuration.connection_id_length,
+                )
+                nursery.start_soon(endpoint._receive_loop)
+                try:
+                    yield endpoint
+                except BaseException as exc:
+                    await endpoint._shutdown(exc)
+                    raise
+                else:
+                    await endpoint._shutdown(None)
+                finally:
+                    nursery.cancel_scope.cancel()
+    finally:
+        transport.close()
+
+
+@asynccontextmanager
+async def open_quic_connection(
+    address: tuple[str, int],
+    configuration: Configuration,
+    *,
+    server_name: str | None = None,
+    local_address: tuple[str, int] | None = None,
+    connection_factory: ConnectionFactory | None = None,
+) -> AsyncIterator[QuicConnection]:
+    """Open an endpoint of its own and one client connection on it.
+
+    Args:
+        address: The server's ``(host, port)``.
+        configuration: A client configuration.
+        server_name: See :meth:`QuicEndpoint.connect`.
+        local_address: Where to bind (default: any address, port 0, matching the
+            server address's family when it is an IP literal).
+        connection_factory: See :func:`open_quic_endpoint`.
+    """
+    if local_address is None:
+        local_address = ("::", 0) if ":" in address[0] else ("0.0.0.0", 0)
+    async with (
+        open_quic_endpoint(
+            local_address, configuration, connection_factory=connection_factory
+        ) as endpoint,
+        endpoint.connect(address, server_name=server_name) as connection,
+    ):
+        yield connection
+
+
+async def _run_handler(
+    handler: Callable[[QuicConnection], Awaitable[object]], connection: QuicConnection
+) -> None:
+    async with connection:
+        await handler(connection)
+
+
+async def serve_quic(
+    handler: Callable[[QuicConnection], Awaitable[object]],
+    host: str,
+    port: int,
+    configuration: Configuration,
+    *,
+    handler_nursery: trio.Nursery | None = None,
+    connection_factory: ConnectionFactory | None = None,
+    task_status: trio.TaskStatus[QuicEndpoint] = trio.TASK_STATUS_IGNORED,
+) -> NoReturn:
+    """Serve QUIC forever: one ``handler(connection)`` task per incoming connection.
+
+    Use with ``await nursery.start(serve_quic, handler, host, port, configuration)``,
+    which returns the bound :class:`QuicEndpoint`.  Each handler runs inside
+    ``async with connection``: returning closes the connection with NO_ERROR, an
+    exception closes it with an error code and then propagates (as in
+    :func:`trio.serve_tcp`), into ``handler_nursery`` if one is given.
+
+    Args:
+        handler: Called with each connection once its handshake completed.
+        host: Address to bind.
+        port: Port to bind (0 picks one; read it from the endpoint's ``local_address``).
+        configuration: A server configuration.
+        handler_nursery: Where handler tasks run (default: a nursery inside this task).
+        connection_factory: See :func:`open_quic_endpoint`.
+        task_status: Set by ``nursery.start``.
+    """
+    if configuration.is_client:
+        raise ValueError("serve_quic needs a server configuration (is_client=False)")
+    async with open_quic_endpoint(
+        (host, port), configuration, connection_factory=connection_factory
+    ) as endpoint:
+        with collapse_exception_groups():
+            async with trio.open_nursery() as nursery:
+                task_status.started(endpoint)
+                target = handler_nursery if handler_nursery is not None else nursery
+                while True:
+                    connection = await endpoint.accept()
+                    target.start_soon(_run_handler, handler, connection)
+    raise AssertionError("unreachable")  # pragma: no cover
