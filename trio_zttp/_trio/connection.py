@@ -70,8 +70,7 @@ def _peer_certificate(engine: Engine) -> x509.Certificate | None:
     certificate = getattr(engine, "peer_certificate", None)
     if certificate is not None:
         return certificate  # type: ignore[no-any-return]
-    # quic.Connection keeps the chain on its TLS handshake (not public yet)
-    chain = getattr(getattr(engine, "_tls", None), "peer_certificate_chain", ())
+    chain = getattr(engine, "peer_certificate_chain", ())
     return chain[0] if chain else None
 
 

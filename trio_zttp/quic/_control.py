@@ -18,12 +18,15 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from cryptography import x509
+
 from .._buffer import varint_size
 from .._tls.suites import Epoch
 from ._conn_base import ConnectionBase
 from ._errors import QuicError, TransportError
 from ._events import ConnectionIdIssued, ConnectionIdRetired, PathChanged
 from ._frames import NewConnectionIdFrame
+from ._params import TransportParameters
 from ._paths import Path
 from ._qlog import QlogTracer
 from ._sender import (
@@ -172,6 +175,28 @@ class ControlMixin(ConnectionBase):
     def version(self) -> int:
         """The QUIC version in use (it can change during the handshake, RFC 9368)."""
         return self._version
+
+    # -- what the handshake told us --------------------------------------------------------------
+    @property
+    def peer_transport_parameters(self) -> TransportParameters | None:
+        """The peer's transport parameters, once the handshake has delivered them."""
+        return self._peer_params
+
+    @property
+    def remote_max_datagram_frame_size(self) -> int | None:
+        """The peer's max_datagram_frame_size (None until known or when DATAGRAM is off)."""
+        peer = self._peer_params
+        return (peer.max_datagram_frame_size or None) if peer is not None else None
+
+    @property
+    def alpn_protocol(self) -> str | None:
+        """The negotiated ALPN protocol (None before the handshake settles it)."""
+        return self._tls.alpn_protocol if self._tls is not None else None
+
+    @property
+    def peer_certificate_chain(self) -> tuple[x509.Certificate, ...]:
+        """The peer's certificate chain, leaf first (empty if it sent none)."""
+        return tuple(self._tls.peer_certificate_chain) if self._tls is not None else ()
 
     @property
     def original_destination_connection_id(self) -> bytes:
