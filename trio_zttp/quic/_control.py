@@ -165,13 +165,6 @@ class ControlMixin(ConnectionBase):
         return self._local_cids.current
 
     @property
-    def remote_max_datagram_frame_size(self) -> int | None:
-        """The peer's max_datagram_frame_size (None until its transport parameters arrive);
-        0 or None: the peer takes no DATAGRAM frames."""
-        peer = self._peer_params
-        return None if peer is None else peer.max_datagram_frame_size
-
-    @property
     def version(self) -> int:
         """The QUIC version in use (it can change during the handshake, RFC 9368)."""
         return self._version
