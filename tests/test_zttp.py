@@ -2,9 +2,8 @@
 
 A real aioquic HTTP/3 client's datagrams go into the façade one by one (through the
 ``testing.Pair`` driver, in virtual time) and come out as ``Request`` events; the response
-goes back to aioquic. Until our ``quic.Connection`` lands, the façade runs on aioquic's QUIC
-through the test adapter (its private ``_quic`` hook); the test over our own QUIC is written
-and marked xfail.
+goes back to aioquic. The façade runs over our own ``quic.Connection``, and also over
+aioquic's QUIC through the test adapter (its private ``_quic`` hook).
 """
 
 from __future__ import annotations
@@ -162,7 +161,6 @@ def test_zttp_server_serves_aioquic_client(identity: Identity) -> None:
     assert server.next_event() is trio_zttp.NEED_DATA
 
 
-@pytest.mark.xfail(reason="needs quic.Connection", strict=False)
 def test_zttp_server_over_our_quic_serves_aioquic_client(identity: Identity) -> None:
     configuration = Configuration(
         is_client=False, alpn_protocols=["h3"],

@@ -22,14 +22,13 @@ capsules, SETTINGS, GOAWAY, stream resets, the connection's end) come out of
 from __future__ import annotations
 
 import enum
-import importlib
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Final, Literal, Protocol, TypeAlias, final
 
 import attrs
 
-from . import _defaults
+from . import _defaults, quic
 from .h3 import (
     DEFAULT_SETTINGS,
     DataReceived,
@@ -196,12 +195,8 @@ QuicFactory: TypeAlias = Callable[[bytes, Address], Any]
 
 
 def _our_quic_connection(configuration: Configuration) -> Any:
-    """``trio_zttp.quic.Connection(configuration)``, imported when first needed."""
-    module = importlib.import_module("trio_zttp.quic")
-    factory = getattr(module, "Connection", None)
-    if factory is None:
-        raise NotImplementedError("trio_zttp.quic.Connection is not available in this build")
-    return factory(configuration)
+    """``trio_zttp.quic.Connection(configuration)``."""
+    return quic.Connection(configuration)
 
 
 def _split(fields: list[tuple[bytes, bytes]]) -> tuple[dict[bytes, bytes], Headers]:

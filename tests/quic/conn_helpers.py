@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import random
 from collections.abc import Callable
 from typing import Any
 
 import attrs
-import pytest
 
 from trio_zttp.quic._config import Configuration
 from trio_zttp.quic._connection import Connection
@@ -31,10 +29,6 @@ from trio_zttp.testing import (
 
 ALPN = ["hq-test"]
 
-#: Long soak variants: marked ``slow`` and run only with ``TRIO_ZTTP_SLOW=1`` (CI runs the
-#: bounded default versions).
-SLOW = (pytest.mark.slow,
-        pytest.mark.skipif(not os.environ.get("TRIO_ZTTP_SLOW"), reason="set TRIO_ZTTP_SLOW=1"))
 
 
 @functools.cache

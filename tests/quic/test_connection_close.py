@@ -12,6 +12,7 @@ from tests.quic.conn_helpers import (
     make_pair,
     ours_client,
     ours_server,
+    seeded,
     server_config,
 )
 from trio_zttp import quic
@@ -150,8 +151,10 @@ def test_close_stateless_reset_is_detected() -> None:
     pair = Pair(ours_client(), ours_server(server_config(stateless_reset_key=key)), link=CLEAN)
     handshake(pair)
     server_cid = pair.server.local_connection_id  # type: ignore[attr-defined]
-    token = stateless_reset_token(key, server_cid)
-    reset = bytes([0x40 | 0x15]) + bytes(range(30)) + token
+    reset = quic.encode_stateless_reset(key, server_cid, 1200, seeded(3))
+    assert reset is not None and len(reset) == 43
+    assert reset.endswith(stateless_reset_token(key, server_cid))
+    assert quic.encode_stateless_reset(key, server_cid, 21, seeded(3)) is None
     pair.inject("client", reset)
     pair.run_until(lambda: events_named(pair.client_events, "ConnectionTerminated"))
     end = events_named(pair.client_events, "ConnectionTerminated")[0]
@@ -165,3 +168,17 @@ def test_close_random_short_packet_is_not_a_reset() -> None:
     pair.inject("client", bytes([0x40]) + bytes(range(60)))
     pair.run_for(0.5)
     assert not events_named(pair.client_events, "ConnectionTerminated")
+
+
+
+def test_close_keeps_a_timer_until_the_closing_period_ends() -> None:
+    pair = make_pair("ours", "ours", link=CLEAN)
+    handshake(pair)
+    client = pair.client
+    client.close()  # type: ignore[attr-defined]
+    assert client.get_timer() is not None  # closed, nothing sent yet: drive me now
+    client.handle_timer(pair.now)  # starts the closing period
+    timer = client.get_timer()
+    assert timer is not None and timer > pair.now
+    client.handle_timer(timer)
+    assert client.get_timer() is None

@@ -223,3 +223,23 @@ async def test_connection_statistics_count(fake_net, ca, server_cert, autojump_c
         assert after.streams_opened == before.streams_opened + 1
         assert after.datagrams_dropped == 0
         assert after.transport is not None
+
+
+async def test_connection_connect_to_nobody(fake_net, ca, autojump_clock) -> None:
+    async with trio_zttp.open_quic_endpoint(
+        ("127.0.0.1", 0), client_configuration(ca, idle_timeout=3.0), connection_factory=ENGINE
+    ) as client:
+        # cancelled while the handshake waits: the connection is closed and forgotten
+        with trio.move_on_after(1) as scope:
+            async with client.connect(("127.0.0.1", 9), server_name="localhost"):
+                pytest.fail("nobody answers")  # pragma: no cover
+        assert scope.cancelled_caught
+        # not cancelled: the idle timer ends the handshake
+        start = trio.current_time()
+        with pytest.raises(trio_zttp.ConnectionClosedError) as closed:
+            async with client.connect(("127.0.0.1", 9), server_name="localhost"):
+                pytest.fail("nobody answers")  # pragma: no cover
+        assert closed.value.by_peer
+        assert 2.0 <= trio.current_time() - start <= 10.0
+        await trio.sleep(5)
+        assert client.statistics().connections == 0

@@ -316,3 +316,23 @@ async def test_stream_small_reads_of_a_large_buffer(fake_net, ca, server_cert, a
         assert got == payload
         await stream.aclose()
         await peer.aclose()
+
+
+async def test_stream_abort_after_both_sides_finished_keeps_the_error(
+    fake_net, ca, server_cert, autojump_clock
+) -> None:
+    # Leaving by an exception resets the stream; when the stream already finished on both
+    # sides there is nothing to reset, and the user's exception must come out unchanged.
+    async with connected_pair(ca, server_cert) as pair:
+        with pytest.raises(ZeroDivisionError):
+            async with pair.client.open_stream() as stream:
+                await stream.send_all(b"q")
+                await stream.send_eof()
+                peer = await pair.server.accept_stream()
+                assert await peer.receive_some() == b"q"
+                assert await peer.receive_some() == b""
+                await peer.send_eof()
+                assert await stream.receive_some() == b""
+                await trio.sleep(1)  # every FIN acknowledged: the engine forgets the stream
+                stream.reset(3)  # harmless too
+                raise ZeroDivisionError

@@ -181,3 +181,49 @@ async def test_loopback_serve_quic_and_open_quic_connection(ca, server_cert) -> 
                 await stream.send_all(b"over loopback")
                 assert await stream.receive_some() == b"over loopback"
             nursery.cancel_scope.cancel()
+
+
+class _NoGsoSocket:
+    """A real socket whose sendmsg fails as on a device without segmentation offload."""
+
+    def __init__(self, real: socket.socket) -> None:
+        self.real = real
+        self.family = real.family
+
+    def getsockname(self):
+        return self.real.getsockname()
+
+    def fileno(self) -> int:
+        return self.real.fileno()
+
+    def sendmsg(self, *args):
+        import errno
+
+        raise OSError(errno.EIO, "no segmentation offload")
+
+    def sendto(self, data, addr):
+        return self.real.sendto(data, addr)
+
+    def close(self) -> None:
+        self.real.close()
+
+
+@linux_only
+async def test_udp_fast_path_falls_back_when_gso_fails() -> None:
+    from trio_zttp._trio._udp import LinuxTransport
+
+    raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    raw.bind(("127.0.0.1", 0))
+    raw.setblocking(False)
+    sender = LinuxTransport(_NoGsoSocket(raw))  # type: ignore[arg-type]
+    receiver = await open_transport(("127.0.0.1", 0), fast_path=False)
+    try:
+        payloads = [bytes([i]) * 1000 for i in range(5)]
+        await sender.send([(p, receiver.local_address) for p in payloads])
+        assert not sender.gso  # switched off for good, silently
+        got = await _collect(receiver, 5)
+        assert [d for d, _ in got] == payloads
+        assert sender.datagrams_sent == 5 and sender.send_errors == 0
+    finally:
+        sender.close()
+        receiver.close()

@@ -10,9 +10,11 @@ directly and poke the driver, which flushes them in its next batch.
 
 Closing (DESIGN.md):
 
-* ``async with conn`` left normally or :meth:`QuicConnection.aclose`: CONNECTION_CLOSE
-  with NO_ERROR, flushed at once, then wait (shielded) until the engine ends its closing
-  period, at most its own 3·PTO timer.
+* ``async with conn`` left normally or :meth:`QuicConnection.aclose`: what the streams
+  queued is flushed, then CONNECTION_CLOSE with NO_ERROR, then wait (shielded) until the
+  engine ends its closing period, at most its own 3·PTO timer.  Data not yet acknowledged
+  is not retransmitted after the close: close when the application protocol says the peer
+  has everything (typically the client closes after the last response).
 * left by an exception or cancellation: CONNECTION_CLOSE with
   :attr:`QuicConnection.internal_error_code` and the exception's type name, flushed at
   once (shielded); the exception propagates.
@@ -32,6 +34,7 @@ import trio
 from cryptography import x509
 
 from ..quic._config import Configuration
+from ..quic._errors import QuicError
 from ..quic._events import (
     ConnectionIdIssued,
     ConnectionIdRetired,
@@ -67,8 +70,7 @@ def _peer_certificate(engine: Engine) -> x509.Certificate | None:
     certificate = getattr(engine, "peer_certificate", None)
     if certificate is not None:
         return certificate  # type: ignore[no-any-return]
-    # quic.Connection keeps the chain on its TLS handshake (not public yet)
-    chain = getattr(getattr(engine, "_tls", None), "peer_certificate_chain", ())
+    chain = getattr(engine, "peer_certificate_chain", ())
     return chain[0] if chain else None
 
 
@@ -324,9 +326,14 @@ class QuicConnection(trio.abc.AsyncResource):
     async def send_datagram(self, data: bytes | bytearray | memoryview) -> None:
         """Send an unreliable DATAGRAM frame (RFC 9221); never waits for the network.
 
+        The connection queues a bounded number of frames; when the network is slower than
+        the sender, the oldest queued ones are dropped, as UDP would.
+
         Raises:
             trio.ClosedResourceError: The connection was closed.
             ConnectionClosedError: The connection ended.
+            trio_zttp.quic.QuicError: The peer does not accept DATAGRAM frames.
+            ValueError: ``data`` is larger than the peer accepts.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
         self._check_open()
@@ -414,6 +421,8 @@ class QuicConnection(trio.abc.AsyncResource):
             return
         self._local_closed = True
         with trio.CancelScope(shield=True):
+            if drain and self._closed_info is None:
+                await self._flush()  # what the streams queued goes out before the close
             if self._closed_info is None:
                 self._engine.close(error_code=error_code, reason_phrase=reason)
                 # streams stop now, whenever the engine reports ConnectionTerminated
@@ -435,6 +444,7 @@ class QuicConnection(trio.abc.AsyncResource):
             self._local_closed = True
             if self._closed_info is None:
                 self._engine.close(error_code=error_code, reason_phrase=reason)
+                self._terminate(_Closed(error_code, reason, False, True, None))
         self._accept_lot.unpark_all()
         self._datagram_lot.unpark_all()
 
@@ -472,11 +482,17 @@ class QuicConnection(trio.abc.AsyncResource):
         self._poke()
 
     def _reset_stream(self, sid: int, error_code: int) -> None:
-        self._engine.reset_stream(sid, error_code)
+        try:
+            self._engine.reset_stream(sid, error_code)
+        except QuicError:
+            return  # the engine already finished the stream: nothing left to abandon
         self._poke()
 
     def _stop_sending(self, sid: int, error_code: int) -> None:
-        self._engine.stop_sending(sid, error_code)
+        try:
+            self._engine.stop_sending(sid, error_code)
+        except QuicError:
+            return  # the engine already finished the stream's receiving part
         self._poke()
 
     async def _wait_send_capacity(self, stream: _StreamCore) -> None:

@@ -85,6 +85,11 @@ __all__ = ["ConnectionCore"]
 
 #: The decoded field-section bound when our settings leave it unlimited.
 _UNLIMITED_FIELD_SECTION: Final = 1 << 20
+#: HTTP/3 datagrams held for request streams whose request has not been read yet (RFC 9297
+#: §2.1 "buffer it temporarily"), at most this many and this many payload bytes in all;
+#: beyond that they are dropped, as UDP would.
+MAX_EARLY_DATAGRAMS: Final = 32
+MAX_EARLY_DATAGRAM_BYTES: Final = 64 * 1024
 
 
 class _RequestIncomplete(H3Error):
@@ -105,6 +110,8 @@ class ConnectionCore:
         "_control_id",
         "_decoder",
         "_decoder_id",
+        "_early_datagram_bytes",
+        "_early_datagrams",
         "_encoder",
         "_encoder_id",
         "_events",
@@ -156,6 +163,9 @@ class ConnectionCore:
         self._goaway_received: int | None = None
         self._peer_max_push_id: int | None = None
         self._control_id = self._encoder_id = self._decoder_id = -1
+        # server: stream ID -> HTTP/3 datagrams that arrived before the request was read
+        self._early_datagrams: dict[int, list[bytes]] = {}
+        self._early_datagram_bytes = 0
 
     def _receive_event(self, event: object) -> None:
         """Dispatch one QUIC event; peer violations end as a close or a stream reset."""
@@ -470,6 +480,12 @@ class ConnectionCore:
         self._events.append(
             HeadersReceived(stream_id=stream_id, headers=headers, end_stream=False, interim=interim)
         )
+        early = self._early_datagrams.pop(stream_id, None)
+        if early is not None:
+            self._early_datagram_bytes -= sum(map(len, early))
+            for payload in early:
+                if not stream.receive_done:
+                    self._deliver_datagram(stream, payload)
 
     def _receive_end(self, stream: RequestStream) -> None:
         """FIN on a request stream, after every frame before it was processed."""
@@ -507,6 +523,7 @@ class ConnectionCore:
 
     def _forget(self, stream_id: int) -> None:
         self._streams.pop(stream_id, None)
+        self._drop_early_datagrams(stream_id)
         if not self._is_client:
             self._retired_requests.add(stream_id)
 
@@ -545,6 +562,7 @@ class ConnectionCore:
         if stream is None:
             if not self._is_client and (stream_id & 1) == 0:
                 self._retired_requests.add(stream_id)
+                self._drop_early_datagrams(stream_id)
             return
         if stream.receive_done:
             self._forget_if_done(stream)
@@ -571,9 +589,39 @@ class ConnectionCore:
             return  # we never offered HTTP datagrams: nothing to associate it with
         stream_id, payload = decode_h3_datagram(data)  # H3_DATAGRAM_ERROR (connection)
         stream = self._streams.get(stream_id)
-        if stream is None or stream.receive_done or stream.request_method is None:
-            return  # unknown, not created yet, or finished: dropped (RFC 9297 §2.1)
+        if stream is None or stream.request_method is None:
+            if stream is None or not stream.receive_done:
+                self._hold_early_datagram(stream_id, payload)
+            return
+        if stream.receive_done:
+            return  # finished: dropped (RFC 9297 §2.1)
+        self._deliver_datagram(stream, payload)
+
+    def _deliver_datagram(self, stream: RequestStream, payload: bytes) -> None:
         if not stream.datagrams:
             self._abort(stream, ErrorCode.H3_DATAGRAM_ERROR)
             return
-        self._events.append(DatagramReceived(stream_id=stream_id, data=payload))
+        self._events.append(DatagramReceived(stream_id=stream.stream_id, data=payload))
+
+    def _hold_early_datagram(self, stream_id: int, payload: bytes) -> None:
+        """A datagram for a request not read yet (server): the peer may send datagrams
+        together with its request, and a QUIC packet may carry them before the request's
+        STREAM frame, or QPACK may hold the request back. RFC 9297 §2.1 allows dropping or
+        buffering "on the order of a round trip"; we keep a bounded number until the
+        request's header section is read (finished or rejected streams drop theirs)."""
+        if self._is_client or stream_id in self._retired_requests:
+            return  # a client opens every request itself: the stream is gone
+        if self._goaway_sent is not None and stream_id >= self._goaway_sent:
+            return  # the request will be rejected
+        if (
+            sum(map(len, self._early_datagrams.values())) >= MAX_EARLY_DATAGRAMS
+            or self._early_datagram_bytes + len(payload) > MAX_EARLY_DATAGRAM_BYTES
+        ):
+            return
+        self._early_datagrams.setdefault(stream_id, []).append(payload)
+        self._early_datagram_bytes += len(payload)
+
+    def _drop_early_datagrams(self, stream_id: int) -> None:
+        early = self._early_datagrams.pop(stream_id, None)
+        if early is not None:
+            self._early_datagram_bytes -= sum(map(len, early))

@@ -6,6 +6,7 @@ The public names are re-exported here from private modules; import the namespace
 
 from ._address_tokens import AddressTokenHandler as AddressTokenHandler
 from ._address_tokens import TokenHandler as TokenHandler
+from ._cids import encode_stateless_reset as encode_stateless_reset
 from ._config import Configuration as Configuration
 from ._connection import Connection as Connection
 from ._errors import QuicError as QuicError
@@ -62,4 +63,5 @@ __all__ = [
     "TokenHandler",
     "TransportErrorCode",
     "decode_client_initial",
+    "encode_stateless_reset",
 ]

@@ -13,7 +13,8 @@ from typing import final
 
 from ._errors import ConnectionIdLimitError, ProtocolViolation
 
-__all__ = ["LocalConnectionIds", "PeerConnectionIds", "stateless_reset_token"]
+__all__ = ["LocalConnectionIds", "PeerConnectionIds", "encode_stateless_reset",
+           "stateless_reset_token"]
 
 #: The most connection IDs we keep issued at once, whatever the peer's limit (bounds routing
 #: table growth per connection).
@@ -25,6 +26,26 @@ MAX_PENDING_RETIRES = 64
 def stateless_reset_token(key: bytes, cid: bytes) -> bytes:
     """The stateless reset token for ``cid`` under the static ``key``."""
     return hmac.digest(key, cid, "sha256")[:16]
+
+
+def encode_stateless_reset(key: bytes, cid: bytes, trigger_length: int,
+                           random_bytes: Callable[[int], bytes]) -> bytes | None:
+    """A Stateless Reset answering a packet of ``trigger_length`` bytes sent to ``cid``
+    (RFC 9000 §10.3).
+
+    Endpoints send it for short-header packets whose connection they do not know; ``key`` is
+    the ``Configuration.stateless_reset_key`` the connection used, so the token matches. The
+    reset is one byte shorter than the packet that triggered it (so two endpoints cannot
+    loop), at most 43 bytes, and looks like a short-header packet.
+
+    Returns:
+        The datagram, or None when the trigger is too short to answer (below 22 bytes).
+    """
+    length = min(trigger_length - 1, 43)
+    if length < 21:
+        return None
+    first = (random_bytes(1)[0] & 0x3F) | 0x40
+    return bytes((first,)) + random_bytes(length - 17) + stateless_reset_token(key, cid)
 
 
 @final

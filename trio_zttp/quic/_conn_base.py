@@ -105,6 +105,7 @@ class ConnectionBase:
     _datagrams_dropped: int
     _ping_pending: bool
     _ping_uids: list[int]
+    _ack_only_sent: int
 
     # timers and closing
     _idle_timeout: float

@@ -9,7 +9,10 @@ receive loop and the frame table below; everything else is delegated:
 * the TLS handshake, transport parameters, keys and version negotiation: :mod:`._handshake`;
 * paths, migration and anti-amplification: :mod:`._paths`;
 * loss detection, congestion control and pacing: :mod:`._recovery`, :mod:`._congestion`;
-* closing, timers, key updates, connection IDs: :mod:`._lifecycle`.
+* timers, ACK processing, key updates, idling and closing: :mod:`._lifecycle`;
+* the application's commands, connection IDs, migration, statistics and qlog: :mod:`._control`.
+
+The three mixins share the state declared in :mod:`._conn_base`.
 
 Nothing a peer sends raises out of :meth:`Connection.receive_datagram`: a protocol violation
 closes the connection with the RFC's error code (and a :class:`ConnectionTerminated` event);
@@ -72,14 +75,13 @@ from ._handshake import HandshakeMixin
 from ._lifecycle import LifecycleMixin
 from ._packet import (
     Header,
-    MalformedPacketError,
     PacketType,
     decode_packet_number,
     iter_coalesced,
-    parse_header,
 )
 from ._paths import Path
 from ._sender import build_datagrams
+from ._spaces import PacketSpace
 
 __all__ = ["FRAME_HANDLERS", "Connection"]
 
@@ -166,7 +168,8 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
             if self._state is not State.FIRSTFLIGHT and self._state is not State.CONNECTED:
                 return []
             if self._tls is None:
-                return self._pending_stateless
+                out, self._pending_stateless = self._pending_stateless, []
+                return out  # a Retry or Version Negotiation before any state (server)
             self._before_sending(now)
             out = self._probe_datagrams(now)
             out += build_datagrams(self, now)
@@ -202,11 +205,7 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
             return
         if not data[0] & 0x80:
             # one short-header packet fills the datagram: the common case, no splitting
-            try:
-                header = parse_header(data, 0, self._local_cid_length)
-            except MalformedPacketError:
-                return
-            processed = self._receive_packet(data, header, path, now)
+            processed = self._receive_short(data, path, now)
             if self._state is not State.FIRSTFLIGHT and self._state is not State.CONNECTED:
                 return
         else:
@@ -261,17 +260,51 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
             self._on_key_phase_opener(opener, pn, now)
         if first & (0x0C if header.is_long else 0x18):
             raise ProtocolViolation("reserved header bits are not zero")
-        if space.is_duplicate(pn):
-            return True
         if not self._handshake_confirmed:
+            if space.is_duplicate(pn):
+                return True
             self._on_first_packet(epoch, header, path, now)
+        return self._accept(space, epoch, pn, payload, header.dcid, path, now, len(packet))
+
+    def _receive_short(self, data: bytes, path: Path, now: float) -> bool:
+        """A datagram holding one 1-RTT packet: ``_receive_packet`` without the generality."""
+        pn_offset = 1 + self._local_cid_length
+        space = self._spaces[2]
+        opener = space.opener
+        if not data[0] & 0x40 or opener is None or len(data) < pn_offset + 20:
+            return False  # no QUIC bit, no 1-RTT keys yet, or too short to sample
+        try:
+            first, truncated, pn_length, plain_header = opener.remove_header_protection(
+                data, pn_offset)
+            pn = decode_packet_number(truncated, 8 * pn_length, space.largest_received + 1)
+            if (first >> 2) & 1 != opener.key_phase:
+                opener = self._opener_for_key_phase(pn)
+            payload = opener.decrypt(data, plain_header, pn)
+        except DecryptionError:
+            self._on_decryption_failure()
+            return False
+        if opener is not space.opener:
+            self._on_key_phase_opener(opener, pn, now)
+        if first & 0x18:
+            raise ProtocolViolation("reserved header bits are not zero")
+        if not self._handshake_confirmed and self._is_client and \
+                not self._received_server_packet:
+            return False  # a 1-RTT packet cannot come first
+        return self._accept(space, _ONE_RTT, pn, payload, data[1:pn_offset], path, now,
+                            len(data))
+
+    def _accept(self, space: PacketSpace, epoch: Epoch, pn: int, payload: bytes, dcid: bytes,
+                path: Path, now: float, size: int) -> bool:
+        """A packet decrypted: process its frames and do the bookkeeping (RFC 9000 §12-13)."""
+        if pn < space.ack_floor or pn in space.received:
+            return True  # a duplicate
         self._stats_packets_received += 1
         self._rx_epoch = epoch
         self._rx_path = path
-        self._rx_dcid = header.dcid
+        self._rx_dcid = dcid
         ack_eliciting, non_probing = self._process_frames(payload, epoch, now)
         if self._qlog is not None:
-            self._qlog_packet(now, "transport:packet_received", epoch, pn, len(packet))
+            self._qlog_packet(now, "transport:packet_received", epoch, pn, size)
         if self._state is not State.FIRSTFLIGHT and self._state is not State.CONNECTED:
             return True
         space.on_packet_received(pn, ack_eliciting, now, self._local_max_ack_delay)
@@ -337,7 +370,10 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
     def _on_crypto(self, view: memoryview, pos: int, frame_type: int, now: float) -> int:
         offset, data, pos = parse_crypto(view, pos)
         epoch = self._rx_epoch
-        contiguous = self._spaces[SPACE_INDEX[epoch]].crypto_receive.add(offset, data)
+        space = self._spaces[SPACE_INDEX[epoch]]
+        if space.discarded:
+            return pos  # the keys went while this packet was read (the handshake completed)
+        contiguous = space.crypto_receive.add(offset, data)
         if contiguous:
             self._receive_crypto(epoch, contiguous, now)
         return pos

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from cryptography import x509
+
 from .._buffer import varint_size
 from .._tls.suites import Epoch
 from ._conn_base import ConnectionBase
 from ._errors import QuicError, TransportError
 from ._events import ConnectionIdIssued, ConnectionIdRetired, PathChanged
 from ._frames import NewConnectionIdFrame
+from ._params import TransportParameters
 from ._paths import Path
 from ._qlog import QlogTracer
 from ._sender import (
@@ -102,12 +105,26 @@ class ControlMixin(ConnectionBase):
         self._streams.consume(stream_id, n)
 
     def reset_stream(self, stream_id: int, error_code: int) -> None:
-        """Abandon sending on a stream (RESET_STREAM with ``error_code``)."""
+        """Abandon sending on a stream (RESET_STREAM with ``error_code``).
+
+        Nothing happens on a stream whose sending part already finished (or was reset).
+
+        Raises:
+            StreamStateError: the stream has no sending part here (the peer's
+                unidirectional stream) or was never opened.
+        """
         self._check_open()
         self._streams.reset(stream_id, error_code)
 
     def stop_sending(self, stream_id: int, error_code: int) -> None:
-        """Ask the peer to stop sending on a stream (STOP_SENDING with ``error_code``)."""
+        """Ask the peer to stop sending on a stream (STOP_SENDING with ``error_code``).
+
+        Nothing happens on a stream whose receiving part already finished.
+
+        Raises:
+            StreamStateError: the stream has no receiving part here (our unidirectional
+                stream) or was never opened.
+        """
         self._check_open()
         self._streams.stop_sending(stream_id, error_code)
 
@@ -152,13 +169,27 @@ class ControlMixin(ConnectionBase):
         """The QUIC version in use (it can change during the handshake, RFC 9368)."""
         return self._version
 
+    # -- what the handshake told us --------------------------------------------------------------
+    @property
+    def peer_transport_parameters(self) -> TransportParameters | None:
+        """The peer's transport parameters, once the handshake has delivered them."""
+        return self._peer_params
+
     @property
     def remote_max_datagram_frame_size(self) -> int | None:
-        """The peer's max_datagram_frame_size transport parameter (RFC 9221): None until the
-        peer's transport parameters arrived, 0 when it takes no DATAGRAM frames.
-        (``h3.QuicTransport`` needs it to check SETTINGS_H3_DATAGRAM, RFC 9297 §2.1.1.)"""
+        """The peer's max_datagram_frame_size (None until known or when DATAGRAM is off)."""
         peer = self._peer_params
-        return None if peer is None else peer.max_datagram_frame_size
+        return (peer.max_datagram_frame_size or None) if peer is not None else None
+
+    @property
+    def alpn_protocol(self) -> str | None:
+        """The negotiated ALPN protocol (None before the handshake settles it)."""
+        return self._tls.alpn_protocol if self._tls is not None else None
+
+    @property
+    def peer_certificate_chain(self) -> tuple[x509.Certificate, ...]:
+        """The peer's certificate chain, leaf first (empty if it sent none)."""
+        return tuple(self._tls.peer_certificate_chain) if self._tls is not None else ()
 
     @property
     def original_destination_connection_id(self) -> bytes:

@@ -35,7 +35,6 @@ from ._conn_base import ConnectionBase, State
 from ._crypto import PacketOpener, PacketSealer, derive_initial_keys
 from ._errors import (
     CryptoError,
-    InvalidTokenError,
     TransportError,
     TransportErrorCode,
     TransportParameterError,
@@ -286,11 +285,11 @@ class HandshakeMixin(ConnectionBase):
         token = header.token
         if token and handler.is_retry_token(token):
             result = handler.check_retry_token(token, addr, wall)
-            if result is None:
-                raise InvalidTokenError("invalid Retry token")
+            if result is None or result[1] != header.dcid:
+                # forged, expired, from another address or for another connection ID: drop
+                # the datagram and let the client time out (RFC 9000 §8.1.2)
+                return False
             odcid, retry_scid = result
-            if retry_scid != header.dcid:
-                raise InvalidTokenError("Retry token for another connection ID")
             self._original_dcid = odcid
             self._retry_scid = retry_scid
             self._address_validated = True

@@ -97,6 +97,7 @@ class LifecycleMixin(ConnectionBase):
         self._handshake_done_pending = False
         self._ping_pending = False
         self._ping_uids = []
+        self._ack_only_sent = 0
         self._new_cids = []
         self._new_token_pending = None
         self._internal_errors = []
@@ -124,7 +125,9 @@ class LifecycleMixin(ConnectionBase):
         if state is State.TERMINATED:
             return None
         if state is State.CLOSING or state is State.DRAINING:
-            return self._close_deadline
+            deadline = self._close_deadline
+            # closed but nothing sent yet: ask to be driven now (handle_timer starts the period)
+            return self._now if deadline is None else deadline
         timer = self._idle_deadline
         candidate = self._recovery.get_loss_detection_timer()
         if candidate is not None and (timer is None or candidate < timer):
@@ -160,7 +163,9 @@ class LifecycleMixin(ConnectionBase):
         if state is State.TERMINATED:
             return
         if state is State.CLOSING or state is State.DRAINING:
-            if self._close_deadline is not None and now >= self._close_deadline:
+            if self._close_deadline is None:
+                self._start_closing_period(now)
+            elif now >= self._close_deadline:
                 self._state = State.TERMINATED
             return
         try:
@@ -424,6 +429,7 @@ class LifecycleMixin(ConnectionBase):
         self._close_frames = frames
         self._close_pending = True
         self._state = State.CLOSING
+        self._close_deadline = None  # set when the CONNECTION_CLOSE goes out
         if self._qlog is not None:
             self._qlog.event(self._now, "transport:connection_closed", {
                 "owner": "local", "application_code" if application else "connection_code": code,
@@ -436,8 +442,7 @@ class LifecycleMixin(ConnectionBase):
         if not self._close_pending:
             return []
         self._close_pending = False
-        if self._close_deadline is None:
-            self._close_deadline = now + 3 * self._recovery.pto_duration()
+        self._start_closing_period(now)
         path = self._paths.current
         if path is None:
             return []
@@ -452,6 +457,11 @@ class LifecycleMixin(ConnectionBase):
         path.bytes_sent += len(datagram)
         self._close_count += 1
         return [(datagram, path.address)]
+
+    def _start_closing_period(self, now: float) -> None:
+        """The closing period runs three PTOs from the first CONNECTION_CLOSE (RFC 9000 §10.2)."""
+        if self._close_deadline is None:
+            self._close_deadline = now + 3 * self._recovery.pto_duration()
 
     def _on_datagram_while_closing(self) -> None:
         self._close_received += 1

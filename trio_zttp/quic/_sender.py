@@ -52,6 +52,8 @@ F_PATH: Final = 9
 MIN_INITIAL_SIZE: Final = 1200
 #: Smallest room worth starting a packet in.
 _MIN_PACKET_ROOM: Final = 48
+#: ACK-only 1-RTT packets in a row after which one carries a PING (RFC 9000 §13.2.4).
+ACK_ONLY_BEFORE_PING: Final = 32
 #: Most datagrams one call produces (the caller comes back for more).
 MAX_DATAGRAMS_PER_CALL: Final = 64
 #: The pacing timer waits until this many datagrams may go at once (the pacer's bucket
@@ -315,6 +317,18 @@ def _plan_packet(conn: Connection, space: PacketSpace, epoch: Epoch, sealer: Pac
             packet.ack_eliciting = True
     if not packet.payload:
         return None
+    if epoch == _ONE_RTT:
+        if packet.ack_eliciting:
+            conn._ack_only_sent = 0
+        else:
+            # only ACKs for a while: a PING gets them acknowledged, so the peer's ACKs
+            # settle them here (RFC 9000 §13.2.4)
+            conn._ack_only_sent += 1
+            if conn._ack_only_sent >= ACK_ONLY_BEFORE_PING and len(packet.payload) < limit:
+                packet.payload.append(0x01)
+                packet.records.append((F_PING, ()))
+                packet.ack_eliciting = True
+                conn._ack_only_sent = 0
     if packet.ack_eliciting and space.probes > 0:
         space.probes -= 1
     space.next_pn += 1
@@ -419,19 +433,25 @@ def build_datagrams(conn: Connection, now: float) -> list[tuple[bytes, Any]]:
                     break
                 budget = amplification
         probes = bool(initial.probes or handshake.probes or app.probes)
-        can_elicit = probes or congestion.can_send(max_size)
-        if can_elicit and not probes and pacer is not None:
-            next_time = pacer.next_send_time(now)
-            if next_time > now:
-                # wake up for a small burst, not for every single packet
-                burst = PACING_BURST * max_size / pacer.rate
-                conn._pacing_at = next_time if next_time - now > burst else now + burst
-                can_elicit = False
-        if not can_elicit and not (
-            initial.ack_now or handshake.ack_now or app.ack_now
-            or (app.ack_deadline is not None and app.ack_deadline <= now)
-        ):
-            break
+        app_ack = app.ack_now or (app.ack_deadline is not None and app.ack_deadline <= now)
+        if initial.discarded and handshake.discarded and not probes and not (
+                conn._streams.has_data() or conn._datagrams or _has_app_control(conn, path)):
+            # after the handshake with nothing but perhaps an ACK to send: no need to ask
+            # congestion control or the pacer (the common case of a receiver)
+            if not app_ack:
+                break
+            can_elicit = False
+        else:
+            can_elicit = probes or congestion.can_send(max_size)
+            if can_elicit and not probes and pacer is not None:
+                next_time = pacer.next_send_time(now)
+                if next_time > now:
+                    # wake up for a small burst, not for every single packet
+                    burst = PACING_BURST * max_size / pacer.rate
+                    conn._pacing_at = next_time if next_time - now > burst else now + burst
+                    can_elicit = False
+            if not can_elicit and not (initial.ack_now or handshake.ack_now or app_ack):
+                break
         datagram = _build_datagram(conn, now, budget, path, can_elicit)
         if datagram is None:
             break

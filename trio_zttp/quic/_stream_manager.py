@@ -25,7 +25,7 @@ from .._buffer import encode_varint
 from ._errors import StreamStateError, StreamStateViolation, TransportError
 from ._events import Event, StopSendingReceived, StreamDataReceived, StreamReset
 from ._flow import ReceiveWindow, SendCredit, StreamLimits
-from ._frame_codec import stream_data_capacity, stream_frame_header
+from ._frame_codec import stream_data_capacity
 from ._params import TransportParameters
 from ._streams import RecvStream, SendStream
 
@@ -61,12 +61,13 @@ def _tag(exc: TransportError, frame_type: int) -> None:
 class Stream:
     """One stream: its sending part, its receiving part, or both."""
 
-    __slots__ = ("control", "opened", "queued", "recv", "send", "stop_code", "stop_pending",
-                 "stream_id", "window_pending")
+    __slots__ = ("control", "id_bytes", "opened", "queued", "recv", "send", "stop_code",
+                 "stop_pending", "stream_id", "window_pending")
 
     def __init__(self, stream_id: int, send: SendStream | None, recv: RecvStream | None,
                  opened: bool) -> None:
         self.stream_id = stream_id
+        self.id_bytes = encode_varint(stream_id)  # the stream ID as STREAM frames carry it
         self.send = send
         self.recv = recv
         self.opened = opened  # counted against the peer's MAX_STREAMS (local streams)
@@ -109,6 +110,7 @@ class StreamManager:
         "_max_stream_data_limit",
         "_max_streams_pending",
         "_next_local",
+        "_peer_next",
         "_peer",
         "_send_queue",
         "_streams",
@@ -143,6 +145,7 @@ class StreamManager:
         self._max_stream_data_limit = max_stream_data_limit
         self._peer = TransportParameters()  # the peer's limits (defaults: no credit)
         self._next_local = [0, 0]  # next local stream index: [bidi, uni]
+        self._peer_next = [0, 0]  # next peer stream index not opened yet: [bidi, uni]
         self._send_queue: deque[Stream] = deque()
         self._control: deque[Stream] = deque()
         self._waiting_open: list[Stream] = []  # local streams beyond the peer's MAX_STREAMS
@@ -269,7 +272,19 @@ class StreamManager:
         unsent = send.write_offset - send.sent_offset
         return max(0, available + SEND_ALLOWANCE - unsent)
 
+    def _is_closed(self, stream_id: int) -> bool:
+        """Whether a stream existed and was forgotten once finished."""
+        if stream_id in self._streams:
+            return False
+        if self._is_local(stream_id):
+            return (stream_id >> 2) < self._next_local[1 if stream_id & 2 else 0]
+        return (stream_id >> 2) < self._peer_next[1 if stream_id & 2 else 0]
+
     def reset(self, stream_id: int, error_code: int) -> None:
+        if stream_id & 2 and not self._is_local(stream_id):
+            raise StreamStateError(f"stream {stream_id} is receive-only")
+        if self._is_closed(stream_id):
+            return
         stream = self._local_stream_for_send(stream_id)
         if stream.send is None:
             raise StreamStateError(f"stream {stream_id} is receive-only")
@@ -278,6 +293,9 @@ class StreamManager:
 
     def stop_sending(self, stream_id: int, error_code: int) -> None:
         stream = self._streams.get(stream_id)
+        if stream is None and not (stream_id & 2 and self._is_local(stream_id)) and \
+                self._is_closed(stream_id):
+            return
         if stream is None or stream.recv is None:
             raise StreamStateError(f"stream {stream_id} has no receiving part here")
         recv = stream.recv
@@ -341,6 +359,9 @@ class StreamManager:
         except TransportError as exc:
             _tag(exc, frame_type)
             raise
+        if new_ids:
+            slot = 1 if stream_id & 2 else 0
+            self._peer_next[slot] = (stream_id >> 2) + 1
         for sid in new_ids:
             uni = bool(sid & 2)
             send = None if uni else SendStream(
@@ -592,9 +613,20 @@ class StreamManager:
                 self._maybe_forget(stream)
                 continue
             offset, data, fin = frame
-            buf += stream_frame_header(sid, offset, len(data), fin)
+            length = len(data)
+            # the STREAM frame with OFF (when not 0) and LEN bits, written in place
+            buf.append(0x0A | (0x05 if offset else 0x01) if fin else
+                       (0x0E if offset else 0x0A))
+            buf += stream.id_bytes
+            if offset:
+                buf += encode_varint(offset)
+            buf += encode_varint(length)
             buf += data
-            records.append((F_STREAM, stream, offset, len(data), fin))
+            records.append((F_STREAM, stream, offset, length, fin))
+            if length >= capacity:
+                if len(queue) > 1:
+                    queue.rotate(-1)
+                return  # the packet is full
             if send.credit.is_blocked:
                 self._queue_control(stream)
             if not send.has_data_to_send():
