@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any, Final, final
 import trio
 
 from .. import h3
-from .._buffer import BufferReadError, decode_varint
 from ..h3._stream import StateError
 from ..quic._config import Configuration
 from ..quic._events import (
@@ -56,9 +55,6 @@ __all__ = ["H3Engine", "default_settings", "h3_connection_factory"]
 
 _HEADERLESS_CREDIT: Final = 64 * 1024
 """Bytes of a request stream credited before its header section is decoded."""
-_EARLY_DATAGRAMS: Final = 32
-"""HTTP datagrams held for request streams whose header section has not arrived yet
-(RFC 9297 §2.1: drop them, or buffer them for about a round trip); the oldest go first."""
 _OWNED_EVENTS: Final = (StreamDataReceived, StreamReset, StopSendingReceived, DatagramFrameReceived)
 
 
@@ -138,9 +134,6 @@ class H3Engine:
         self._blocked: set[StreamState] = set()
         self._unflushed_credit = 0
         self._credit_poke = max(1, window // 4)
-        self._early_datagrams: deque[tuple[int, DatagramFrameReceived]] = deque(
-            maxlen=_EARLY_DATAGRAMS
-        )
         self.going_away = False
         self.goaway_received: int | None = None
         self.datagrams_dropped = 0
@@ -427,35 +420,9 @@ class H3Engine:
             self._dirty = False
             self._connection._poke()
 
-    def _early_datagram(self, event: DatagramFrameReceived) -> bool:
-        """Server: hold a datagram for a request whose HEADERS have not arrived; True if held."""
-        try:
-            quarter, _ = decode_varint(event.data, 0)
-        except BufferReadError:
-            return False  # h3.Connection reports the malformed datagram
-        sid = quarter * 4
-        state = self.streams.get(sid)
-        if (state is None and sid >= self._next_peer_request) or (
-            state is not None and state.headers is None and not state.closed
-        ):
-            self._early_datagrams.append((sid, event))
-            return True
-        return False
-
-    def _release_datagrams(self, stream_id: int) -> None:
-        conn = self.h3
-        assert conn is not None
-        held = self._early_datagrams
-        for sid, event in [item for item in held if item[0] == stream_id]:
-            held.remove((sid, event))
-            conn.receive_quic_event(event)
-
     def _feed(self, event: Event) -> None:
         conn = self.h3
         assert conn is not None
-        if type(event) is DatagramFrameReceived and not self.is_client:
-            if self._early_datagram(event):
-                return
         if type(event) is StreamDataReceived:
             sid = event.stream_id
             n = len(event.data)
@@ -544,8 +511,6 @@ class H3Engine:
                         else:
                             self.accept_queue.append(state)
                         self.accept_lot.unpark_all()  # accept_request, or a drain's check
-                        if self._early_datagrams:
-                            self._release_datagrams(event.stream_id)
                 if event.end_stream:
                     state.eof = True
                 state.recv_lot.unpark_all()
