@@ -79,5 +79,5 @@ if __name__ == "__main__":
     args = parser.parse_args()
     try:
         trio.run(main, args.port, configuration(args.cert, args.key, args.cert_dir))
-    except KeyboardInterrupt:
+    except* KeyboardInterrupt:  # Ctrl-C cancelled serve_h3, which shut down gracefully
         pass

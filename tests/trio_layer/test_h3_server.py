@@ -313,10 +313,11 @@ async def test_serve_h3_refuses_a_client_configuration(ca) -> None:
         await trio_zttp.serve_h3(handler, "127.0.0.1", 0, client_configuration(ca))
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5, 6])
 async def test_http3_over_a_terrible_network(ca, server_cert, autojump_clock, seed) -> None:
     """Seeded loss, duplication, reordering, corruption and delay (the virtual network):
-    concurrent downloads and uploads arrive intact, the ping-pong reaches 10 with resends."""
+    concurrent downloads and uploads arrive intact, the ping-pong reaches 10 with resends.
+    (Seed 2 delivers request stream 16 before 0-12: the later ones are still new requests.)"""
     from trio_zttp.testing import LinkConditions, open_virtual_network
 
     from .test_h3_datagrams import pingpong_server

@@ -124,7 +124,10 @@ class H3Engine:
         self._engine_closed: tuple[int, str] | None = None
         self._terminated = False
         self.streams: dict[int, StreamState] = {}
+        # server: the next request stream ID the client has not opened, and the lower ones
+        # opened implicitly (RFC 9000 §2.1) whose data has not arrived yet
         self._next_peer_request = 0
+        self._peer_request_gaps: set[int] = set()
         self.accept_queue: deque[StreamState] = deque()
         #: Server: called with each new request instead of queueing it (set by serve_h3,
         #: which starts the handler task right from the driver: no hop through a task).
@@ -433,8 +436,7 @@ class H3Engine:
                 self._dispatch()
                 return
             state = self.streams.get(sid)
-            if state is None and not self.is_client and sid >= self._next_peer_request:
-                self._next_peer_request = sid + 4
+            if state is None and not self.is_client and self._is_new_request(sid):
                 state = StreamState(self, sid)
                 self.streams[sid] = state
             if state is None:
@@ -456,6 +458,19 @@ class H3Engine:
             return
         conn.receive_quic_event(event)
         self._dispatch()
+
+    def _is_new_request(self, sid: int) -> bool:
+        """Server: the first data of a request stream (not one already finished with)?"""
+        expected = self._next_peer_request
+        if sid >= expected:
+            # opening a stream opens every lower one of its type (RFC 9000 §2.1)
+            self._peer_request_gaps.update(range(expected, sid, 4))
+            self._next_peer_request = sid + 4
+            return True
+        if sid in self._peer_request_gaps:
+            self._peer_request_gaps.discard(sid)
+            return True
+        return False
 
     def _drop(self, state: StreamState, error_code: int) -> None:
         state.reset_code = error_code
