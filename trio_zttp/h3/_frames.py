@@ -216,10 +216,10 @@ _MAX_VARINT_LENGTH: Final = 8
 _MAX_HEADER_LENGTH: Final = 16  # two 8-byte varints
 
 # parser states (plain ints: compared per chunk on the stream hot path)
-_HEADER: Final = 0
-_DATA: Final = 1
-_BUFFER: Final = 2
-_SKIP: Final = 3
+READ_HEADER: Final = 0
+STREAM_VALUE: Final = 1
+BUFFER_VALUE: Final = 2
+SKIP_VALUE: Final = 3
 
 FrameList = list[tuple[int, bytes]]
 
@@ -254,8 +254,79 @@ def read_tlv_header(
     return kind, length, pos + p - held
 
 
+class TlvParser:
+    """The streaming loop shared by :class:`FrameParser` and the capsule parser.
+
+    Both read ``Type (i), Length (i), Value`` records in any chunking.  A subclass's
+    ``_start`` looks at each header and chooses what happens to the value: buffered and
+    returned whole (``BUFFER_VALUE``), returned piece by piece as ``(0, chunk)`` as it arrives
+    (``STREAM_VALUE``) or skipped (``SKIP_VALUE``); or it reports the record itself and leaves
+    the state at ``READ_HEADER`` for an empty value.  A buffered value that is already all in
+    the input is copied once, straight from it.
+    """
+
+    __slots__ = ("_header", "_state", "_type", "_remaining", "_payload")
+
+    def __init__(self) -> None:
+        self._header = bytearray()
+        self._state = READ_HEADER
+        self._type = 0
+        self._remaining = 0
+        self._payload = bytearray()
+
+    def _start(self, record_type: int, length: int, out: FrameList) -> None:
+        raise NotImplementedError
+
+    def _in_record(self) -> bool:
+        """Whether the bytes fed so far end inside a record (header or value)."""
+        return self._state != READ_HEADER or bool(self._header)
+
+    def feed(self, data: bytes | bytearray | memoryview) -> FrameList:
+        """Consume ``data``; return the records (and streamed pieces) it completes, in order.
+
+        Raises:
+            H3Error: whatever the subclass's header check raises (see the subclass).
+        """
+        out: FrameList = []
+        view = memoryview(data)
+        if view.format != "B":
+            view = view.cast("B")
+        pos = 0
+        end = len(view)
+        while pos < end:
+            state = self._state
+            if state == READ_HEADER:
+                header = read_tlv_header(self._header, view, pos)
+                if header is None:
+                    return out
+                record_type, length, pos = header
+                self._type = record_type
+                self._remaining = length
+                self._start(record_type, length, out)
+                if self._state == BUFFER_VALUE and not self._payload and end - pos >= length:
+                    # the whole value is here: one copy, straight from the input
+                    out.append((record_type, bytes(view[pos : pos + length])))
+                    pos += length
+                    self._state = READ_HEADER
+                    self._remaining = 0
+                continue
+            take = min(self._remaining, end - pos)
+            if state == STREAM_VALUE:
+                out.append((0, bytes(view[pos : pos + take])))
+            elif state == BUFFER_VALUE:
+                self._payload += view[pos : pos + take]
+            pos += take
+            self._remaining -= take
+            if self._remaining == 0:
+                if state == BUFFER_VALUE:
+                    out.append((self._type, bytes(self._payload)))
+                    self._payload.clear()
+                self._state = READ_HEADER
+        return out
+
+
 @final
-class FrameParser:
+class FrameParser(TlvParser):
     """Streaming parser for the frames of one HTTP/3 stream.
 
     Feed bytes in any chunking; :meth:`feed` returns the frames completed by them, in order,
@@ -268,9 +339,13 @@ class FrameParser:
         max_settings_length: Bound on a SETTINGS payload; beyond it, :class:`ExcessiveLoad`.
         extra_limits: Extension frame types to buffer whole, with their bounds (for example
             PRIORITY_UPDATE); every other unknown type is skipped.
+
+    :meth:`feed` raises :class:`FrameUnexpected` for an HTTP/2-only frame type (0x2, 0x6, 0x8,
+    0x9), :class:`FrameError` for a GOAWAY, MAX_PUSH_ID or CANCEL_PUSH frame of impossible
+    length and :class:`ExcessiveLoad` for a buffered frame longer than its bound.
     """
 
-    __slots__ = ("_limits", "_header", "_state", "_type", "_remaining", "_payload")
+    __slots__ = ("_limits",)
 
     def __init__(
         self,
@@ -292,60 +367,13 @@ class FrameParser:
             limits[frame_type] = _MAX_VARINT_LENGTH
         if any(limit < 0 for limit in limits.values()):
             raise ValueError("frame length bounds must be >= 0")
+        super().__init__()
         self._limits = limits
-        self._header = bytearray()
-        self._state = _HEADER
-        self._type = 0
-        self._remaining = 0
-        self._payload = bytearray()
 
     @property
     def in_frame(self) -> bool:
         """Whether the bytes fed so far end inside a frame (header or payload)."""
-        return self._state != _HEADER or bool(self._header)
-
-    def feed(self, data: bytes | bytearray | memoryview) -> FrameList:
-        """Consume ``data``; return the frames (and DATA chunks) it completes, in order.
-
-        Raises:
-            FrameUnexpected: an HTTP/2-only frame type (0x2, 0x6, 0x8, 0x9).
-            FrameError: a GOAWAY, MAX_PUSH_ID or CANCEL_PUSH frame of impossible length.
-            ExcessiveLoad: a buffered frame longer than its bound.
-        """
-        out: FrameList = []
-        view = memoryview(data)
-        if view.format != "B":
-            view = view.cast("B")
-        pos = 0
-        end = len(view)
-        while pos < end:
-            state = self._state
-            if state == _HEADER:
-                header = read_tlv_header(self._header, view, pos)
-                if header is None:
-                    return out
-                frame_type, length, pos = header
-                self._start_frame(frame_type, length, out)
-                if self._state == _BUFFER and not self._payload and end - pos >= length:
-                    # the whole payload is here: one copy, straight from the input
-                    out.append((frame_type, bytes(view[pos : pos + length])))
-                    pos += length
-                    self._state = _HEADER
-                    self._remaining = 0
-                continue
-            take = min(self._remaining, end - pos)
-            if state == _DATA:
-                out.append((0, bytes(view[pos : pos + take])))
-            elif state == _BUFFER:
-                self._payload += view[pos : pos + take]
-            pos += take
-            self._remaining -= take
-            if self._remaining == 0:
-                if state == _BUFFER:
-                    out.append((self._type, bytes(self._payload)))
-                    self._payload.clear()
-                self._state = _HEADER
-        return out
+        return self._in_record()
 
     def end_of_stream(self) -> None:
         """The stream ended cleanly (FIN); raise if that cut a frame short.
@@ -354,15 +382,13 @@ class FrameParser:
             FrameError: the last frame was truncated (RFC 9114 §7.1).
         """
         if self.in_frame:
-            frame_type = self._type if self._state != _HEADER else None
+            frame_type = self._type if self._state != READ_HEADER else None
             raise FrameError("stream ended inside a frame", frame_type=frame_type)
 
-    def _start_frame(self, frame_type: int, length: int, out: FrameList) -> None:
-        self._type = frame_type
-        self._remaining = length
+    def _start(self, frame_type: int, length: int, out: FrameList) -> None:
         if frame_type == FrameType.DATA:
             if length:
-                self._state = _DATA
+                self._state = STREAM_VALUE
             else:
                 out.append((0, b""))
             return
@@ -379,7 +405,7 @@ class FrameParser:
                     frame_type=frame_type,
                 )
             if length:
-                self._state = _BUFFER
+                self._state = BUFFER_VALUE
             else:
                 out.append((frame_type, b""))
             return
@@ -387,4 +413,4 @@ class FrameParser:
             raise FrameUnexpected("HTTP/2 frame type reserved in HTTP/3", frame_type=frame_type)
         out.append((frame_type, b""))  # unknown or reserved: reported, payload skipped
         if length:
-            self._state = _SKIP
+            self._state = SKIP_VALUE
