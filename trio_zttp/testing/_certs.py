@@ -200,7 +200,7 @@ class CertificateAuthority:
         """
         key = _ca_key(KeyType(key_type))
         start, end = _validity(not_before, not_after, _CA_LIFETIME)
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        subject = _common_name(name)
         ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
         builder = (
             _builder(subject, key, start, end, random_bytes, ca=True)
@@ -237,7 +237,7 @@ class CertificateAuthority:
         """
         key = _ca_key(KeyType(key_type))
         start, end = _validity(not_before, not_after, _CA_LIFETIME)
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        subject = _common_name(name)
         builder = (
             _builder(subject, key, start, end, self.random_bytes, ca=True)
             .issuer_name(self.certificate.subject)
