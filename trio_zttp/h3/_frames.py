@@ -8,13 +8,13 @@ in whatever chunks QUIC delivers them and returns complete frames, with three di
   DATA frame gives one ``(FrameType.DATA, b"")``).
 * Frames the connection needs whole (HEADERS, PUSH_PROMISE, SETTINGS, GOAWAY, MAX_PUSH_ID,
   CANCEL_PUSH, plus any extension types the caller lists) are buffered up to a per-type bound;
-  a longer frame raises :class:`ExcessiveLoad` when its header arrives, before any payload is
+  a longer frame raises :class:`ExcessiveLoadError` when its header arrives, before any payload is
   buffered.  The id-only frames (GOAWAY, MAX_PUSH_ID, CANCEL_PUSH) can never be longer than
   one varint (8 bytes), so a longer or empty one is an H3_FRAME_ERROR at once.
 * Unknown and reserved (``0x1f * N + 0x21``) frame types are skipped without buffering; each
   is reported once, as ``(frame_type, b"")``, when its header arrives, so the caller can still
   apply ordering rules (SETTINGS first on the control stream, RFC 9114 §6.2.1).  The HTTP/2
-  frame types reserved in HTTP/3 (0x2, 0x6, 0x8, 0x9) raise :class:`FrameUnexpected`.
+  frame types reserved in HTTP/3 (0x2, 0x6, 0x8, 0x9) raise :class:`FrameUnexpectedError`.
 
 The caller signals the clean end of the stream with :meth:`FrameParser.end_of_stream`, which
 raises H3_FRAME_ERROR if the last frame was truncated (RFC 9114 §7.1).  Where a frame may
@@ -30,9 +30,9 @@ from typing import Final, final
 from .._buffer import BufferReadError, decode_varint, encode_varint
 from ._errors import (
     GREASE_MAX_N,
-    ExcessiveLoad,
+    ExcessiveLoadError,
     FrameError,
-    FrameUnexpected,
+    FrameUnexpectedError,
     grease_value,
     is_grease_value,
     random_grease,
@@ -335,14 +335,14 @@ class FrameParser(TlvParser):
 
     Args:
         max_headers_length: Bound on a HEADERS payload, and on a PUSH_PROMISE payload after its
-            Push ID; beyond it, :class:`ExcessiveLoad` (the connection may instead answer 431).
-        max_settings_length: Bound on a SETTINGS payload; beyond it, :class:`ExcessiveLoad`.
+            Push ID; beyond it, :class:`ExcessiveLoadError` (the connection may instead answer 431).
+        max_settings_length: Bound on a SETTINGS payload; beyond it, :class:`ExcessiveLoadError`.
         extra_limits: Extension frame types to buffer whole, with their bounds (for example
             PRIORITY_UPDATE); every other unknown type is skipped.
 
-    :meth:`feed` raises :class:`FrameUnexpected` for an HTTP/2-only frame type (0x2, 0x6, 0x8,
+    :meth:`feed` raises :class:`FrameUnexpectedError` for an HTTP/2-only frame type (0x2, 0x6, 0x8,
     0x9), :class:`FrameError` for a GOAWAY, MAX_PUSH_ID or CANCEL_PUSH frame of impossible
-    length and :class:`ExcessiveLoad` for a buffered frame longer than its bound.
+    length and :class:`ExcessiveLoadError` for a buffered frame longer than its bound.
     """
 
     __slots__ = ("_limits",)
@@ -400,7 +400,7 @@ class FrameParser(TlvParser):
                         f"identifier frame with a {length}-byte payload", frame_type=frame_type
                     )
             elif length > limit:
-                raise ExcessiveLoad(
+                raise ExcessiveLoadError(
                     f"frame of {length} bytes exceeds the {limit}-byte limit",
                     frame_type=frame_type,
                 )
@@ -410,7 +410,9 @@ class FrameParser(TlvParser):
                 out.append((frame_type, b""))
             return
         if frame_type in RESERVED_HTTP2_FRAME_TYPES:
-            raise FrameUnexpected("HTTP/2 frame type reserved in HTTP/3", frame_type=frame_type)
+            raise FrameUnexpectedError(
+                "HTTP/2 frame type reserved in HTTP/3", frame_type=frame_type
+            )
         out.append((frame_type, b""))  # unknown or reserved: reported, payload skipped
         if length:
             self._state = SKIP_VALUE
