@@ -322,7 +322,7 @@ class ConnectionCore:
                 continue
             try:
                 instructions, headers = decoder.resume_header(stream_id)
-            except qpack.FieldSectionTooLarge as exc:
+            except qpack.FieldSectionTooLargeError as exc:
                 self._send_decoder(exc.decoder_stream_data)
                 self._abort(stream, ErrorCode.H3_MESSAGE_ERROR)
                 continue
@@ -355,7 +355,7 @@ class ConnectionCore:
             return  # abandoned by us (STOP_SENDING sent): data still in flight is dropped
         try:
             self._process_frames(stream, stream.parser.feed(data), end_stream)
-        except qpack.FieldSectionTooLarge as exc:
+        except qpack.FieldSectionTooLargeError as exc:
             self._send_decoder(exc.decoder_stream_data)
             self._abort(stream, ErrorCode.H3_MESSAGE_ERROR)
         except H3Error as exc:
