@@ -28,6 +28,7 @@ from ._errors import (
 )
 from ._huffman import huffman_decode
 from ._instructions import (
+    ENTRY_OVERHEAD,
     Duplicate,
     InsertCountIncrement,
     InsertWithLiteralName,
@@ -46,7 +47,6 @@ __all__ = ["Decoder", "Headers"]
 
 Headers = list[tuple[bytes, bytes]]
 
-ENTRY_OVERHEAD: Final = 32
 _STATIC_COUNT: Final = len(STATIC_TABLE)
 # decoded Huffman strings are remembered per decoder (a cookie too big for the table arrives
 # as the same literal on every request); emptied when it would hold more than this many bytes
