@@ -7,7 +7,6 @@ EndOfEarlyData, ALPN and ``quic_transport_parameters`` required.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 from typing import Final
 
@@ -27,6 +26,7 @@ from .tickets import SessionTicket, pop_usable_ticket, psk_from_resumption_secre
 from .verify import (
     choose_signature_scheme,
     parse_certificate,
+    server_name_host,
     sign_certificate_verify,
 )
 
@@ -489,16 +489,5 @@ def _server_name_extension(server_name: str | None) -> bytes | None:
     """SNI for a host name; none for an IP literal (RFC 6066 §3)."""
     if not server_name:
         return None
-    host = server_name[1:-1] if server_name.startswith("[") else server_name
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    else:
-        return None
-    host = host.rstrip(".")
-    try:
-        host.encode("ascii")
-    except UnicodeEncodeError:
-        host = host.encode("idna").decode("ascii")
-    return ext.encode_server_name(host)
+    host = server_name_host(server_name)
+    return ext.encode_server_name(host) if isinstance(host, str) else None
