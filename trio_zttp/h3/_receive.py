@@ -355,9 +355,6 @@ class ConnectionCore:
             return  # abandoned by us (STOP_SENDING sent): data still in flight is dropped
         try:
             self._process_frames(stream, stream.parser.feed(data), end_stream)
-        except qpack.FieldSectionTooLargeError as exc:
-            self._send_decoder(exc.decoder_stream_data)
-            self._abort(stream, ErrorCode.H3_MESSAGE_ERROR)
         except H3Error as exc:
             if not exc.stream_error:
                 raise
@@ -400,6 +397,12 @@ class ConnectionCore:
                 except qpack.StreamBlocked:
                     stream.blocked = True
                     continue
+                except qpack.FieldSectionTooLargeError as exc:
+                    # a stream error (RFC 9114 §4.2.2), also for sections that were queued
+                    # behind a blocked one
+                    self._send_decoder(exc.decoder_stream_data)
+                    self._abort(stream, ErrorCode.H3_MESSAGE_ERROR)
+                    return
                 self._send_decoder(instructions)
                 self._receive_headers(stream, headers)
             elif check_frame_allowed(frame_type, StreamKind.REQUEST, is_client=self._is_client):
