@@ -30,7 +30,7 @@ from tests.h3.h3_support import (
     settings_frame,
     varint,
 )
-from trio_zttp import h3
+from trio_zttp import h3, qpack
 
 E = h3.ErrorCode
 FT = h3.FrameType
@@ -368,3 +368,26 @@ def test_connection_errors_never_escape_split_at_every_byte() -> None:
             # cut between frames: an incomplete request or a content-length shortfall
             assert link.server_quic.resets[stream_id] in (E.H3_REQUEST_INCOMPLETE,
                                                           E.H3_MESSAGE_ERROR)
+
+
+def test_connection_stream_error_too_large_trailers_behind_blocked_headers() -> None:
+    # the trailers wait behind a header section blocked on the encoder stream; once it
+    # arrives, their size is a stream error (RFC 9114 §4.2.2), not a connection error
+    link, peer, server = raw_client_link(server_settings=attrs.evolve(
+        h3.DEFAULT_SETTINGS, max_field_section_size=300))
+    peer.setup()
+    encoder = qpack.Encoder()
+    encoder_data = encoder.apply_settings(max_table_capacity=4096, blocked_streams=16)
+    stream_id = peer.quic.get_next_available_stream_id()
+    inserts, section = encoder.encode(stream_id, request_fields(b"GET", b"/", (b"x-a", b"b")))
+    assert inserts, "the header section must reference entries not yet sent"
+    # too big for the 4096-byte table: a literal, so it decodes as soon as it is reached
+    more, trailers = encoder.encode(stream_id, [(b"x-trailer", b"t" * 5000)])
+    assert not more
+    peer.request(frame(FT.HEADERS, section) + frame(FT.HEADERS, trailers), end_stream=True)
+    assert server.of(h3.HeadersReceived) == []
+    peer.send(peer.encoder_id, encoder_data + inserts)
+    link.pump()
+    assert server.terminated is None
+    assert link.server_quic.resets[stream_id] == E.H3_MESSAGE_ERROR
+    assert server.of(h3.HeadersReceived)[0].stream_id == stream_id

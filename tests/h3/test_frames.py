@@ -10,7 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trio_zttp._buffer import encode_varint
-from trio_zttp.h3._errors import ErrorCode, ExcessiveLoad, FrameError, FrameUnexpected, H3Error
+from trio_zttp.h3._errors import (
+    ErrorCode,
+    ExcessiveLoadError,
+    FrameError,
+    FrameUnexpectedError,
+    H3Error,
+)
 from trio_zttp.h3._frames import (
     DEFAULT_MAX_HEADERS_LENGTH,
     RESERVED_HTTP2_FRAME_TYPES,
@@ -198,7 +204,7 @@ def test_frames_parser_skips_unknown_frames_without_buffering() -> None:
 @pytest.mark.parametrize("frame_type", sorted(RESERVED_HTTP2_FRAME_TYPES))
 def test_frames_parser_http2_frame_types_are_unexpected(frame_type: int) -> None:
     parser = FrameParser()
-    with pytest.raises(FrameUnexpected) as info:
+    with pytest.raises(FrameUnexpectedError) as info:
         parser.feed(encode_frame_header(frame_type, 3))  # raised at the header
     assert info.value.error_code == ErrorCode.H3_FRAME_UNEXPECTED == 0x105
     assert info.value.frame_type == frame_type
@@ -219,7 +225,7 @@ def test_frames_parser_oversized_buffered_frame_is_excessive_load(
     ok = FrameParser(**limit_kwargs)  # type: ignore[arg-type]
     assert ok.feed(encode_frame(frame_type, b"x" * limit)) == [(frame_type, b"x" * limit)]
     parser = FrameParser(**limit_kwargs)  # type: ignore[arg-type]
-    with pytest.raises(ExcessiveLoad) as info:
+    with pytest.raises(ExcessiveLoadError) as info:
         parser.feed(encode_frame_header(frame_type, limit + 1))  # no payload sent yet
     assert info.value.error_code == ErrorCode.H3_EXCESSIVE_LOAD == 0x107
     assert info.value.frame_type == frame_type
@@ -227,7 +233,7 @@ def test_frames_parser_oversized_buffered_frame_is_excessive_load(
 
 def test_frames_parser_default_headers_limit() -> None:
     parser = FrameParser()
-    with pytest.raises(ExcessiveLoad):
+    with pytest.raises(ExcessiveLoadError):
         parser.feed(encode_frame_header(FrameType.HEADERS, DEFAULT_MAX_HEADERS_LENGTH + 1))
 
 

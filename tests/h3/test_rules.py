@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from trio_zttp.h3._errors import (
     ErrorCode,
-    FrameUnexpected,
+    FrameUnexpectedError,
     IdError,
-    MissingSettings,
+    MissingSettingsError,
     StreamCreationError,
 )
 from trio_zttp.h3._frames import FrameType, StreamType, grease_frame_type
@@ -69,7 +69,7 @@ def test_rules_placement_matches_rfc_table(name: str, kind: StreamKind, is_clien
     if rfc_allows(name, kind, is_client):
         assert check_frame_allowed(frame_type, kind, is_client=is_client) is True
     else:
-        with pytest.raises(FrameUnexpected) as info:
+        with pytest.raises(FrameUnexpectedError) as info:
             check_frame_allowed(frame_type, kind, is_client=is_client)
         assert info.value.error_code == ErrorCode.H3_FRAME_UNEXPECTED
         assert info.value.frame_type == frame_type
@@ -81,7 +81,7 @@ def test_rules_unknown_frames_are_ignored_and_http2_types_rejected(kind: StreamK
         assert check_frame_allowed(frame_type, kind, is_client=True) is False
         assert check_frame_allowed(frame_type, kind, is_client=False) is False
     for frame_type in (0x2, 0x6, 0x8, 0x9):
-        with pytest.raises(FrameUnexpected):
+        with pytest.raises(FrameUnexpectedError):
             check_frame_allowed(frame_type, kind, is_client=True)
 
 
@@ -97,13 +97,13 @@ def test_rules_message_table_every_state_input_pair(
         assert next_message_state(state, event) is moves[event]
         check_message_frame(state, MESSAGE_INPUT_FRAME[event])
     else:
-        with pytest.raises(FrameUnexpected) as info:
+        with pytest.raises(FrameUnexpectedError) as info:
             next_message_state(state, event)
         assert info.value.error_code == ErrorCode.H3_FRAME_UNEXPECTED
         assert info.value.frame_type == MESSAGE_INPUT_FRAME[event]
         frame_allowed = any(MESSAGE_INPUT_FRAME[e] == MESSAGE_INPUT_FRAME[event] for e in moves)
         if not frame_allowed:
-            with pytest.raises(FrameUnexpected):
+            with pytest.raises(FrameUnexpectedError):
                 check_message_frame(state, MESSAGE_INPUT_FRAME[event])
 
 
@@ -165,7 +165,7 @@ def test_rules_message_valid_sequences(events: list[MessageInput], final: Messag
     ],
 )
 def test_rules_message_invalid_sequences(events: list[MessageInput]) -> None:
-    with pytest.raises(FrameUnexpected):
+    with pytest.raises(FrameUnexpectedError):
         run(events)
 
 
@@ -179,7 +179,7 @@ def test_rules_check_message_frame_at_frame_header() -> None:
         (MessageState.DONE, FrameType.DATA),
         (MessageState.DONE, FrameType.HEADERS),
     ]:
-        with pytest.raises(FrameUnexpected):
+        with pytest.raises(FrameUnexpectedError):
             check_message_frame(state, frame_type)
 
 
@@ -188,11 +188,11 @@ def test_rules_control_stream_settings_first_and_once() -> None:
     assert state is ControlState.READY
     assert next_control_state(state, FrameType.GOAWAY) is ControlState.READY
     assert next_control_state(state, 0x21) is ControlState.READY
-    with pytest.raises(FrameUnexpected):
+    with pytest.raises(FrameUnexpectedError):
         next_control_state(state, FrameType.SETTINGS)
     # §6.2.1: "any other frame type" first, unknown and reserved ones included
     for frame_type in (FrameType.GOAWAY, FrameType.DATA, 0x21, 0x2, 0xF0700):
-        with pytest.raises(MissingSettings) as info:
+        with pytest.raises(MissingSettingsError) as info:
             next_control_state(ControlState.AWAITING_SETTINGS, frame_type)
         assert info.value.error_code == ErrorCode.H3_MISSING_SETTINGS == 0x10A
 

@@ -2,7 +2,7 @@
 
 Random bytes, valid data truncated at every byte or with bytes flipped, fed to each entry
 point that takes peer data: ``Decoder.feed_header`` (-> DecompressionFailed 0x200 or
-FieldSectionTooLarge), ``Decoder.feed_encoder`` (-> EncoderStreamError 0x201) and
+FieldSectionTooLargeError), ``Decoder.feed_encoder`` (-> EncoderStreamError 0x201) and
 ``Encoder.feed_decoder`` (-> DecoderStreamError 0x202).  Any other exception fails the test.
 """
 
@@ -40,7 +40,7 @@ def feed_header_outcome(decoder: qpack.Decoder, stream_id: int, data: bytes) -> 
     except qpack.DecompressionFailed as exc:
         assert exc.error_code == 0x0200
         return exc
-    except qpack.FieldSectionTooLarge as exc:
+    except qpack.FieldSectionTooLargeError as exc:
         assert exc.error_code == 0x010E
         return exc
     except qpack.StreamBlocked as exc:
@@ -148,7 +148,7 @@ def test_hostile_bomb_with_many_static_references_is_bounded(repeats: int) -> No
     if repeats * 108 <= 16_384:
         assert isinstance(outcome, list) and len(outcome) == repeats
     else:
-        assert isinstance(outcome, qpack.FieldSectionTooLarge)
+        assert isinstance(outcome, qpack.FieldSectionTooLargeError)
 
 
 def test_hostile_blocked_section_limits_use_their_own_stream_ids() -> None:

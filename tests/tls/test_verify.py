@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import warnings
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from trio_zttp._tls.verify import (
     load_trust_store,
     parse_certificate,
     schemes_for_key,
+    server_name_host,
     sign_certificate_verify,
     verify_certificate_chain,
     verify_certificate_verify,
@@ -610,3 +612,23 @@ def test_verify_system_store_plus_cadata(
         list(server.chain), server_name="localhost", cadata=ca.pem, use_system_store=True, now=NOW
     )
     assert path == [server.certificate, ca.certificate]
+
+
+@pytest.mark.parametrize(
+    ("server_name", "expected"),
+    [
+        ("example.com.", "example.com"),
+        ("bücher.example", "xn--bcher-kva.example"),
+        ("192.0.2.1", ipaddress.ip_address("192.0.2.1")),
+        ("[2001:db8::1]", ipaddress.ip_address("2001:db8::1")),
+    ],
+)
+def test_server_name_host_reads_ip_literals_and_dns_names(
+    server_name: str, expected: object
+) -> None:
+    assert server_name_host(server_name) == expected
+
+
+def test_server_name_host_rejects_names_idna_cannot_encode() -> None:
+    with pytest.raises(UnicodeError):
+        server_name_host("a" * 64 + "ü.example")

@@ -7,8 +7,6 @@ EndOfEarlyData, ALPN and ``quic_transport_parameters`` required.
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
 from collections.abc import Sequence
 from typing import Final
 
@@ -28,9 +26,8 @@ from .tickets import SessionTicket, pop_usable_ticket, psk_from_resumption_secre
 from .verify import (
     choose_signature_scheme,
     parse_certificate,
+    server_name_host,
     sign_certificate_verify,
-    verify_certificate_chain,
-    verify_certificate_verify,
 )
 
 __all__ = ["ClientFlow"]
@@ -414,37 +411,15 @@ class ClientFlow(FlowBase):
         self.state = State.CLIENT_WAIT_CERTIFICATE_VERIFY
 
     def on_certificate_verify(self, message: bytes) -> None:
-        verify = m.parse_certificate_verify(message[4:])
-        verify_certificate_verify(
-            self.peer_certificate_chain[0],
-            verify.algorithm,
-            verify.signature,
-            self.transcript.digest(),
-            is_server=True,
-            offered=self._signature_algorithms or self.config.signature_algorithms,
+        self.check_certificate_verify(
+            message, self._signature_algorithms or self.config.signature_algorithms
         )
-        cfg = self.config
-        if cfg.verify_peer:
-            verify_certificate_chain(
-                self.peer_certificate_chain,
-                server_name=cfg.server_name,
-                now=cfg.wall_clock(),
-                cafile=cfg.cafile,
-                cadata=cfg.cadata,
-                use_system_store=cfg.trust_system_store,
-                is_server_cert=True,
-            )
-        self.transcript.add(message)
         self.state = State.CLIENT_WAIT_FINISHED
 
     def on_finished(self, message: bytes) -> None:
         suite = self.suite
         assert suite is not None
-        verify_data = m.parse_finished(message[4:], self.ks.hash_length)
-        expected = self.ks.verify_data(self.server_handshake_secret, self.transcript.digest())
-        if not hmac.compare_digest(verify_data, expected):
-            raise AlertError(AlertDescription.decrypt_error, "server Finished does not verify")
-        self.transcript.add(message)
+        self.check_finished(message, self.server_handshake_secret)
         self.derive_application_secrets()
         self.install(Epoch.ONE_RTT, False, suite, self.server_application_secret)
         flight = self._client_authentication() if self._certificate_request else b""
@@ -514,16 +489,5 @@ def _server_name_extension(server_name: str | None) -> bytes | None:
     """SNI for a host name; none for an IP literal (RFC 6066 §3)."""
     if not server_name:
         return None
-    host = server_name[1:-1] if server_name.startswith("[") else server_name
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    else:
-        return None
-    host = host.rstrip(".")
-    try:
-        host.encode("ascii")
-    except UnicodeEncodeError:
-        host = host.encode("idna").decode("ascii")
-    return ext.encode_server_name(host)
+    host = server_name_host(server_name)
+    return ext.encode_server_name(host) if isinstance(host, str) else None

@@ -8,16 +8,20 @@ in which state, and the buffering in front of it.
 from __future__ import annotations
 
 import enum
+import hmac
+from collections.abc import Container
 from typing import TYPE_CHECKING, Final, final
 
 import attrs
 from cryptography import x509
 
+from . import messages as m
 from .alerts import AlertDescription, AlertError
 from .key_schedule import KeySchedule, Transcript
 from .keylog import KeyLogLabel, format_key_log_line
 from .suites import CipherSuite, Epoch
 from .tickets import SessionTicket
+from .verify import verify_certificate_chain, verify_certificate_verify
 
 if TYPE_CHECKING:
     from .config import TlsConfiguration
@@ -184,6 +188,43 @@ class FlowBase:
                 early_data_accepted=self.early_data_accepted,
             )
         )
+
+    def check_certificate_verify(self, message: bytes, offered: Container[int]) -> None:
+        """The peer's CertificateVerify (RFC 8446 §4.4.3), then its chain if we verify peers.
+
+        Adds ``message`` to the transcript once both checks pass.
+        """
+        peer_is_server = self.config.is_client
+        verify = m.parse_certificate_verify(message[4:])
+        verify_certificate_verify(
+            self.peer_certificate_chain[0],
+            verify.algorithm,
+            verify.signature,
+            self.transcript.digest(),
+            is_server=peer_is_server,
+            offered=offered,
+        )
+        cfg = self.config
+        if cfg.verify_peer:
+            verify_certificate_chain(
+                self.peer_certificate_chain,
+                server_name=cfg.server_name if peer_is_server else None,
+                now=cfg.wall_clock(),
+                cafile=cfg.cafile,
+                cadata=cfg.cadata,
+                use_system_store=cfg.trust_system_store,
+                is_server_cert=peer_is_server,
+            )
+        self.transcript.add(message)
+
+    def check_finished(self, message: bytes, peer_handshake_secret: bytes) -> None:
+        """The peer's Finished (RFC 8446 §4.4.4); adds it to the transcript once it verifies."""
+        verify_data = m.parse_finished(message[4:], self.ks.hash_length)
+        expected = self.ks.verify_data(peer_handshake_secret, self.transcript.digest())
+        if not hmac.compare_digest(verify_data, expected):
+            peer = "server" if self.config.is_client else "client"
+            raise AlertError(AlertDescription.decrypt_error, f"{peer} Finished does not verify")
+        self.transcript.add(message)
 
     def derive_handshake_secrets(self) -> None:
         """After ServerHello: both handshake traffic secrets over ClientHello..ServerHello."""

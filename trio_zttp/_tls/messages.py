@@ -123,6 +123,25 @@ def _push_extensions(w: Writer, extensions: Sequence[tuple[int, bytes]]) -> None
         w.push_uint16_bytes(body)
 
 
+def _hello_head(random: bytes, legacy_session_id: bytes) -> Writer:
+    """A Writer holding what both hellos open with: legacy_version, random, legacy_session_id."""
+    w = Writer()
+    w.push_uint16(LEGACY_VERSION)
+    w.push_bytes(random)
+    w.push_uint8_bytes(legacy_session_id)
+    return w
+
+
+def _pull_hello_head(r: Reader) -> tuple[int, bytes, bytes]:
+    """Both hellos' ``legacy_version``, ``random`` and ``legacy_session_id`` (RFC 8446 §4.1.2)."""
+    legacy_version = r.pull_uint16()
+    random = r.pull_bytes(32)
+    session_id = r.pull_uint8_bytes()
+    if len(session_id) > 32:
+        raise AlertError(AlertDescription.decode_error, "legacy_session_id too long")
+    return legacy_version, random, session_id
+
+
 def _find(extensions: Extensions, ext_type: int) -> bytes | None:
     for t, body in extensions:
         if t == ext_type:
@@ -175,10 +194,7 @@ def encode_client_hello(
     legacy_compression_methods: bytes = b"\x00",
 ) -> bytes:
     """A whole ClientHello message (header included), extensions in the given order."""
-    w = Writer()
-    w.push_uint16(LEGACY_VERSION)
-    w.push_bytes(random)
-    w.push_uint8_bytes(legacy_session_id)
+    w = _hello_head(random, legacy_session_id)
     w.push_uint16(2 * len(cipher_suites))
     for suite in cipher_suites:
         w.push_uint16(suite)
@@ -191,11 +207,7 @@ def parse_client_hello(body: bytes) -> ClientHello:
     """Parse a ClientHello body and decode the extensions this engine understands."""
 
     def pull(r: Reader) -> ClientHello:
-        legacy_version = r.pull_uint16()
-        random = r.pull_bytes(32)
-        session_id = r.pull_uint8_bytes()
-        if len(session_id) > 32:
-            raise AlertError(AlertDescription.decode_error, "legacy_session_id too long")
+        legacy_version, random, session_id = _pull_hello_head(r)
         cipher_suites = ext.unpack_u16s(r.sub_reader(r.pull_uint16()), "cipher_suites")
         compression = r.pull_uint8_bytes()
         if not compression:
@@ -282,10 +294,7 @@ def encode_server_hello(
     legacy_session_id_echo: bytes = b"",
 ) -> bytes:
     """A whole ServerHello (or HelloRetryRequest, given its special random) message."""
-    w = Writer()
-    w.push_uint16(LEGACY_VERSION)
-    w.push_bytes(random)
-    w.push_uint8_bytes(legacy_session_id_echo)
+    w = _hello_head(random, legacy_session_id_echo)
     w.push_uint16(cipher_suite)
     w.push_uint8(0)
     _push_extensions(w, extensions)
@@ -296,11 +305,7 @@ def parse_server_hello(body: bytes) -> ServerHello:
     """Parse a ServerHello or HelloRetryRequest body."""
 
     def pull(r: Reader) -> ServerHello:
-        legacy_version = r.pull_uint16()
-        random = r.pull_bytes(32)
-        session_id = r.pull_uint8_bytes()
-        if len(session_id) > 32:
-            raise AlertError(AlertDescription.decode_error, "legacy_session_id too long")
+        legacy_version, random, session_id = _pull_hello_head(r)
         suite = r.pull_uint16()
         compression = r.pull_uint8()
         extensions = _pull_extensions(r)

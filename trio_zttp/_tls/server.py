@@ -28,8 +28,6 @@ from .verify import (
     choose_signature_scheme,
     parse_certificate,
     sign_certificate_verify,
-    verify_certificate_chain,
-    verify_certificate_verify,
 )
 
 __all__ = ["ServerFlow"]
@@ -340,37 +338,13 @@ class ServerFlow(FlowBase):
         self.state = State.SERVER_WAIT_CERTIFICATE_VERIFY
 
     def on_certificate_verify(self, message: bytes) -> None:
-        verify = m.parse_certificate_verify(message[4:])
-        verify_certificate_verify(
-            self.peer_certificate_chain[0],
-            verify.algorithm,
-            verify.signature,
-            self.transcript.digest(),
-            is_server=False,
-            offered=self.config.signature_algorithms,
-        )
-        cfg = self.config
-        if cfg.verify_peer:
-            verify_certificate_chain(
-                self.peer_certificate_chain,
-                server_name=None,
-                now=cfg.wall_clock(),
-                cafile=cfg.cafile,
-                cadata=cfg.cadata,
-                use_system_store=cfg.trust_system_store,
-                is_server_cert=False,
-            )
-        self.transcript.add(message)
+        self.check_certificate_verify(message, self.config.signature_algorithms)
         self.state = State.SERVER_WAIT_FINISHED
 
     def on_finished(self, message: bytes) -> None:
         suite = self.suite
         assert suite is not None
-        verify_data = m.parse_finished(message[4:], self.ks.hash_length)
-        expected = self.ks.verify_data(self.client_handshake_secret, self.transcript.digest())
-        if not hmac.compare_digest(verify_data, expected):
-            raise AlertError(AlertDescription.decrypt_error, "client Finished does not verify")
-        self.transcript.add(message)
+        self.check_finished(message, self.client_handshake_secret)
         self.install(Epoch.ONE_RTT, False, suite, self.client_application_secret)
         self.resumption_secret = self.ks.resumption_master_secret(self.transcript.digest())
         self.state = State.SERVER_CONNECTED

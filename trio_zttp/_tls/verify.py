@@ -49,6 +49,7 @@ __all__ = [
     "load_trust_store",
     "parse_certificate",
     "schemes_for_key",
+    "server_name_host",
     "sign_certificate_verify",
     "verify_certificate_chain",
     "verify_certificate_verify",
@@ -425,23 +426,34 @@ def _anchor_of(chain: Sequence[x509.Certificate], anchors: _Anchors) -> x509.Cer
     return None
 
 
-def _subject(server_name: str) -> x509.DNSName | x509.IPAddress:
+def server_name_host(server_name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | str:
+    """An IP literal (brackets allowed) as an address; else the DNS name in ASCII (A-labels),
+    without a trailing dot.  The SNI sender and the certificate check read names alike.
+
+    Raises:
+        UnicodeError: a name IDNA cannot encode.
+    """
     host = server_name[1:-1] if server_name.startswith("[") else server_name
     try:
-        return x509.IPAddress(ipaddress.ip_address(host))
+        return ipaddress.ip_address(host)
     except ValueError:
         pass
     host = host.rstrip(".")
     try:
         host.encode("ascii")
     except UnicodeEncodeError:
-        try:
-            host = host.encode("idna").decode("ascii")
-        except UnicodeError:
-            raise AlertError(
-                AlertDescription.bad_certificate, f"invalid server name {server_name!r}"
-            ) from None
-    return x509.DNSName(host)
+        host = host.encode("idna").decode("ascii")
+    return host
+
+
+def _subject(server_name: str) -> x509.DNSName | x509.IPAddress:
+    try:
+        host = server_name_host(server_name)
+    except UnicodeError:
+        raise AlertError(
+            AlertDescription.bad_certificate, f"invalid server name {server_name!r}"
+        ) from None
+    return x509.DNSName(host) if isinstance(host, str) else x509.IPAddress(host)
 
 
 def _leaf_subject(leaf: x509.Certificate) -> x509.DNSName | x509.IPAddress:

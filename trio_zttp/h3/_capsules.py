@@ -30,7 +30,7 @@ from typing import Final, final
 
 from .._buffer import BufferReadError, decode_varint, encode_varint
 from ._errors import DatagramError, MessageError
-from ._frames import read_tlv_header
+from ._frames import BUFFER_VALUE, SKIP_VALUE, FrameList, TlvParser
 
 __all__ = [
     "CAPSULE_PROTOCOL_FIELD",
@@ -89,13 +89,8 @@ def encode_capsule(capsule_type: int, value: bytes | bytearray | memoryview) -> 
     return encode_varint(capsule_type) + encode_varint(len(value)) + value
 
 
-_HEADER: Final = 0
-_BUFFER: Final = 1
-_SKIP: Final = 2
-
-
 @final
-class CapsuleParser:
+class CapsuleParser(TlvParser):
     """Streaming parser for the Capsule Protocol on one request's data stream.
 
     Feed the DATA payloads in any chunking; :meth:`feed` returns completed capsules as
@@ -108,12 +103,12 @@ class CapsuleParser:
 
     Attributes:
         discarded: How many oversized capsules were dropped.
+
+    :meth:`feed` raises :class:`MessageError` for an oversized capsule when
+    ``discard_oversized`` is False.
     """
 
-    __slots__ = (
-        "_max_length", "_discard", "_header", "_state", "_type", "_remaining", "_value",
-        "discarded",
-    )
+    __slots__ = ("_max_length", "_discard", "discarded")
 
     def __init__(
         self,
@@ -123,67 +118,29 @@ class CapsuleParser:
     ) -> None:
         if max_capsule_length < 0:
             raise ValueError("max_capsule_length must be >= 0")
+        super().__init__()
         self._max_length = max_capsule_length
         self._discard = discard_oversized
-        self._header = bytearray()
-        self._state = _HEADER
-        self._type = 0
-        self._remaining = 0
-        self._value = bytearray()
         self.discarded = 0
 
     @property
     def in_capsule(self) -> bool:
         """Whether the bytes fed so far end inside a capsule."""
-        return self._state != _HEADER or bool(self._header)
+        return self._in_record()
 
-    def feed(self, data: bytes | bytearray | memoryview) -> list[tuple[int, bytes]]:
-        """Consume ``data``; return the capsules it completes, in order.
-
-        Raises:
-            MessageError: an oversized capsule when ``discard_oversized`` is False.
-        """
-        out: list[tuple[int, bytes]] = []
-        view = memoryview(data)
-        if view.format != "B":
-            view = view.cast("B")
-        pos = 0
-        end = len(view)
-        while pos < end:
-            if self._state == _HEADER:
-                header = read_tlv_header(self._header, view, pos)
-                if header is None:
-                    return out
-                capsule_type, length, pos = header
-                self._type = capsule_type
-                self._remaining = length
-                if is_reserved_capsule_type(capsule_type):
-                    self._state = _SKIP if length else _HEADER
-                elif length > self._max_length:
-                    if not self._discard:
-                        raise MessageError(
-                            f"capsule of {length} bytes exceeds the {self._max_length}-byte limit"
-                        )
-                    self.discarded += 1
-                    self._state = _SKIP
-                elif end - pos >= length:
-                    out.append((capsule_type, bytes(view[pos : pos + length])))
-                    pos += length
-                    self._remaining = 0
-                else:
-                    self._state = _BUFFER
-                continue
-            take = min(self._remaining, end - pos)
-            if self._state == _BUFFER:
-                self._value += view[pos : pos + take]
-            pos += take
-            self._remaining -= take
-            if self._remaining == 0:
-                if self._state == _BUFFER:
-                    out.append((self._type, bytes(self._value)))
-                    self._value.clear()
-                self._state = _HEADER
-        return out
+    def _start(self, capsule_type: int, length: int, out: FrameList) -> None:
+        if is_reserved_capsule_type(capsule_type):
+            if length:
+                self._state = SKIP_VALUE
+        elif length > self._max_length:
+            if not self._discard:
+                raise MessageError(
+                    f"capsule of {length} bytes exceeds the {self._max_length}-byte limit"
+                )
+            self.discarded += 1
+            self._state = SKIP_VALUE
+        else:
+            self._state = BUFFER_VALUE
 
     def end_of_stream(self) -> None:
         """The data stream ended cleanly; raise if that truncated a capsule.

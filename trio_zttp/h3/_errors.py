@@ -21,20 +21,20 @@ from .._buffer import VARINT_MAX
 
 __all__ = [
     "GREASE_MAX_N",
-    "ClosedCriticalStream",
+    "ClosedCriticalStreamError",
     "DatagramError",
     "ErrorCode",
-    "ExcessiveLoad",
+    "ExcessiveLoadError",
     "FrameError",
-    "FrameUnexpected",
+    "FrameUnexpectedError",
     "GeneralProtocolError",
     "H3Error",
     "IdError",
     "InternalError",
     "MessageError",
-    "MissingSettings",
+    "MissingSettingsError",
     "QpackDecoderStreamError",
-    "QpackDecompressionFailed",
+    "QpackDecompressionFailedError",
     "QpackEncoderStreamError",
     "SettingsError",
     "StreamCreationError",
@@ -158,13 +158,13 @@ class StreamCreationError(H3Error):
     error_code = ErrorCode.H3_STREAM_CREATION_ERROR
 
 
-class ClosedCriticalStream(H3Error):
+class ClosedCriticalStreamError(H3Error):
     """H3_CLOSED_CRITICAL_STREAM: a control or QPACK stream was closed."""
 
     error_code = ErrorCode.H3_CLOSED_CRITICAL_STREAM
 
 
-class FrameUnexpected(H3Error):
+class FrameUnexpectedError(H3Error):
     """H3_FRAME_UNEXPECTED: a frame not permitted on this stream or in this state."""
 
     error_code = ErrorCode.H3_FRAME_UNEXPECTED
@@ -176,7 +176,7 @@ class FrameError(H3Error):
     error_code = ErrorCode.H3_FRAME_ERROR
 
 
-class ExcessiveLoad(H3Error):
+class ExcessiveLoadError(H3Error):
     """H3_EXCESSIVE_LOAD: the peer asks us to hold more than our limits allow."""
 
     error_code = ErrorCode.H3_EXCESSIVE_LOAD
@@ -194,7 +194,7 @@ class SettingsError(H3Error):
     error_code = ErrorCode.H3_SETTINGS_ERROR
 
 
-class MissingSettings(H3Error):
+class MissingSettingsError(H3Error):
     """H3_MISSING_SETTINGS: the control stream did not start with SETTINGS."""
 
     error_code = ErrorCode.H3_MISSING_SETTINGS
@@ -213,7 +213,7 @@ class DatagramError(H3Error):
     error_code = ErrorCode.H3_DATAGRAM_ERROR
 
 
-class QpackDecompressionFailed(H3Error):
+class QpackDecompressionFailedError(H3Error):
     """QPACK_DECOMPRESSION_FAILED: a field section the decoder cannot interpret."""
 
     error_code = ErrorCode.QPACK_DECOMPRESSION_FAILED

@@ -8,13 +8,13 @@ in whatever chunks QUIC delivers them and returns complete frames, with three di
   DATA frame gives one ``(FrameType.DATA, b"")``).
 * Frames the connection needs whole (HEADERS, PUSH_PROMISE, SETTINGS, GOAWAY, MAX_PUSH_ID,
   CANCEL_PUSH, plus any extension types the caller lists) are buffered up to a per-type bound;
-  a longer frame raises :class:`ExcessiveLoad` when its header arrives, before any payload is
+  a longer frame raises :class:`ExcessiveLoadError` when its header arrives, before any payload is
   buffered.  The id-only frames (GOAWAY, MAX_PUSH_ID, CANCEL_PUSH) can never be longer than
   one varint (8 bytes), so a longer or empty one is an H3_FRAME_ERROR at once.
 * Unknown and reserved (``0x1f * N + 0x21``) frame types are skipped without buffering; each
   is reported once, as ``(frame_type, b"")``, when its header arrives, so the caller can still
   apply ordering rules (SETTINGS first on the control stream, RFC 9114 §6.2.1).  The HTTP/2
-  frame types reserved in HTTP/3 (0x2, 0x6, 0x8, 0x9) raise :class:`FrameUnexpected`.
+  frame types reserved in HTTP/3 (0x2, 0x6, 0x8, 0x9) raise :class:`FrameUnexpectedError`.
 
 The caller signals the clean end of the stream with :meth:`FrameParser.end_of_stream`, which
 raises H3_FRAME_ERROR if the last frame was truncated (RFC 9114 §7.1).  Where a frame may
@@ -30,9 +30,9 @@ from typing import Final, final
 from .._buffer import BufferReadError, decode_varint, encode_varint
 from ._errors import (
     GREASE_MAX_N,
-    ExcessiveLoad,
+    ExcessiveLoadError,
     FrameError,
-    FrameUnexpected,
+    FrameUnexpectedError,
     grease_value,
     is_grease_value,
     random_grease,
@@ -216,10 +216,10 @@ _MAX_VARINT_LENGTH: Final = 8
 _MAX_HEADER_LENGTH: Final = 16  # two 8-byte varints
 
 # parser states (plain ints: compared per chunk on the stream hot path)
-_HEADER: Final = 0
-_DATA: Final = 1
-_BUFFER: Final = 2
-_SKIP: Final = 3
+READ_HEADER: Final = 0
+STREAM_VALUE: Final = 1
+BUFFER_VALUE: Final = 2
+SKIP_VALUE: Final = 3
 
 FrameList = list[tuple[int, bytes]]
 
@@ -254,8 +254,79 @@ def read_tlv_header(
     return kind, length, pos + p - held
 
 
+class TlvParser:
+    """The streaming loop shared by :class:`FrameParser` and the capsule parser.
+
+    Both read ``Type (i), Length (i), Value`` records in any chunking.  A subclass's
+    ``_start`` looks at each header and chooses what happens to the value: buffered and
+    returned whole (``BUFFER_VALUE``), returned piece by piece as ``(0, chunk)`` as it arrives
+    (``STREAM_VALUE``) or skipped (``SKIP_VALUE``); or it reports the record itself and leaves
+    the state at ``READ_HEADER`` for an empty value.  A buffered value that is already all in
+    the input is copied once, straight from it.
+    """
+
+    __slots__ = ("_header", "_state", "_type", "_remaining", "_payload")
+
+    def __init__(self) -> None:
+        self._header = bytearray()
+        self._state = READ_HEADER
+        self._type = 0
+        self._remaining = 0
+        self._payload = bytearray()
+
+    def _start(self, record_type: int, length: int, out: FrameList) -> None:
+        raise NotImplementedError
+
+    def _in_record(self) -> bool:
+        """Whether the bytes fed so far end inside a record (header or value)."""
+        return self._state != READ_HEADER or bool(self._header)
+
+    def feed(self, data: bytes | bytearray | memoryview) -> FrameList:
+        """Consume ``data``; return the records (and streamed pieces) it completes, in order.
+
+        Raises:
+            H3Error: whatever the subclass's header check raises (see the subclass).
+        """
+        out: FrameList = []
+        view = memoryview(data)
+        if view.format != "B":
+            view = view.cast("B")
+        pos = 0
+        end = len(view)
+        while pos < end:
+            state = self._state
+            if state == READ_HEADER:
+                header = read_tlv_header(self._header, view, pos)
+                if header is None:
+                    return out
+                record_type, length, pos = header
+                self._type = record_type
+                self._remaining = length
+                self._start(record_type, length, out)
+                if self._state == BUFFER_VALUE and not self._payload and end - pos >= length:
+                    # the whole value is here: one copy, straight from the input
+                    out.append((record_type, bytes(view[pos : pos + length])))
+                    pos += length
+                    self._state = READ_HEADER
+                    self._remaining = 0
+                continue
+            take = min(self._remaining, end - pos)
+            if state == STREAM_VALUE:
+                out.append((0, bytes(view[pos : pos + take])))
+            elif state == BUFFER_VALUE:
+                self._payload += view[pos : pos + take]
+            pos += take
+            self._remaining -= take
+            if self._remaining == 0:
+                if state == BUFFER_VALUE:
+                    out.append((self._type, bytes(self._payload)))
+                    self._payload.clear()
+                self._state = READ_HEADER
+        return out
+
+
 @final
-class FrameParser:
+class FrameParser(TlvParser):
     """Streaming parser for the frames of one HTTP/3 stream.
 
     Feed bytes in any chunking; :meth:`feed` returns the frames completed by them, in order,
@@ -264,13 +335,17 @@ class FrameParser:
 
     Args:
         max_headers_length: Bound on a HEADERS payload, and on a PUSH_PROMISE payload after its
-            Push ID; beyond it, :class:`ExcessiveLoad` (the connection may instead answer 431).
-        max_settings_length: Bound on a SETTINGS payload; beyond it, :class:`ExcessiveLoad`.
+            Push ID; beyond it, :class:`ExcessiveLoadError` (the connection may instead answer 431).
+        max_settings_length: Bound on a SETTINGS payload; beyond it, :class:`ExcessiveLoadError`.
         extra_limits: Extension frame types to buffer whole, with their bounds (for example
             PRIORITY_UPDATE); every other unknown type is skipped.
+
+    :meth:`feed` raises :class:`FrameUnexpectedError` for an HTTP/2-only frame type (0x2, 0x6, 0x8,
+    0x9), :class:`FrameError` for a GOAWAY, MAX_PUSH_ID or CANCEL_PUSH frame of impossible
+    length and :class:`ExcessiveLoadError` for a buffered frame longer than its bound.
     """
 
-    __slots__ = ("_limits", "_header", "_state", "_type", "_remaining", "_payload")
+    __slots__ = ("_limits",)
 
     def __init__(
         self,
@@ -292,60 +367,13 @@ class FrameParser:
             limits[frame_type] = _MAX_VARINT_LENGTH
         if any(limit < 0 for limit in limits.values()):
             raise ValueError("frame length bounds must be >= 0")
+        super().__init__()
         self._limits = limits
-        self._header = bytearray()
-        self._state = _HEADER
-        self._type = 0
-        self._remaining = 0
-        self._payload = bytearray()
 
     @property
     def in_frame(self) -> bool:
         """Whether the bytes fed so far end inside a frame (header or payload)."""
-        return self._state != _HEADER or bool(self._header)
-
-    def feed(self, data: bytes | bytearray | memoryview) -> FrameList:
-        """Consume ``data``; return the frames (and DATA chunks) it completes, in order.
-
-        Raises:
-            FrameUnexpected: an HTTP/2-only frame type (0x2, 0x6, 0x8, 0x9).
-            FrameError: a GOAWAY, MAX_PUSH_ID or CANCEL_PUSH frame of impossible length.
-            ExcessiveLoad: a buffered frame longer than its bound.
-        """
-        out: FrameList = []
-        view = memoryview(data)
-        if view.format != "B":
-            view = view.cast("B")
-        pos = 0
-        end = len(view)
-        while pos < end:
-            state = self._state
-            if state == _HEADER:
-                header = read_tlv_header(self._header, view, pos)
-                if header is None:
-                    return out
-                frame_type, length, pos = header
-                self._start_frame(frame_type, length, out)
-                if self._state == _BUFFER and not self._payload and end - pos >= length:
-                    # the whole payload is here: one copy, straight from the input
-                    out.append((frame_type, bytes(view[pos : pos + length])))
-                    pos += length
-                    self._state = _HEADER
-                    self._remaining = 0
-                continue
-            take = min(self._remaining, end - pos)
-            if state == _DATA:
-                out.append((0, bytes(view[pos : pos + take])))
-            elif state == _BUFFER:
-                self._payload += view[pos : pos + take]
-            pos += take
-            self._remaining -= take
-            if self._remaining == 0:
-                if state == _BUFFER:
-                    out.append((self._type, bytes(self._payload)))
-                    self._payload.clear()
-                self._state = _HEADER
-        return out
+        return self._in_record()
 
     def end_of_stream(self) -> None:
         """The stream ended cleanly (FIN); raise if that cut a frame short.
@@ -354,15 +382,13 @@ class FrameParser:
             FrameError: the last frame was truncated (RFC 9114 §7.1).
         """
         if self.in_frame:
-            frame_type = self._type if self._state != _HEADER else None
+            frame_type = self._type if self._state != READ_HEADER else None
             raise FrameError("stream ended inside a frame", frame_type=frame_type)
 
-    def _start_frame(self, frame_type: int, length: int, out: FrameList) -> None:
-        self._type = frame_type
-        self._remaining = length
+    def _start(self, frame_type: int, length: int, out: FrameList) -> None:
         if frame_type == FrameType.DATA:
             if length:
-                self._state = _DATA
+                self._state = STREAM_VALUE
             else:
                 out.append((0, b""))
             return
@@ -374,17 +400,19 @@ class FrameParser:
                         f"identifier frame with a {length}-byte payload", frame_type=frame_type
                     )
             elif length > limit:
-                raise ExcessiveLoad(
+                raise ExcessiveLoadError(
                     f"frame of {length} bytes exceeds the {limit}-byte limit",
                     frame_type=frame_type,
                 )
             if length:
-                self._state = _BUFFER
+                self._state = BUFFER_VALUE
             else:
                 out.append((frame_type, b""))
             return
         if frame_type in RESERVED_HTTP2_FRAME_TYPES:
-            raise FrameUnexpected("HTTP/2 frame type reserved in HTTP/3", frame_type=frame_type)
+            raise FrameUnexpectedError(
+                "HTTP/2 frame type reserved in HTTP/3", frame_type=frame_type
+            )
         out.append((frame_type, b""))  # unknown or reserved: reported, payload skipped
         if length:
-            self._state = _SKIP
+            self._state = SKIP_VALUE

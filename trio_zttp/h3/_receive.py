@@ -30,7 +30,7 @@ from ._capsules import (
     parse_capsule_protocol,
 )
 from ._errors import (
-    ClosedCriticalStream,
+    ClosedCriticalStreamError,
     ErrorCode,
     H3Error,
     IdError,
@@ -233,17 +233,17 @@ class ConnectionCore:
             for frame_type, payload in parser.feed(data):
                 self._receive_control_frame(stream, frame_type, payload)
             if end_stream:
-                raise ClosedCriticalStream("the peer closed its control stream")
+                raise ClosedCriticalStreamError("the peer closed its control stream")
         elif kind is StreamType.QPACK_ENCODER:
             if data:
                 self._receive_encoder_stream(data)
             if end_stream:
-                raise ClosedCriticalStream("the peer closed its QPACK encoder stream")
+                raise ClosedCriticalStreamError("the peer closed its QPACK encoder stream")
         else:
             if data:
                 self._encoder.feed_decoder(data)
             if end_stream:
-                raise ClosedCriticalStream("the peer closed its QPACK decoder stream")
+                raise ClosedCriticalStreamError("the peer closed its QPACK decoder stream")
 
     def _read_stream_type(
         self, stream_id: int, stream: UniStream, data: bytes, end_stream: bool
@@ -322,7 +322,7 @@ class ConnectionCore:
                 continue
             try:
                 instructions, headers = decoder.resume_header(stream_id)
-            except qpack.FieldSectionTooLarge as exc:
+            except qpack.FieldSectionTooLargeError as exc:
                 self._send_decoder(exc.decoder_stream_data)
                 self._abort(stream, ErrorCode.H3_MESSAGE_ERROR)
                 continue
@@ -355,9 +355,6 @@ class ConnectionCore:
             return  # abandoned by us (STOP_SENDING sent): data still in flight is dropped
         try:
             self._process_frames(stream, stream.parser.feed(data), end_stream)
-        except qpack.FieldSectionTooLarge as exc:
-            self._send_decoder(exc.decoder_stream_data)
-            self._abort(stream, ErrorCode.H3_MESSAGE_ERROR)
         except H3Error as exc:
             if not exc.stream_error:
                 raise
@@ -400,6 +397,12 @@ class ConnectionCore:
                 except qpack.StreamBlocked:
                     stream.blocked = True
                     continue
+                except qpack.FieldSectionTooLargeError as exc:
+                    # a stream error (RFC 9114 §4.2.2), also for sections that were queued
+                    # behind a blocked one
+                    self._send_decoder(exc.decoder_stream_data)
+                    self._abort(stream, ErrorCode.H3_MESSAGE_ERROR)
+                    return
                 self._send_decoder(instructions)
                 self._receive_headers(stream, headers)
             elif check_frame_allowed(frame_type, StreamKind.REQUEST, is_client=self._is_client):
@@ -554,7 +557,7 @@ class ConnectionCore:
     def _receive_reset(self, stream_id: int, error_code: int) -> None:
         if stream_id & 2:
             if stream_id in self._peer_critical.values():
-                raise ClosedCriticalStream(f"the peer reset critical stream {stream_id}")
+                raise ClosedCriticalStreamError(f"the peer reset critical stream {stream_id}")
             if (stream_id & 1) == self._is_client:
                 self._retire_uni(stream_id)
             return
@@ -574,7 +577,7 @@ class ConnectionCore:
 
     def _receive_stop_sending(self, stream_id: int, error_code: int) -> None:
         if stream_id in (self._control_id, self._encoder_id, self._decoder_id):
-            raise ClosedCriticalStream(f"the peer stopped our critical stream {stream_id}")
+            raise ClosedCriticalStreamError(f"the peer stopped our critical stream {stream_id}")
         stream = self._streams.get(stream_id)
         if stream is None or stream.send_state is SendState.CLOSED:
             return

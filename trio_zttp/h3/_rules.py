@@ -19,7 +19,7 @@ import enum
 from collections.abc import Mapping
 from typing import Final
 
-from ._errors import FrameUnexpected, IdError, MissingSettings, StreamCreationError
+from ._errors import FrameUnexpectedError, IdError, MissingSettingsError, StreamCreationError
 from ._frames import RESERVED_HTTP2_FRAME_TYPES, FrameType, StreamType
 
 __all__ = [
@@ -91,16 +91,18 @@ def check_frame_allowed(frame_type: int, stream_kind: StreamKind, *, is_client: 
         (to be ignored, RFC 9114 §9).
 
     Raises:
-        FrameUnexpected: a known frame out of place, or an HTTP/2-only type (RFC 9114 §7.2.8).
+        FrameUnexpectedError: a known frame out of place, or an HTTP/2-only type (RFC 9114 §7.2.8).
     """
     known = _FRAME_TYPES.get(frame_type)
     if known is None:
         if frame_type in RESERVED_HTTP2_FRAME_TYPES:
-            raise FrameUnexpected("HTTP/2 frame type reserved in HTTP/3", frame_type=frame_type)
+            raise FrameUnexpectedError(
+                "HTTP/2 frame type reserved in HTTP/3", frame_type=frame_type
+            )
         return False
     receivers = FRAME_PLACEMENT[known].get(stream_kind)
     if receivers is None or (Role.CLIENT if is_client else Role.SERVER) not in receivers:
-        raise FrameUnexpected(
+        raise FrameUnexpectedError(
             f"{known.name} frame not allowed on a {stream_kind.value} stream received by the "
             f"{'client' if is_client else 'server'}",
             frame_type=frame_type,
@@ -177,12 +179,12 @@ def next_message_state(state: MessageState, event: MessageInput) -> MessageState
     """The state after ``event``.
 
     Raises:
-        FrameUnexpected: ``event`` is not allowed in ``state``.
+        FrameUnexpectedError: ``event`` is not allowed in ``state``.
     """
     try:
         return MESSAGE_TRANSITIONS[state][event]
     except KeyError:
-        raise FrameUnexpected(
+        raise FrameUnexpectedError(
             f"{event.value} not allowed in message state {state.value}",
             frame_type=MESSAGE_INPUT_FRAME[event],
         ) from None
@@ -202,10 +204,10 @@ def check_message_frame(state: MessageState, frame_type: int) -> None:
     a HEADERS frame the connection makes the move with :func:`next_message_state`.
 
     Raises:
-        FrameUnexpected: no move of ``state`` takes a frame of this type.
+        FrameUnexpectedError: no move of ``state`` takes a frame of this type.
     """
     if frame_type in _KNOWN_MESSAGE_FRAMES and frame_type not in _FRAMES_BY_STATE[state]:
-        raise FrameUnexpected(
+        raise FrameUnexpectedError(
             f"{FrameType(frame_type).name} frame not allowed in message state {state.value}",
             frame_type=frame_type,
         )
@@ -227,17 +229,17 @@ def next_control_state(state: ControlState, frame_type: int) -> ControlState:
     Placement of the other frame types is :func:`check_frame_allowed`'s job.
 
     Raises:
-        MissingSettings: the first frame is not SETTINGS (unknown types included, §6.2.1).
-        FrameUnexpected: a second SETTINGS frame (§7.2.4).
+        MissingSettingsError: the first frame is not SETTINGS (unknown types included, §6.2.1).
+        FrameUnexpectedError: a second SETTINGS frame (§7.2.4).
     """
     if state is ControlState.AWAITING_SETTINGS:
         if frame_type != FrameType.SETTINGS:
-            raise MissingSettings(
+            raise MissingSettingsError(
                 "the control stream must start with SETTINGS", frame_type=frame_type
             )
         return ControlState.READY
     if frame_type == FrameType.SETTINGS:
-        raise FrameUnexpected("second SETTINGS frame", frame_type=frame_type)
+        raise FrameUnexpectedError("second SETTINGS frame", frame_type=frame_type)
     return ControlState.READY
 
 

@@ -22,7 +22,7 @@ from ._errors import DecoderStreamError as DecoderStreamError
 from ._errors import DecompressionFailed as DecompressionFailed
 from ._errors import EncoderStreamError as EncoderStreamError
 from ._errors import ErrorCode as ErrorCode
-from ._errors import FieldSectionTooLarge as FieldSectionTooLarge
+from ._errors import FieldSectionTooLargeError as FieldSectionTooLargeError
 from ._errors import QpackError as QpackError
 from ._errors import StreamBlocked as StreamBlocked
 
@@ -33,7 +33,7 @@ __all__ = [
     "Encoder",
     "EncoderStreamError",
     "ErrorCode",
-    "FieldSectionTooLarge",
+    "FieldSectionTooLargeError",
     "QpackError",
     "StreamBlocked",
 ]

@@ -23,11 +23,12 @@ from ._errors import (
     DecompressionFailed,
     EncoderStreamError,
     EncodingError,
-    FieldSectionTooLarge,
+    FieldSectionTooLargeError,
     StreamBlocked,
 )
 from ._huffman import huffman_decode
 from ._instructions import (
+    ENTRY_OVERHEAD,
     Duplicate,
     InsertCountIncrement,
     InsertWithLiteralName,
@@ -46,7 +47,6 @@ __all__ = ["Decoder", "Headers"]
 
 Headers = list[tuple[bytes, bytes]]
 
-ENTRY_OVERHEAD: Final = 32
 _STATIC_COUNT: Final = len(STATIC_TABLE)
 # decoded Huffman strings are remembered per decoder (a cookie too big for the table arrives
 # as the same literal on every request); emptied when it would hold more than this many bytes
@@ -63,7 +63,7 @@ class Decoder:
         blocked_streams: the SETTINGS_QPACK_BLOCKED_STREAMS we advertise.
         max_field_section_size: the largest decoded section we accept, counted as
             name + value + 32 bytes per field line (RFC 9114 §4.2.2); larger sections raise
-            :class:`FieldSectionTooLarge`.
+            :class:`FieldSectionTooLargeError`.
     """
 
     __slots__ = (
@@ -208,7 +208,7 @@ class Decoder:
             StreamBlocked: the section needs entries not received yet; it is kept.
             DecompressionFailed: the section is invalid, or one more blocked stream would
                 exceed the limit we advertised.
-            FieldSectionTooLarge: the decoded section exceeds ``max_field_section_size``.
+            FieldSectionTooLargeError: the decoded section exceeds ``max_field_section_size``.
             ValueError: a section for ``stream_id`` is already blocked.
         """
         if stream_id in self._blocked:
@@ -236,7 +236,7 @@ class Decoder:
         Raises:
             ValueError: ``stream_id`` has no blocked section.
             StreamBlocked: the section still needs entries (it stays blocked).
-            DecompressionFailed, FieldSectionTooLarge: as :meth:`feed_header`.
+            DecompressionFailed, FieldSectionTooLargeError: as :meth:`feed_header`.
         """
         try:
             required, data = self._blocked[stream_id]
@@ -279,7 +279,7 @@ class Decoder:
     ) -> tuple[bytes, Headers]:
         try:
             headers = self._decode_lines(data, pos, required)
-        except FieldSectionTooLarge as exc:
+        except FieldSectionTooLargeError as exc:
             exc.decoder_stream_data = self._acknowledge(stream_id, required)
             raise
         except (BufferReadError, EncodingError) as exc:
@@ -350,7 +350,7 @@ class Decoder:
                 value, pos = read(data, pos, limit - total - len(name) - ENTRY_OVERHEAD)
             total += len(name) + len(value) + ENTRY_OVERHEAD
             if total > limit:
-                raise FieldSectionTooLarge(
+                raise FieldSectionTooLargeError(
                     f"field section exceeds {limit} bytes", decoder_stream_data=b"", limit=limit
                 )
             headers.append((name, value))
@@ -370,7 +370,7 @@ class Decoder:
     def _read_string(
         self, data: bytes, pos: int, room: int, prefix_bits: int = 8
     ) -> tuple[bytes, int]:
-        """Read a string literal, raising FieldSectionTooLarge when it cannot fit in ``room``."""
+        """Read a string literal; FieldSectionTooLargeError when it cannot fit in ``room``."""
         huffman = data[pos] & (1 << (prefix_bits - 1)) if pos < len(data) else 0
         length, pos = decode_integer(data, pos, prefix_bits - 1)
         end = pos + length
@@ -381,7 +381,7 @@ class Decoder:
         shortest = (8 * length - 7) // 30 if huffman else length
         if shortest > room:
             limit = self._max_field_section_size
-            raise FieldSectionTooLarge(
+            raise FieldSectionTooLargeError(
                 f"field section exceeds {limit} bytes", decoder_stream_data=b"", limit=limit
             )
         raw = data[pos:end]

@@ -38,6 +38,7 @@ from typing import Final, cast, final
 from .._buffer import BufferReadError
 from ._errors import DecoderStreamError, EncodingError
 from ._instructions import (
+    ENTRY_OVERHEAD,
     Duplicate,
     InsertCountIncrement,
     InsertWithLiteralName,
@@ -58,7 +59,6 @@ from ._static_table import STATIC_FIELD_INDEX, STATIC_NAME_INDEX, STATIC_TABLE
 
 __all__ = ["NEVER_INDEXED_NAMES", "VOLATILE_NAMES", "Encoder"]
 
-ENTRY_OVERHEAD: Final = 32
 NEVER_INDEXED_NAMES: Final = frozenset({b"authorization", b"proxy-authorization"})
 SHORT_COOKIE: Final = 20
 # values of these fields seldom repeat: insert one only on its second sighting

@@ -10,7 +10,7 @@ in :attr:`QpackError.error_code`:
   the peer's encoder stream.  Connection error.
 * :class:`DecoderStreamError` (``QPACK_DECODER_STREAM_ERROR``, 0x0202): a bad instruction on
   the peer's decoder stream.  Connection error.
-* :class:`FieldSectionTooLarge` (``H3_MESSAGE_ERROR``, 0x010e): the decoded field section
+* :class:`FieldSectionTooLargeError` (``H3_MESSAGE_ERROR``, 0x010e): the decoded field section
   would exceed the decoder's ``max_field_section_size`` (RFC 9114 §4.2.2, counted as
   name + value + 32 per field line).  This is **not** a QPACK failure and not a connection
   error: the encoding was valid, the message is just bigger than we accept.  Decoding stops
@@ -37,7 +37,7 @@ __all__ = [
     "EncoderStreamError",
     "EncodingError",
     "ErrorCode",
-    "FieldSectionTooLarge",
+    "FieldSectionTooLargeError",
     "QpackError",
     "StreamBlocked",
 ]
@@ -63,6 +63,10 @@ class QpackError(Exception):
         self.reason = reason
 
 
+# DecompressionFailed keeps pylsqpack's name although STYLE.md wants an ``Error`` suffix: the
+# qpack API mirrors pylsqpack's so an HTTP/3 layer can take either, exceptions included (so
+# does StreamBlocked, a signal rather than an error).  Names pylsqpack does not have
+# (FieldSectionTooLargeError) follow STYLE.md.
 class DecompressionFailed(QpackError):
     """An encoded field section is invalid (connection error QPACK_DECOMPRESSION_FAILED)."""
 
@@ -81,7 +85,7 @@ class DecoderStreamError(QpackError):
     error_code = ErrorCode.QPACK_DECODER_STREAM_ERROR
 
 
-class FieldSectionTooLarge(QpackError):
+class FieldSectionTooLargeError(QpackError):
     """The decoded field section exceeds ``max_field_section_size`` (stream error).
 
     Attributes:

@@ -24,6 +24,7 @@ from ._errors import EncodingError
 from ._huffman import huffman_decode, huffman_encode, huffman_encoded_length
 
 __all__ = [
+    "ENTRY_OVERHEAD",
     "INTEGER_MAX",
     "DecoderInstruction",
     "Duplicate",
@@ -56,6 +57,9 @@ __all__ = [
 ]
 
 INTEGER_MAX: Final = (1 << 62) - 1
+#: What an entry costs beyond its name and value, in the dynamic table's size (RFC 9204
+#: §3.2.1) and in a field section's size (RFC 9114 §4.2.2).
+ENTRY_OVERHEAD: Final = 32
 # a 62-bit value needs at most 9 continuation bytes after any prefix; allow one more for a
 # redundant trailing zero group, refuse anything longer
 _MAX_SHIFT: Final = 63

@@ -200,10 +200,10 @@ class CertificateAuthority:
         """
         key = _ca_key(KeyType(key_type))
         start, end = _validity(not_before, not_after, _CA_LIFETIME)
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        subject = _common_name(name)
         ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
         builder = (
-            _ca_builder(subject, key, start, end, random_bytes)
+            _builder(subject, key, start, end, random_bytes, ca=True)
             .issuer_name(subject)
             .add_extension(ski, critical=False)
         )
@@ -237,9 +237,9 @@ class CertificateAuthority:
         """
         key = _ca_key(KeyType(key_type))
         start, end = _validity(not_before, not_after, _CA_LIFETIME)
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        subject = _common_name(name)
         builder = (
-            _ca_builder(subject, key, start, end, self.random_bytes)
+            _builder(subject, key, start, end, self.random_bytes, ca=True)
             .issuer_name(self.certificate.subject)
             .add_extension(
                 x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
@@ -332,13 +332,17 @@ def _common_name(name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
 
 
-def _ca_builder(
+def _builder(
     subject: x509.Name,
     key: PrivateKey,
     start: datetime.datetime,
     end: datetime.datetime,
     random_bytes: Callable[[int], bytes],
+    *,
+    ca: bool,
 ) -> x509.CertificateBuilder:
+    """What CA and leaf certificates share: subject, key, serial, validity, basic constraints
+    and key usage (a CA signs certificates and CRLs, a leaf only handshakes)."""
     return (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -346,7 +350,7 @@ def _ca_builder(
         .serial_number(_serial_number(random_bytes))
         .not_valid_before(start)
         .not_valid_after(end)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=True,
@@ -354,8 +358,8 @@ def _ca_builder(
                 key_encipherment=False,
                 data_encipherment=False,
                 key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
+                key_cert_sign=ca,
+                crl_sign=ca,
                 encipher_only=False,
                 decipher_only=False,
             ),
@@ -374,30 +378,10 @@ def _leaf_builder(
 ) -> x509.CertificateBuilder:
     usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
     return (
-        x509.CertificateBuilder()
-        .subject_name(_common_name(names[0]))
-        .public_key(key.public_key())
-        .serial_number(_serial_number(random_bytes))
-        .not_valid_before(start)
-        .not_valid_after(end)
+        _builder(_common_name(names[0]), key, start, end, random_bytes, ca=False)
         .add_extension(
             x509.SubjectAlternativeName([_general_name(name) for name in names]),
             critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
         )
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
