@@ -60,7 +60,11 @@ class RangeSet:
                 return
             raise ValueError(f"empty or reversed range [{start}, {stop})")
         bounds = self._bounds
-        # fast path: strictly above everything (the usual case for packet numbers)
+        # fast paths: extending the highest range, or strictly above everything (the usual
+        # cases for packet numbers)
+        if bounds and start == bounds[-1]:
+            bounds[-1] = stop
+            return
         if not bounds or start > bounds[-1]:
             bounds.append(start)
             bounds.append(stop)

@@ -183,7 +183,6 @@ class SentPacket:
         epoch: Epoch,
         sent_time: float,
         sent_bytes: int,
-        *,
         ack_eliciting: bool = True,
         in_flight: bool | None = None,
         is_crypto: bool = False,
@@ -296,6 +295,7 @@ class LossRecovery:
         "_space_list",
         "_spaces",
         "_timer",
+        "_timer_now",
         "congestion",
         "has_handshake_keys",
         "pacer",
@@ -336,6 +336,8 @@ class LossRecovery:
         )
         self._probe_packets = pto_probe_packets
         self._timer: float | None = None
+        # the timer is computed when read: _set_timer only records that it changed and when
+        self._timer_now: float | None = None
         self._handshake_confirmed = False
         self._peer_validated = not is_client
         self._amplification_limited = False
@@ -570,6 +572,10 @@ class LossRecovery:
 
     def get_loss_detection_timer(self) -> float | None:
         """When :meth:`on_loss_detection_timeout` should run next, or None."""
+        now = self._timer_now
+        if now is not None:
+            self._timer_now = None
+            self._compute_timer(now)
         return self._timer
 
     def _ack_eliciting_in_flight(self) -> int:
@@ -613,6 +619,14 @@ class LossRecovery:
         return timeout, pto_epoch
 
     def _set_timer(self, now: float) -> None:
+        """SetLossDetectionTimer (Appendix A.8), deferred until the timer is read.
+
+        Every packet sent and every ACK changes the timer, but it is read only once per batch
+        (the driver's ``get_timer``), so it is computed then, as of the last change's ``now``.
+        """
+        self._timer_now = now
+
+    def _compute_timer(self, now: float) -> None:
         """SetLossDetectionTimer (Appendix A.8), in one pass over the spaces."""
         loss_time: float | None = None
         in_flight = 0
@@ -630,7 +644,8 @@ class LossRecovery:
 
     def on_loss_detection_timeout(self, now: float) -> TimeoutResult:
         """Run the expired timer (Appendix A.9); a call before it is due does nothing."""
-        if self._timer is None or now < self._timer:
+        timer = self.get_loss_detection_timer()
+        if timer is None or now < timer:
             return _NOTHING
         loss_time, loss_epoch = self._earliest_loss_time()
         if loss_time is not None:
@@ -705,4 +720,5 @@ class LossRecovery:
             self.congestion.on_packets_discarded(in_flight_bytes)
         self.pto_count = 0
         self._timer = None
+        self._timer_now = None
         return dropped

@@ -223,7 +223,7 @@ class SendStream:
         self._tail = bytearray()
         self._next_offset = 0
         self._pending = RangeSet()
-        self._acked = RangeSet()
+        self._acked = RangeSet()  # acknowledged ranges above _acked_prefix
         self._acked_prefix = 0
         self._fin_offset: int | None = None
         self._fin_sent = False
@@ -436,16 +436,22 @@ class SendStream:
         """A STREAM frame ``[offset, offset + length)`` (with ``fin``) was acknowledged."""
         if self._state not in _SEND_WAITING_ACKS:
             return
-        if length:
-            end = offset + length
-            acked = self._acked
-            acked.add(offset, end)
+        end = offset + length
+        prefix = self._acked_prefix
+        if end > prefix:
             if self._pending:
                 self._pending.subtract(offset, end)
-            first_start, first_stop = acked[0]
-            if first_start == 0 and first_stop > self._acked_prefix:
-                self._acked_prefix = first_stop
+            acked = self._acked  # acknowledged ranges above the prefix only
+            if offset <= prefix:
+                # the prefix grows (the usual case: ACKs arrive in order)
+                if acked:
+                    # it may reach ranges acknowledged out of order: take them in
+                    acked.add(prefix, end)
+                    end = acked.shift()[1]
+                self._acked_prefix = end
                 self._release()
+            else:
+                acked.add(offset, end)
         if fin:
             self._fin_acked = True
             self._fin_lost = False
@@ -587,7 +593,7 @@ class RecvStream:
         self._read_offset = 0
         self._contig_end = 0
         self._highest = 0
-        self._ranges = RangeSet()
+        self._ranges = RangeSet()  # received ranges above _contig_end
         self._fin_offset: int | None = None
         self._reset_code: int | None = None
         self._stopped = False
@@ -689,14 +695,19 @@ class RecvStream:
                 buf += data
             else:
                 buf[rel : rel + end - start] = data
-            ranges = self._ranges
-            ranges.add(start, end)
+            ranges = self._ranges  # data received above the contiguous prefix only
             if start == contig_end:
-                contig_end = self._contig_end = ranges[0][1]
+                if ranges:
+                    # it may reach data that came out of order: take it in
+                    ranges.add(start, end)
+                    end = ranges.shift()[1]
+                self._contig_end = end
                 grew = True
-            # holes: one before every range except the contiguous prefix
-            if len(ranges) - (contig_end > 0) > self._max_gaps:
-                raise ProtocolViolation("too many gaps in received stream data")
+            else:
+                ranges.add(start, end)
+                # holes: one before every range above the contiguous prefix
+                if len(ranges) > self._max_gaps:
+                    raise ProtocolViolation("too many gaps in received stream data")
         if self._fin_offset is not None and self._contig_end == self._fin_offset:
             self._state = recv_transition(state, RecvEvent.ALL_DATA_RECEIVED)
             self._ranges.clear()
