@@ -72,7 +72,7 @@ from ._frames import (
     check_frame_allowed,
 )
 from ._handshake import HandshakeMixin
-from ._lifecycle import LifecycleMixin
+from ._lifecycle import KEY_UPDATE_AFTER, LifecycleMixin
 from ._packet import (
     Header,
     PacketType,
@@ -93,6 +93,7 @@ _EPOCH_OF: Final = {
 }
 # packet-number space index of each epoch: Initial 0, Handshake 1, application 2
 SPACE_INDEX: Final = {Epoch.INITIAL: 0, Epoch.HANDSHAKE: 1, Epoch.ZERO_RTT: 2, Epoch.ONE_RTT: 2}
+_INITIAL: Final = Epoch.INITIAL
 _ONE_RTT: Final = Epoch.ONE_RTT
 _ZERO_RTT: Final = Epoch.ZERO_RTT
 _FIRSTFLIGHT: Final = State.FIRSTFLIGHT
@@ -169,17 +170,23 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
         """Datagrams to send now, each with its destination address."""
         self._now = now
         try:
-            if self._state is State.CLOSING:
-                return self._close_datagrams(now)
-            if self._state is not State.FIRSTFLIGHT and self._state is not State.CONNECTED:
-                return []
+            state = self._state
+            if state is not _CONNECTED and state is not _FIRSTFLIGHT:
+                return self._close_datagrams(now) if state is _CLOSING else []
             if self._tls is None:
                 out, self._pending_stateless = self._pending_stateless, []
                 return out  # a Retry or Version Negotiation before any state (server)
-            self._before_sending(now)
-            out = self._probe_datagrams(now)
-            out += build_datagrams(self, now)
-            return out
+            if self._handshake_confirmed and (
+                    self._key_update_requested
+                    or (self._spaces[2].sealer is not None
+                        and self._spaces[2].sealer.packets_sealed >= KEY_UPDATE_AFTER)):
+                self._before_sending(now)  # a key update is due
+            paths = self._paths
+            if paths.responses or paths.deadline is not None:
+                out = self._probe_datagrams(now)
+                out += build_datagrams(self, now)
+                return out
+            return build_datagrams(self, now)
         except Exception as exc:  # a bug here must not take the endpoint down
             self._internal_errors.append(exc)
             self._close_on_error(InternalError(f"internal error: {exc!r}"), now)
@@ -335,7 +342,7 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
     def _opener_for(self, epoch: Epoch, header: Header) -> PacketOpener | None:
         if epoch is _ZERO_RTT:
             return None if self._is_client else self._zero_rtt_opener
-        if epoch is Epoch.INITIAL and header.version != self._version:
+        if epoch is _INITIAL and header.version != self._version:
             return self._other_initial_openers.get(header.version or 0)
         return self._spaces[SPACE_INDEX[epoch]].opener
 
@@ -509,7 +516,7 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
 
     # -- errors --------------------------------------------------------------------------------
     def _close_on_error(self, exc: TransportError, now: float) -> None:
-        if self._state is not State.FIRSTFLIGHT and self._state is not State.CONNECTED:
+        if self._state is not _FIRSTFLIGHT and self._state is not _CONNECTED:
             return
         code = int(exc.error_code)
         self._start_close(code, exc.frame_type, exc.reason, application=False)

@@ -470,6 +470,14 @@ def write_ack_frame(
     smallest, largest = ranges[0]
     if not 0 <= smallest <= largest:
         raise ValueError(f"bad ACK range {ranges[0]}")
+    if len(ranges) == 1 and ecn_counts is None:
+        # the usual ACK: one range, no ECN counts
+        frame = (b"\x02" + encode_varint(largest) + encode_varint(ack_delay) + b"\x00"
+                 + encode_varint(largest - smallest))
+        if capacity is not None and len(frame) > capacity:
+            return 0
+        buf += frame
+        return 1
     if ecn_counts is None:
         head = b"\x02" + encode_varint(largest) + encode_varint(ack_delay)
         tail = b""

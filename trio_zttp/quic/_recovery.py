@@ -63,6 +63,11 @@ K_INITIAL_RTT: Final = 0.333
 K_PERSISTENT_CONGESTION_THRESHOLD: Final = 3
 DEFAULT_MAX_ACK_DELAY: Final = 0.025
 _ACK_FRAME_TYPE: Final = 0x02
+# enum members bound once (a class attribute lookup on an enum is slow)
+_INITIAL: Final = Epoch.INITIAL
+_HANDSHAKE: Final = Epoch.HANDSHAKE
+_ZERO_RTT: Final = Epoch.ZERO_RTT
+_ONE_RTT: Final = Epoch.ONE_RTT
 
 
 
@@ -282,6 +287,8 @@ class LossRecovery:
         congestion: the congestion controller.
         pacer: the pacer, or None when pacing is off.
         pto_count: consecutive PTOs without an acknowledgment (the backoff exponent).
+        application: the application data space's :class:`PacketSpace` (what
+            ``space(Epoch.ONE_RTT)`` returns, for the sender's hot path).
         has_handshake_keys: set by the connection once Handshake keys exist (the client's
             anti-deadlock probe goes to HANDSHAKE instead of INITIAL).
     """
@@ -296,6 +303,7 @@ class LossRecovery:
         "_spaces",
         "_timer",
         "_timer_now",
+        "application",
         "congestion",
         "has_handshake_keys",
         "pacer",
@@ -329,10 +337,11 @@ class LossRecovery:
         initial, handshake, application = PacketSpace(), PacketSpace(), PacketSpace()
         # indexed by Epoch: ZERO_RTT and ONE_RTT are the same space object
         self._spaces = (initial, application, handshake, application)
+        self.application = application
         self._space_list = (
-            (Epoch.INITIAL, initial),
-            (Epoch.HANDSHAKE, handshake),
-            (Epoch.ONE_RTT, application),
+            (_INITIAL, initial),
+            (_HANDSHAKE, handshake),
+            (_ONE_RTT, application),
         )
         self._probe_packets = pto_probe_packets
         self._timer: float | None = None
@@ -460,7 +469,7 @@ class LossRecovery:
             )
         if space.largest_acked is None or largest > space.largest_acked:
             space.largest_acked = largest
-        if epoch == Epoch.HANDSHAKE:
+        if epoch == _HANDSHAKE:
             self._peer_validated = True
 
         sent = space.sent_packets
@@ -496,7 +505,7 @@ class LossRecovery:
         if rtt_sample:
             self.rtt.update(
                 now - newest.sent_time,
-                0.0 if epoch == Epoch.INITIAL else ack_delay,
+                0.0 if epoch == _INITIAL else ack_delay,
                 now,
                 handshake_confirmed=self._handshake_confirmed,
             )
@@ -588,7 +597,7 @@ class LossRecovery:
 
     def _earliest_loss_time(self) -> tuple[float | None, Epoch]:
         best: float | None = None
-        best_epoch = Epoch.INITIAL
+        best_epoch = _INITIAL
         for epoch, space in self._space_list:
             t = space.loss_time
             if t is not None and (best is None or t < best):
@@ -602,14 +611,14 @@ class LossRecovery:
         if in_flight == 0:
             # the client's anti-deadlock probe runs from now
             return now + duration, (
-                Epoch.HANDSHAKE if self.has_handshake_keys else Epoch.INITIAL
+                _HANDSHAKE if self.has_handshake_keys else _INITIAL
             )
         timeout: float | None = None
-        pto_epoch = Epoch.INITIAL
+        pto_epoch = _INITIAL
         for epoch, space in self._space_list:
             if space.ack_eliciting_in_flight == 0 or space.time_of_last_ack_eliciting is None:
                 continue
-            if epoch is Epoch.ONE_RTT:
+            if epoch is _ONE_RTT:
                 if not self._handshake_confirmed:
                     return timeout, pto_epoch
                 duration += self.rtt.max_ack_delay * backoff
@@ -656,7 +665,7 @@ class LossRecovery:
             return TimeoutResult(lost, None, 0)
         in_flight = self._ack_eliciting_in_flight()
         if in_flight == 0:
-            probe_epoch = Epoch.HANDSHAKE if self.has_handshake_keys else Epoch.INITIAL
+            probe_epoch = _HANDSHAKE if self.has_handshake_keys else _INITIAL
             count = 1
         else:
             _, probe_epoch = self._pto_time_and_space(now, in_flight)
@@ -675,11 +684,11 @@ class LossRecovery:
         frames the connection should then resend in 1-RTT packets. The packets leave bytes in
         flight without a congestion signal; they are returned.
         """
-        if epoch == Epoch.ONE_RTT:
+        if epoch == _ONE_RTT:
             raise ValueError("the application data space is never discarded")
         space = self._spaces[epoch]
-        if epoch == Epoch.ZERO_RTT:
-            dropped = [p for p in space.sent_packets.values() if p.epoch == Epoch.ZERO_RTT]
+        if epoch == _ZERO_RTT:
+            dropped = [p for p in space.sent_packets.values() if p.epoch == _ZERO_RTT]
             for packet in dropped:
                 del space.sent_packets[packet.packet_number]
         else:

@@ -432,7 +432,7 @@ def _build_short(conn: Connection, now: float, budget: int, can_elicit: bool) ->
     assert sealer is not None
     recovery = conn._recovery
     pn = space.next_pn
-    largest_acked = recovery.space(_ONE_RTT).largest_acked
+    largest_acked = recovery.application.largest_acked
     unacked = pn + 1 if largest_acked is None else pn - largest_acked
     if unacked <= 0x80:
         pn_length = 1
@@ -493,12 +493,17 @@ def build_datagrams(conn: Connection, now: float) -> list[tuple[bytes, Any]]:
     out: list[tuple[bytes, Any]] = []
     initial, handshake, app = conn._spaces
     if initial.discarded and handshake.discarded and path.validated and not app.probes \
-            and app.sealer is not None and conn._qlog is None \
-            and not _has_app_control(conn, path):
-        _build_short_datagrams(conn, now, path, out)
-        if not conn._streams._control or len(out) >= MAX_DATAGRAMS_PER_CALL:
-            return out
-        # a stream ran short of credit: its STREAM_DATA_BLOCKED goes out the general way
+            and app.sealer is not None and conn._qlog is None:
+        control = _has_app_control(conn, path)
+        if not control and not conn._streams._send_queue and not conn._datagrams \
+                and not app.ack_now \
+                and (app.ack_deadline is None or app.ack_deadline > now):
+            return out  # nothing to send (a receiver between two ACKs)
+        if not control:
+            _build_short_datagrams(conn, now, path, out)
+            if not conn._streams._control or len(out) >= MAX_DATAGRAMS_PER_CALL:
+                return out
+            # a stream ran short of credit: its STREAM_DATA_BLOCKED goes out the general way
     _build_datagrams(conn, now, path, out)
     return out
 
@@ -508,18 +513,17 @@ def _build_short_datagrams(conn: Connection, now: float, path: Path,
     """The sending loop of an established connection with nothing to send but ACK, DATAGRAM,
     STREAM (and PING) frames; stops early if a stream queues a control frame."""
     recovery = conn._recovery
-    congestion = recovery.congestion
-    pacer = recovery.pacer
     max_size = conn._max_datagram_size
     app = conn._spaces[2]
     streams = conn._streams
     send_queue = streams._send_queue
     control = streams._control
     queue = conn._datagrams
-    address = path.address
     while len(out) < MAX_DATAGRAMS_PER_CALL:
         can_elicit = False
         if send_queue or queue:
+            congestion = recovery.congestion
+            pacer = recovery.pacer
             can_elicit = congestion.can_send(max_size)
             if can_elicit and pacer is not None:
                 next_time = pacer.next_send_time(now)
@@ -535,7 +539,7 @@ def _build_short_datagrams(conn: Connection, now: float, path: Path,
         if datagram is None:
             return
         path.bytes_sent += len(datagram)
-        out.append((datagram, address))
+        out.append((datagram, path.address))
         if control:
             return
 
