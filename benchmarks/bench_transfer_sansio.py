@@ -3,11 +3,12 @@
 One client uploads ``--size`` bytes on one stream to its server, both driven by
 ``trio_zttp.testing.Pair`` over a clean link (5 ms one way, 100 MB/s), so only the two QUIC
 implementations' own CPU time counts (plus the driver's, the same for both).  Prints MB/s of
-CPU time for ours<->ours and aioquic<->aioquic, alternating rounds, the best round each, the
-ratio (higher is better for us), and the top functions of a cProfile run of ours.  Numbers
-only, no assertions.
+CPU time for ours<->ours and aioquic<->aioquic, alternating rounds, the best round each, and
+the ratio (higher is better for us); with ``--profile``, the top functions of a cProfile run
+of ours.  Numbers only, no assertions.
 
-Run from the repository root:  python benchmarks/bench_transfer_sansio.py [--size 10] [--rounds 3]
+Run from the repository root:
+    python benchmarks/bench_transfer_sansio.py [--size 10] [--rounds 3] [--profile]
 """
 
 from __future__ import annotations
@@ -98,6 +99,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=float, default=10.0, help="megabytes (default 10)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds each (default 3)")
+    parser.add_argument("--profile", action="store_true",
+                        help="then profile one more round of ours (cProfile, by own time)")
     parser.add_argument("--profile-lines", type=int, default=25)
     args = parser.parse_args()
     payload = random.Random(7).randbytes(int(args.size * 1_000_000))
@@ -110,6 +113,8 @@ def main() -> None:
         print(f"{name:10s} {megabytes / seconds:7.1f} MB/s  ({seconds:.2f} s CPU for "
               f"{megabytes:.0f} MB, both ends and the driver)")
     print(f"ratio trio_zttp / aioquic: {best['aioquic'] / best['trio_zttp']:.2f}x")
+    if not args.profile:
+        return
     profiler = cProfile.Profile()
     profiler.runcall(run, ours, payload)
     out = io.StringIO()

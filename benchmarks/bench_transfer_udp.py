@@ -8,7 +8,7 @@ Two measurements, printed, never asserted (see benchmarks/README.md):
 2. Stream upload: the client sends ``--size`` MB on one stream to a server in another
    process, which answers with the byte count; MB/s and client CPU ms per MB, median of
    ``--runs``.  trio_zttp on both sides (each datagram path), then aioquic and qh3 (their
-   asyncio APIs) on both sides.
+   asyncio APIs) on both sides, then the ratios of trio_zttp to each peer.
 
 Run from the repository root with the project's venv (about a minute)::
 
@@ -189,7 +189,7 @@ def asyncio_client(impl: str, port: int, ca: str, size: int) -> float:
 # -- driver -------------------------------------------------------------------------------------
 
 
-def run_impl(name: str, directory: str, size: int, runs: int) -> None:
+def run_impl(name: str, directory: str, size: int, runs: int) -> tuple[float, float]:
     port_file = os.path.join(directory, f"{name}.port")
     server = subprocess.Popen(
         [sys.executable, __file__, "--serve", name, "--dir", directory], stdout=subprocess.DEVNULL
@@ -211,8 +211,9 @@ def run_impl(name: str, directory: str, size: int, runs: int) -> None:
                 elapsed = asyncio_client(name, port, ca, size)
             cpus.append((time.process_time() - cpu) * 1000 / (size / 1e6))
             rates.append(size / 1e6 / elapsed)
-        print(f"  {name:<22} {statistics.median(rates):7.1f} MB/s   "
-              f"client CPU {statistics.median(cpus):6.1f} ms/MB")
+        rate, cpu_per_mb = statistics.median(rates), statistics.median(cpus)
+        print(f"  {name:<22} {rate:7.1f} MB/s   client CPU {cpu_per_mb:6.1f} ms/MB")
+        return rate, cpu_per_mb
     finally:
         server.terminate()
         server.wait()
@@ -235,6 +236,7 @@ def main() -> None:
         return
 
     print("datagram paths, 1200-byte datagrams, one trio run (sent/s, received/s):")
+    path_rates = {}
     for fast in (False, True):
         try:
             sent, received = trio.run(datagram_rate, fast)
@@ -242,7 +244,10 @@ def main() -> None:
             print(f"  {'fast' if fast else 'portable':<10} unavailable: {exc}")
             continue
         label = "linux-gso-gro" if fast else "portable"
+        path_rates[label] = received
         print(f"  {label:<14} {sent:12,.0f} {received:12,.0f}")
+    if len(path_rates) == 2:
+        print(f"  fast / portable: {path_rates['linux-gso-gro'] / path_rates['portable']:.2f}x")
 
     print(f"stream upload, {args.size} MB, median of {args.runs}, server in another process:")
     with tempfile.TemporaryDirectory() as directory:
@@ -251,8 +256,14 @@ def main() -> None:
         ca.issue(["localhost", "127.0.0.1"]).write_pem(
             os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
         )
+        results = {}
         for name in ("trio_zttp-portable", "trio_zttp-gso", "aioquic", "qh3"):
-            run_impl(name, directory, args.size * 1_000_000, args.runs)
+            results[name] = run_impl(name, directory, args.size * 1_000_000, args.runs)
+    print("ratios (throughput; client CPU per MB, >1 means trio_zttp uses less):")
+    for ours in ("trio_zttp-portable", "trio_zttp-gso"):
+        for peer in ("aioquic", "qh3"):
+            (rate, cpu), (peer_rate, peer_cpu) = results[ours], results[peer]
+            print(f"  {ours:<20} / {peer:<8} {rate / peer_rate:5.2f}x   CPU {peer_cpu / cpu:5.2f}x")
 
 
 if __name__ == "__main__":

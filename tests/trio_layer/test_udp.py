@@ -91,6 +91,25 @@ async def test_udp_fast_path_batches_and_splits_by_destination() -> None:
             t.close()
 
 
+async def test_udp_portable_path_drains_a_batch_per_receive() -> None:
+    # a real socket without GSO/GRO: non-blocking, drained per wake-up, like the fast path
+    a = await open_transport(("127.0.0.1", 0), fast_path=False)
+    b = await open_transport(("127.0.0.1", 0), fast_path=False)
+    try:
+        assert b.kind == "portable"
+        payloads = [b"%02d" % i * 50 for i in range(40)]
+        await a.send([(p, b.local_address) for p in payloads])
+        await trio.sleep(0.05)
+        first = await b.receive()
+        assert len(first) > 1
+        rest = await _collect(b, len(payloads) - len(first))
+        assert [d for d, _ in first + rest] == payloads
+        assert b.datagrams_received == len(payloads)
+    finally:
+        a.close()
+        b.close()
+
+
 @pytest.mark.parametrize("fast", [False, pytest.param(True, marks=linux_only)])
 async def test_udp_close_wakes_a_blocked_receiver(fast: bool) -> None:
     transport = await open_transport(("127.0.0.1", 0), fast_path=fast)

@@ -3,16 +3,18 @@
 Both give the endpoint the same two calls: ``await receive()`` returns a *batch* of
 ``(payload, (host, port))`` datagrams, ``await send(datagrams)`` sends a batch.
 
-* :class:`PortableTransport` uses only ``trio.socket`` ``sendto``/``recvfrom``, so it runs
-  on trio's FakeNet, on :mod:`trio_zttp.testing`'s virtual network and on any OS.  A batch
-  is one datagram (trio offers no non-blocking receive without a checkpoint).
-* :class:`LinuxTransport` owns a plain non-blocking socket and waits with
-  :func:`trio.lowlevel.wait_readable` / ``wait_writable``.  ``receive`` drains the socket
-  (up to :data:`MAX_BATCH` datagrams) with ``recvmsg_into`` and splits GRO super-datagrams
-  (``UDP_GRO``) by the segment size the kernel reports; ``send`` coalesces runs of equally
-  sized datagrams to one peer into one ``sendmsg`` with ``UDP_SEGMENT`` (GSO).  One
-  checkpoint per batch.  If the kernel refuses GSO at send time the transport falls back
-  to one ``sendto`` per datagram, silently and for good.
+* The portable path uses only ``sendto``/``recvfrom``, so it runs on any OS.  On a real
+  socket (:class:`BatchedTransport`) it owns the plain socket, non-blocking, and waits with
+  :func:`trio.lowlevel.wait_readable` / ``wait_writable``: ``receive`` drains the socket
+  (up to :data:`MAX_BATCH` datagrams) and ``send`` writes a whole batch, one checkpoint per
+  batch.  On a socket without a file descriptor, such as trio's FakeNet or
+  :mod:`trio_zttp.testing`'s virtual network (:class:`PortableTransport`), it goes through
+  the ``trio.socket`` methods, one datagram (and one checkpoint) at a time.
+* :class:`LinuxTransport` is the batched path plus Linux's segmentation offloads:
+  ``receive`` uses ``recvmsg_into`` and splits GRO super-datagrams (``UDP_GRO``) by the
+  segment size the kernel reports; ``send`` coalesces runs of equally sized datagrams to
+  one peer into one ``sendmsg`` with ``UDP_SEGMENT`` (GSO).  If the kernel refuses GSO at
+  send time the transport falls back to one ``sendto`` per datagram, silently and for good.
 
 :func:`open_transport` picks the fast path when the socket is a real Linux socket that
 accepts both socket options, and the portable path otherwise.
@@ -34,6 +36,7 @@ from ._engine import Address
 
 __all__ = [
     "MAX_BATCH",
+    "BatchedTransport",
     "DatagramTransport",
     "LinuxTransport",
     "PortableTransport",
@@ -153,10 +156,10 @@ class PortableTransport(DatagramTransport):
         self._sock.close()
 
 
-class LinuxTransport(DatagramTransport):
-    """Non-blocking socket with GSO sends and GRO receives, drained per wake-up."""
+class BatchedTransport(DatagramTransport):
+    """A real socket, non-blocking, drained per wake-up: one checkpoint per batch (any OS)."""
 
-    kind = "linux-gso-gro"
+    kind = "portable"
 
     def __init__(self, sock: socket.socket) -> None:
         super().__init__()
@@ -164,10 +167,6 @@ class LinuxTransport(DatagramTransport):
         self._address = normalize_address(sock.getsockname())
         self._buffer = bytearray(_RECV_BUFFER)
         self._view = memoryview(self._buffer)
-        self._ancillary_size = socket.CMSG_SPACE(4)
-        self.gso = True
-        #: How many sendmsg calls carried more than one datagram.
-        self.gso_sends = 0
 
     @property
     def local_address(self) -> Address:
@@ -176,6 +175,81 @@ class LinuxTransport(DatagramTransport):
     @property
     def family(self) -> int:
         return int(self._sock.family)
+
+    async def receive(self) -> list[tuple[bytes, Address]]:
+        sock = self._sock
+        buffer = self._buffer
+        view = self._view
+        while True:
+            if self.closed:
+                raise trio.ClosedResourceError("transport closed")
+            batch: list[tuple[bytes, Address]] = []
+            for _ in range(MAX_BATCH):
+                try:
+                    n, raw_addr = sock.recvfrom_into(buffer)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    # ICMP errors surfaced on some platforms (Windows: WSAECONNRESET)
+                    if self.closed:
+                        raise trio.ClosedResourceError("transport closed") from None
+                    self.receive_errors += 1
+                    continue
+                batch.append((bytes(view[:n]), normalize_address(raw_addr)))
+            if batch:
+                self.datagrams_received += len(batch)
+                await trio.lowlevel.checkpoint()
+                return batch
+            await trio.lowlevel.wait_readable(sock)
+
+    async def send(self, datagrams: Sequence[tuple[bytes, Address]]) -> None:
+        sock = self._sock
+        for data, addr in datagrams:
+            try:
+                sock.sendto(data, addr)
+            except BlockingIOError:
+                await self._sendto(data, addr)  # waits until the socket is writable
+            except OSError:
+                if self.closed:
+                    raise trio.ClosedResourceError("transport closed") from None
+                self.send_errors += 1
+            else:
+                self.datagrams_sent += 1
+
+    async def _sendto(self, data: bytes, addr: Address) -> None:
+        while True:
+            try:
+                self._sock.sendto(data, addr)
+            except BlockingIOError:
+                await trio.lowlevel.wait_writable(self._sock)
+                continue
+            except OSError:
+                if self.closed:
+                    raise trio.ClosedResourceError("transport closed") from None
+                self.send_errors += 1
+                return
+            self.datagrams_sent += 1
+            return
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        trio.lowlevel.notify_closing(self._sock)
+        self._sock.close()
+
+
+class LinuxTransport(BatchedTransport):
+    """Non-blocking socket with GSO sends and GRO receives, drained per wake-up."""
+
+    kind = "linux-gso-gro"
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__(sock)
+        self._ancillary_size = socket.CMSG_SPACE(4)
+        self.gso = True
+        #: How many sendmsg calls carried more than one datagram.
+        self.gso_sends = 0
 
     async def receive(self) -> list[tuple[bytes, Address]]:
         sock = self._sock
@@ -239,21 +313,6 @@ class LinuxTransport(DatagramTransport):
                     await self._sendto(segment, segment_addr)
             i = j
 
-    async def _sendto(self, data: bytes, addr: Address) -> None:
-        while True:
-            try:
-                self._sock.sendto(data, addr)
-            except BlockingIOError:
-                await trio.lowlevel.wait_writable(self._sock)
-                continue
-            except OSError:
-                if self.closed:
-                    raise trio.ClosedResourceError("transport closed") from None
-                self.send_errors += 1
-                return
-            self.datagrams_sent += 1
-            return
-
     async def _send_segments(self, group: Sequence[tuple[bytes, Address]], addr: Address) -> bool:
         payload = b"".join(data for data, _ in group)
         control = [(SOL_UDP, UDP_SEGMENT, _GSO_SIZE.pack(len(group[0][0])))]
@@ -274,13 +333,6 @@ class LinuxTransport(DatagramTransport):
             self.datagrams_sent += len(group)
             self.gso_sends += 1
             return True
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        trio.lowlevel.notify_closing(self._sock)
-        self._sock.close()
 
 
 def _best_effort_setsockopt(
@@ -332,6 +384,9 @@ async def open_transport(
                 return fast
             if fast_path:
                 raise OSError("the Linux GSO/GRO datagram path is not available here")
+        raw = _detach(sock)
+        if raw is not None:
+            return BatchedTransport(raw)
         return PortableTransport(sock)
     except BaseException:
         sock.close()
@@ -347,6 +402,19 @@ def _try_fast_path(sock: trio.socket.SocketType) -> LinuxTransport | None:
         sock.setsockopt(SOL_UDP, UDP_GRO, 1)
     except (OSError, NotImplementedError, AttributeError):
         return None
+    raw = _detach(sock)
+    return None if raw is None else LinuxTransport(raw)
+
+
+def _detach(sock: trio.socket.SocketType) -> socket.socket | None:
+    """The plain non-blocking socket under a real trio socket; None for a fake one (FakeNet,
+    the virtual network: no file descriptor)."""
+    try:
+        fileno = sock.fileno()
+    except (OSError, NotImplementedError, AttributeError):
+        return None
+    if fileno < 0:
+        return None
     raw = socket.socket(fileno=sock.detach())
     raw.setblocking(False)
-    return LinuxTransport(raw)
+    return raw

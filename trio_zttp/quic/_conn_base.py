@@ -39,6 +39,10 @@ class State(enum.Enum):
     TERMINATED = "terminated"
 
 
+_FIRSTFLIGHT = State.FIRSTFLIGHT
+_CONNECTED = State.CONNECTED
+
+
 class ConnectionBase:
     """Attribute declarations and cross-module method signatures (no behaviour)."""
 
@@ -138,7 +142,8 @@ class ConnectionBase:
 
     @property
     def _is_open(self) -> bool:
-        return self._state is State.FIRSTFLIGHT or self._state is State.CONNECTED
+        state = self._state
+        return state is _FIRSTFLIGHT or state is _CONNECTED
 
     def _close_on_error(self, exc: TransportError, now: float) -> None:
         raise NotImplementedError

@@ -72,7 +72,7 @@ from ._frames import (
     check_frame_allowed,
 )
 from ._handshake import HandshakeMixin
-from ._lifecycle import LifecycleMixin
+from ._lifecycle import KEY_UPDATE_AFTER, LifecycleMixin
 from ._packet import (
     Header,
     PacketType,
@@ -93,8 +93,14 @@ _EPOCH_OF: Final = {
 }
 # packet-number space index of each epoch: Initial 0, Handshake 1, application 2
 SPACE_INDEX: Final = {Epoch.INITIAL: 0, Epoch.HANDSHAKE: 1, Epoch.ZERO_RTT: 2, Epoch.ONE_RTT: 2}
+_INITIAL: Final = Epoch.INITIAL
 _ONE_RTT: Final = Epoch.ONE_RTT
 _ZERO_RTT: Final = Epoch.ZERO_RTT
+_FIRSTFLIGHT: Final = State.FIRSTFLIGHT
+_CONNECTED: Final = State.CONNECTED
+_CLOSING: Final = State.CLOSING
+_DRAINING: Final = State.DRAINING
+_TERMINATED: Final = State.TERMINATED
 
 Handler = Callable[["Connection", memoryview, int, int, float], int]
 
@@ -148,7 +154,8 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
                          now: float) -> None:
         """Handle one UDP datagram from ``addr``. Never raises for anything the peer sent."""
         self._now = now
-        if self._state is State.TERMINATED or self._state is State.DRAINING:
+        state = self._state
+        if state is _TERMINATED or state is _DRAINING:
             return
         try:
             self._receive_datagram(data if type(data) is bytes else bytes(data),
@@ -163,17 +170,23 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
         """Datagrams to send now, each with its destination address."""
         self._now = now
         try:
-            if self._state is State.CLOSING:
-                return self._close_datagrams(now)
-            if self._state is not State.FIRSTFLIGHT and self._state is not State.CONNECTED:
-                return []
+            state = self._state
+            if state is not _CONNECTED and state is not _FIRSTFLIGHT:
+                return self._close_datagrams(now) if state is _CLOSING else []
             if self._tls is None:
                 out, self._pending_stateless = self._pending_stateless, []
                 return out  # a Retry or Version Negotiation before any state (server)
-            self._before_sending(now)
-            out = self._probe_datagrams(now)
-            out += build_datagrams(self, now)
-            return out
+            if self._handshake_confirmed and (
+                    self._key_update_requested
+                    or (self._spaces[2].sealer is not None
+                        and self._spaces[2].sealer.packets_sealed >= KEY_UPDATE_AFTER)):
+                self._before_sending(now)  # a key update is due
+            paths = self._paths
+            if paths.responses or paths.deadline is not None:
+                out = self._probe_datagrams(now)
+                out += build_datagrams(self, now)
+                return out
+            return build_datagrams(self, now)
         except Exception as exc:  # a bug here must not take the endpoint down
             self._internal_errors.append(exc)
             self._close_on_error(InternalError(f"internal error: {exc!r}"), now)
@@ -186,38 +199,42 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
 
     # -- receiving -----------------------------------------------------------------------------
     def _receive_datagram(self, data: bytes, addr: Any, now: float) -> None:
-        if not self._is_client and self._tls is None:
-            if not self._accept_first_datagram(data, addr, now):
-                return
-        elif self._is_client and self._paths.current is not None and \
-                addr != self._paths.current.address:
-            return  # a client drops packets from unknown server addresses (RFC 9000 §9)
         path = self._paths.current
         if path is None or path.address != addr:
-            path = self._paths.get_or_create(addr)
+            # not from the current path (a server's first datagram has no path yet)
+            if not self._is_client and self._tls is None:
+                if not self._accept_first_datagram(data, addr, now):
+                    return
+            elif self._is_client and path is not None:
+                return  # a client drops packets from unknown server addresses (RFC 9000 §9)
+            path = self._paths.current
+            if path is None or path.address != addr:
+                path = self._paths.get_or_create(addr)
         path.bytes_received += len(data)
         self._stats_datagrams_received += 1
-        if self._state is State.CLOSING:
+        if self._state is _CLOSING:
             self._on_datagram_while_closing()
             return
-        processed = False
         if not data:
             return
         if not data[0] & 0x80:
             # one short-header packet fills the datagram: the common case, no splitting
             processed = self._receive_short(data, path, now)
-            if self._state is not State.FIRSTFLIGHT and self._state is not State.CONNECTED:
+            state = self._state
+            if state is not _CONNECTED and state is not _FIRSTFLIGHT:
                 return
         else:
+            processed = False
             for header in iter_coalesced(data, self._local_cid_length):
                 if self._receive_packet(data, header, path, now):
                     processed = True
-                if self._state is not State.FIRSTFLIGHT and self._state is not State.CONNECTED:
+                if self._state is not _FIRSTFLIGHT and self._state is not _CONNECTED:
                     return
         if not processed and self._peer_cids.is_stateless_reset(data):
             self._on_stateless_reset(now)
             return
-        self._after_datagram_received(path, now)
+        if not path.validated or not self._handshake_confirmed:
+            self._after_datagram_received(path, now)
 
     def _receive_packet(self, data: bytes, header: Header, path: Path, now: float) -> bool:
         """Process one packet; True when it decrypted (whatever it contained)."""
@@ -274,17 +291,18 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
         if not data[0] & 0x40 or opener is None or len(data) < pn_offset + 20:
             return False  # no QUIC bit, no 1-RTT keys yet, or too short to sample
         try:
-            first, truncated, pn_length, plain_header = opener.remove_header_protection(
-                data, pn_offset)
-            pn = decode_packet_number(truncated, 8 * pn_length, space.largest_received + 1)
+            first, pn, plain_header = opener.unprotect_header(
+                data, pn_offset, space.largest_received + 1)
             if (first >> 2) & 1 != opener.key_phase:
                 opener = self._opener_for_key_phase(pn)
-            payload = opener.decrypt(data, plain_header, pn)
+                payload = opener.decrypt(data, plain_header, pn)
+                if opener is not space.opener:
+                    self._on_key_phase_opener(opener, pn, now)
+            else:
+                payload = opener.decrypt(data, plain_header, pn)
         except DecryptionError:
             self._on_decryption_failure()
             return False
-        if opener is not space.opener:
-            self._on_key_phase_opener(opener, pn, now)
         if first & 0x18:
             raise ProtocolViolation("reserved header bits are not zero")
         if not self._handshake_confirmed and self._is_client and \
@@ -296,7 +314,7 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
     def _accept(self, space: PacketSpace, epoch: Epoch, pn: int, payload: bytes, dcid: bytes,
                 path: Path, now: float, size: int) -> bool:
         """A packet decrypted: process its frames and do the bookkeeping (RFC 9000 §12-13)."""
-        if pn < space.ack_floor or pn in space.received:
+        if pn <= space.largest_received and (pn < space.ack_floor or pn in space.received):
             return True  # a duplicate
         self._stats_packets_received += 1
         self._rx_epoch = epoch
@@ -305,7 +323,8 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
         ack_eliciting, non_probing = self._process_frames(payload, epoch, now)
         if self._qlog is not None:
             self._qlog_packet(now, "transport:packet_received", epoch, pn, size)
-        if self._state is not State.FIRSTFLIGHT and self._state is not State.CONNECTED:
+        state = self._state
+        if state is not _CONNECTED and state is not _FIRSTFLIGHT:
             return True
         space.on_packet_received(pn, ack_eliciting, now, self._local_max_ack_delay)
         # idle timer restarts (RFC 9000 §10.1)
@@ -323,7 +342,7 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
     def _opener_for(self, epoch: Epoch, header: Header) -> PacketOpener | None:
         if epoch is _ZERO_RTT:
             return None if self._is_client else self._zero_rtt_opener
-        if epoch is Epoch.INITIAL and header.version != self._version:
+        if epoch is _INITIAL and header.version != self._version:
             return self._other_initial_openers.get(header.version or 0)
         return self._spaces[SPACE_INDEX[epoch]].opener
 
@@ -497,7 +516,7 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
 
     # -- errors --------------------------------------------------------------------------------
     def _close_on_error(self, exc: TransportError, now: float) -> None:
-        if self._state is not State.FIRSTFLIGHT and self._state is not State.CONNECTED:
+        if self._state is not _FIRSTFLIGHT and self._state is not _CONNECTED:
             return
         code = int(exc.error_code)
         self._start_close(code, exc.frame_type, exc.reason, application=False)

@@ -271,7 +271,7 @@ class PacketSealer(_PacketKey):
         """Packets this key may protect (RFC 9001 §6.6); update the key before reaching it."""
         self._encrypt = self._aead.encrypt
 
-    def seal(self, header: bytes | bytearray, payload: bytes | memoryview,
+    def seal(self, header: bytes | bytearray, payload: bytes | bytearray | memoryview,
              packet_number: int) -> bytes:
         """Protect one packet and return it whole.
 
@@ -371,6 +371,42 @@ class PacketOpener(_PacketKey):
                         ^ _from_bytes(mask[1:1 + pn_length]))
         return (first, truncated_pn, pn_length,
                 _SINGLE_BYTES[first] + packet[1:pn_offset] + truncated_pn.to_bytes(pn_length))
+
+    def unprotect_header(
+        self, packet: bytes | memoryview, pn_offset: int, expected_pn: int
+    ) -> tuple[int, int, bytes]:
+        """:meth:`remove_header_protection` and the packet number decoded, in one call.
+
+        Args:
+            packet: The protected packet.
+            pn_offset: Offset of the Packet Number field.
+            expected_pn: Largest packet number received in the space, plus one.
+
+        Returns:
+            ``(first_byte, packet_number, header)``, the header being the AAD for
+            :meth:`decrypt`.
+
+        Raises:
+            DecryptionError: The packet is too short to hold the sample.
+        """
+        sample_offset = pn_offset + 4
+        if pn_offset < 1 or len(packet) < sample_offset + SAMPLE_LENGTH:
+            raise DecryptionError("packet too short for header protection sampling")
+        mask = self._mask(packet[sample_offset:sample_offset + SAMPLE_LENGTH])
+        first = packet[0]
+        first ^= mask[0] & (0x0F if first & 0x80 else 0x1F)
+        pn_length = (first & 0x03) + 1
+        truncated = (_from_bytes(packet[pn_offset:pn_offset + pn_length])
+                     ^ _from_bytes(mask[1:1 + pn_length]))
+        header = _SINGLE_BYTES[first] + packet[1:pn_offset] + truncated.to_bytes(pn_length)
+        # decode_packet_number (RFC 9000 §A.3), inlined
+        pn_win = 1 << (8 * pn_length)
+        candidate = (expected_pn & -pn_win) | truncated
+        if candidate <= expected_pn - (pn_win >> 1) and candidate < (1 << 62) - pn_win:
+            candidate += pn_win
+        elif candidate > expected_pn + (pn_win >> 1) and candidate >= pn_win:
+            candidate -= pn_win
+        return first, candidate, header
 
     def decrypt(self, packet: bytes | memoryview, header: bytes, packet_number: int) -> bytes:
         """Decrypt the payload following ``header`` (from :meth:`remove_header_protection`).

@@ -176,19 +176,33 @@ def parse_stream(buf: _Buf, pos: int, frame_type: int) -> tuple[int, int, _Buf, 
     Raises:
         FrameEncodingError: Truncated, or offset + length exceeds 2**62-1.
     """
+    # one- and two-byte varints are decoded inline: a STREAM frame is parsed per packet
     try:
-        stream_id, pos = decode_varint(buf, pos)
+        first = buf[pos]
+        if first < 0x40:
+            stream_id = first
+            pos += 1
+        else:
+            stream_id, pos = decode_varint(buf, pos)
         offset = 0
         if frame_type & 0x04:
             offset, pos = decode_varint(buf, pos)
         if frame_type & 0x02:
-            length, pos = decode_varint(buf, pos)
+            first = buf[pos]
+            if first < 0x40:
+                length = first
+                pos += 1
+            elif first < 0x80:
+                length = (first & 0x3F) << 8 | buf[pos + 1]
+                pos += 2
+            else:
+                length, pos = decode_varint(buf, pos)
             end = pos + length
             if end > len(buf):
                 raise FrameEncodingError("STREAM data past the end", frame_type=frame_type)
         else:
             end = len(buf)
-    except BufferReadError:
+    except (BufferReadError, IndexError):
         raise FrameEncodingError("truncated STREAM frame", frame_type=frame_type) from None
     if offset + end - pos > VARINT_MAX:
         raise FrameEncodingError("STREAM offset + length above 2**62-1", frame_type=frame_type)
@@ -249,10 +263,37 @@ def parse_ack(
         FrameEncodingError: Truncated, or a range reaches below packet number 0.
     """
     try:
-        largest, pos = decode_varint(buf, pos)
-        ack_delay, pos = decode_varint(buf, pos)
-        count, pos = decode_varint(buf, pos)
-        first, pos = decode_varint(buf, pos)
+        # the fields of the usual ACK fit in one or two bytes: decoded inline
+        byte = buf[pos]
+        if byte < 0x40:
+            largest = byte
+            pos += 1
+        elif byte < 0x80:
+            largest = (byte & 0x3F) << 8 | buf[pos + 1]
+            pos += 2
+        else:
+            largest, pos = decode_varint(buf, pos)
+        byte = buf[pos]
+        if byte < 0x40:
+            ack_delay = byte
+            pos += 1
+        elif byte < 0x80:
+            ack_delay = (byte & 0x3F) << 8 | buf[pos + 1]
+            pos += 2
+        else:
+            ack_delay, pos = decode_varint(buf, pos)
+        byte = buf[pos]
+        if byte < 0x40:
+            count = byte
+            pos += 1
+        else:
+            count, pos = decode_varint(buf, pos)
+        byte = buf[pos]
+        if byte < 0x40:
+            first = byte
+            pos += 1
+        else:
+            first, pos = decode_varint(buf, pos)
         smallest = largest - first
         if smallest < 0:
             raise FrameEncodingError("ACK range below packet number 0", frame_type=frame_type)
@@ -277,7 +318,7 @@ def parse_ack(
             ect1, pos = decode_varint(buf, pos)
             ce, pos = decode_varint(buf, pos)
             ecn_counts = (ect0, ect1, ce)
-    except BufferReadError:
+    except (BufferReadError, IndexError):
         raise FrameEncodingError("truncated ACK frame", frame_type=frame_type) from None
     return tuple(ranges), ack_delay, ecn_counts, pos
 
@@ -429,6 +470,14 @@ def write_ack_frame(
     smallest, largest = ranges[0]
     if not 0 <= smallest <= largest:
         raise ValueError(f"bad ACK range {ranges[0]}")
+    if len(ranges) == 1 and ecn_counts is None:
+        # the usual ACK: one range, no ECN counts
+        frame = (b"\x02" + encode_varint(largest) + encode_varint(ack_delay) + b"\x00"
+                 + encode_varint(largest - smallest))
+        if capacity is not None and len(frame) > capacity:
+            return 0
+        buf += frame
+        return 1
     if ecn_counts is None:
         head = b"\x02" + encode_varint(largest) + encode_varint(ack_delay)
         tail = b""

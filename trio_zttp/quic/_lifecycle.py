@@ -42,11 +42,15 @@ from ._sender import (
 from ._spaces import PacketSpace
 from ._stream_manager import StreamManager
 
-__all__ = ["LifecycleMixin", "State"]
+__all__ = ["KEY_UPDATE_AFTER", "LifecycleMixin", "State"]
 
 _INITIAL: Final = Epoch.INITIAL
+_FIRSTFLIGHT: Final = State.FIRSTFLIGHT
+_CONNECTED: Final = State.CONNECTED
+_TERMINATED: Final = State.TERMINATED
 _HANDSHAKE: Final = Epoch.HANDSHAKE
 _ONE_RTT: Final = Epoch.ONE_RTT
+_ZERO_RTT: Final = Epoch.ZERO_RTT
 _SPACE: Final = {Epoch.INITIAL: 0, Epoch.HANDSHAKE: 1, Epoch.ZERO_RTT: 2, Epoch.ONE_RTT: 2}
 #: Packets sealed with one key before we update it ourselves (below every suite's limit).
 KEY_UPDATE_AFTER: Final = 1 << 22
@@ -122,12 +126,13 @@ class LifecycleMixin(ConnectionBase):
     def get_timer(self) -> float | None:
         """When :meth:`handle_timer` should run next (the driver's clock), or None."""
         state = self._state
-        if state is State.TERMINATED:
-            return None
-        if state is State.CLOSING or state is State.DRAINING:
+        if state is not _CONNECTED and state is not _FIRSTFLIGHT:
+            if state is _TERMINATED:
+                return None
             deadline = self._close_deadline
             # closed but nothing sent yet: ask to be driven now (handle_timer starts the period)
             return self._now if deadline is None else deadline
+        # the earliest of these (called once per batch of datagrams, so kept flat)
         timer = self._idle_deadline
         candidate = self._recovery.get_loss_detection_timer()
         if candidate is not None and (timer is None or candidate < timer):
@@ -138,9 +143,9 @@ class LifecycleMixin(ConnectionBase):
         candidate = self._pacing_at
         if candidate is not None and (timer is None or candidate < timer):
             timer = candidate
-        if self._keep_alive_interval is not None:
-            candidate = self._keep_alive_deadline()
-            if candidate is not None and (timer is None or candidate < timer):
+        if self._keep_alive_interval is not None and self._handshake_complete:
+            candidate = self._last_activity + self._keep_alive_interval
+            if timer is None or candidate < timer:
                 timer = candidate
         candidate = self._paths.deadline
         if candidate is not None and (timer is None or candidate < timer):
@@ -160,9 +165,9 @@ class LifecycleMixin(ConnectionBase):
         """Run whatever is due at ``now`` (never arms anything at ``now`` again)."""
         self._now = now
         state = self._state
-        if state is State.TERMINATED:
+        if state is _TERMINATED:
             return
-        if state is State.CLOSING or state is State.DRAINING:
+        if state is not _CONNECTED and state is not _FIRSTFLIGHT:
             if self._close_deadline is None:
                 self._start_closing_period(now)
             elif now >= self._close_deadline:
@@ -212,7 +217,7 @@ class LifecycleMixin(ConnectionBase):
         if space.discarded:
             return
         space.probes += result.probe_packets
-        if result.probe_space is _ONE_RTT or result.probe_space is Epoch.ZERO_RTT:
+        if result.probe_space is _ONE_RTT or result.probe_space is _ZERO_RTT:
             if not self._streams.has_data():
                 # nothing new to send: repeat what the oldest outstanding packet carried
                 for packet in self._recovery.outstanding(_ONE_RTT):

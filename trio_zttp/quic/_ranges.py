@@ -60,7 +60,11 @@ class RangeSet:
                 return
             raise ValueError(f"empty or reversed range [{start}, {stop})")
         bounds = self._bounds
-        # fast path: strictly above everything (the usual case for packet numbers)
+        # fast paths: extending the highest range, or strictly above everything (the usual
+        # cases for packet numbers)
+        if bounds and start == bounds[-1]:
+            bounds[-1] = stop
+            return
         if not bounds or start > bounds[-1]:
             bounds.append(start)
             bounds.append(stop)
@@ -192,6 +196,8 @@ class RangeSet:
             limit: return only the ``limit`` highest ranges (an ACK frame's size budget).
         """
         bounds = self._bounds
+        if len(bounds) == 2:
+            return ((bounds[0], bounds[1] - 1),)  # the usual case: no gap
         if limit is not None and 2 * limit < len(bounds):
             bounds = bounds[len(bounds) - 2 * limit :] if limit > 0 else []
         return tuple(zip(bounds[-2::-2], map(_MINUS_ONE.__add__, bounds[-1::-2]), strict=True))

@@ -63,6 +63,11 @@ K_INITIAL_RTT: Final = 0.333
 K_PERSISTENT_CONGESTION_THRESHOLD: Final = 3
 DEFAULT_MAX_ACK_DELAY: Final = 0.025
 _ACK_FRAME_TYPE: Final = 0x02
+# enum members bound once (a class attribute lookup on an enum is slow)
+_INITIAL: Final = Epoch.INITIAL
+_HANDSHAKE: Final = Epoch.HANDSHAKE
+_ZERO_RTT: Final = Epoch.ZERO_RTT
+_ONE_RTT: Final = Epoch.ONE_RTT
 
 
 
@@ -183,7 +188,6 @@ class SentPacket:
         epoch: Epoch,
         sent_time: float,
         sent_bytes: int,
-        *,
         ack_eliciting: bool = True,
         in_flight: bool | None = None,
         is_crypto: bool = False,
@@ -283,6 +287,8 @@ class LossRecovery:
         congestion: the congestion controller.
         pacer: the pacer, or None when pacing is off.
         pto_count: consecutive PTOs without an acknowledgment (the backoff exponent).
+        application: the application data space's :class:`PacketSpace` (what
+            ``space(Epoch.ONE_RTT)`` returns, for the sender's hot path).
         has_handshake_keys: set by the connection once Handshake keys exist (the client's
             anti-deadlock probe goes to HANDSHAKE instead of INITIAL).
     """
@@ -296,6 +302,8 @@ class LossRecovery:
         "_space_list",
         "_spaces",
         "_timer",
+        "_timer_now",
+        "application",
         "congestion",
         "has_handshake_keys",
         "pacer",
@@ -329,13 +337,16 @@ class LossRecovery:
         initial, handshake, application = PacketSpace(), PacketSpace(), PacketSpace()
         # indexed by Epoch: ZERO_RTT and ONE_RTT are the same space object
         self._spaces = (initial, application, handshake, application)
+        self.application = application
         self._space_list = (
-            (Epoch.INITIAL, initial),
-            (Epoch.HANDSHAKE, handshake),
-            (Epoch.ONE_RTT, application),
+            (_INITIAL, initial),
+            (_HANDSHAKE, handshake),
+            (_ONE_RTT, application),
         )
         self._probe_packets = pto_probe_packets
         self._timer: float | None = None
+        # the timer is computed when read: _set_timer only records that it changed and when
+        self._timer_now: float | None = None
         self._handshake_confirmed = False
         self._peer_validated = not is_client
         self._amplification_limited = False
@@ -458,7 +469,7 @@ class LossRecovery:
             )
         if space.largest_acked is None or largest > space.largest_acked:
             space.largest_acked = largest
-        if epoch == Epoch.HANDSHAKE:
+        if epoch == _HANDSHAKE:
             self._peer_validated = True
 
         sent = space.sent_packets
@@ -494,7 +505,7 @@ class LossRecovery:
         if rtt_sample:
             self.rtt.update(
                 now - newest.sent_time,
-                0.0 if epoch == Epoch.INITIAL else ack_delay,
+                0.0 if epoch == _INITIAL else ack_delay,
                 now,
                 handshake_confirmed=self._handshake_confirmed,
             )
@@ -570,6 +581,10 @@ class LossRecovery:
 
     def get_loss_detection_timer(self) -> float | None:
         """When :meth:`on_loss_detection_timeout` should run next, or None."""
+        now = self._timer_now
+        if now is not None:
+            self._timer_now = None
+            self._compute_timer(now)
         return self._timer
 
     def _ack_eliciting_in_flight(self) -> int:
@@ -582,7 +597,7 @@ class LossRecovery:
 
     def _earliest_loss_time(self) -> tuple[float | None, Epoch]:
         best: float | None = None
-        best_epoch = Epoch.INITIAL
+        best_epoch = _INITIAL
         for epoch, space in self._space_list:
             t = space.loss_time
             if t is not None and (best is None or t < best):
@@ -596,14 +611,14 @@ class LossRecovery:
         if in_flight == 0:
             # the client's anti-deadlock probe runs from now
             return now + duration, (
-                Epoch.HANDSHAKE if self.has_handshake_keys else Epoch.INITIAL
+                _HANDSHAKE if self.has_handshake_keys else _INITIAL
             )
         timeout: float | None = None
-        pto_epoch = Epoch.INITIAL
+        pto_epoch = _INITIAL
         for epoch, space in self._space_list:
             if space.ack_eliciting_in_flight == 0 or space.time_of_last_ack_eliciting is None:
                 continue
-            if epoch is Epoch.ONE_RTT:
+            if epoch is _ONE_RTT:
                 if not self._handshake_confirmed:
                     return timeout, pto_epoch
                 duration += self.rtt.max_ack_delay * backoff
@@ -613,6 +628,14 @@ class LossRecovery:
         return timeout, pto_epoch
 
     def _set_timer(self, now: float) -> None:
+        """SetLossDetectionTimer (Appendix A.8), deferred until the timer is read.
+
+        Every packet sent and every ACK changes the timer, but it is read only once per batch
+        (the driver's ``get_timer``), so it is computed then, as of the last change's ``now``.
+        """
+        self._timer_now = now
+
+    def _compute_timer(self, now: float) -> None:
         """SetLossDetectionTimer (Appendix A.8), in one pass over the spaces."""
         loss_time: float | None = None
         in_flight = 0
@@ -630,7 +653,8 @@ class LossRecovery:
 
     def on_loss_detection_timeout(self, now: float) -> TimeoutResult:
         """Run the expired timer (Appendix A.9); a call before it is due does nothing."""
-        if self._timer is None or now < self._timer:
+        timer = self.get_loss_detection_timer()
+        if timer is None or now < timer:
             return _NOTHING
         loss_time, loss_epoch = self._earliest_loss_time()
         if loss_time is not None:
@@ -641,7 +665,7 @@ class LossRecovery:
             return TimeoutResult(lost, None, 0)
         in_flight = self._ack_eliciting_in_flight()
         if in_flight == 0:
-            probe_epoch = Epoch.HANDSHAKE if self.has_handshake_keys else Epoch.INITIAL
+            probe_epoch = _HANDSHAKE if self.has_handshake_keys else _INITIAL
             count = 1
         else:
             _, probe_epoch = self._pto_time_and_space(now, in_flight)
@@ -660,11 +684,11 @@ class LossRecovery:
         frames the connection should then resend in 1-RTT packets. The packets leave bytes in
         flight without a congestion signal; they are returned.
         """
-        if epoch == Epoch.ONE_RTT:
+        if epoch == _ONE_RTT:
             raise ValueError("the application data space is never discarded")
         space = self._spaces[epoch]
-        if epoch == Epoch.ZERO_RTT:
-            dropped = [p for p in space.sent_packets.values() if p.epoch == Epoch.ZERO_RTT]
+        if epoch == _ZERO_RTT:
+            dropped = [p for p in space.sent_packets.values() if p.epoch == _ZERO_RTT]
             for packet in dropped:
                 del space.sent_packets[packet.packet_number]
         else:
@@ -705,4 +729,5 @@ class LossRecovery:
             self.congestion.on_packets_discarded(in_flight_bytes)
         self.pto_count = 0
         self._timer = None
+        self._timer_now = None
         return dropped

@@ -140,19 +140,19 @@ def _start_packet(conn: Connection, space: PacketSpace, epoch: Epoch, sealer: Pa
     return _Packet(space, epoch, sealer, pn, truncated, pn_length, header_size)
 
 
-def _write_ack(conn: Connection, packet: _Packet, space: PacketSpace, limit: int,
-               now: float) -> None:
+def _write_ack(conn: Connection, payload: bytearray, records: list[Any], space: PacketSpace,
+               limit: int, now: float, one_rtt: bool) -> None:
     ranges = space.received.to_ack_ranges()
     if not ranges:
         space.on_ack_sent()
         return
     delay = 0
-    if packet.epoch == _ONE_RTT:
+    if one_rtt:
         delay = int((now - space.largest_received_time) * 1_000_000) >> conn._ack_delay_exponent
         if delay < 0:
             delay = 0
-    if write_ack_frame(packet.payload, ranges, delay, capacity=limit - len(packet.payload)):
-        packet.records.append((F_ACK, ranges[0][1]))
+    if write_ack_frame(payload, ranges, delay, capacity=limit - len(payload)):
+        records.append((F_ACK, ranges[0][1]))
         space.on_ack_sent()
 
 
@@ -246,9 +246,11 @@ def _write_app_control(conn: Connection, packet: _Packet, limit: int, path: Path
         packet.ack_eliciting = True
 
 
-def _write_datagrams(conn: Connection, packet: _Packet, limit: int) -> None:
+def _write_datagrams(conn: Connection, payload: bytearray, records: list[Any],
+                     limit: int) -> bool:
+    """DATAGRAM frames from the queue while they fit; True if any was written."""
     queue = conn._datagrams
-    payload = packet.payload
+    written = False
     while queue:
         data = queue[0]
         size = 1 + len(encode_varint(len(data))) + len(data)
@@ -261,9 +263,10 @@ def _write_datagrams(conn: Connection, packet: _Packet, limit: int) -> None:
         payload.append(0x31)
         payload += encode_varint(len(data))
         payload += data
-        packet.records.append((F_DATAGRAM,))
-        packet.ack_eliciting = True
+        records.append((F_DATAGRAM,))
+        written = True
         queue.popleft()
+    return written
 
 
 def _plan_packet(conn: Connection, space: PacketSpace, epoch: Epoch, sealer: PacketSealer,
@@ -294,7 +297,7 @@ def _plan_packet(conn: Connection, space: PacketSpace, epoch: Epoch, sealer: Pac
         return None
     limit = room - packet.header_size - TAG_LENGTH
     if send_ack:
-        _write_ack(conn, packet, space, limit, now)
+        _write_ack(conn, packet.payload, packet.records, space, limit, now, epoch == _ONE_RTT)
     if elicit:
         if epoch == _INITIAL or epoch == _HANDSHAKE:
             _write_crypto(packet, space, limit)
@@ -303,8 +306,8 @@ def _plan_packet(conn: Connection, space: PacketSpace, epoch: Epoch, sealer: Pac
                 if epoch == _ONE_RTT and space.crypto_send.has_data():
                     _write_crypto(packet, space, limit)  # NewSessionTicket
                 _write_app_control(conn, packet, limit, path)
-            if conn._datagrams:
-                _write_datagrams(conn, packet, limit)
+            if conn._datagrams and _write_datagrams(conn, packet.payload, packet.records, limit):
+                packet.ack_eliciting = True
             streams = conn._streams
             if streams.has_data():
                 before = len(packet.records)
@@ -412,18 +415,145 @@ def _build_datagram(conn: Connection, now: float, budget: int, path: Path,
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
+def _build_short(conn: Connection, now: float, budget: int, can_elicit: bool) -> bytes | None:
+    """One datagram holding one 1-RTT packet of ACK, DATAGRAM, STREAM and PING frames only.
+
+    The common case once the handshake is over: :func:`_plan_packet` and :func:`_seal` for
+    that packet, flattened (no probes, no other frames, no padding, no qlog; the caller
+    checks).  None when there is nothing to send.
+    """
+    space = conn._spaces[2]
+    streams = conn._streams
+    has_content = can_elicit and (bool(streams._send_queue) or bool(conn._datagrams))
+    if not (has_content or space.ack_now
+            or (space.ack_deadline is not None and space.ack_deadline <= now)):
+        return None
+    sealer = space.sealer
+    assert sealer is not None
+    recovery = conn._recovery
+    pn = space.next_pn
+    largest_acked = recovery.application.largest_acked
+    unacked = pn + 1 if largest_acked is None else pn - largest_acked
+    if unacked <= 0x80:
+        pn_length = 1
+    elif unacked <= 0x8000:
+        pn_length = 2
+    elif unacked <= 0x800000:
+        pn_length = 3
+    else:
+        _, pn_length = encode_packet_number(pn, largest_acked)  # raises past 4 bytes
+    dcid = conn._peer_cids.current
+    limit = budget - (1 + len(dcid) + pn_length) - TAG_LENGTH
+    payload = bytearray()
+    records: list[Any] = []
+    if space.ack_now or space.ack_eliciting_unacked > 0 or (
+            space.ack_deadline is not None and space.ack_deadline <= now):
+        _write_ack(conn, payload, records, space, limit, now, True)
+    eliciting = False
+    if has_content:
+        if conn._datagrams and _write_datagrams(conn, payload, records, limit):
+            eliciting = True
+        if streams._send_queue:
+            before = len(records)
+            streams.write_stream_frames(payload, limit, records)
+            if len(records) != before:
+                eliciting = True
+    if not payload:
+        return None
+    if eliciting:
+        conn._ack_only_sent = 0
+    else:
+        # only ACKs for a while: a PING gets them acknowledged (RFC 9000 §13.2.4)
+        conn._ack_only_sent += 1
+        if conn._ack_only_sent >= ACK_ONLY_BEFORE_PING and len(payload) < limit:
+            payload.append(0x01)
+            records.append((F_PING, ()))
+            eliciting = True
+            conn._ack_only_sent = 0
+    space.next_pn = pn + 1
+    if len(payload) < 4 - pn_length:  # the header-protection sample must fit
+        payload += bytes(4 - pn_length - len(payload))
+    data = sealer.seal(_SHORT_FIRST[sealer.key_phase][pn_length] + dcid
+                       + (pn & _PN_MASKS[pn_length]).to_bytes(pn_length), payload, pn)
+    size = len(data)
+    recovery.on_packet_sent(SentPacket(pn, _ONE_RTT, now, size, eliciting, eliciting, False,
+                                       records))
+    conn._stats_packets_sent += 1
+    conn._stats_bytes_sent += size
+    if eliciting and conn._idle_restart_on_send:
+        conn._on_packet_sent(_ONE_RTT, pn, size, eliciting, records, now)
+    return data
+
+
 def build_datagrams(conn: Connection, now: float) -> list[tuple[bytes, Any]]:
     """Everything the connection may send now on its current path."""
     path = conn._paths.current
     if path is None:
         return []
     out: list[tuple[bytes, Any]] = []
+    initial, handshake, app = conn._spaces
+    if initial.discarded and handshake.discarded and path.validated and not app.probes \
+            and app.sealer is not None and conn._qlog is None:
+        control = _has_app_control(conn, path)
+        if not control and not conn._streams._send_queue and not conn._datagrams \
+                and not app.ack_now \
+                and (app.ack_deadline is None or app.ack_deadline > now):
+            return out  # nothing to send (a receiver between two ACKs)
+        if not control:
+            _build_short_datagrams(conn, now, path, out)
+            if not conn._streams._control or len(out) >= MAX_DATAGRAMS_PER_CALL:
+                return out
+            # a stream ran short of credit: its STREAM_DATA_BLOCKED goes out the general way
+    _build_datagrams(conn, now, path, out)
+    return out
+
+
+def _build_short_datagrams(conn: Connection, now: float, path: Path,
+                           out: list[tuple[bytes, Any]]) -> None:
+    """The sending loop of an established connection with nothing to send but ACK, DATAGRAM,
+    STREAM (and PING) frames; stops early if a stream queues a control frame."""
+    recovery = conn._recovery
+    max_size = conn._max_datagram_size
+    app = conn._spaces[2]
+    streams = conn._streams
+    send_queue = streams._send_queue
+    control = streams._control
+    queue = conn._datagrams
+    while len(out) < MAX_DATAGRAMS_PER_CALL:
+        can_elicit = False
+        if send_queue or queue:
+            congestion = recovery.congestion
+            pacer = recovery.pacer
+            can_elicit = congestion.can_send(max_size)
+            if can_elicit and pacer is not None:
+                next_time = pacer.next_send_time(now)
+                if next_time > now:
+                    # wake up for a small burst, not for every single packet
+                    burst = PACING_BURST * max_size / pacer.rate
+                    conn._pacing_at = next_time if next_time - now > burst else now + burst
+                    can_elicit = False
+        if not can_elicit and not app.ack_now and not (
+                app.ack_deadline is not None and app.ack_deadline <= now):
+            return
+        datagram = _build_short(conn, now, max_size, can_elicit)
+        if datagram is None:
+            return
+        path.bytes_sent += len(datagram)
+        out.append((datagram, path.address))
+        if control:
+            return
+
+
+def _build_datagrams(conn: Connection, now: float, path: Path,
+                     out: list[tuple[bytes, Any]]) -> None:
+    """The general sending loop: every space, probes, padding, anti-amplification."""
     recovery = conn._recovery
     congestion = recovery.congestion
     pacer = recovery.pacer
     max_size = conn._max_datagram_size
     initial, handshake, app = conn._spaces
-    for _ in range(MAX_DATAGRAMS_PER_CALL):
+    streams = conn._streams
+    while len(out) < MAX_DATAGRAMS_PER_CALL:
         budget = max_size
         if not path.validated:
             amplification = path.amplification_budget()
@@ -435,7 +565,7 @@ def build_datagrams(conn: Connection, now: float) -> list[tuple[bytes, Any]]:
         probes = bool(initial.probes or handshake.probes or app.probes)
         app_ack = app.ack_now or (app.ack_deadline is not None and app.ack_deadline <= now)
         if initial.discarded and handshake.discarded and not probes and not (
-                conn._streams.has_data() or conn._datagrams or _has_app_control(conn, path)):
+                streams._send_queue or conn._datagrams or _has_app_control(conn, path)):
             # after the handshake with nothing but perhaps an ACK to send: no need to ask
             # congestion control or the pacer (the common case of a receiver)
             if not app_ack:
@@ -458,7 +588,6 @@ def build_datagrams(conn: Connection, now: float) -> list[tuple[bytes, Any]]:
         path.bytes_sent += len(datagram)
         out.append((datagram, path.address))
         conn._after_datagram_sent(now)
-    return out
 
 
 def amplification_limited(path: Path) -> bool:

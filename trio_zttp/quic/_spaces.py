@@ -36,6 +36,7 @@ MAX_CRYPTO_BUFFER: Final = 128 * 1024
 #: Ranges of received packet numbers we remember per space (the oldest go first).
 MAX_ACK_RANGES: Final = 64
 _CRYPTO_FRAME: Final = 0x06
+_ONE_RTT: Final = Epoch.ONE_RTT
 
 
 @final
@@ -59,7 +60,7 @@ class CryptoSendBuffer:
 
     def has_data(self) -> bool:
         """Whether :meth:`next_chunk` has something to send."""
-        return bool(self._pending) or self._sent_end < len(self._data)
+        return self._sent_end < len(self._data) or bool(self._pending)
 
     def has_unacked(self) -> bool:
         """Whether some sent data still waits for an acknowledgement."""
@@ -249,7 +250,7 @@ class PacketSpace:
         if not ack_eliciting:
             return
         self.ack_eliciting_unacked += 1
-        if self.epoch != Epoch.ONE_RTT or out_of_order or self.ack_eliciting_unacked >= 2:
+        if self.epoch != _ONE_RTT or out_of_order or self.ack_eliciting_unacked >= 2:
             self.ack_now = True
         elif self.ack_deadline is None:
             self.ack_deadline = now + max_ack_delay

@@ -168,8 +168,23 @@ def recv_transition(state: RecvState, event: RecvEvent) -> RecvState:
         raise StreamStateError(f"cannot {event.value} in receive state {state.value}") from None
 
 
-_SEND_ACTIVE: Final = frozenset({SendState.READY, SendState.SEND, SendState.DATA_SENT})
-_SEND_WAITING_ACKS: Final = frozenset({SendState.SEND, SendState.DATA_SENT})
+# enum members bound once: reading ``SendState.READY`` costs an attribute lookup on the
+# class each time, and tuples compare members by identity (frozensets would hash them)
+_READY: Final = SendState.READY
+_SEND: Final = SendState.SEND
+_DATA_SENT: Final = SendState.DATA_SENT
+_DATA_RECVD: Final = SendState.DATA_RECVD
+_RESET_SENT: Final = SendState.RESET_SENT
+_RESET_RECVD: Final = SendState.RESET_RECVD
+_SEND_ACTIVE: Final = (_READY, _SEND, _DATA_SENT)
+_SEND_WAITING_ACKS: Final = (_SEND, _DATA_SENT)
+_SEND_FINISHED: Final = (_DATA_RECVD, _RESET_RECVD)
+_RECV: Final = RecvState.RECV
+_SIZE_KNOWN: Final = RecvState.SIZE_KNOWN
+_R_DATA_RECVD: Final = RecvState.DATA_RECVD
+_R_DATA_READ: Final = RecvState.DATA_READ
+_R_RESET_RECVD: Final = RecvState.RESET_RECVD
+_RECV_FINISHED: Final = (RecvState.DATA_READ, RecvState.RESET_READ)
 
 
 @final
@@ -213,7 +228,7 @@ class SendStream:
         self, stream_id: int, max_stream_data: int = 0, *, connection: SendCredit | None = None
     ) -> None:
         self.stream_id = stream_id
-        self._state = SendState.READY
+        self._state = _READY
         self._credit = SendCredit(max_stream_data)
         self._connection = connection
         self._chunks: list[memoryview] = []
@@ -223,7 +238,7 @@ class SendStream:
         self._tail = bytearray()
         self._next_offset = 0
         self._pending = RangeSet()
-        self._acked = RangeSet()
+        self._acked = RangeSet()  # acknowledged ranges above _acked_prefix
         self._acked_prefix = 0
         self._fin_offset: int | None = None
         self._fin_sent = False
@@ -277,7 +292,7 @@ class SendStream:
     @property
     def is_finished(self) -> bool:
         """Terminal: everything acknowledged, or the reset acknowledged."""
-        return self._state in (SendState.DATA_RECVD, SendState.RESET_RECVD)
+        return self._state in _SEND_FINISHED
 
     def has_data_to_send(self) -> bool:
         """Whether :meth:`get_frame` would return a frame given enough space.
@@ -414,8 +429,8 @@ class SendStream:
             if fin:
                 self._fin_sent = True
                 self._state = send_transition(state, SendEvent.SEND_FIN)
-            elif state is SendState.READY:
-                self._state = SendState.SEND
+            elif state is _READY:
+                self._state = _SEND
             return offset, data, fin
         if fin_offset == offset and not self._fin_sent:
             self._fin_sent = True
@@ -436,16 +451,22 @@ class SendStream:
         """A STREAM frame ``[offset, offset + length)`` (with ``fin``) was acknowledged."""
         if self._state not in _SEND_WAITING_ACKS:
             return
-        if length:
-            end = offset + length
-            acked = self._acked
-            acked.add(offset, end)
+        end = offset + length
+        prefix = self._acked_prefix
+        if end > prefix:
             if self._pending:
                 self._pending.subtract(offset, end)
-            first_start, first_stop = acked[0]
-            if first_start == 0 and first_stop > self._acked_prefix:
-                self._acked_prefix = first_stop
+            acked = self._acked  # acknowledged ranges above the prefix only
+            if offset <= prefix:
+                # the prefix grows (the usual case: ACKs arrive in order)
+                if acked:
+                    # it may reach ranges acknowledged out of order: take them in
+                    acked.add(prefix, end)
+                    end = acked.shift()[1]
+                self._acked_prefix = end
                 self._release()
+            else:
+                acked.add(offset, end)
         if fin:
             self._fin_acked = True
             self._fin_lost = False
@@ -482,12 +503,12 @@ class SendStream:
 
     def on_reset_acked(self) -> None:
         """The RESET_STREAM frame was acknowledged."""
-        if self._state is SendState.RESET_SENT:
+        if self._state is _RESET_SENT:
             self._state = send_transition(self._state, SendEvent.RESET_ACKED)
 
     def on_reset_lost(self) -> None:
         """The RESET_STREAM frame was lost: :meth:`get_reset` returns it again."""
-        if self._state is SendState.RESET_SENT:
+        if self._state is _RESET_SENT:
             self._reset_pending = True
 
     # -- buffer internals --------------------------------------------------------------------
@@ -579,7 +600,7 @@ class RecvStream:
         max_gaps: int = 4096,
     ) -> None:
         self.stream_id = stream_id
-        self._state = RecvState.RECV
+        self._state = _RECV
         self._window = ReceiveWindow(window, max_window)
         self._connection = connection
         self._max_gaps = max_gaps
@@ -587,7 +608,7 @@ class RecvStream:
         self._read_offset = 0
         self._contig_end = 0
         self._highest = 0
-        self._ranges = RangeSet()
+        self._ranges = RangeSet()  # received ranges above _contig_end
         self._fin_offset: int | None = None
         self._reset_code: int | None = None
         self._stopped = False
@@ -627,12 +648,12 @@ class RecvStream:
     @property
     def at_eof(self) -> bool:
         """Everything up to FIN was read."""
-        return self._state is RecvState.DATA_READ
+        return self._state is _R_DATA_READ
 
     @property
     def is_finished(self) -> bool:
         """Terminal: all data read, or the reset delivered to the application."""
-        return self._state in (RecvState.DATA_READ, RecvState.RESET_READ)
+        return self._state in _RECV_FINISHED
 
     # -- frames in ---------------------------------------------------------------------------
 
@@ -671,7 +692,7 @@ class RecvStream:
         if fin and fin_offset is None:
             self._fin_offset = end
             state = self._state = recv_transition(state, RecvEvent.RECV_FIN)
-        if self._stopped or (state is not RecvState.RECV and state is not RecvState.SIZE_KNOWN):
+        if self._stopped or (state is not _RECV and state is not _SIZE_KNOWN):
             return False
         contig_end = self._contig_end
         grew = False
@@ -689,14 +710,19 @@ class RecvStream:
                 buf += data
             else:
                 buf[rel : rel + end - start] = data
-            ranges = self._ranges
-            ranges.add(start, end)
+            ranges = self._ranges  # data received above the contiguous prefix only
             if start == contig_end:
-                contig_end = self._contig_end = ranges[0][1]
+                if ranges:
+                    # it may reach data that came out of order: take it in
+                    ranges.add(start, end)
+                    end = ranges.shift()[1]
+                self._contig_end = end
                 grew = True
-            # holes: one before every range except the contiguous prefix
-            if len(ranges) - (contig_end > 0) > self._max_gaps:
-                raise ProtocolViolation("too many gaps in received stream data")
+            else:
+                ranges.add(start, end)
+                # holes: one before every range above the contiguous prefix
+                if len(ranges) > self._max_gaps:
+                    raise ProtocolViolation("too many gaps in received stream data")
         if self._fin_offset is not None and self._contig_end == self._fin_offset:
             self._state = recv_transition(state, RecvEvent.ALL_DATA_RECEIVED)
             self._ranges.clear()
@@ -723,7 +749,7 @@ class RecvStream:
         state = self._state
         new_state = recv_transition(state, RecvEvent.RECV_RESET)
         self._state = new_state
-        if new_state is not RecvState.RESET_RECVD or state is RecvState.RESET_RECVD:
+        if new_state is not _R_RESET_RECVD or state is _R_RESET_RECVD:
             return False
         self._reset_code = error_code
         if not self._stopped:
@@ -746,7 +772,7 @@ class RecvStream:
         such read moves the state to RESET_READ).
         """
         state = self._state
-        if state is RecvState.RESET_RECVD:
+        if state is _R_RESET_RECVD:
             self._state = recv_transition(state, RecvEvent.APP_READ_RESET)
             return b""
         n = self._contig_end - self._read_offset
@@ -767,7 +793,7 @@ class RecvStream:
             self._window.on_consumed(n)
             if self._connection is not None:
                 self._connection.on_consumed(n)
-        if state is RecvState.DATA_RECVD and self._read_offset == self._fin_offset:
+        if state is _R_DATA_RECVD and self._read_offset == self._fin_offset:
             self._state = recv_transition(state, RecvEvent.APP_READ_ALL)
         return data
 
@@ -794,7 +820,7 @@ class RecvStream:
         and, when it grew, makes sure the connection window is at least 1.5 times as large.
         Nothing is sent once the final size is known or reading was stopped.
         """
-        if self._state is not RecvState.RECV or self._stopped:
+        if self._state is not _RECV or self._stopped:
             return None
         window = self._window
         before = window.window

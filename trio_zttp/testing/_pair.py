@@ -155,7 +155,8 @@ class Pair:
     __slots__ = (
         "_addrs", "_client", "_conns", "_dirty", "_events", "_factory", "_fired_at", "_heap",
         "_injected", "_links", "_now", "_owners", "_recv_bytes", "_recv_datagrams",
-        "_sent_bytes", "_sent_datagrams", "_seq", "_timers", "_unroutable", "on_event", "tap",
+        "_sent_bytes", "_sent_datagrams", "_seq", "_stale", "_timers", "_unroutable", "on_event",
+        "tap",
     )
 
     def __init__(
@@ -193,6 +194,8 @@ class Pair:
         self._seq = 0
         self._dirty = [True, True]
         self._timers: list[float | None] = [None, None]
+        # a connection's timer changes only when the driver calls it: re-read it only then
+        self._stale = [True, True]
         self._fired_at = [float("-inf"), float("-inf")]
         self._events: tuple[list[object], list[object]] = ([], [])
         self._sent_datagrams = [0, 0]
@@ -385,6 +388,7 @@ class Pair:
     ) -> None:
         # the caller may have issued commands on either connection since the last step
         self._dirty = [True, True]
+        self._stale = [True, True]
         steps = 0
         while True:
             self._flush()
@@ -408,9 +412,16 @@ class Pair:
 
     def _next_time(self) -> float | None:
         at = self._heap[0][0] if self._heap else None
+        stale = self._stale
         timers = self._timers
         for i, conn in enumerate(self._conns):
-            timer = timers[i] = conn.get_timer() if conn is not None else None
+            if conn is None:
+                continue
+            if stale[i]:
+                stale[i] = False
+                timer = timers[i] = conn.get_timer()
+            else:
+                timer = timers[i]
             if timer is None:
                 continue
             if timer <= self._fired_at[i]:
@@ -426,6 +437,7 @@ class Pair:
         heap = self._heap
         conns = self._conns
         dirty = self._dirty
+        stale = self._stale
         while heap and heap[0][0] <= now:
             _, _, destination, source, data = heapq.heappop(heap)
             i = self._owners.get(destination)
@@ -439,37 +451,45 @@ class Pair:
             self._recv_datagrams[i] += 1
             self._recv_bytes[i] += len(data)
             conn.receive_datagram(data, source, now)
-            dirty[i] = True
+            dirty[i] = stale[i] = True
             self._drain(i, conn)
+        timers = self._timers
         for i, conn in enumerate(conns):
             if conn is not None:
-                # a side that received nothing still has the timer _next_time just read
-                timer = conn.get_timer() if dirty[i] else self._timers[i]
+                if stale[i]:
+                    stale[i] = False
+                    timer = timers[i] = conn.get_timer()
+                else:
+                    timer = timers[i]
                 if timer is not None and timer <= now and self._fired_at[i] < now:
                     self._fired_at[i] = now
                     conn.handle_timer(now)
-                    dirty[i] = True
+                    dirty[i] = stale[i] = True
                     self._drain(i, conn)
 
     def _flush(self) -> None:
         now = self._now
         dirty = self._dirty
+        tap = self.tap
+        push = self._push
         for i, conn in enumerate(self._conns):
             if conn is None or not dirty[i]:
                 continue
             dirty[i] = False
+            self._stale[i] = True
             self._drain(i, conn)
-            link = self._links[i]
-            source = self._addrs[i]
-            tap = self.tap
-            for data, destination in conn.datagrams_to_send(now):
-                self._sent_datagrams[i] += 1
-                self._sent_bytes[i] += len(data)
-                if tap is not None:
-                    tap(_SIDES[i], WireDatagram(
-                        time=now, source=source, destination=destination, data=data))
-                for at, delivered in link.send(data, now):
-                    self._push(at, destination, source, delivered)
+            datagrams = conn.datagrams_to_send(now)
+            if datagrams:
+                link = self._links[i]
+                source = self._addrs[i]
+                self._sent_datagrams[i] += len(datagrams)
+                for data, destination in datagrams:
+                    self._sent_bytes[i] += len(data)
+                    if tap is not None:
+                        tap(_SIDES[i], WireDatagram(
+                            time=now, source=source, destination=destination, data=data))
+                    for at, delivered in link.send(data, now):
+                        push(at, destination, source, delivered)
             self._drain(i, conn)
 
     def _push(self, at: float, destination: Address, source: Address, data: bytes) -> None:
@@ -485,6 +505,7 @@ class Pair:
                 hook(_SIDES[i], event)
                 # the hook may have issued commands on either side
                 self._dirty[0] = self._dirty[1] = True
+                self._stale[0] = self._stale[1] = True
 
     def _describe(self, what: str) -> str:
         timers = []
