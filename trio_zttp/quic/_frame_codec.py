@@ -295,6 +295,8 @@ def parse_ack(
         else:
             first, pos = decode_varint(buf, pos)
         smallest = largest - first
+        if not count and not frame_type & 0x01 and smallest >= 0:
+            return ((smallest, largest),), ack_delay, None, pos  # one range, no ECN counts
         if smallest < 0:
             raise FrameEncodingError("ACK range below packet number 0", frame_type=frame_type)
         # each further range takes at least two bytes: refuse impossible counts up front

@@ -1,7 +1,8 @@
 """Stream state machines, send buffering and receive reassembly (RFC 9000 §2, §3, §4).
 
-Both halves of a stream are here, each a state machine written as a table (STYLE.md): an Enum
-of states, an Enum of events and a module-level ``{state: {event: next_state}}`` dict.
+Both halves of a stream are here, each a state machine written as a table (STYLE.md, in
+:mod:`._stream_states`): an Enum of states, an Enum of events and a module-level
+``{state: {event: next_state}}`` dict.
 :func:`send_transition` and :func:`recv_transition` apply one move; a move missing from the
 table raises :class:`~trio_zttp.quic._errors.StreamStateError`. Every move a *peer* can cause
 (STREAM, RESET_STREAM arriving) exists in every receive state, so remote input never hits a
@@ -38,15 +39,25 @@ It never exceeds the flow-control window we advertised, and the number of gaps i
 
 from __future__ import annotations
 
-import enum
 from bisect import bisect_right
 from typing import Final, final
 
 from ._errors import FinalSizeError, ProtocolViolation, StreamStateError
 from ._flow import ReceiveWindow, SendCredit
 from ._ranges import RangeSet
+from ._stream_states import (
+    RECV_TRANSITIONS,
+    SEND_TRANSITIONS,
+    RecvEvent,
+    RecvState,
+    SendEvent,
+    SendState,
+    recv_transition,
+    send_transition,
+)
 
 __all__ = [
+    "NO_ROOM",
     "RECV_TRANSITIONS",
     "SEND_TRANSITIONS",
     "RecvEvent",
@@ -61,112 +72,40 @@ __all__ = [
 
 CHUNK_SIZE: Final = 1 << 15
 _EMPTY: Final = memoryview(b"")
+NO_ROOM: Final = (-1, 0, False, True)
+"""What :meth:`SendStream.write_frame` returns when no data fits."""
+_VARINT_MAX: Final = (1 << 62) - 1
 
 
-class SendState(enum.Enum):
-    """Sending part of a stream (RFC 9000 §3.1)."""
-
-    READY = "Ready"
-    SEND = "Send"
-    DATA_SENT = "Data Sent"
-    DATA_RECVD = "Data Recvd"
-    RESET_SENT = "Reset Sent"
-    RESET_RECVD = "Reset Recvd"
-
-
-class SendEvent(enum.Enum):
-    SEND_DATA = "send STREAM"
-    SEND_FIN = "send STREAM+FIN"
-    ALL_DATA_ACKED = "recv all ACKs"
-    SEND_RESET = "send RESET_STREAM"
-    RESET_ACKED = "recv ACK of RESET_STREAM"
+def _data_capacity(room: int) -> int:
+    """Most data bytes after a Length field within ``room`` bytes (-1: not even empty)."""
+    best = -1
+    for width, limit in ((1, 0x3F), (2, 0x3FFF), (4, 0x3FFFFFFF), (8, _VARINT_MAX)):
+        n = min(room - width, limit)
+        if n > best:
+            best = n
+    return best
 
 
-_OPEN_MOVES: Final = {
-    SendEvent.SEND_DATA: SendState.SEND,
-    SendEvent.SEND_FIN: SendState.DATA_SENT,
-    SendEvent.SEND_RESET: SendState.RESET_SENT,
-}
-
-SEND_TRANSITIONS: Final[dict[SendState, dict[SendEvent, SendState]]] = {
-    SendState.READY: dict(_OPEN_MOVES),
-    SendState.SEND: dict(_OPEN_MOVES),
-    SendState.DATA_SENT: {
-        SendEvent.SEND_DATA: SendState.DATA_SENT,
-        SendEvent.SEND_FIN: SendState.DATA_SENT,
-        SendEvent.ALL_DATA_ACKED: SendState.DATA_RECVD,
-        SendEvent.SEND_RESET: SendState.RESET_SENT,
-    },
-    SendState.DATA_RECVD: {},
-    SendState.RESET_SENT: {
-        SendEvent.RESET_ACKED: SendState.RESET_RECVD,
-    },
-    SendState.RESET_RECVD: {},
-}
-
-
-class RecvState(enum.Enum):
-    """Receiving part of a stream (RFC 9000 §3.2)."""
-
-    RECV = "Recv"
-    SIZE_KNOWN = "Size Known"
-    DATA_RECVD = "Data Recvd"
-    DATA_READ = "Data Read"
-    RESET_RECVD = "Reset Recvd"
-    RESET_READ = "Reset Read"
-
-
-class RecvEvent(enum.Enum):
-    RECV_DATA = "recv STREAM"
-    RECV_FIN = "recv STREAM+FIN"
-    ALL_DATA_RECEIVED = "recv all data"
-    APP_READ_ALL = "app read all data"
-    RECV_RESET = "recv RESET_STREAM"
-    APP_READ_RESET = "app read reset"
-
-
-_PEER_EVENTS: Final = (RecvEvent.RECV_DATA, RecvEvent.RECV_FIN, RecvEvent.RECV_RESET)
-
-RECV_TRANSITIONS: Final[dict[RecvState, dict[RecvEvent, RecvState]]] = {
-    RecvState.RECV: {
-        RecvEvent.RECV_DATA: RecvState.RECV,
-        RecvEvent.RECV_FIN: RecvState.SIZE_KNOWN,
-        RecvEvent.RECV_RESET: RecvState.RESET_RECVD,
-    },
-    RecvState.SIZE_KNOWN: {
-        RecvEvent.RECV_DATA: RecvState.SIZE_KNOWN,
-        RecvEvent.RECV_FIN: RecvState.SIZE_KNOWN,
-        RecvEvent.ALL_DATA_RECEIVED: RecvState.DATA_RECVD,
-        RecvEvent.RECV_RESET: RecvState.RESET_RECVD,
-    },
-    RecvState.DATA_RECVD: {
-        **{event: RecvState.DATA_RECVD for event in _PEER_EVENTS},
-        RecvEvent.APP_READ_ALL: RecvState.DATA_READ,
-    },
-    RecvState.DATA_READ: {event: RecvState.DATA_READ for event in _PEER_EVENTS},
-    RecvState.RESET_RECVD: {
-        **{event: RecvState.RESET_RECVD for event in _PEER_EVENTS},
-        RecvEvent.APP_READ_RESET: RecvState.RESET_READ,
-    },
-    RecvState.RESET_READ: {event: RecvState.RESET_READ for event in _PEER_EVENTS},
-}
-
-
-def send_transition(state: SendState, event: SendEvent) -> SendState:
-    """The sending part's next state; raises StreamStateError for a move not in the table."""
-    try:
-        return SEND_TRANSITIONS[state][event]
-    except KeyError:
-        raise StreamStateError(f"cannot {event.value} in send state {state.value}") from None
-
-
-def recv_transition(state: RecvState, event: RecvEvent) -> RecvState:
-    """The receiving part's next state; raises StreamStateError for a move not in the table."""
-    try:
-        return RECV_TRANSITIONS[state][event]
-    except KeyError:
-        raise StreamStateError(f"cannot {event.value} in receive state {state.value}") from None
-
+def _write_stream_header(buf: bytearray, id_bytes: bytes, offset: int, length: int,
+                         fin: bool) -> None:
+    """Type (OFF when offset, LEN, FIN), stream ID, offset and length of a STREAM frame."""
+    buf.append((0x0E if offset else 0x0A) | fin)
+    buf += id_bytes
+    if offset:
+        if offset < 0x4000:
+            buf += (offset | 0x4000).to_bytes(2) if offset >= 0x40 else bytes((offset,))
+        elif offset < 0x40000000:
+            buf += (offset | 0x80000000).to_bytes(4)
+        else:
+            buf += (offset | 0xC000000000000000).to_bytes(8)
+    if length < 0x40:
+        buf.append(length)
+    elif length < 0x4000:
+        buf += (length | 0x4000).to_bytes(2)
+    else:
+        buf += ((length | 0x80000000).to_bytes(4) if length < 0x40000000
+                else (length | 0xC000000000000000).to_bytes(8))
 
 # enum members bound once: reading ``SendState.READY`` costs an attribute lookup on the
 # class each time, and tuples compare members by identity (frozensets would hash them)
@@ -438,6 +377,88 @@ class SendStream:
             return offset, _EMPTY, True
         return None
 
+    def write_frame(self, buf: bytearray, room: int,
+                    id_bytes: bytes) -> tuple[int, int, bool, bool] | None:
+        """Append the next STREAM frame (with the Length field) to ``buf``, in ``room`` bytes.
+
+        :meth:`get_frame` and the frame's encoding in one call, the sender's hot path.
+        ``id_bytes`` is the stream ID as a varint.
+
+        Returns:
+            ``(offset, length, fin, full)``, ``full`` when the data filled the room;
+            :data:`NO_ROOM` when not even one byte of data fits (nothing written); None
+            when there is nothing to send (as :meth:`get_frame`).
+        """
+        state = self._state
+        offset = self._next_offset
+        room -= 1 + len(id_bytes)
+        if offset:
+            room -= (1 if offset < 0x40 else 2 if offset < 0x4000 else 4 if offset < 0x40000000
+                     else 8)
+        # room for the data after its Length field
+        if room <= 0x40:
+            capacity = room - 1
+        elif room <= 0x4001:
+            capacity = room - 2
+        else:
+            capacity = _data_capacity(room)
+        if self._pending or self._fin_lost or (state is not _SEND and state is not _READY):
+            # a retransmission, a lone FIN, or the end of the stream: the general way
+            return self._write_frame_slow(buf, capacity, id_bytes)
+        unsent = self._sealed_end + len(self._tail) - offset
+        if unsent <= 0 or capacity < 1:
+            if unsent <= 0 and self._fin_offset != offset:
+                return None
+            return self._write_frame_slow(buf, capacity, id_bytes)
+        # new data, within the stream's and the connection's credit (get_frame, inlined)
+        size = unsent if unsent < capacity else capacity
+        credit = self._credit
+        available = credit._limit - credit._used
+        connection = self._connection
+        if connection is not None:
+            conn_available = connection._limit - connection._used
+            if conn_available < available:
+                available = conn_available
+        if size > available:
+            size = available
+            if size <= 0:
+                credit.mark_blocked()
+                if connection is not None:
+                    connection.mark_blocked()
+                return None
+        stop = offset + size
+        data = self._slice(offset, stop)
+        self._next_offset = stop
+        credit._used += size
+        if connection is not None:
+            connection._used += size
+            if connection._used >= connection._limit and unsent > size:
+                connection.mark_blocked()
+        if credit._used >= credit._limit and unsent > size:
+            credit.mark_blocked()
+        fin = stop == self._fin_offset
+        if fin:
+            self._fin_sent = True
+            self._state = send_transition(state, SendEvent.SEND_FIN)
+        elif state is _READY:
+            self._state = _SEND
+        _write_stream_header(buf, id_bytes, offset, size, fin)
+        buf += data
+        return offset, size, fin, size >= capacity
+
+    def _write_frame_slow(self, buf: bytearray, capacity: int,
+                          id_bytes: bytes) -> tuple[int, int, bool, bool] | None:
+        if capacity < 1:
+            return NO_ROOM
+        frame = self.get_frame(capacity)
+        if frame is None:
+            return None
+        offset, data, fin = frame
+        length = len(data)
+        _write_stream_header(buf, id_bytes, offset, length, fin)
+        buf += data
+        return offset, length, fin, length >= capacity
+
     def get_reset(self) -> tuple[int, int] | None:
         """``(error_code, final_size)`` for a RESET_STREAM frame to send, once; else None."""
         if not self._reset_pending or self._reset_code is None or self._fin_offset is None:
@@ -447,10 +468,14 @@ class SendStream:
 
     # -- fate of frames ----------------------------------------------------------------------
 
-    def on_data_acked(self, offset: int, length: int, fin: bool) -> None:
-        """A STREAM frame ``[offset, offset + length)`` (with ``fin``) was acknowledged."""
-        if self._state not in _SEND_WAITING_ACKS:
-            return
+    def on_data_acked(self, offset: int, length: int, fin: bool) -> bool:
+        """A STREAM frame ``[offset, offset + length)`` (with ``fin``) was acknowledged.
+
+        Returns :attr:`is_finished`.
+        """
+        state = self._state
+        if state is not _SEND and state is not _DATA_SENT:
+            return state is _DATA_RECVD or state is _RESET_RECVD
         end = offset + length
         prefix = self._acked_prefix
         if end > prefix:
@@ -464,18 +489,24 @@ class SendStream:
                     acked.add(prefix, end)
                     end = acked.shift()[1]
                 self._acked_prefix = end
-                self._release()
+                # release the chunks the prefix passed (the first check of _release, inline)
+                starts = self._chunk_starts
+                i = self._first + 1
+                if (starts[i] if i < len(starts) else self._sealed_end) <= end:
+                    self._release()
             else:
                 acked.add(offset, end)
         if fin:
             self._fin_acked = True
             self._fin_lost = False
         if self._fin_acked and self._acked_prefix == self._fin_offset:
-            self._state = send_transition(self._state, SendEvent.ALL_DATA_ACKED)
+            self._state = send_transition(state, SendEvent.ALL_DATA_ACKED)
             self._chunks = []
             self._chunk_starts = []
             self._first = 0
             self._acked.clear()
+            return True
+        return False
 
     def on_data_lost(self, offset: int, length: int, fin: bool) -> None:
         """A STREAM frame was declared lost: queue what of it is not acknowledged."""
