@@ -760,6 +760,32 @@ class RecvStream:
             return True
         return grew
 
+    def receive_in_order(self, offset: int, data: bytes | memoryview,
+                         consume: bool) -> bytes | None:
+        """A STREAM frame without FIN that continues the stream right where the application
+        read up to, nothing else buffered: its data, read at once (no reassembly buffer).
+
+        ``consume``: count the bytes as consumed (what :meth:`read` does).  Returns None,
+        changing nothing, for any other frame: the caller then takes
+        :meth:`on_stream_frame` and :meth:`read`.
+
+        Raises:
+            FlowControlError: beyond the stream's or the connection's advertised limit.
+        """
+        if offset != self._read_offset or self._buf or self._ranges or not data \
+                or self._fin_offset is not None or self._stopped:
+            return None
+        # nothing buffered and no final size: the highest offset received is the read offset
+        end = offset + len(data)
+        self._account(end)
+        self._contig_end = self._read_offset = end
+        if consume:
+            n = end - offset
+            self._window.on_consumed(n)
+            if self._connection is not None:
+                self._connection.on_consumed(n)
+        return bytes(data)
+
     def on_reset(self, error_code: int, final_size: int) -> bool:
         """Take a RESET_STREAM; True if the application should now learn of the reset.
 
