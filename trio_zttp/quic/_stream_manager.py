@@ -380,13 +380,12 @@ class StreamManager:
 
     def on_stream_frame(self, stream_id: int, offset: int, data: memoryview | bytes, fin: bool,
                         frame_type: int) -> None:
-        stream = self._streams.get(stream_id)
-        if stream is not None and not fin and stream.recv is not None:
+        known = self._streams.get(stream_id)
+        if known is not None and not fin and known.recv is not None:
             # the usual frame: in order, straight to the application (no reassembly)
-            recv = stream.recv
             consume = self._consume_on_delivery
             try:
-                chunk = recv.receive_in_order(offset, data, consume)
+                chunk = known.recv.receive_in_order(offset, data, consume)
             except TransportError as exc:
                 _tag(exc, frame_type)
                 raise
@@ -394,8 +393,8 @@ class StreamManager:
                 self._events.append(
                     StreamDataReceived(stream_id=stream_id, data=chunk, end_stream=False))
                 if consume:
-                    if recv.window.update_due():
-                        self._queue_control(stream)
+                    if known.recv.window.update_due():
+                        self._queue_control(known)
                     if self._conn_window.update_due():
                         self._max_data_due = True
                 return
