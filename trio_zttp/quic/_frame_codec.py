@@ -176,8 +176,7 @@ def parse_stream(buf: _Buf, pos: int, frame_type: int) -> tuple[int, int, _Buf, 
     Raises:
         FrameEncodingError: Truncated, or offset + length exceeds 2**62-1.
     """
-    # one- and two-byte varints are decoded inline: a STREAM frame is parsed per packet
-    try:
+    try:  # one- and two-byte varints decoded inline: a STREAM frame is parsed per packet
         first = buf[pos]
         if first < 0x40:
             stream_id = first
