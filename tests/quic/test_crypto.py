@@ -31,6 +31,7 @@ from trio_zttp.quic._crypto import (
     packet_protection_keys,
 )
 from trio_zttp.quic._errors import QuicError
+from trio_zttp.quic._packet import decode_packet_number
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors"
 RFC_VECTORS = {
@@ -288,6 +289,27 @@ def test_crypto_round_trip(suite: CipherSuite, version: int, long: bool, pn_leng
     first, number, plain_header, plain = PacketOpener(version, suite, secret).open(
         packet, pn_offset_of(packet), largest + 1)
     assert (first, number, plain_header, plain) == (header[0], packet_number, header, payload)
+
+
+@given(
+    suite=st.sampled_from(ALL_SUITES),
+    long=st.booleans(),
+    pn_length=st.integers(1, 4),
+    largest=st.integers(0, (1 << 40)),
+    ahead=st.integers(-100, 1000),
+)
+def test_crypto_unprotect_header_equals_removal_and_decoding(
+        suite: CipherSuite, long: bool, pn_length: int, largest: int, ahead: int) -> None:
+    packet_number = max(0, largest + ahead)
+    secret = secret_for(suite)
+    header = (long_header(QUIC_VERSION_1, pn_length, packet_number, 40) if long
+              else short_header(pn_length, packet_number))
+    packet = PacketSealer(QUIC_VERSION_1, suite, secret).seal(header, bytes(40), packet_number)
+    opener = PacketOpener(QUIC_VERSION_1, suite, secret)
+    pn_offset = pn_offset_of(packet)
+    first, truncated, length, plain = opener.remove_header_protection(packet, pn_offset)
+    expected = decode_packet_number(truncated, 8 * length, largest + 1)
+    assert opener.unprotect_header(packet, pn_offset, largest + 1) == (first, expected, plain)
 
 
 @pytest.mark.parametrize("is_client", [True, False])

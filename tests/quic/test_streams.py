@@ -16,7 +16,9 @@ from trio_zttp.quic._errors import (
     TransportErrorCode,
 )
 from trio_zttp.quic._flow import ReceiveWindow, SendCredit
+from trio_zttp.quic._frame_codec import parse_stream
 from trio_zttp.quic._streams import (
+    NO_ROOM,
     RECV_TRANSITIONS,
     SEND_TRANSITIONS,
     RecvEvent,
@@ -321,7 +323,94 @@ def test_streams_send_random_loss_delivers_every_byte(
     assert stream.state is SendState.DATA_RECVD and stream.buffered == 0
 
 
+@given(
+    writes=st.lists(st.integers(1, 70_000), min_size=1, max_size=4),
+    credit=st.integers(1, 300_000),
+    seed=st.integers(0, 2**32 - 1),
+    loss=st.floats(0.0, 0.5),
+)
+def test_streams_write_frame_encodes_what_get_frame_would_send(
+    writes: list[int], credit: int, seed: int, loss: float
+) -> None:
+    """write_frame (the sender's fused path) writes STREAM frames that parse back to the
+    stream's bytes, never past the room it is given, and delivers every byte and the FIN."""
+    rng = random.Random(seed)
+    payload = rng.randbytes(sum(writes))
+    stream = SendStream(4, credit)
+    id_bytes = b"\x04"
+    position = 0
+    for i, size in enumerate(writes):
+        stream.write(payload[position : position + size], fin=i == len(writes) - 1)
+        position += size
+    received = bytearray(len(payload))
+    fin_seen = False
+    in_flight: list[tuple[int, int, bool]] = []
+    for _ in range(20_000):
+        if stream.is_finished:
+            break
+        room = rng.choice([3, 10, 70, 1200, 1500, 20_000])
+        buf = bytearray(b"\xff")  # something before the frame, as in a packet
+        written = stream.write_frame(buf, room, id_bytes)
+        if written is NO_ROOM:
+            assert buf == b"\xff"
+        elif written is not None:
+            offset, length, fin, _ = written
+            assert len(buf) - 1 <= room
+            assert buf[1] & 0xF8 == 0x08 and buf[1] & 0x02  # STREAM with a Length field
+            sid, parsed_offset, data, parsed_fin, end = parse_stream(
+                memoryview(buf), 2, buf[1])
+            assert (sid, parsed_offset, len(data), parsed_fin, end) == (
+                4, offset, length, fin, len(buf))
+            assert bytes(data) == payload[offset : offset + length]
+            in_flight.append((offset, length, fin))
+        if written is None or rng.random() < 0.3:
+            rng.shuffle(in_flight)
+            for offset, length, fin in in_flight:
+                if rng.random() < loss:
+                    stream.on_data_lost(offset, length, fin)
+                else:
+                    received[offset : offset + length] = payload[offset : offset + length]
+                    fin_seen = fin_seen or fin
+                    stream.on_data_acked(offset, length, fin)
+            in_flight = []
+            if written is None and not stream.has_data_to_send():
+                stream.on_max_stream_data(stream.credit.limit + 50_000)
+    assert stream.is_finished and fin_seen and bytes(received) == payload
+
+
+def test_streams_write_frame_without_room_writes_nothing() -> None:
+    stream = SendStream(4, BIG)
+    stream.write(b"x" * 100)
+    buf = bytearray()
+    assert stream.write_frame(buf, 3, b"\x04") is NO_ROOM and not buf
+    assert stream.write_frame(buf, 4, b"\x04") == (0, 1, False, True)
+    assert bytes(buf) == b"\x0a\x04\x01x"
+    empty = SendStream(8, BIG)
+    assert empty.write_frame(buf, 1000, b"\x08") is None
+
+
 # -- receive stream --------------------------------------------------------------------------
+
+
+def test_streams_recv_in_order_data_skips_the_buffer() -> None:
+    connection = ReceiveWindow(100)
+    stream = RecvStream(1, 50, connection=connection)
+    assert stream.receive_in_order(0, b"abc", True) == b"abc"
+    assert stream.read_offset == 3 and stream.readable == 0
+    assert stream.window.consumed == 3 and connection.consumed == 3
+    assert stream.receive_in_order(3, memoryview(b"de"), False) == b"de"
+    assert stream.window.consumed == 3  # not consumed: the application reports reads later
+    # anything else goes the general way, and receive_in_order changes nothing
+    assert stream.receive_in_order(9, b"late", True) is None
+    assert stream.on_stream_frame(9, b"late") is False
+    assert stream.receive_in_order(5, b"fill", True) is None  # data is buffered beyond
+    assert stream.on_stream_frame(5, b"fill")
+    assert stream.read() == b"filllate"
+    assert stream.receive_in_order(13, b"", True) is None
+    with pytest.raises(FlowControlError):
+        stream.receive_in_order(13, b"x" * 40, True)
+    stream.on_stream_frame(13, b"end", fin=True)
+    assert stream.receive_in_order(16, b"more", True) is None  # the final size is known
 
 
 def test_streams_recv_in_order_and_out_of_order() -> None:

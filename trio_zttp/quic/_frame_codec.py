@@ -176,8 +176,7 @@ def parse_stream(buf: _Buf, pos: int, frame_type: int) -> tuple[int, int, _Buf, 
     Raises:
         FrameEncodingError: Truncated, or offset + length exceeds 2**62-1.
     """
-    # one- and two-byte varints are decoded inline: a STREAM frame is parsed per packet
-    try:
+    try:  # one- and two-byte varints decoded inline: a STREAM frame is parsed per packet
         first = buf[pos]
         if first < 0x40:
             stream_id = first
@@ -295,6 +294,8 @@ def parse_ack(
         else:
             first, pos = decode_varint(buf, pos)
         smallest = largest - first
+        if not count and not frame_type & 0x01 and smallest >= 0:
+            return ((smallest, largest),), ack_delay, None, pos  # one range, no ECN counts
         if smallest < 0:
             raise FrameEncodingError("ACK range below packet number 0", frame_type=frame_type)
         # each further range takes at least two bytes: refuse impossible counts up front

@@ -286,8 +286,9 @@ class LifecycleMixin(ConnectionBase):
                     ecn: tuple[int, int, int] | None, now: float) -> None:
         epoch = self._rx_epoch
         ack_delay = (delay << self._peer_ack_delay_exponent) / 1_000_000
-        result = self._recovery.on_ack_received(
-            epoch, ranges, ack_delay, now, ecn_ce_count=ecn[2] if ecn is not None else None)
+        recovery = self._recovery
+        result = recovery.on_ack_received(
+            epoch, ranges, ack_delay, now, None if ecn is None else ecn[2])
         streams = self._streams
         for packet in result.acked:
             for record in packet.frames:
@@ -309,7 +310,7 @@ class LifecycleMixin(ConnectionBase):
             if self._qlog is not None:
                 self._qlog_lost(now, packet.epoch, packet.packet_number, "reordering_threshold")
         if result.rtt_sample:
-            self._idle_floor = 3 * self._recovery.pto_duration()
+            self._idle_floor = 3 * recovery.pto_duration()
             if self._qlog is not None:
                 self._qlog_metrics(now)
 

@@ -120,7 +120,7 @@ class RttEstimator:
         return self.first_sample_time is not None
 
     def update(
-        self, latest_rtt: float, ack_delay: float, now: float, *, handshake_confirmed: bool
+        self, latest_rtt: float, ack_delay: float, now: float, handshake_confirmed: bool
     ) -> None:
         """Take one RTT sample (RFC 9002 §5.3, Appendix A.7 ``UpdateRtt``).
 
@@ -445,7 +445,6 @@ class LossRecovery:
         ack_ranges: Sequence[tuple[int, int]],
         ack_delay: float,
         now: float,
-        *,
         ecn_ce_count: int | None = None,
     ) -> AckResult:
         """Process one ACK frame (Appendix A.7).
@@ -502,24 +501,26 @@ class LossRecovery:
 
         newest = acked[-1]
         rtt_sample = ack_eliciting and newest.packet_number == largest
+        rtt = self.rtt
         if rtt_sample:
-            self.rtt.update(
-                now - newest.sent_time,
-                0.0 if epoch == _INITIAL else ack_delay,
-                now,
-                handshake_confirmed=self._handshake_confirmed,
-            )
+            rtt.update(now - newest.sent_time, 0.0 if epoch == _INITIAL else ack_delay, now,
+                       self._handshake_confirmed)
+        congestion = self.congestion
         if ecn_ce_count is not None and ecn_ce_count > space.ecn_ce_count:
             space.ecn_ce_count = ecn_ce_count
-            self.congestion.on_ecn_ce(newest.sent_time, now)
+            congestion.on_ecn_ce(newest.sent_time, now)
 
-        lost = self._detect_lost(space, now)
-        self.congestion.on_packets_acked(acked, now, self.rtt.smoothed_rtt)
+        if sent and next(iter(sent)) <= space.largest_acked:
+            lost = self._detect_lost(space, now)
+        else:
+            space.loss_time = None  # nothing up to the largest acknowledged is left
+            lost = []
+        congestion.on_packets_acked(acked, now, rtt.smoothed_rtt)
         if self._peer_validated:
             self.pto_count = 0
-        self._set_timer(now)
+        self._timer_now = now  # _set_timer
         if self.pacer is not None:
-            self.pacer.update_rate(self.congestion.congestion_window, self.rtt.smoothed_rtt)
+            self.pacer.update_rate(congestion.congestion_window, rtt.smoothed_rtt)
         return AckResult(acked, lost, rtt_sample)
 
     def _detect_lost(self, space: PacketSpace, now: float) -> list[SentPacket]:

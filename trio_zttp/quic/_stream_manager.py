@@ -25,9 +25,8 @@ from .._buffer import encode_varint
 from ._errors import StreamStateError, StreamStateViolation, TransportError
 from ._events import Event, StopSendingReceived, StreamDataReceived, StreamReset
 from ._flow import ReceiveWindow, SendCredit, StreamLimits
-from ._frame_codec import stream_data_capacity
 from ._params import TransportParameters
-from ._streams import RecvStream, SendStream
+from ._streams import NO_ROOM, RecvStream, SendStream
 
 __all__ = ["SEND_ALLOWANCE", "Stream", "StreamManager"]
 
@@ -381,6 +380,24 @@ class StreamManager:
 
     def on_stream_frame(self, stream_id: int, offset: int, data: memoryview | bytes, fin: bool,
                         frame_type: int) -> None:
+        known = self._streams.get(stream_id)
+        if known is not None and not fin and known.recv is not None:
+            # the usual frame: in order, straight to the application (no reassembly)
+            consume = self._consume_on_delivery
+            try:
+                chunk = known.recv.receive_in_order(offset, data, consume)
+            except TransportError as exc:
+                _tag(exc, frame_type)
+                raise
+            if chunk is not None:
+                self._events.append(
+                    StreamDataReceived(stream_id=stream_id, data=chunk, end_stream=False))
+                if consume:
+                    if known.recv.window.update_due():
+                        self._queue_control(known)
+                    if self._conn_window.update_due():
+                        self._max_data_due = True
+                return
         self._check_can_receive(stream_id, frame_type)
         stream = self._stream_for_receive(stream_id, frame_type)
         if stream is None:
@@ -581,29 +598,11 @@ class StreamManager:
         """Append STREAM frames (round robin over the streams with data) up to ``limit``."""
         queue = self._send_queue
         while queue:
-            space = limit - len(buf)
             stream = queue[0]
             send = stream.send
             assert send is not None
-            sid = stream.stream_id
-            # room for data after type, stream ID, offset and a Length field (inline for speed;
-            # the same as stream_data_capacity)
-            offset = send.write_offset
-            remaining = space - 1 - (1 if sid < 0x40 else 2 if sid < 0x4000 else 4 if
-                                     sid < 0x40000000 else 8)
-            if offset:
-                remaining -= (1 if offset < 0x40 else 2 if offset < 0x4000 else 4 if
-                              offset < 0x40000000 else 8)
-            if remaining <= 0x40:
-                capacity = remaining - 1
-            elif remaining <= 0x4001:
-                capacity = remaining - 2
-            else:
-                capacity = stream_data_capacity(sid, offset, space)
-            if capacity < 1:
-                return
-            frame = send.get_frame(capacity)
-            if frame is None:
+            written = send.write_frame(buf, limit - len(buf), stream.id_bytes)
+            if written is None:
                 # finished, or blocked on flow-control credit (MAX_DATA / MAX_STREAM_DATA
                 # requeue it)
                 queue.popleft()
@@ -612,18 +611,11 @@ class StreamManager:
                     self._queue_control(stream)
                 self._maybe_forget(stream)
                 continue
-            offset, data, fin = frame
-            length = len(data)
-            # the STREAM frame with OFF (when not 0) and LEN bits, written in place
-            buf.append(0x0A | (0x05 if offset else 0x01) if fin else
-                       (0x0E if offset else 0x0A))
-            buf += stream.id_bytes
-            if offset:
-                buf += encode_varint(offset)
-            buf += encode_varint(length)
-            buf += data
+            if written is NO_ROOM:
+                return
+            offset, length, fin, full = written
             records.append((F_STREAM, stream, offset, length, fin))
-            if length >= capacity:
+            if full:
                 if len(queue) > 1:
                     queue.rotate(-1)
                 return  # the packet is full
@@ -643,8 +635,7 @@ class StreamManager:
             stream: Stream = record[1]
             send = stream.send
             assert send is not None
-            send.on_data_acked(record[2], record[3], record[4])
-            if send.is_finished:
+            if send.on_data_acked(record[2], record[3], record[4]):
                 self._maybe_forget(stream)
         elif kind == F_RESET_STREAM:
             stream = record[1]

@@ -1,7 +1,8 @@
 """Stream state machines, send buffering and receive reassembly (RFC 9000 §2, §3, §4).
 
-Both halves of a stream are here, each a state machine written as a table (STYLE.md): an Enum
-of states, an Enum of events and a module-level ``{state: {event: next_state}}`` dict.
+Both halves of a stream are here, each a state machine written as a table (STYLE.md, in
+:mod:`._stream_states`): an Enum of states, an Enum of events and a module-level
+``{state: {event: next_state}}`` dict.
 :func:`send_transition` and :func:`recv_transition` apply one move; a move missing from the
 table raises :class:`~trio_zttp.quic._errors.StreamStateError`. Every move a *peer* can cause
 (STREAM, RESET_STREAM arriving) exists in every receive state, so remote input never hits a
@@ -30,23 +31,31 @@ acknowledged prefix passes them, so a 10 MB stream holds only its unacknowledged
 Retransmissions come from a :class:`~trio_zttp.quic._ranges.RangeSet` of lost ranges minus
 acknowledged ones and go out before new data.
 
-**Receive buffer.** One ``bytearray`` holds offsets from the read position up to the highest
-byte received, out-of-order data written in place; a RangeSet records which parts arrived.
-It never exceeds the flow-control window we advertised, and the number of gaps is capped
-(``max_gaps``) so a peer cannot make the range bookkeeping grow without bound.
+**Receive buffer**: see :mod:`._recv_stream` (:class:`RecvStream` is re-exported here).
 """
 
 from __future__ import annotations
 
-import enum
 from bisect import bisect_right
 from typing import Final, final
 
-from ._errors import FinalSizeError, ProtocolViolation, StreamStateError
-from ._flow import ReceiveWindow, SendCredit
+from ._errors import StreamStateError
+from ._flow import SendCredit
 from ._ranges import RangeSet
+from ._recv_stream import RecvStream
+from ._stream_states import (
+    RECV_TRANSITIONS,
+    SEND_TRANSITIONS,
+    RecvEvent,
+    RecvState,
+    SendEvent,
+    SendState,
+    recv_transition,
+    send_transition,
+)
 
 __all__ = [
+    "NO_ROOM",
     "RECV_TRANSITIONS",
     "SEND_TRANSITIONS",
     "RecvEvent",
@@ -61,112 +70,40 @@ __all__ = [
 
 CHUNK_SIZE: Final = 1 << 15
 _EMPTY: Final = memoryview(b"")
+NO_ROOM: Final = (-1, 0, False, True)
+"""What :meth:`SendStream.write_frame` returns when no data fits."""
+_VARINT_MAX: Final = (1 << 62) - 1
 
 
-class SendState(enum.Enum):
-    """Sending part of a stream (RFC 9000 §3.1)."""
-
-    READY = "Ready"
-    SEND = "Send"
-    DATA_SENT = "Data Sent"
-    DATA_RECVD = "Data Recvd"
-    RESET_SENT = "Reset Sent"
-    RESET_RECVD = "Reset Recvd"
-
-
-class SendEvent(enum.Enum):
-    SEND_DATA = "send STREAM"
-    SEND_FIN = "send STREAM+FIN"
-    ALL_DATA_ACKED = "recv all ACKs"
-    SEND_RESET = "send RESET_STREAM"
-    RESET_ACKED = "recv ACK of RESET_STREAM"
+def _data_capacity(room: int) -> int:
+    """Most data bytes after a Length field within ``room`` bytes (-1: not even empty)."""
+    best = -1
+    for width, limit in ((1, 0x3F), (2, 0x3FFF), (4, 0x3FFFFFFF), (8, _VARINT_MAX)):
+        n = min(room - width, limit)
+        if n > best:
+            best = n
+    return best
 
 
-_OPEN_MOVES: Final = {
-    SendEvent.SEND_DATA: SendState.SEND,
-    SendEvent.SEND_FIN: SendState.DATA_SENT,
-    SendEvent.SEND_RESET: SendState.RESET_SENT,
-}
-
-SEND_TRANSITIONS: Final[dict[SendState, dict[SendEvent, SendState]]] = {
-    SendState.READY: dict(_OPEN_MOVES),
-    SendState.SEND: dict(_OPEN_MOVES),
-    SendState.DATA_SENT: {
-        SendEvent.SEND_DATA: SendState.DATA_SENT,
-        SendEvent.SEND_FIN: SendState.DATA_SENT,
-        SendEvent.ALL_DATA_ACKED: SendState.DATA_RECVD,
-        SendEvent.SEND_RESET: SendState.RESET_SENT,
-    },
-    SendState.DATA_RECVD: {},
-    SendState.RESET_SENT: {
-        SendEvent.RESET_ACKED: SendState.RESET_RECVD,
-    },
-    SendState.RESET_RECVD: {},
-}
-
-
-class RecvState(enum.Enum):
-    """Receiving part of a stream (RFC 9000 §3.2)."""
-
-    RECV = "Recv"
-    SIZE_KNOWN = "Size Known"
-    DATA_RECVD = "Data Recvd"
-    DATA_READ = "Data Read"
-    RESET_RECVD = "Reset Recvd"
-    RESET_READ = "Reset Read"
-
-
-class RecvEvent(enum.Enum):
-    RECV_DATA = "recv STREAM"
-    RECV_FIN = "recv STREAM+FIN"
-    ALL_DATA_RECEIVED = "recv all data"
-    APP_READ_ALL = "app read all data"
-    RECV_RESET = "recv RESET_STREAM"
-    APP_READ_RESET = "app read reset"
-
-
-_PEER_EVENTS: Final = (RecvEvent.RECV_DATA, RecvEvent.RECV_FIN, RecvEvent.RECV_RESET)
-
-RECV_TRANSITIONS: Final[dict[RecvState, dict[RecvEvent, RecvState]]] = {
-    RecvState.RECV: {
-        RecvEvent.RECV_DATA: RecvState.RECV,
-        RecvEvent.RECV_FIN: RecvState.SIZE_KNOWN,
-        RecvEvent.RECV_RESET: RecvState.RESET_RECVD,
-    },
-    RecvState.SIZE_KNOWN: {
-        RecvEvent.RECV_DATA: RecvState.SIZE_KNOWN,
-        RecvEvent.RECV_FIN: RecvState.SIZE_KNOWN,
-        RecvEvent.ALL_DATA_RECEIVED: RecvState.DATA_RECVD,
-        RecvEvent.RECV_RESET: RecvState.RESET_RECVD,
-    },
-    RecvState.DATA_RECVD: {
-        **{event: RecvState.DATA_RECVD for event in _PEER_EVENTS},
-        RecvEvent.APP_READ_ALL: RecvState.DATA_READ,
-    },
-    RecvState.DATA_READ: {event: RecvState.DATA_READ for event in _PEER_EVENTS},
-    RecvState.RESET_RECVD: {
-        **{event: RecvState.RESET_RECVD for event in _PEER_EVENTS},
-        RecvEvent.APP_READ_RESET: RecvState.RESET_READ,
-    },
-    RecvState.RESET_READ: {event: RecvState.RESET_READ for event in _PEER_EVENTS},
-}
-
-
-def send_transition(state: SendState, event: SendEvent) -> SendState:
-    """The sending part's next state; raises StreamStateError for a move not in the table."""
-    try:
-        return SEND_TRANSITIONS[state][event]
-    except KeyError:
-        raise StreamStateError(f"cannot {event.value} in send state {state.value}") from None
-
-
-def recv_transition(state: RecvState, event: RecvEvent) -> RecvState:
-    """The receiving part's next state; raises StreamStateError for a move not in the table."""
-    try:
-        return RECV_TRANSITIONS[state][event]
-    except KeyError:
-        raise StreamStateError(f"cannot {event.value} in receive state {state.value}") from None
-
+def _write_stream_header(buf: bytearray, id_bytes: bytes, offset: int, length: int,
+                         fin: bool) -> None:
+    """Type (OFF when offset, LEN, FIN), stream ID, offset and length of a STREAM frame."""
+    buf.append((0x0E if offset else 0x0A) | fin)
+    buf += id_bytes
+    if offset:
+        if offset < 0x4000:
+            buf += (offset | 0x4000).to_bytes(2) if offset >= 0x40 else bytes((offset,))
+        elif offset < 0x40000000:
+            buf += (offset | 0x80000000).to_bytes(4)
+        else:
+            buf += (offset | 0xC000000000000000).to_bytes(8)
+    if length < 0x40:
+        buf.append(length)
+    elif length < 0x4000:
+        buf += (length | 0x4000).to_bytes(2)
+    else:
+        buf += ((length | 0x80000000).to_bytes(4) if length < 0x40000000
+                else (length | 0xC000000000000000).to_bytes(8))
 
 # enum members bound once: reading ``SendState.READY`` costs an attribute lookup on the
 # class each time, and tuples compare members by identity (frozensets would hash them)
@@ -179,12 +116,6 @@ _RESET_RECVD: Final = SendState.RESET_RECVD
 _SEND_ACTIVE: Final = (_READY, _SEND, _DATA_SENT)
 _SEND_WAITING_ACKS: Final = (_SEND, _DATA_SENT)
 _SEND_FINISHED: Final = (_DATA_RECVD, _RESET_RECVD)
-_RECV: Final = RecvState.RECV
-_SIZE_KNOWN: Final = RecvState.SIZE_KNOWN
-_R_DATA_RECVD: Final = RecvState.DATA_RECVD
-_R_DATA_READ: Final = RecvState.DATA_READ
-_R_RESET_RECVD: Final = RecvState.RESET_RECVD
-_RECV_FINISHED: Final = (RecvState.DATA_READ, RecvState.RESET_READ)
 
 
 @final
@@ -438,6 +369,88 @@ class SendStream:
             return offset, _EMPTY, True
         return None
 
+    def write_frame(self, buf: bytearray, room: int,
+                    id_bytes: bytes) -> tuple[int, int, bool, bool] | None:
+        """Append the next STREAM frame (with the Length field) to ``buf``, in ``room`` bytes.
+
+        :meth:`get_frame` and the frame's encoding in one call, the sender's hot path.
+        ``id_bytes`` is the stream ID as a varint.
+
+        Returns:
+            ``(offset, length, fin, full)``, ``full`` when the data filled the room;
+            :data:`NO_ROOM` when not even one byte of data fits (nothing written); None
+            when there is nothing to send (as :meth:`get_frame`).
+        """
+        state = self._state
+        offset = self._next_offset
+        room -= 1 + len(id_bytes)
+        if offset:
+            room -= (1 if offset < 0x40 else 2 if offset < 0x4000 else 4 if offset < 0x40000000
+                     else 8)
+        # room for the data after its Length field
+        if room <= 0x40:
+            capacity = room - 1
+        elif room <= 0x4001:
+            capacity = room - 2
+        else:
+            capacity = _data_capacity(room)
+        if self._pending or self._fin_lost or (state is not _SEND and state is not _READY):
+            # a retransmission, a lone FIN, or the end of the stream: the general way
+            return self._write_frame_slow(buf, capacity, id_bytes)
+        unsent = self._sealed_end + len(self._tail) - offset
+        if unsent <= 0 or capacity < 1:
+            if unsent <= 0 and self._fin_offset != offset:
+                return None
+            return self._write_frame_slow(buf, capacity, id_bytes)
+        # new data, within the stream's and the connection's credit (get_frame, inlined)
+        size = unsent if unsent < capacity else capacity
+        credit = self._credit
+        available = credit._limit - credit._used
+        connection = self._connection
+        if connection is not None:
+            conn_available = connection._limit - connection._used
+            if conn_available < available:
+                available = conn_available
+        if size > available:
+            size = available
+            if size <= 0:
+                credit.mark_blocked()
+                if connection is not None:
+                    connection.mark_blocked()
+                return None
+        stop = offset + size
+        data = self._slice(offset, stop)
+        self._next_offset = stop
+        credit._used += size
+        if connection is not None:
+            connection._used += size
+            if connection._used >= connection._limit and unsent > size:
+                connection.mark_blocked()
+        if credit._used >= credit._limit and unsent > size:
+            credit.mark_blocked()
+        fin = stop == self._fin_offset
+        if fin:
+            self._fin_sent = True
+            self._state = send_transition(state, SendEvent.SEND_FIN)
+        elif state is _READY:
+            self._state = _SEND
+        _write_stream_header(buf, id_bytes, offset, size, fin)
+        buf += data
+        return offset, size, fin, size >= capacity
+
+    def _write_frame_slow(self, buf: bytearray, capacity: int,
+                          id_bytes: bytes) -> tuple[int, int, bool, bool] | None:
+        if capacity < 1:
+            return NO_ROOM
+        frame = self.get_frame(capacity)
+        if frame is None:
+            return None
+        offset, data, fin = frame
+        length = len(data)
+        _write_stream_header(buf, id_bytes, offset, length, fin)
+        buf += data
+        return offset, length, fin, length >= capacity
+
     def get_reset(self) -> tuple[int, int] | None:
         """``(error_code, final_size)`` for a RESET_STREAM frame to send, once; else None."""
         if not self._reset_pending or self._reset_code is None or self._fin_offset is None:
@@ -447,10 +460,14 @@ class SendStream:
 
     # -- fate of frames ----------------------------------------------------------------------
 
-    def on_data_acked(self, offset: int, length: int, fin: bool) -> None:
-        """A STREAM frame ``[offset, offset + length)`` (with ``fin``) was acknowledged."""
-        if self._state not in _SEND_WAITING_ACKS:
-            return
+    def on_data_acked(self, offset: int, length: int, fin: bool) -> bool:
+        """A STREAM frame ``[offset, offset + length)`` (with ``fin``) was acknowledged.
+
+        Returns :attr:`is_finished`.
+        """
+        state = self._state
+        if state is not _SEND and state is not _DATA_SENT:
+            return state is _DATA_RECVD or state is _RESET_RECVD
         end = offset + length
         prefix = self._acked_prefix
         if end > prefix:
@@ -464,18 +481,24 @@ class SendStream:
                     acked.add(prefix, end)
                     end = acked.shift()[1]
                 self._acked_prefix = end
-                self._release()
+                # release the chunks the prefix passed (the first check of _release, inline)
+                starts = self._chunk_starts
+                i = self._first + 1
+                if (starts[i] if i < len(starts) else self._sealed_end) <= end:
+                    self._release()
             else:
                 acked.add(offset, end)
         if fin:
             self._fin_acked = True
             self._fin_lost = False
         if self._fin_acked and self._acked_prefix == self._fin_offset:
-            self._state = send_transition(self._state, SendEvent.ALL_DATA_ACKED)
+            self._state = send_transition(state, SendEvent.ALL_DATA_ACKED)
             self._chunks = []
             self._chunk_starts = []
             self._first = 0
             self._acked.clear()
+            return True
+        return False
 
     def on_data_lost(self, offset: int, length: int, fin: bool) -> None:
         """A STREAM frame was declared lost: queue what of it is not acknowledged."""
@@ -560,271 +583,3 @@ class SendStream:
             del starts[:i]
             i = 0
         self._first = i
-
-
-@final
-class RecvStream:
-    """The receiving part of a stream: reassembly, final size, flow control, reset.
-
-    Args:
-        stream_id: the stream's ID.
-        window: the initial MAX_STREAM_DATA we advertised.
-        max_window: the autotuning ceiling for the stream window.
-        connection: the connection-level receive window (MAX_DATA) this stream draws on.
-        max_gaps: how many holes out-of-order data may leave before the peer is cut off.
-    """
-
-    __slots__ = (
-        "_buf",
-        "_connection",
-        "_contig_end",
-        "_fin_offset",
-        "_highest",
-        "_max_gaps",
-        "_ranges",
-        "_read_offset",
-        "_reset_code",
-        "_state",
-        "_stopped",
-        "_window",
-        "stream_id",
-    )
-
-    def __init__(
-        self,
-        stream_id: int,
-        window: int,
-        *,
-        max_window: int | None = None,
-        connection: ReceiveWindow | None = None,
-        max_gaps: int = 4096,
-    ) -> None:
-        self.stream_id = stream_id
-        self._state = _RECV
-        self._window = ReceiveWindow(window, max_window)
-        self._connection = connection
-        self._max_gaps = max_gaps
-        self._buf = bytearray()
-        self._read_offset = 0
-        self._contig_end = 0
-        self._highest = 0
-        self._ranges = RangeSet()  # received ranges above _contig_end
-        self._fin_offset: int | None = None
-        self._reset_code: int | None = None
-        self._stopped = False
-
-    # -- introspection -----------------------------------------------------------------------
-
-    @property
-    def state(self) -> RecvState:
-        return self._state
-
-    @property
-    def window(self) -> ReceiveWindow:
-        """The stream-level receive window (our MAX_STREAM_DATA)."""
-        return self._window
-
-    @property
-    def readable(self) -> int:
-        """Bytes :meth:`read` can return now."""
-        return self._contig_end - self._read_offset
-
-    @property
-    def read_offset(self) -> int:
-        return self._read_offset
-
-    @property
-    def highest_received(self) -> int:
-        return self._highest
-
-    @property
-    def final_size(self) -> int | None:
-        return self._fin_offset
-
-    @property
-    def reset_error_code(self) -> int | None:
-        return self._reset_code
-
-    @property
-    def at_eof(self) -> bool:
-        """Everything up to FIN was read."""
-        return self._state is _R_DATA_READ
-
-    @property
-    def is_finished(self) -> bool:
-        """Terminal: all data read, or the reset delivered to the application."""
-        return self._state in _RECV_FINISHED
-
-    # -- frames in ---------------------------------------------------------------------------
-
-    def _account(self, end: int) -> None:
-        """The peer's highest offset grew to ``end``: charge both windows."""
-        delta = end - self._highest
-        self._window.on_received(end)
-        connection = self._connection
-        if connection is not None:
-            connection.on_received(connection.received + delta)
-            if self._stopped:
-                connection.on_consumed(delta)
-        self._highest = end
-
-    def on_stream_frame(self, offset: int, data: bytes | memoryview, fin: bool = False) -> bool:
-        """Take one STREAM frame; True if more data (or the end) became readable.
-
-        Raises:
-            FlowControlError: beyond the stream's or the connection's advertised limit.
-            FinalSizeError: data beyond the final size, or a different final size.
-            ProtocolViolation: too many gaps in out-of-order data.
-        """
-        length = len(data)
-        end = offset + length
-        fin_offset = self._fin_offset
-        if fin:
-            if fin_offset is not None and end != fin_offset:
-                raise FinalSizeError(f"final size changed from {fin_offset} to {end}")
-            if end < self._highest:
-                raise FinalSizeError(f"final size {end} below data received up to {self._highest}")
-        elif fin_offset is not None and end > fin_offset:
-            raise FinalSizeError(f"data up to {end} beyond final size {fin_offset}")
-        if end > self._highest:
-            self._account(end)
-        state = self._state
-        if fin and fin_offset is None:
-            self._fin_offset = end
-            state = self._state = recv_transition(state, RecvEvent.RECV_FIN)
-        if self._stopped or (state is not _RECV and state is not _SIZE_KNOWN):
-            return False
-        contig_end = self._contig_end
-        grew = False
-        if end > contig_end and length:
-            start = offset
-            if start < contig_end:
-                data = memoryview(data)[contig_end - start :]
-                start = contig_end
-            buf = self._buf
-            rel = start - self._read_offset
-            if rel == len(buf):
-                buf += data
-            elif rel > len(buf):
-                buf += bytes(rel - len(buf))
-                buf += data
-            else:
-                buf[rel : rel + end - start] = data
-            ranges = self._ranges  # data received above the contiguous prefix only
-            if start == contig_end:
-                if ranges:
-                    # it may reach data that came out of order: take it in
-                    ranges.add(start, end)
-                    end = ranges.shift()[1]
-                self._contig_end = end
-                grew = True
-            else:
-                ranges.add(start, end)
-                # holes: one before every range above the contiguous prefix
-                if len(ranges) > self._max_gaps:
-                    raise ProtocolViolation("too many gaps in received stream data")
-        if self._fin_offset is not None and self._contig_end == self._fin_offset:
-            self._state = recv_transition(state, RecvEvent.ALL_DATA_RECEIVED)
-            self._ranges.clear()
-            return True
-        return grew
-
-    def on_reset(self, error_code: int, final_size: int) -> bool:
-        """Take a RESET_STREAM; True if the application should now learn of the reset.
-
-        Raises:
-            FlowControlError: ``final_size`` beyond the advertised limit.
-            FinalSizeError: ``final_size`` differs from a known one or is below data received.
-        """
-        fin_offset = self._fin_offset
-        if fin_offset is not None and final_size != fin_offset:
-            raise FinalSizeError(f"final size changed from {fin_offset} to {final_size}")
-        if final_size < self._highest:
-            raise FinalSizeError(
-                f"final size {final_size} below data received up to {self._highest}"
-            )
-        if final_size > self._highest:
-            self._account(final_size)
-        self._fin_offset = final_size
-        state = self._state
-        new_state = recv_transition(state, RecvEvent.RECV_RESET)
-        self._state = new_state
-        if new_state is not _R_RESET_RECVD or state is _R_RESET_RECVD:
-            return False
-        self._reset_code = error_code
-        if not self._stopped:
-            # the rest will never be read: give its connection credit back
-            unread = final_size - self._read_offset
-            if self._connection is not None:
-                self._connection.on_consumed(unread)
-        self._buf = bytearray()
-        self._ranges.clear()
-        self._contig_end = self._read_offset
-        return True
-
-    # -- application side --------------------------------------------------------------------
-
-    def read(self, max_bytes: int = -1) -> bytes:
-        """Up to ``max_bytes`` in-order bytes (all readable ones if negative).
-
-        Returns ``b""`` when nothing is readable, at the end of the stream (then
-        :attr:`at_eof`), and after a reset (then :attr:`reset_error_code` is set; the first
-        such read moves the state to RESET_READ).
-        """
-        state = self._state
-        if state is _R_RESET_RECVD:
-            self._state = recv_transition(state, RecvEvent.APP_READ_RESET)
-            return b""
-        n = self._contig_end - self._read_offset
-        if 0 <= max_bytes < n:
-            n = max_bytes
-        data = b""
-        if n > 0:
-            buf = self._buf
-            if n == len(buf):
-                data = bytes(buf)
-                buf.clear()
-            else:
-                view = memoryview(buf)
-                data = view[:n].tobytes()
-                view.release()
-                del buf[:n]
-            self._read_offset += n
-            self._window.on_consumed(n)
-            if self._connection is not None:
-                self._connection.on_consumed(n)
-        if state is _R_DATA_RECVD and self._read_offset == self._fin_offset:
-            self._state = recv_transition(state, RecvEvent.APP_READ_ALL)
-        return data
-
-    def stop_sending(self) -> None:
-        """The application will read no more: drop buffered data, discard what arrives.
-
-        Flow-control credit for dropped and future data is returned to the connection (the
-        connection sends STOP_SENDING; the peer then resets the stream).
-        """
-        if self._stopped:
-            return
-        self._stopped = True
-        unread = self._highest - self._read_offset
-        if unread and self._connection is not None:
-            self._connection.on_consumed(unread)
-        self._buf = bytearray()
-        self._ranges.clear()
-        self._contig_end = self._read_offset
-
-    def get_max_stream_data(self, now: float, rtt: float) -> int | None:
-        """A new MAX_STREAM_DATA value when half the window was read, else None.
-
-        Autotunes the window (see :class:`ReceiveWindow <trio_zttp.quic._flow.ReceiveWindow>`)
-        and, when it grew, makes sure the connection window is at least 1.5 times as large.
-        Nothing is sent once the final size is known or reading was stopped.
-        """
-        if self._state is not _RECV or self._stopped:
-            return None
-        window = self._window
-        before = window.window
-        update = window.get_update(now, rtt)
-        if window.window > before and self._connection is not None:
-            self._connection.ensure_minimum_window(window.window * 3 // 2)
-        return update

@@ -46,6 +46,7 @@ __all__ = [
 
 Side: TypeAlias = Literal["client", "server"]
 _SIDES: tuple[Side, Side] = ("client", "server")
+_BOTH = (0, 1)
 _E = TypeVar("_E")
 
 TIMER_RESOLUTION = 1e-6
@@ -412,9 +413,12 @@ class Pair:
 
     def _next_time(self) -> float | None:
         at = self._heap[0][0] if self._heap else None
+        conns = self._conns
         stale = self._stale
         timers = self._timers
-        for i, conn in enumerate(self._conns):
+        fired_at = self._fired_at
+        for i in _BOTH:
+            conn = conns[i]
             if conn is None:
                 continue
             if stale[i]:
@@ -424,10 +428,10 @@ class Pair:
                 timer = timers[i]
             if timer is None:
                 continue
-            if timer <= self._fired_at[i]:
+            if timer <= fired_at[i]:
                 # still due right after firing: a real clock would have moved on by now, and
                 # some connections wait for that (e.g. a loss time that rounds back to itself)
-                timer = self._fired_at[i] + TIMER_RESOLUTION
+                timer = fired_at[i] + TIMER_RESOLUTION
             if at is None or timer < at:
                 at = timer
         return at
@@ -438,9 +442,10 @@ class Pair:
         conns = self._conns
         dirty = self._dirty
         stale = self._stale
+        owners = self._owners
         while heap and heap[0][0] <= now:
             _, _, destination, source, data = heapq.heappop(heap)
-            i = self._owners.get(destination)
+            i = owners.get(destination)
             if i is None:
                 self._unroutable += 1
                 continue
@@ -452,60 +457,79 @@ class Pair:
             self._recv_bytes[i] += len(data)
             conn.receive_datagram(data, source, now)
             dirty[i] = stale[i] = True
-            self._drain(i, conn)
+            if (event := conn.next_event()) is not None:
+                self._drain(i, conn, event)
         timers = self._timers
-        for i, conn in enumerate(conns):
-            if conn is not None:
-                if stale[i]:
-                    stale[i] = False
-                    timer = timers[i] = conn.get_timer()
-                else:
-                    timer = timers[i]
-                if timer is not None and timer <= now and self._fired_at[i] < now:
-                    self._fired_at[i] = now
-                    conn.handle_timer(now)
-                    dirty[i] = stale[i] = True
-                    self._drain(i, conn)
+        fired_at = self._fired_at
+        for i in _BOTH:
+            conn = conns[i]
+            if conn is None:
+                continue
+            if stale[i]:
+                stale[i] = False
+                timer = timers[i] = conn.get_timer()
+            else:
+                timer = timers[i]
+            if timer is not None and timer <= now and fired_at[i] < now:
+                fired_at[i] = now
+                conn.handle_timer(now)
+                dirty[i] = stale[i] = True
+                if (event := conn.next_event()) is not None:
+                    self._drain(i, conn, event)
 
     def _flush(self) -> None:
-        now = self._now
         dirty = self._dirty
-        tap = self.tap
-        push = self._push
-        for i, conn in enumerate(self._conns):
-            if conn is None or not dirty[i]:
+        conns = self._conns
+        for i in _BOTH:
+            if not dirty[i]:
+                continue
+            conn = conns[i]
+            if conn is None:
                 continue
             dirty[i] = False
             self._stale[i] = True
-            self._drain(i, conn)
-            datagrams = conn.datagrams_to_send(now)
+            if (event := conn.next_event()) is not None:
+                self._drain(i, conn, event)
+            datagrams = conn.datagrams_to_send(self._now)
             if datagrams:
-                link = self._links[i]
-                source = self._addrs[i]
-                self._sent_datagrams[i] += len(datagrams)
-                for data, destination in datagrams:
-                    self._sent_bytes[i] += len(data)
-                    if tap is not None:
-                        tap(_SIDES[i], WireDatagram(
-                            time=now, source=source, destination=destination, data=data))
-                    for at, delivered in link.send(data, now):
-                        push(at, destination, source, delivered)
-            self._drain(i, conn)
+                self._transmit(i, datagrams)
+            if (event := conn.next_event()) is not None:
+                self._drain(i, conn, event)
+
+    def _transmit(self, i: int, datagrams: Sequence[tuple[bytes, Address]]) -> None:
+        now = self._now
+        tap = self.tap
+        link = self._links[i]
+        source = self._addrs[i]
+        heap = self._heap
+        self._sent_datagrams[i] += len(datagrams)
+        for data, destination in datagrams:
+            self._sent_bytes[i] += len(data)
+            if tap is not None:
+                tap(_SIDES[i], WireDatagram(
+                    time=now, source=source, destination=destination, data=data))
+            for at, delivered in link.send(data, now):
+                heapq.heappush(heap, (at, self._seq, destination, source, delivered))
+                self._seq += 1
 
     def _push(self, at: float, destination: Address, source: Address, data: bytes) -> None:
         heapq.heappush(self._heap, (at, self._seq, destination, source, data))
         self._seq += 1
 
-    def _drain(self, i: int, conn: SansIOConnection) -> None:
+    def _drain(self, i: int, conn: SansIOConnection, event: object | None = None) -> None:
+        """Collect the connection's events (``event``: the first one, already taken)."""
+        if event is None:
+            event = conn.next_event()
         events = self._events[i]
         hook = self.on_event
-        while (event := conn.next_event()) is not None:
+        while event is not None:
             events.append(event)
             if hook is not None:
                 hook(_SIDES[i], event)
                 # the hook may have issued commands on either side
                 self._dirty[0] = self._dirty[1] = True
                 self._stale[0] = self._stale[1] = True
+            event = conn.next_event()
 
     def _describe(self, what: str) -> str:
         timers = []
