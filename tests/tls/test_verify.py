@@ -632,3 +632,21 @@ def test_server_name_host_reads_ip_literals_and_dns_names(
 def test_server_name_host_rejects_names_idna_cannot_encode() -> None:
     with pytest.raises(UnicodeError):
         server_name_host("a" * 64 + "ü.example")
+
+
+def test_verify_parse_certificate_with_invalid_version_is_bad_certificate() -> None:
+    # a peer's certificate whose version field is 1 (neither v1=0 nor v3=2): cryptography raises
+    # x509.InvalidVersion, which must become bad_certificate, not internal_error
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from trio_zttp._tls.alerts import AlertDescription, AlertError
+    from trio_zttp._tls.verify import parse_certificate
+    from trio_zttp.testing import CertificateAuthority
+
+    leaf = CertificateAuthority.create().issue(["localhost"]).certificate
+    der = bytearray(leaf.public_bytes(Encoding.DER))
+    at = der.index(bytes.fromhex("a003020102"))  # [0] EXPLICIT INTEGER 2 (v3)
+    der[at + 4] = 1
+    with pytest.raises(AlertError) as info:
+        parse_certificate(bytes(der))
+    assert info.value.description == AlertDescription.bad_certificate

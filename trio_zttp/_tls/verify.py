@@ -305,7 +305,7 @@ def parse_certificate(der: bytes) -> x509.Certificate:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return x509.load_der_x509_certificate(der)
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):
         raise AlertError(AlertDescription.bad_certificate, "certificate does not parse") from None
 
 
