@@ -262,7 +262,7 @@ class H3Engine:
         sid = state.stream_id
         if sid is None:
             return
-        target = state.raw_in - state.unread
+        target = state.raw_in - state.buffer.size
         if state.headers is None and not state.closed and state.reset_code is None:
             target = min(target, _HEADERLESS_CREDIT)
         delta = target - state.credited
@@ -286,7 +286,7 @@ class H3Engine:
         if self.streams.get(sid) is state:
             del self.streams[sid]
         # whatever arrived and was not read is consumed now
-        state.unread = 0
+        state.buffer.clear()
         delta = state.raw_in - state.credited
         if delta > 0 and self.connection_error() is None:
             state.credited = state.raw_in
@@ -494,8 +494,7 @@ class H3Engine:
                     continue
                 data = event.data
                 if data and not state.closed:
-                    state.chunks.append(data)
-                    state.unread += len(data)
+                    state.buffer.append(data)
                 if event.end_stream:
                     state.eof = True
                 state.recv_lot.unpark_all()
@@ -542,9 +541,7 @@ class H3Engine:
                     state.reset_code = event.error_code
                     if not event.by_peer:
                         state.aborted = True
-                    state.chunks.clear()
-                    state.head = 0
-                    state.unread = 0
+                    state.buffer.clear()
                     state.wake_all()
                     self.credit(state)
                     if state.headers is None and not self.is_client:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Final
 import trio
 
 from .. import h3
+from ._chunks import ChunkBuffer
 from .errors import StreamResetError, StreamStoppedError
 
 if TYPE_CHECKING:
@@ -61,9 +62,7 @@ class StreamState:
         "credited",
         "headers",
         "interim",
-        "chunks",
-        "head",
-        "unread",
+        "buffer",
         "eof",
         "eof_read",
         "trailers",
@@ -93,9 +92,7 @@ class StreamState:
         #: the request (server) or final response (client) header section
         self.headers: h3.Headers | None = None
         self.interim: list[h3.Headers] = []
-        self.chunks: deque[bytes] = deque()
-        self.head = 0
-        self.unread = 0
+        self.buffer = ChunkBuffer()
         self.eof = False
         self.eof_read = False
         self.trailers: h3.Headers | None = None
@@ -141,39 +138,6 @@ class StreamState:
             return StreamResetError(stream_id=self.sid, error_code=self.reset_code)
         return self.engine.connection_error()
 
-    def _take(self, max_bytes: int | None) -> bytes:
-        chunks = self.chunks
-        head = self.head
-        if max_bytes is None or max_bytes >= self.unread:
-            if len(chunks) == 1:
-                data = chunks.popleft()
-                if head:
-                    data = data[head:]
-            else:
-                if head:
-                    chunks[0] = chunks[0][head:]
-                data = b"".join(chunks)
-                chunks.clear()
-            self.head = 0
-        else:
-            parts = []
-            need = max_bytes
-            while need:
-                chunk = chunks[0]
-                available = len(chunk) - head
-                if available <= need:
-                    parts.append(chunk[head:] if head else chunk)
-                    chunks.popleft()
-                    need -= available
-                    head = 0
-                else:
-                    parts.append(chunk[head : head + need])
-                    head += need
-                    need = 0
-            self.head = head
-            data = parts[0] if len(parts) == 1 else b"".join(parts)
-        self.unread -= len(data)
-        return data
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         if max_bytes is not None and max_bytes < 1:
@@ -189,8 +153,8 @@ class StreamState:
                     error: BaseException | None = trio.ClosedResourceError(
                         "the request stream was closed"
                     )
-                elif self.unread:
-                    data = self._take(max_bytes)
+                elif self.buffer.size:
+                    data = self.buffer.take(max_bytes)
                     self.engine.credit(self)
                     if not waited:
                         await _cancel_shielded_checkpoint()
@@ -348,9 +312,7 @@ class StreamState:
         ):
             self.engine.command(_STOP_SENDING, self.stream_id, error_code, quiet=True)
             self.eof = True  # nothing more will be delivered
-        self.chunks.clear()
-        self.head = 0
-        self.unread = 0
+        self.buffer.clear()
         self.engine.credit(self)
 
     def close(

@@ -26,12 +26,12 @@ Cancellation (DESIGN.md):
 from __future__ import annotations
 
 import operator
-from collections import deque
 from types import TracebackType
 from typing import TYPE_CHECKING, final
 
 import trio
 
+from ._chunks import ChunkBuffer
 from .errors import StreamResetError, StreamStoppedError
 
 if TYPE_CHECKING:
@@ -54,9 +54,7 @@ class _StreamCore:
         "_closed",
         "_forgotten",
         # receive half
-        "_chunks",
-        "_head",
-        "_buffered",
+        "_buffer",
         "_eof",
         "_eof_read",
         "_reset_code",
@@ -82,9 +80,7 @@ class _StreamCore:
         self._can_receive = can_receive
         self._closed = False
         self._forgotten = False
-        self._chunks: deque[bytes] = deque()
-        self._head = 0
-        self._buffered = 0
+        self._buffer = ChunkBuffer()
         self._eof = not can_receive
         self._eof_read = not can_receive
         self._reset_code: int | None = None
@@ -122,12 +118,8 @@ class _StreamCore:
             self._conn._forget_stream(self._sid)
 
     def _discard_buffer(self) -> None:
-        if self._buffered:
-            n = self._buffered
-            self._chunks.clear()
-            self._head = 0
-            self._buffered = 0
-            self._conn._consume(self._sid, n)
+        if self._buffer.size:
+            self._conn._consume(self._sid, self._buffer.clear())
 
     # -- events from the connection -----------------------------------------------------------
 
@@ -137,8 +129,7 @@ class _StreamCore:
                 self._conn._consume(self._sid, len(data))
             return
         if data:
-            self._chunks.append(data)
-            self._buffered += len(data)
+            self._buffer.append(data)
         if end_stream:
             self._eof = True
         self._recv_lot.unpark_all()
@@ -166,39 +157,6 @@ class _StreamCore:
 
     # -- receive half ---------------------------------------------------------------------------
 
-    def _take(self, max_bytes: int | None) -> bytes:
-        chunks = self._chunks
-        head = self._head
-        if max_bytes is None or max_bytes >= self._buffered:
-            if len(chunks) == 1:
-                data = chunks.popleft()
-                if head:
-                    data = data[head:]
-            else:
-                if head:
-                    chunks[0] = chunks[0][head:]
-                data = b"".join(chunks)
-                chunks.clear()
-            self._head = 0
-        else:
-            parts = []
-            need = max_bytes
-            while need:
-                chunk = chunks[0]
-                available = len(chunk) - head
-                if available <= need:
-                    parts.append(chunk[head:] if head else chunk)
-                    chunks.popleft()
-                    need -= available
-                    head = 0
-                else:
-                    parts.append(chunk[head : head + need])
-                    head += need
-                    need = 0
-            self._head = head
-            data = parts[0] if len(parts) == 1 else b"".join(parts)
-        self._buffered -= len(data)
-        return data
 
     async def _receive_some(self, max_bytes: int | None) -> bytes:
         if max_bytes is not None:
@@ -216,8 +174,8 @@ class _StreamCore:
                     error: BaseException = trio.ClosedResourceError("stream was closed")
                 elif self._recv_stopped:
                     error = trio.ClosedResourceError("stop_sending() was called on this stream")
-                elif self._buffered:
-                    data = self._take(max_bytes)
+                elif self._buffer.size:
+                    data = self._buffer.take(max_bytes)
                     self._conn._consume(self._sid, len(data))
                     if not waited:
                         await _cancel_shielded_checkpoint()
