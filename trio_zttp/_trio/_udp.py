@@ -167,6 +167,9 @@ class BatchedTransport(DatagramTransport):
         self._address = normalize_address(sock.getsockname())
         self._buffer = bytearray(_RECV_BUFFER)
         self._view = memoryview(self._buffer)
+        # the last receive() read the socket dry: the next one waits for readability first
+        # (that wait is its checkpoint) instead of paying a recv that would only fail
+        self._drained = False
 
     @property
     def local_address(self) -> Address:
@@ -180,6 +183,9 @@ class BatchedTransport(DatagramTransport):
         sock = self._sock
         buffer = self._buffer
         view = self._view
+        if self._drained:
+            self._drained = False
+            await trio.lowlevel.wait_readable(sock)
         while True:
             if self.closed:
                 raise trio.ClosedResourceError("transport closed")
@@ -198,7 +204,10 @@ class BatchedTransport(DatagramTransport):
                 batch.append((bytes(view[:n]), normalize_address(raw_addr)))
             if batch:
                 self.datagrams_received += len(batch)
-                await trio.lowlevel.checkpoint()
+                if len(batch) < MAX_BATCH:
+                    self._drained = True  # the next call's wait is the checkpoint
+                else:
+                    await trio.lowlevel.checkpoint()
                 return batch
             await trio.lowlevel.wait_readable(sock)
 
@@ -256,6 +265,9 @@ class LinuxTransport(BatchedTransport):
         view = self._view
         buffers = [self._buffer]
         ancillary_size = self._ancillary_size
+        if self._drained:
+            self._drained = False
+            await trio.lowlevel.wait_readable(sock)
         while True:
             if self.closed:
                 raise trio.ClosedResourceError("transport closed")
@@ -284,7 +296,10 @@ class LinuxTransport(BatchedTransport):
                     break
             if batch:
                 self.datagrams_received += len(batch)
-                await trio.lowlevel.checkpoint()
+                if len(batch) < MAX_BATCH:
+                    self._drained = True  # the next call's wait is the checkpoint
+                else:
+                    await trio.lowlevel.checkpoint()
                 return batch
             await trio.lowlevel.wait_readable(sock)
 

@@ -61,6 +61,10 @@ INCOMING_QUEUE_SIZE: Final = 256
 DATAGRAM_QUEUE_SIZE: Final = 128
 """Received DATAGRAM frames kept until :meth:`QuicConnection.receive_datagram` takes them."""
 TIMER_GRANULARITY: Final = 0.001
+#: Scheduling rounds the driver yields, while other tasks are runnable, before it sends: the
+#: tasks it just woke (a handler answering a request, a reader asking for more) get to queue
+#: their data first, so it leaves in the same packet as the ACK instead of one packet later.
+COALESCE_ROUNDS: Final = 8
 """Shortest wait after a timer the engine did not clear (kGranularity, RFC 9002 §6.1.2)."""
 _INTERNAL_ERROR: Final = 0x1
 _NO_ERROR: Final = 0x0
@@ -569,7 +573,6 @@ class QuicConnection(trio.abc.AsyncResource):
             else:
                 await trio.lowlevel.checkpoint()
             now = trio.current_time()
-            self._poke_pending = False
             received = 0
             while True:
                 if item is not None:
@@ -592,9 +595,33 @@ class QuicConnection(trio.abc.AsyncResource):
             handle()
             if self._blocked_senders:
                 self._wake_senders()
+            await self._coalesce()
             await self._flush()
 
+    async def _coalesce(self) -> None:
+        """Let the tasks just woken run (a few rounds at most) before the flush.
+
+        Their pokes are absorbed meanwhile: the flush that follows sends what they queued.
+        """
+        statistics = trio.lowlevel.current_statistics
+        if not statistics().tasks_runnable:
+            return  # nobody was woken: nothing to wait for
+        self._poke_pending = True
+        # After the first yield, an empty run queue is not proof of quiet: tasks later in the
+        # same scheduling batch have not run yet (trio takes the batch off the queue).  Two
+        # empty looks in a row are.
+        quiet = False
+        for _ in range(COALESCE_ROUNDS):
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            if statistics().tasks_runnable:
+                quiet = False
+            elif quiet:
+                return
+            else:
+                quiet = True
+
     async def _flush(self) -> None:
+        self._poke_pending = False  # anything queued from here on needs a new wake-up
         self._unflushed_consumed = 0
         datagrams = self._engine.datagrams_to_send(trio.current_time())
         self._handle_events()

@@ -424,11 +424,17 @@ class StreamLimits:
         """The MAX_STREAMS value we currently advertise for peer-opened streams."""
         return self._remote[0 if bidirectional else 1]._limit
 
-    def get_max_streams(self, bidirectional: bool) -> int | None:
-        """A raised limit for a MAX_STREAMS frame when half the concurrency was used up."""
+    def max_streams_due(self, bidirectional: bool) -> bool:
+        """Whether :meth:`get_max_streams` would raise the limit now (no side effect)."""
         counter = self._remote[0 if bidirectional else 1]
         target = min(counter._closed + counter._initial, MAX_STREAMS_LIMIT)
-        if target - counter._limit < max(1, counter._initial >> 1):
+        return target - counter._limit >= max(1, counter._initial >> 1)
+
+    def get_max_streams(self, bidirectional: bool) -> int | None:
+        """A raised limit for a MAX_STREAMS frame when half the concurrency was used up."""
+        if not self.max_streams_due(bidirectional):
             return None
+        counter = self._remote[0 if bidirectional else 1]
+        target = min(counter._closed + counter._initial, MAX_STREAMS_LIMIT)
         counter._limit = target
         return target

@@ -486,8 +486,10 @@ class StreamManager:
             del self._streams[stream.stream_id]
             self._limits.on_stream_closed(stream.stream_id)
             if not self._is_local(stream.stream_id):
-                slot = 1 if stream.stream_id & 2 else 0
-                self._max_streams_pending[slot] = max(self._max_streams_pending[slot], 1)
+                bidi = not stream.stream_id & 2
+                if self._limits.max_streams_due(bidi):
+                    slot = 0 if bidi else 1
+                    self._max_streams_pending[slot] = max(self._max_streams_pending[slot], 1)
 
     # -- frames out ------------------------------------------------------------------------------
 
