@@ -172,6 +172,7 @@ class QuicConnection(trio.abc.AsyncResource):
             tuple[bytes, Address] | None
         ](INCOMING_QUEUE_SIZE)
         self._poke_pending = False
+        self._poked = False  # a task queued something while the driver coalesced
         # reads since the last flush; the driver is poked for them once they could matter
         self._unflushed_consumed = 0
         self._consume_poke_threshold = max(
@@ -462,6 +463,7 @@ class QuicConnection(trio.abc.AsyncResource):
 
     def _poke(self) -> None:
         if self._poke_pending:
+            self._poked = True
             return
         self._poke_pending = True
         try:
@@ -607,15 +609,17 @@ class QuicConnection(trio.abc.AsyncResource):
         if not statistics().tasks_runnable:
             return  # nobody was woken: nothing to wait for
         self._poke_pending = True
+        self._poked = False
         # After the first yield, an empty run queue is not proof of quiet: tasks later in the
         # same scheduling batch have not run yet (trio takes the batch off the queue).  Two
-        # empty looks in a row are.
+        # empty looks in a row are; so is one after a task queued data (the usual answer:
+        # it sent, then parked to wait for the reply).
         quiet = False
         for _ in range(COALESCE_ROUNDS):
             await trio.lowlevel.cancel_shielded_checkpoint()
             if statistics().tasks_runnable:
                 quiet = False
-            elif quiet:
+            elif quiet or self._poked:
                 return
             else:
                 quiet = True

@@ -230,13 +230,8 @@ class H3Connection:
         stream = self.open_request_stream()
         state = stream._state
         try:
-            await stream.send_request_header(
-                method,
-                path,
-                headers=headers,
-                authority=authority,
-                scheme=scheme,
-                end_stream=body is None,
+            await stream._send_request_header(
+                method, path, headers, authority, scheme, None, body is None
             )
             if body is not None:
                 try:

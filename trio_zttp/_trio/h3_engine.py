@@ -524,7 +524,8 @@ class H3Engine:
                             self.on_request(state)
                         else:
                             self.accept_queue.append(state)
-                        self.accept_lot.unpark_all()  # accept_request, or a drain's check
+                        if self.on_request is None or self.going_away:
+                            self.accept_lot.unpark_all()  # accept_request, or a drain's check
                 if event.end_stream:
                     state.eof = True
                 state.recv_lot.unpark_all()

@@ -71,14 +71,10 @@ def _normalize(headers: HeaderInput) -> list[tuple[bytes, bytes]]:
 
 
 async def _read_all(body: H3Body, max_size: int | None) -> bytes:
-    parts: list[bytes] = []
-    size = 0
-    while data := await body.receive_some():
-        size += len(data)
-        if max_size is not None and size > max_size:
-            raise ValueError(f"the body is larger than max_size={max_size}")
-        parts.append(data)
-    return b"".join(parts)
+    if body._closed:
+        await trio.lowlevel.checkpoint()
+        raise trio.ClosedResourceError("the body was closed")
+    return await body._state.receive_all(max_size)
 
 
 @final
@@ -601,6 +597,22 @@ class H3RequestStream(_StreamMixin, trio.abc.HalfCloseableStream):
                 does not accept extended CONNECT.
             ConnectionClosedError: The connection ended.
         """
+        await self._send_request_header(method, path, headers, authority, scheme, protocol,
+                                        end_stream)
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def _send_request_header(
+        self,
+        method: str,
+        path: str | None,
+        headers: HeaderInput,
+        authority: str | None,
+        scheme: str | None,
+        protocol: str | None,
+        end_stream: bool,
+    ) -> None:
+        """:meth:`send_request_header` without its final checkpoint (a caller that parks
+        right after, such as :meth:`H3Connection.request`, yields there anyway)."""
         state = self._state
         if state.request_sent:
             await trio.lowlevel.checkpoint()
@@ -645,7 +657,6 @@ class H3RequestStream(_StreamMixin, trio.abc.HalfCloseableStream):
         state.request_sent = True
         if end_stream:
             state.fin_sent = True
-        await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def send_trailers(self, headers: HeaderInput) -> None:
         """Send request trailer fields; they end the request."""

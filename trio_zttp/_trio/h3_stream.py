@@ -139,41 +139,68 @@ class StreamState:
         return self.engine.connection_error()
 
 
+    def _take_now(self, max_bytes: int | None) -> bytes | None:
+        """Buffered content (``b""`` at the end), None if it must wait; raises the error."""
+        if self.closed:
+            raise trio.ClosedResourceError("the request stream was closed")
+        if self.buffer.size:
+            data = self.buffer.take(max_bytes)
+            self.engine.credit(self)
+            return data
+        if self.eof:
+            self.eof_read = True
+            return b""
+        error = self.recv_error()
+        if error is not None:
+            raise error
+        return None
+
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         if max_bytes is not None and max_bytes < 1:
             raise ValueError("max_bytes must be >= 1")
+        return await self._receive(max_bytes, whole=False, max_size=None)
+
+    async def receive_all(self, max_size: int | None = None) -> bytes:
+        """The content up to its end: one checkpoint when all of it is already buffered.
+
+        Raises:
+            ValueError: It is larger than ``max_size``.
+        """
+        return await self._receive(None, whole=True, max_size=max_size)
+
+    async def _receive(self, max_bytes: int | None, *, whole: bool,
+                       max_size: int | None) -> bytes:
         if self.receiving:
             raise trio.BusyResourceError("another task is already receiving on this stream")
         self.receiving = True
         try:
             await _checkpoint_if_cancelled()
             waited = False
-            while True:
-                if self.closed:
-                    error: BaseException | None = trio.ClosedResourceError(
-                        "the request stream was closed"
-                    )
-                elif self.buffer.size:
-                    data = self.buffer.take(max_bytes)
-                    self.engine.credit(self)
-                    if not waited:
-                        await _cancel_shielded_checkpoint()
-                    return data
-                elif self.eof:
-                    self.eof_read = True
-                    if not waited:
-                        await _cancel_shielded_checkpoint()
-                    return b""
-                else:
-                    error = self.recv_error()
-                    if error is None:
-                        await self.recv_lot.park()
+            parts: list[bytes] = []
+            size = 0
+            try:
+                while True:
+                    data = self._take_now(max_bytes)
+                    if data is None:
                         waited = True
+                        await self.recv_lot.park()
                         continue
+                    if not whole:
+                        break
+                    if not data:
+                        data = b"".join(parts)
+                        break
+                    size += len(data)
+                    if max_size is not None and size > max_size:
+                        raise ValueError(f"the body is larger than max_size={max_size}")
+                    parts.append(data)
+            except BaseException:
                 if not waited:
                     await _cancel_shielded_checkpoint()
-                assert error is not None
-                raise error
+                raise
+            if not waited:
+                await _cancel_shielded_checkpoint()
+            return data
         finally:
             self.receiving = False
 
