@@ -330,6 +330,10 @@ class QuicEndpoint:
             if self._outbox:
                 outbox, self._outbox = self._outbox, []
                 await self._send_datagrams(outbox)
+            if len(batch) > 1:
+                # The transport reads the next batch before it yields: yield here too, so
+                # the drivers this batch woke drain their queues before that one is routed.
+                await trio.lowlevel.checkpoint()
 
     def _dispatch(self, data: bytes, addr: Address, now: float) -> None:
         try:
