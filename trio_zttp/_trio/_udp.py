@@ -167,9 +167,12 @@ class BatchedTransport(DatagramTransport):
         self._address = normalize_address(sock.getsockname())
         self._buffer = bytearray(_RECV_BUFFER)
         self._view = memoryview(self._buffer)
-        # the last receive() read the socket dry: the next one waits for readability first
-        # (that wait is its checkpoint) instead of paying a recv that would only fail
+        # Each receive() yields *before* it reads, never between reading and returning: so the
+        # drivers a batch woke drain their queues before the next batch is routed to them.
+        # After a batch that read the socket dry, that yield is the wait for readability (no
+        # recv that would only fail); after a full batch, a plain checkpoint.
         self._drained = False
+        self._full = False
 
     @property
     def local_address(self) -> Address:
@@ -186,6 +189,9 @@ class BatchedTransport(DatagramTransport):
         if self._drained:
             self._drained = False
             await trio.lowlevel.wait_readable(sock)
+        elif self._full:
+            self._full = False
+            await trio.lowlevel.checkpoint()
         while True:
             if self.closed:
                 raise trio.ClosedResourceError("transport closed")
@@ -205,9 +211,9 @@ class BatchedTransport(DatagramTransport):
             if batch:
                 self.datagrams_received += len(batch)
                 if len(batch) < MAX_BATCH:
-                    self._drained = True  # the next call's wait is the checkpoint
+                    self._drained = True
                 else:
-                    await trio.lowlevel.checkpoint()
+                    self._full = True
                 return batch
             await trio.lowlevel.wait_readable(sock)
 
@@ -268,6 +274,9 @@ class LinuxTransport(BatchedTransport):
         if self._drained:
             self._drained = False
             await trio.lowlevel.wait_readable(sock)
+        elif self._full:
+            self._full = False
+            await trio.lowlevel.checkpoint()
         while True:
             if self.closed:
                 raise trio.ClosedResourceError("transport closed")
@@ -297,9 +306,9 @@ class LinuxTransport(BatchedTransport):
             if batch:
                 self.datagrams_received += len(batch)
                 if len(batch) < MAX_BATCH:
-                    self._drained = True  # the next call's wait is the checkpoint
+                    self._drained = True
                 else:
-                    await trio.lowlevel.checkpoint()
+                    self._full = True
                 return batch
             await trio.lowlevel.wait_readable(sock)
 

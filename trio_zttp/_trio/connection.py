@@ -56,15 +56,17 @@ __all__ = ["QuicConnection", "QuicConnectionStatistics"]
 
 _S = TypeVar("_S", QuicStream, QuicReceiveStream)
 
-INCOMING_QUEUE_SIZE: Final = 256
-"""UDP datagrams queued between the endpoint's receive task and a connection's driver."""
+INCOMING_QUEUE_SIZE: Final = 320
+"""UDP datagrams queued between the endpoint's receive task and a connection's driver: one
+whole receive batch (``_udp.MAX_BATCH``, 256) plus the up to 64 GRO segments of its last
+read, so an idle driver never loses part of a single batch."""
 DATAGRAM_QUEUE_SIZE: Final = 128
 """Received DATAGRAM frames kept until :meth:`QuicConnection.receive_datagram` takes them."""
 TIMER_GRANULARITY: Final = 0.001
 #: Scheduling rounds the driver yields, while other tasks are runnable, before it sends: the
 #: tasks it just woke (a handler answering a request, a reader asking for more) get to queue
 #: their data first, so it leaves in the same packet as the ACK instead of one packet later.
-COALESCE_ROUNDS: Final = 8
+COALESCE_ROUNDS: Final = 3
 """Shortest wait after a timer the engine did not clear (kGranularity, RFC 9002 §6.1.2)."""
 _INTERNAL_ERROR: Final = 0x1
 _NO_ERROR: Final = 0x0
@@ -80,6 +82,9 @@ def _peer_certificate(engine: Engine) -> x509.Certificate | None:
 
 class _EndpointLink(Protocol):
     """What a connection needs from its endpoint (implemented by ``QuicEndpoint``)."""
+
+    #: Connections whose queue became half full (the endpoint waits for their drivers).
+    _crowded: list[QuicConnection]
 
     async def _send_datagrams(self, datagrams: list[tuple[bytes, Address]]) -> None: ...
 
@@ -171,6 +176,7 @@ class QuicConnection(trio.abc.AsyncResource):
         self._incoming_send, self._incoming_receive = trio.open_memory_channel[
             tuple[bytes, Address] | None
         ](INCOMING_QUEUE_SIZE)
+        self._queued = 0  # datagrams delivered since the driver last drained its queue
         self._poke_pending = False
         self._poked = False  # a task queued something while the driver coalesced
         # reads since the last flush; the driver is poked for them once they could matter
@@ -514,7 +520,11 @@ class QuicConnection(trio.abc.AsyncResource):
     # -- used by the endpoint -----------------------------------------------------------------
 
     def _deliver(self, data: bytes, addr: Address) -> bool:
-        """Queue a datagram for the driver; False (and counted) when the queue is full."""
+        """Queue a datagram for the driver; False (and counted) when the queue is full.
+
+        A queue half full marks the endpoint crowded: it then lets the drivers run before it
+        routes another batch, so only a driver that really falls behind loses datagrams.
+        """
         try:
             self._incoming_send.send_nowait((data, addr))
         except trio.WouldBlock:
@@ -522,6 +532,9 @@ class QuicConnection(trio.abc.AsyncResource):
             return False
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return False
+        self._queued += 1
+        if self._queued == INCOMING_QUEUE_SIZE // 2:
+            self._endpoint._crowded.append(self)
         return True
 
     def _add_cid(self, cid: bytes) -> None:
@@ -584,6 +597,7 @@ class QuicConnection(trio.abc.AsyncResource):
                     item = receive.receive_nowait()
                 except trio.WouldBlock:
                     break
+            self._queued = 0
             self._datagrams_received += received
             timer = engine.get_timer()
             if timer is not None and now >= timer:

@@ -53,7 +53,7 @@ from ..quic._packet import (
 from ._engine import Address, ConnectionFactory, default_connection_factory
 from ._groups import collapse_exception_groups
 from ._udp import DatagramTransport, normalize_address, open_transport
-from .connection import QuicConnection
+from .connection import INCOMING_QUEUE_SIZE, QuicConnection
 
 __all__ = [
     "QuicEndpoint",
@@ -69,6 +69,8 @@ _MIN_STATELESS_RESET: Final = 21  # RFC 9000 §10.3: 5 unpredictable bytes + 16-
 _MAX_STATELESS_RESET: Final = 43
 _RESPONSE_RATE: Final = 100.0  # stateless resets and Version Negotiations per second, each
 _CLIENT_CONFIGURATIONS: Final = 32  # client configurations cached per server name
+_CROWDED_QUEUE: Final = INCOMING_QUEUE_SIZE // 2  # a driver this far behind gets to run first
+_DRAIN_ROUNDS: Final = 8  # scheduling rounds the receive task waits for such drivers
 
 
 class _RateLimiter:
@@ -179,6 +181,7 @@ class QuicEndpoint:
         self._malformed = 0
         self._unroutable = 0
         self._dropped = 0
+        self._crowded: list[QuicConnection] = []
         self._vn_sent = 0
         self._retries_sent = 0
         self._resets_sent = 0
@@ -330,10 +333,20 @@ class QuicEndpoint:
             if self._outbox:
                 outbox, self._outbox = self._outbox, []
                 await self._send_datagrams(outbox)
-            if len(batch) > 1:
-                # The transport reads the next batch before it yields: yield here too, so
-                # the drivers this batch woke drain their queues before that one is routed.
-                await trio.lowlevel.checkpoint()
+            if self._crowded:
+                await self._let_drivers_drain()
+
+    async def _let_drivers_drain(self) -> None:
+        """Some connection's queue is half full: give its driver a few scheduling rounds to
+        drain it before the next batch is routed.  A driver that is really stuck (a full
+        socket buffer, a slow handler) still loses what overflows, which is the point."""
+        crowded = self._crowded
+        for _ in range(_DRAIN_ROUNDS):
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            crowded[:] = [c for c in crowded if c._queued >= _CROWDED_QUEUE]
+            if not crowded:
+                return
+        crowded.clear()
 
     def _dispatch(self, data: bytes, addr: Address, now: float) -> None:
         try:
