@@ -210,3 +210,17 @@ def test_flow_stream_limits_max_streams_raised_as_streams_close() -> None:
     assert list(server.on_peer_stream(20)) == [16, 20]
     assert server.get_max_streams(True) is None
     assert server.get_max_streams(False) is None
+
+
+def test_flow_stream_limits_max_streams_due_predicts_a_raise_without_taking_it() -> None:
+    server = StreamLimits(is_client=False, max_bidi_streams=4, max_uni_streams=0)
+    server.on_peer_stream(12)
+    server.on_stream_closed(0)
+    assert not server.max_streams_due(True)  # one of four closed: not half yet
+    server.on_stream_closed(4)
+    assert server.max_streams_due(True)
+    assert server.max_streams_due(True)  # asking twice changes nothing
+    assert server.local_limit(True) == 4
+    assert server.get_max_streams(True) == 6
+    assert not server.max_streams_due(True)
+    assert not server.max_streams_due(False)
