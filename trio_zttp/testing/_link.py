@@ -14,8 +14,8 @@ about it:
 1. ``mtu``: larger datagrams are dropped (counted as ``dropped_mtu``);
 2. ``drop_filter(datagram, index)``: targeted drops (``dropped_filter``);
 3. ``loss``: random drops (``dropped_loss``);
-4. ``ecn_rewrite(codepoint, index)``: a middlebox rewriting the ECN codepoint (``ecn_rewritten``
-   when it changes it);
+4. ``ecn_rewrite(datagram, codepoint, index)``: a middlebox rewriting the ECN codepoint
+   (``ecn_rewritten`` when it changes it);
 5. ``bandwidth``: the datagram waits for the datagrams ahead of it to be serialised; if the queue
    already holds more than ``queue_limit`` bytes it is dropped (``dropped_queue``); if it holds
    more than ``ce_threshold`` bytes, an ECN-capable datagram is marked CE instead (``ce_marked``);
@@ -60,9 +60,10 @@ DropFilter: TypeAlias = Callable[[bytes, int], bool]
 """``drop_filter(datagram, index) -> bool``: return True to drop. ``index`` counts the
 datagrams offered to the link, from 0, including ones dropped earlier by ``mtu``."""
 
-EcnRewrite: TypeAlias = Callable[[int, int], int]
-"""``ecn_rewrite(codepoint, index) -> codepoint``: what a middlebox leaves of a datagram's
-ECN codepoint (``lambda ecn, i: 0`` bleaches every mark). ``index`` as for :data:`DropFilter`."""
+EcnRewrite: TypeAlias = Callable[[bytes, int, int], int]
+"""``ecn_rewrite(datagram, codepoint, index) -> codepoint``: what a middlebox leaves of a
+datagram's ECN codepoint (``lambda d, ecn, i: 0`` bleaches every mark). ``index`` as for
+:data:`DropFilter`."""
 
 Seed: TypeAlias = int | str | bytes
 
@@ -112,8 +113,8 @@ class LinkConditions:
             an ECN-enabled router's active queue management does (RFC 3168).
         ce_threshold: With ``bandwidth``: ECN-capable datagrams that find more than this many
             bytes queued ahead of them are marked CE (a step-marking AQM); ``None`` never.
-        ecn_rewrite: ``ecn_rewrite(codepoint, index) -> codepoint``, a middlebox that bleaches
-            or rewrites the ECN field, e.g. ``lambda ecn, i: 0``.
+        ecn_rewrite: ``ecn_rewrite(datagram, codepoint, index) -> codepoint``, a middlebox
+            that bleaches or rewrites the ECN field, e.g. ``lambda d, ecn, i: 0``.
     """
 
     loss: float = attrs.field(default=0.0, validator=_probability)
@@ -263,7 +264,7 @@ class Link:
             counts[6] += 1
             return []
         if c.ecn_rewrite is not None:
-            rewritten = c.ecn_rewrite(ecn, index)
+            rewritten = c.ecn_rewrite(datagram, ecn, index)
             if rewritten != ecn:
                 ecn = rewritten
                 counts[12] += 1
