@@ -189,12 +189,14 @@ class WireDatagram:
         source: The sender's address.
         destination: The address it is sent to.
         data: Its bytes.
+        ecn: Its ECN codepoint as sent (0 Not-ECT, 1 ECT(1), 2 ECT(0), 3 CE).
     """
 
     time: float
     source: Address
     destination: Address
     data: bytes = attrs.field(repr=lambda data: f"<{len(data)} bytes>")
+    ecn: int = 0
 
 
 @final

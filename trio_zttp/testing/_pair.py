@@ -337,7 +337,7 @@ class Pair:
         destination = self._addrs[i]
         if self.tap is not None:
             self.tap(None, WireDatagram(
-                time=self._now, source=source, destination=destination, data=bytes(data)))
+                time=self._now, source=source, destination=destination, data=bytes(data), ecn=ecn))
         self._injected += 1
         self._push(self._now + delay, destination, tuple(source), bytes(data), ecn)
 
@@ -529,7 +529,7 @@ class Pair:
             self._sent_bytes[i] += len(data)
             if tap is not None:
                 tap(_SIDES[i], WireDatagram(
-                    time=now, source=source, destination=destination, data=data))
+                    time=now, source=source, destination=destination, data=data, ecn=ecn))
             for at, delivered, codepoint in link.send_with_ecn(data, now, ecn):
                 heapq.heappush(heap, (at, self._seq, destination, source, delivered, codepoint))
                 self._seq += 1
