@@ -36,7 +36,7 @@ from ._config import Configuration
 from ._conn_base import State
 from ._control import ControlMixin
 from ._crypto import DecryptionError, PacketOpener
-from ._ecn import EcnState
+from ._ecn import ECT_0, EcnState
 from ._errors import (
     FrameEncodingError,
     InternalError,
@@ -103,6 +103,7 @@ _CLOSING: Final = State.CLOSING
 _DRAINING: Final = State.DRAINING
 _TERMINATED: Final = State.TERMINATED
 _ECN_TESTING: Final = EcnState.TESTING
+_ECN_CAPABLE: Final = EcnState.CAPABLE
 _ECN_FAILED: Final = EcnState.FAILED
 _ECN_DISABLED: Final = EcnState.DISABLED
 
@@ -197,6 +198,15 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
         """
         ecn = self._ecn
         state = ecn.state
+        if state is _ECN_CAPABLE and self._handshake_confirmed:
+            # the common case: every packet marked, and only the application space sends
+            self._ecn_mark = True
+            ecn.codepoint = ECT_0
+            app = self._spaces[2]
+            before = app.next_pn
+            out = self._datagrams_to_send(now)
+            ecn.sent[2] += app.next_pn - before
+            return out
         if state is _ECN_FAILED or state is _ECN_DISABLED:
             self._ecn_mark = False
             return self._datagrams_to_send(now)
@@ -206,10 +216,10 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
             return self._datagrams_to_send(now)
         self._ecn_mark = True
         initial, handshake, app = self._spaces
-        before = initial.next_pn, handshake.next_pn, app.next_pn
+        pns = initial.next_pn, handshake.next_pn, app.next_pn
         out = self._datagrams_to_send(now)
-        ecn.on_batch_sent(initial.next_pn - before[0], handshake.next_pn - before[1],
-                          app.next_pn - before[2])
+        ecn.on_batch_sent(initial.next_pn - pns[0], handshake.next_pn - pns[1],
+                          app.next_pn - pns[2])
         return out
 
     @property
