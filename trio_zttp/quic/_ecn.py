@@ -36,6 +36,14 @@ controller takes at most once per recovery period.
 The batch granularity means the testing period can mark a few more than
 :data:`TESTING_PACKETS` packets: one batch is marked or not as a whole, because the I/O
 layer sends it with one codepoint.
+
+The states and their moves, as the table :data:`TRANSITIONS` has them (STYLE.md)::
+
+    TESTING                    --testing over-->     UNKNOWN
+    TESTING, UNKNOWN, CAPABLE  --marks validated-->  CAPABLE
+    TESTING, UNKNOWN, CAPABLE  --invalid counts-->   FAILED
+    UNKNOWN                    --every mark lost-->  FAILED
+    FAILED, DISABLED           (no moves)
 """
 
 from __future__ import annotations
@@ -51,8 +59,11 @@ __all__ = [
     "NOT_ECT",
     "TESTING_PACKETS",
     "TESTING_PTOS",
+    "TRANSITIONS",
+    "EcnEvent",
     "EcnState",
     "EcnValidator",
+    "ecn_transition",
 ]
 
 NOT_ECT: Final = 0
@@ -79,6 +90,52 @@ class EcnState(enum.StrEnum):
     FAILED = "failed"
     #: ``Configuration(ecn=False)``: never marking.
     DISABLED = "disabled"
+
+
+class EcnEvent(enum.Enum):
+    """What moves an :class:`EcnValidator` from one state to another."""
+
+    #: Ten packets were marked, or three PTOs passed.
+    TESTING_OVER = "testing period over"
+    #: An ACK frame's counts confirmed newly acknowledged marked packets.
+    VALIDATED = "marks validated"
+    #: An ACK frame's counts broke a rule of RFC 9000 §13.4.2.1.
+    INVALID = "invalid counts"
+    #: Every packet marked during the testing period was declared lost.
+    ALL_LOST = "every mark lost"
+
+
+TRANSITIONS: Final[dict[EcnState, dict[EcnEvent, EcnState]]] = {
+    EcnState.TESTING: {
+        EcnEvent.TESTING_OVER: EcnState.UNKNOWN,
+        EcnEvent.VALIDATED: EcnState.CAPABLE,
+        EcnEvent.INVALID: EcnState.FAILED,
+    },
+    EcnState.UNKNOWN: {
+        EcnEvent.VALIDATED: EcnState.CAPABLE,
+        EcnEvent.INVALID: EcnState.FAILED,
+        EcnEvent.ALL_LOST: EcnState.FAILED,
+    },
+    EcnState.CAPABLE: {
+        EcnEvent.VALIDATED: EcnState.CAPABLE,
+        EcnEvent.INVALID: EcnState.FAILED,
+    },
+    EcnState.FAILED: {},
+    EcnState.DISABLED: {},
+}
+"""``{state: {event: next state}}``: every move ECN validation makes; others are bugs."""
+
+
+def ecn_transition(state: EcnState, event: EcnEvent) -> EcnState:
+    """The state after ``event``.
+
+    Raises:
+        ValueError: the table has no such move (a bug in the caller).
+    """
+    try:
+        return TRANSITIONS[state][event]
+    except KeyError:
+        raise ValueError(f"ECN: no move from {state.value} on {event.value}") from None
 
 
 _TESTING: Final = EcnState.TESTING
@@ -171,7 +228,7 @@ class EcnValidator:
                 self._end_testing()
 
     def _end_testing(self) -> None:
-        self.state = _UNKNOWN
+        self.state = ecn_transition(self.state, EcnEvent.TESTING_OVER)
         self._check_all_lost()
 
     # -- the peer's answer -------------------------------------------------------------------
@@ -209,7 +266,7 @@ class EcnValidator:
         if marked:
             self._acked_marked = True
             if self.state is not _CAPABLE:
-                self.state = _CAPABLE
+                self.state = ecn_transition(self.state, EcnEvent.VALIDATED)
         if ce > last_ce:
             self.ce_reported += ce - last_ce
             return True
@@ -228,11 +285,15 @@ class EcnValidator:
     def _check_all_lost(self) -> None:
         if self.state is _UNKNOWN and not self._acked_marked and self._testing_sent and \
                 self._testing_lost >= self._testing_sent:
-            self.fail("every packet marked during the testing period was lost")
+            self._fail(EcnEvent.ALL_LOST,
+                       "every packet marked during the testing period was lost")
 
     def fail(self, reason: str) -> None:
-        """Validation failed: stop marking for good."""
+        """Validation failed (invalid counts): stop marking for good."""
+        self._fail(EcnEvent.INVALID, reason)
+
+    def _fail(self, event: EcnEvent, reason: str) -> None:
         if self.active:
-            self.state = _FAILED
+            self.state = ecn_transition(self.state, event)
             self.failure = reason
             self.codepoint = NOT_ECT
