@@ -123,6 +123,17 @@ def _check_h3_result(result: dict[str, object]) -> None:
     assert datagrams["received"] == datagrams["sent"] == 20
 
 
+def _check_ecn_failed_harmlessly(transport: dict[str, object]) -> None:
+    """aioquic neither reads nor reports ECN: our marks go unanswered, so we stop marking,
+    and nothing counts as congestion (test_ecn_interop.py has the ECN-capable peer)."""
+    assert transport["ecn_state"] == "failed", transport
+    assert "without ECN counts" in str(transport["ecn_failure"])
+    assert transport["ecn_ce_reported"] == 0
+    assert transport["ecn_ect0_received"] == transport["ecn_ce_received"] == 0
+    sent = transport["ecn_ect0_sent"]
+    assert isinstance(sent, int) and 0 < sent < 50  # the testing period, then no more marks
+
+
 def test_aioquic_client_against_our_server(interop: InteropSession, ours: str) -> None:
     peer = our_server(interop)
     run = interop.client(
@@ -145,6 +156,8 @@ def test_aioquic_client_against_our_server(interop: InteropSession, ours: str) -
     assert stats["sessions_ping-pong"] == 1 and stats["sessions_echo"] == 1
     assert stats["datagrams"] >= 5 + 20  # 1, 3, 5, 7, 9 and the twenty echoes
     assert stats["post_bytes"] == 5 * MB
+    (transport,) = peer.events("transport")
+    _check_ecn_failed_harmlessly(transport)
 
 
 def test_our_client_against_aioquic_server(interop: InteropSession, ours: str) -> None:
@@ -162,6 +175,7 @@ def test_our_client_against_aioquic_server(interop: InteropSession, ours: str) -
     assert run.ok, run.describe()
     assert run.result is not None
     _check_h3_result(run.result)
+    _check_ecn_failed_harmlessly(run.result["transport"])
     settings = run.result["peer_settings"]
     assert settings["8"] == 1 and settings["51"] == 1  # extended CONNECT, HTTP datagrams
     assert peer.stop() == EXIT_OK, peer.describe()

@@ -569,12 +569,12 @@ def test_recovery_ecn_ce_increase_reduces_window_once() -> None:
     recovery, link = confirmed_server()
     for _ in range(4):
         link.send(APP, 0.0)
-    recovery.on_ack_received(APP, ((0, 0),), 0.0, 0.1, ecn_ce_count=0)
+    recovery.on_ack_received(APP, ((0, 0),), 0.0, 0.1, ecn_counts=(1, 0, 0))
     assert recovery.congestion_window > 12000
     window = recovery.congestion_window
-    recovery.on_ack_received(APP, ((0, 1),), 0.0, 0.1, ecn_ce_count=1)
+    recovery.on_ack_received(APP, ((0, 1),), 0.0, 0.1, ecn_counts=(1, 0, 1))
     assert recovery.congestion_window == window // 2
-    recovery.on_ack_received(APP, ((0, 2),), 0.0, 0.1, ecn_ce_count=1)  # no increase
+    recovery.on_ack_received(APP, ((0, 2),), 0.0, 0.1, ecn_counts=(2, 0, 1))  # no increase
     assert recovery.congestion_window == window // 2
 
 

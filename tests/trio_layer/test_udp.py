@@ -30,8 +30,8 @@ def _has_ipv6() -> bool:
     return True
 
 
-async def _collect(transport: DatagramTransport, count: int) -> list[tuple[bytes, tuple]]:
-    got: list[tuple[bytes, tuple]] = []
+async def _collect(transport: DatagramTransport, count: int) -> list[tuple[bytes, tuple, int]]:
+    got: list[tuple[bytes, tuple, int]] = []
     with trio.fail_after(5):
         while len(got) < count:
             got += await transport.receive()
@@ -53,8 +53,8 @@ async def test_udp_paths_deliver_in_order(sender_fast: bool, receiver_fast: bool
         payloads = [bytes([i]) * 1200 for i in range(20)] + [b"tail", b"z" * 1300]
         await a.send([(p, b.local_address) for p in payloads])
         got = await _collect(b, len(payloads))
-        assert [data for data, _ in got] == payloads
-        assert {addr for _, addr in got} == {a.local_address}
+        assert [data for data, _, _ in got] == payloads
+        assert {addr for _, addr, _ in got} == {a.local_address}
         assert a.datagrams_sent == len(payloads)
         assert b.datagrams_received == len(payloads)
         if sender_fast:
@@ -77,8 +77,8 @@ async def test_udp_fast_path_batches_and_splits_by_destination() -> None:
         await a.send(batch)
         got_b = await _collect(b, 15)
         got_c = await _collect(c, 15)
-        assert [d for d, _ in got_b] == [d for d, t in batch if t == b.local_address]
-        assert [d for d, _ in got_c] == [d for d, t in batch if t == c.local_address]
+        assert [d for d, _, _ in got_b] == [d for d, t in batch if t == b.local_address]
+        assert [d for d, _, _ in got_c] == [d for d, t in batch if t == c.local_address]
         # one wake-up drains several datagrams
         await a.send([(b"x" * 100, b.local_address)] * 50)
         await trio.sleep(0.05)
@@ -103,7 +103,7 @@ async def test_udp_portable_path_drains_a_batch_per_receive() -> None:
         first = await b.receive()
         assert len(first) > 1
         rest = await _collect(b, len(payloads) - len(first))
-        assert [d for d, _ in first + rest] == payloads
+        assert [d for d, _, _ in first + rest] == payloads
         assert b.datagrams_received == len(payloads)
     finally:
         a.close()
@@ -241,7 +241,7 @@ async def test_udp_fast_path_falls_back_when_gso_fails() -> None:
         await sender.send([(p, receiver.local_address) for p in payloads])
         assert not sender.gso  # switched off for good, silently
         got = await _collect(receiver, 5)
-        assert [d for d, _ in got] == payloads
+        assert [d for d, _, _ in got] == payloads
         assert sender.datagrams_sent == 5 and sender.send_errors == 0
     finally:
         sender.close()

@@ -13,7 +13,7 @@ from typing import Any, Protocol, TypeAlias
 from ..quic._config import Configuration
 from ..quic._events import Event
 
-__all__ = ["Address", "ConnectionFactory", "Engine", "default_connection_factory"]
+__all__ = ["Address", "ConnectionFactory", "EcnEngine", "Engine", "default_connection_factory"]
 
 Address: TypeAlias = tuple[str, int]
 """A peer address as the trio layer passes it to the engine: ``(host, port)``."""
@@ -65,6 +65,24 @@ class Engine(Protocol):
     def consume_stream_data(self, stream_id: int, n: int) -> None:
         """The application read ``n`` bytes: the engine may now extend flow-control credit."""
         ...
+
+
+class EcnEngine(Engine, Protocol):
+    """An engine that takes and chooses ECN codepoints (``quic.Connection`` does).
+
+    The trio layer treats an engine whose ``ecn_codepoint`` is not None as one: it passes each
+    datagram's codepoint, when the socket reports one, as ``receive_datagram(..., ecn=...)``
+    and sends each batch from ``datagrams_to_send`` with ``ecn_codepoint`` read right after.
+    """
+
+    @property
+    def ecn_codepoint(self) -> int:
+        """The IP ECN codepoint for the batch the last ``datagrams_to_send`` returned."""
+        ...
+
+    def receive_datagram(
+        self, data: bytes, addr: Address, now: float, *, ecn: int = 0
+    ) -> None: ...
 
 
 class ConnectionFactory(Protocol):

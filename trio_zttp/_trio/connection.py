@@ -48,7 +48,7 @@ from ..quic._events import (
     StreamDataReceived,
     StreamReset,
 )
-from ._engine import Address, Engine
+from ._engine import Address, EcnEngine, Engine
 from .errors import ConnectionClosedError
 from .stream import QuicReceiveStream, QuicSendStream, QuicStream, _StreamCore
 
@@ -86,7 +86,9 @@ class _EndpointLink(Protocol):
     #: Connections whose queue became half full (the endpoint waits for their drivers).
     _crowded: list[QuicConnection]
 
-    async def _send_datagrams(self, datagrams: list[tuple[bytes, Address]]) -> None: ...
+    async def _send_datagrams(
+        self, datagrams: list[tuple[bytes, Address]], ecn: int = 0
+    ) -> None: ...
 
     def _add_route(self, cid: bytes, connection: QuicConnection) -> None: ...
 
@@ -174,9 +176,13 @@ class QuicConnection(trio.abc.AsyncResource):
         self.internal_error_code = _INTERNAL_ERROR
 
         self._incoming_send, self._incoming_receive = trio.open_memory_channel[
-            tuple[bytes, Address] | None
+            tuple[bytes, Address, int] | None  # datagram, source, ECN codepoint
         ](INCOMING_QUEUE_SIZE)
         self._queued = 0  # datagrams delivered since the driver last drained its queue
+        # ECN: the engine takes and chooses codepoints (see _engine.EcnEngine)
+        self._ecn_engine: EcnEngine | None = (
+            engine if getattr(engine, "ecn_codepoint", None) is not None else None  # type: ignore
+        )
         self._poke_pending = False
         self._poked = False  # a task queued something while the driver coalesced
         # reads since the last flush; the driver is poked for them once they could matter
@@ -519,14 +525,14 @@ class QuicConnection(trio.abc.AsyncResource):
 
     # -- used by the endpoint -----------------------------------------------------------------
 
-    def _deliver(self, data: bytes, addr: Address) -> bool:
+    def _deliver(self, data: bytes, addr: Address, ecn: int = 0) -> bool:
         """Queue a datagram for the driver; False (and counted) when the queue is full.
 
         A queue half full marks the endpoint crowded: it then lets the drivers run before it
         routes another batch, so only a driver that really falls behind loses datagrams.
         """
         try:
-            self._incoming_send.send_nowait((data, addr))
+            self._incoming_send.send_nowait((data, addr, ecn))
         except trio.WouldBlock:
             self._datagrams_dropped += 1
             return False
@@ -548,7 +554,7 @@ class QuicConnection(trio.abc.AsyncResource):
         self._driver_started = True
         try:
             if initial:
-                await self._endpoint._send_datagrams(initial)
+                await self._endpoint._send_datagrams(initial, self._ecn_codepoint())
             await self._run()
         except Exception as exc:  # an engine bug must not take the endpoint down
             self._failure = exc
@@ -562,6 +568,7 @@ class QuicConnection(trio.abc.AsyncResource):
 
     async def _run(self) -> None:
         engine = self._engine
+        ecn_engine = self._ecn_engine
         receive = self._incoming_receive
         handle = self._handle_events
         await self._flush()
@@ -591,7 +598,10 @@ class QuicConnection(trio.abc.AsyncResource):
             received = 0
             while True:
                 if item is not None:
-                    engine.receive_datagram(item[0], item[1], now)
+                    if item[2] and ecn_engine is not None:
+                        ecn_engine.receive_datagram(item[0], item[1], now, ecn=item[2])
+                    else:
+                        engine.receive_datagram(item[0], item[1], now)
                     received += 1
                 try:
                     item = receive.receive_nowait()
@@ -642,9 +652,15 @@ class QuicConnection(trio.abc.AsyncResource):
         self._poke_pending = False  # anything queued from here on needs a new wake-up
         self._unflushed_consumed = 0
         datagrams = self._engine.datagrams_to_send(trio.current_time())
+        ecn = self._ecn_codepoint()
         self._handle_events()
         if datagrams:
-            await self._endpoint._send_datagrams(datagrams)
+            await self._endpoint._send_datagrams(datagrams, ecn)
+
+    def _ecn_codepoint(self) -> int:
+        """The codepoint for the batch the engine just returned (0: engine without ECN)."""
+        engine = self._ecn_engine
+        return 0 if engine is None else engine.ecn_codepoint
 
     def _wake_senders(self) -> None:
         engine = self._engine

@@ -325,9 +325,9 @@ class QuicEndpoint:
             except trio.ClosedResourceError:
                 return
             now = trio.current_time()
-            for data, addr in batch:
+            for data, addr, ecn in batch:
                 try:
-                    dispatch(data, addr, now)
+                    dispatch(data, addr, now, ecn)
                 except Exception:  # hostile input must never end the receive task
                     self._internal_errors += 1
             if self._outbox:
@@ -348,7 +348,7 @@ class QuicEndpoint:
                 return
         crowded.clear()
 
-    def _dispatch(self, data: bytes, addr: Address, now: float) -> None:
+    def _dispatch(self, data: bytes, addr: Address, now: float, ecn: int = 0) -> None:
         try:
             is_long, version, dcid = peek_dcid(data, self._cid_length)
         except MalformedPacketError:
@@ -356,14 +356,14 @@ class QuicEndpoint:
             return
         connection = self._routes.get(dcid)
         if connection is not None:
-            if not connection._deliver(data, addr):
+            if not connection._deliver(data, addr, ecn):
                 self._dropped += 1
             return
         if not is_long:
             peers = self._by_address.get(addr)
             if peers:
                 for peer in peers:  # maybe its peer's stateless reset
-                    if not peer._deliver(data, addr):
+                    if not peer._deliver(data, addr, ecn):
                         self._dropped += 1
                 return
             self._send_stateless_reset(data, dcid, addr, now)
@@ -385,7 +385,7 @@ class QuicEndpoint:
         if header.packet_type is not PacketType.INITIAL or len(header.dcid) < _MIN_CLIENT_DCID:
             self._unroutable += 1
             return
-        self._admit(data, addr, now, header.dcid, header.scid, header.token, header.version)
+        self._admit(data, addr, now, header.dcid, header.scid, header.token, header.version, ecn)
 
     def _send_stateless_reset(self, data: bytes, dcid: bytes, addr: Address, now: float) -> None:
         size = min(len(data) - 1, _MAX_STATELESS_RESET)
@@ -424,6 +424,7 @@ class QuicEndpoint:
         scid: bytes,
         token: bytes,
         version: int | None,
+        ecn: int = 0,
     ) -> None:
         configuration = self._server_config
         assert configuration is not None and version is not None
@@ -459,7 +460,10 @@ class QuicEndpoint:
             original_destination_connection_id=original_dcid,
             retry_source_connection_id=retry_scid,
         )
-        engine.receive_datagram(data, addr, now)
+        if ecn and getattr(engine, "ecn_codepoint", None) is not None:
+            engine.receive_datagram(data, addr, now, ecn=ecn)  # type: ignore[call-arg]
+        else:
+            engine.receive_datagram(data, addr, now)
         first = engine.datagrams_to_send(now)
         if not first:
             self._refused += 1  # nothing the engine could read: keep no state
@@ -490,14 +494,16 @@ class QuicEndpoint:
 
     # -- used by connections --------------------------------------------------------------------
 
-    async def _send_datagrams(self, datagrams: list[tuple[bytes, Address]]) -> None:
+    async def _send_datagrams(
+        self, datagrams: list[tuple[bytes, Address]], ecn: int = 0
+    ) -> None:
         lock = self._send_lock
         try:
             lock.acquire_nowait()
         except trio.WouldBlock:
             await lock.acquire()
         try:
-            await self._transport.send(datagrams)
+            await self._transport.send(datagrams, ecn)
         except trio.ClosedResourceError:
             pass
         finally:

@@ -310,8 +310,16 @@ class H3Engine:
     def connect(self, addr: Address, now: float) -> None:
         self._inner.connect(addr, now)
 
-    def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
-        self._inner.receive_datagram(data, addr, now)
+    @property
+    def ecn_codepoint(self) -> int | None:
+        value: int | None = getattr(self._inner, "ecn_codepoint", None)
+        return value
+
+    def receive_datagram(self, data: bytes, addr: Address, now: float, *, ecn: int = 0) -> None:
+        if ecn:  # only when the inner engine has ecn_codepoint (see _engine.EcnEngine)
+            self._inner.receive_datagram(data, addr, now, ecn=ecn)  # type: ignore[call-arg]
+        else:
+            self._inner.receive_datagram(data, addr, now)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
         self._unflushed_credit = 0

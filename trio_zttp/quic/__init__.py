@@ -9,6 +9,7 @@ from ._address_tokens import TokenHandler as TokenHandler
 from ._cids import encode_stateless_reset as encode_stateless_reset
 from ._config import Configuration as Configuration
 from ._connection import Connection as Connection
+from ._ecn import EcnState as EcnState
 from ._errors import QuicError as QuicError
 from ._errors import StreamStateError as StreamStateError
 from ._errors import TransportErrorCode as TransportErrorCode
@@ -47,6 +48,7 @@ __all__ = [
     "ConnectionStatistics",
     "ConnectionTerminated",
     "DatagramFrameReceived",
+    "EcnState",
     "Event",
     "HandshakeCompleted",
     "InitialDecodeError",

@@ -82,6 +82,10 @@ class Configuration:
     initial_rtt: float = 0.333
     #: "cubic" or "newreno".
     congestion_control: Literal["cubic", "newreno"] = "cubic"
+    #: Mark what we send ECT(0) and react to the peer's CE reports once the path proved it
+    #: carries the marks (ECN, RFC 9000 §13.4). False never marks; the ECN counts of what we
+    #: receive are reported either way.
+    ecn: bool = True
     #: TLS 1.3 cipher suites (IANA numbers), preferred first; None: all three.
     cipher_suites: Sequence[int] | None = None
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ._cids import LocalConnectionIds, PeerConnectionIds
     from ._config import Configuration
     from ._crypto import PacketOpener, PacketSealer
+    from ._ecn import EcnValidator
     from ._errors import TransportError
     from ._events import Event
     from ._params import TransportParameters
@@ -110,6 +111,12 @@ class ConnectionBase:
     _ping_pending: bool
     _ping_uids: list[int]
     _ack_only_sent: int
+
+    # ECN (RFC 9000 §13.4): the validator of what we send, whether the batch being built is
+    # marked, and the codepoint of the datagram being received
+    _ecn: EcnValidator
+    _ecn_mark: bool
+    _rx_ecn: int
 
     # timers and closing
     _idle_timeout: float

@@ -36,6 +36,7 @@ from ._config import Configuration
 from ._conn_base import State
 from ._control import ControlMixin
 from ._crypto import DecryptionError, PacketOpener
+from ._ecn import ECT_0, EcnState
 from ._errors import (
     FrameEncodingError,
     InternalError,
@@ -101,6 +102,10 @@ _CONNECTED: Final = State.CONNECTED
 _CLOSING: Final = State.CLOSING
 _DRAINING: Final = State.DRAINING
 _TERMINATED: Final = State.TERMINATED
+_ECN_TESTING: Final = EcnState.TESTING
+_ECN_CAPABLE: Final = EcnState.CAPABLE
+_ECN_FAILED: Final = EcnState.FAILED
+_ECN_DISABLED: Final = EcnState.DISABLED
 
 Handler = Callable[["Connection", memoryview, int, int, float], int]
 
@@ -151,8 +156,26 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
         self._start_client(now)
 
     def receive_datagram(self, data: bytes | bytearray | memoryview, addr: Any,
-                         now: float) -> None:
-        """Handle one UDP datagram from ``addr``. Never raises for anything the peer sent."""
+                         now: float, *, ecn: int = 0) -> None:
+        """Handle one UDP datagram from ``addr``. Never raises for anything the peer sent.
+
+        Args:
+            data: the UDP payload.
+            addr: where it came from.
+            now: the driver's clock.
+            ecn: the datagram's ECN codepoint, the two ECN bits of its IP header when the I/O
+                layer can read them (RFC 3168: 0 Not-ECT, 1 ECT(1), 2 ECT(0), 3 CE). Every
+                packet of the datagram that decrypts counts it (RFC 9000 §13.4.1).
+
+        Raises:
+            ValueError: ``ecn`` is not 0, 1, 2 or 3.
+        """
+        if ecn:
+            if ecn.__class__ is not int or ecn > 3 or ecn < 0:
+                raise ValueError(f"ecn must be an ECN codepoint 0..3, not {ecn!r}")
+        elif ecn.__class__ is not int:
+            raise ValueError(f"ecn must be an ECN codepoint 0..3, not {ecn!r}")
+        self._rx_ecn = ecn
         self._now = now
         state = self._state
         if state is _TERMINATED or state is _DRAINING:
@@ -167,7 +190,49 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
             self._close_on_error(InternalError(f"internal error: {exc!r}"), now)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
-        """Datagrams to send now, each with its destination address."""
+        """Datagrams to send now, each with its destination address.
+
+        Send all of them with the IP ECN codepoint :attr:`ecn_codepoint` says (read it after
+        this call); an I/O layer that cannot set it sends them unmarked, which ECN validation
+        notices without harm.
+        """
+        ecn = self._ecn
+        state = ecn.state
+        if state is _ECN_CAPABLE and self._handshake_confirmed:
+            # the common case: every packet marked, and only the application space sends
+            self._ecn_mark = True
+            ecn.codepoint = ECT_0
+            app = self._spaces[2]
+            before = app.next_pn
+            out = self._datagrams_to_send(now)
+            ecn.sent[2] += app.next_pn - before
+            return out
+        if state is _ECN_FAILED or state is _ECN_DISABLED:
+            self._ecn_mark = False
+            return self._datagrams_to_send(now)
+        if not ecn.start_batch(
+                now, self._recovery.pto_duration() if state is _ECN_TESTING else 0.0):
+            self._ecn_mark = False
+            return self._datagrams_to_send(now)
+        self._ecn_mark = True
+        initial, handshake, app = self._spaces
+        pns = initial.next_pn, handshake.next_pn, app.next_pn
+        out = self._datagrams_to_send(now)
+        ecn.on_batch_sent(initial.next_pn - pns[0], handshake.next_pn - pns[1],
+                          app.next_pn - pns[2])
+        return out
+
+    @property
+    def ecn_codepoint(self) -> int:
+        """The IP ECN codepoint for the datagrams the last :meth:`datagrams_to_send` returned.
+
+        2 (ECT(0)) while ECN is being tested or was validated, 0 (Not-ECT) otherwise: after
+        validation failed, while validation waits for the peer, or with
+        ``Configuration(ecn=False)``. See :mod:`trio_zttp.quic._ecn`.
+        """
+        return self._ecn.codepoint
+
+    def _datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
         self._now = now
         try:
             state = self._state
@@ -317,6 +382,12 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
         if pn <= space.largest_received and (pn < space.ack_floor or pn in space.received):
             return True  # a duplicate
         self._stats_packets_received += 1
+        ecn = self._rx_ecn
+        if ecn:
+            counts = space.ecn_received
+            if counts is None:
+                counts = space.ecn_received = [0, 0, 0, 0]
+            counts[ecn] += 1
         self._rx_epoch = epoch
         self._rx_path = path
         self._rx_dcid = dcid

@@ -328,6 +328,13 @@ class ControlMixin(ConnectionBase):
         recovery = self._recovery
         rtt = recovery.rtt
         path = self._paths.current
+        ecn = self._ecn
+        received = [0, 0, 0, 0]
+        for space in self._spaces:
+            counts = space.ecn_received
+            if counts is not None:
+                for codepoint in (1, 2, 3):
+                    received[codepoint] += counts[codepoint]
         return ConnectionStatistics(
             smoothed_rtt=rtt.smoothed_rtt, min_rtt=rtt.min_rtt, latest_rtt=rtt.latest_rtt,
             rttvar=rtt.rttvar, congestion_window=recovery.congestion_window,
@@ -339,6 +346,9 @@ class ControlMixin(ConnectionBase):
             datagrams_dropped=self._datagrams_dropped, pto_count=recovery.pto_count,
             key_updates=self._key_updates, streams=len(self._streams),
             peer_address=None if path is None else path.address,
+            ecn_state=ecn.state, ecn_failure=ecn.failure, ecn_ect0_received=received[2],
+            ecn_ect1_received=received[1], ecn_ce_received=received[3],
+            ecn_ect0_sent=sum(ecn.sent), ecn_ce_reported=ecn.ce_reported,
         )
 
     def _start_qlog(self, now: float) -> None:

@@ -24,6 +24,7 @@ from .._tls.suites import Epoch
 from ._congestion import make_congestion_controller
 from ._conn_base import ConnectionBase, State
 from ._crypto import PacketOpener
+from ._ecn import EcnValidator
 from ._errors import QuicError, TransportError, TransportErrorCode
 from ._events import ConnectionTerminated, PingAcknowledged
 from ._frames import ConnectionCloseFrame
@@ -65,12 +66,16 @@ class LifecycleMixin(ConnectionBase):
     def _init_lifecycle(self, config: Any) -> None:
         self._max_datagram_size = config.max_datagram_size
         self._spaces = (PacketSpace(_INITIAL), PacketSpace(_HANDSHAKE), PacketSpace(_ONE_RTT))
+        self._ecn = EcnValidator(config.ecn)
+        self._ecn_mark = False
+        self._rx_ecn = 0
         self._recovery = LossRecovery(
             is_client=config.is_client,
             congestion_controller=make_congestion_controller(
                 config.congestion_control, config.max_datagram_size),
             max_datagram_size=config.max_datagram_size,
             initial_rtt=config.initial_rtt,
+            ecn=self._ecn,
         )
         self._paths = PathManager(config.random_bytes)
         self._streams = StreamManager(
@@ -287,8 +292,7 @@ class LifecycleMixin(ConnectionBase):
         epoch = self._rx_epoch
         ack_delay = (delay << self._peer_ack_delay_exponent) / 1_000_000
         recovery = self._recovery
-        result = recovery.on_ack_received(
-            epoch, ranges, ack_delay, now, None if ecn is None else ecn[2])
+        result = recovery.on_ack_received(epoch, ranges, ack_delay, now, ecn)
         streams = self._streams
         for packet in result.acked:
             for record in packet.frames:

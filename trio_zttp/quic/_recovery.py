@@ -40,6 +40,7 @@ from typing import Any, Final, NamedTuple, final
 
 from .._tls.suites import Epoch
 from ._congestion import CongestionController, NewReno, Pacer
+from ._ecn import EcnValidator
 from ._errors import ProtocolViolation
 
 __all__ = [
@@ -68,6 +69,8 @@ _INITIAL: Final = Epoch.INITIAL
 _HANDSHAKE: Final = Epoch.HANDSHAKE
 _ZERO_RTT: Final = Epoch.ZERO_RTT
 _ONE_RTT: Final = Epoch.ONE_RTT
+# ECN counts are kept per packet-number space: Initial 0, Handshake 1, application 2
+_ECN_SPACE: Final = {_INITIAL: 0, _ZERO_RTT: 2, _HANDSHAKE: 1, _ONE_RTT: 2}
 
 
 
@@ -169,10 +172,12 @@ class SentPacket:
         in_flight: whether it counts toward bytes in flight (ack-eliciting or PADDING).
         is_crypto: whether it carries CRYPTO data (the connection may prefer it for probes).
         frames: the connection's opaque record of what the packet carried (see module doc).
+        ecn: whether it was sent with the ECT(0) codepoint (ECN validation counts them).
     """
 
     __slots__ = (
         "ack_eliciting",
+        "ecn",
         "epoch",
         "frames",
         "in_flight",
@@ -192,6 +197,7 @@ class SentPacket:
         in_flight: bool | None = None,
         is_crypto: bool = False,
         frames: list[Any] | None = None,
+        ecn: bool = False,
     ) -> None:
         self.packet_number = packet_number
         self.epoch = epoch
@@ -201,6 +207,7 @@ class SentPacket:
         self.in_flight = ack_eliciting if in_flight is None else in_flight
         self.is_crypto = is_crypto
         self.frames: list[Any] = [] if frames is None else frames
+        self.ecn = ecn
 
     def __repr__(self) -> str:
         return (
@@ -221,7 +228,8 @@ class PacketSpace:
         loss_time: when the oldest unacknowledged packet crosses the time threshold.
         time_of_last_ack_eliciting: when the last ack-eliciting in-flight packet was sent.
         ack_eliciting_in_flight: how many ack-eliciting in-flight packets are unsettled.
-        ecn_ce_count: the largest ECN-CE count the peer reported in this space.
+        ecn_ce_count: the largest ECN-CE count taken from the peer in this space (without an
+            ECN validator).
     """
 
     __slots__ = (
@@ -281,6 +289,8 @@ class LossRecovery:
         max_ack_delay: the peer's max_ack_delay (seconds); settable later via ``rtt``.
         pacing: keep a :class:`~trio_zttp.quic._congestion.Pacer` fed from the window and RTT.
         pto_probe_packets: probes to request per PTO (RFC 9002 §6.2.4 allows one or two).
+        ecn: validates the peer's ECN counts (RFC 9000 §13.4.2.1) before a CE increase counts
+            as congestion; None takes the CE count of every ACK frame as it comes.
 
     Attributes:
         rtt: the :class:`RttEstimator`.
@@ -305,6 +315,7 @@ class LossRecovery:
         "_timer_now",
         "application",
         "congestion",
+        "ecn",
         "has_handshake_keys",
         "pacer",
         "pto_count",
@@ -321,6 +332,7 @@ class LossRecovery:
         max_ack_delay: float = DEFAULT_MAX_ACK_DELAY,
         pacing: bool = True,
         pto_probe_packets: int = 2,
+        ecn: EcnValidator | None = None,
     ) -> None:
         if pto_probe_packets not in (1, 2):
             raise ValueError("pto_probe_packets must be 1 or 2")
@@ -352,6 +364,7 @@ class LossRecovery:
         self._amplification_limited = False
         self.has_handshake_keys = False
         self.pto_count = 0
+        self.ecn = ecn
 
     # -- state the connection reports ------------------------------------------------------
 
@@ -445,7 +458,7 @@ class LossRecovery:
         ack_ranges: Sequence[tuple[int, int]],
         ack_delay: float,
         now: float,
-        ecn_ce_count: int | None = None,
+        ecn_counts: tuple[int, int, int] | None = None,
     ) -> AckResult:
         """Process one ACK frame (Appendix A.7).
 
@@ -455,7 +468,9 @@ class LossRecovery:
                 from the frame (not empty).
             ack_delay: the frame's ACK Delay, decoded to seconds.
             now: the current time.
-            ecn_ce_count: the frame's ECN-CE count, if it had ECN counts.
+            ecn_counts: the frame's (ECT(0), ECT(1), ECN-CE) counts, if it had them. With
+                an :class:`~._ecn.EcnValidator` they are validated first, and only a frame
+                that newly acknowledges its largest packet number is looked at.
 
         Raises:
             ProtocolViolation: the frame acknowledges a packet number never sent.
@@ -506,9 +521,14 @@ class LossRecovery:
             rtt.update(now - newest.sent_time, 0.0 if epoch == _INITIAL else ack_delay, now,
                        self._handshake_confirmed)
         congestion = self.congestion
-        if ecn_ce_count is not None and ecn_ce_count > space.ecn_ce_count:
-            space.ecn_ce_count = ecn_ce_count
-            congestion.on_ecn_ce(newest.sent_time, now)
+        ecn = self.ecn
+        if ecn is None:
+            if ecn_counts is not None and ecn_counts[2] > space.ecn_ce_count:
+                space.ecn_ce_count = ecn_counts[2]
+                congestion.on_ecn_ce(newest.sent_time, now)
+        elif newest.packet_number == largest and ecn.active and \
+                ecn.on_ack(_ECN_SPACE[epoch], acked, ecn_counts):
+            congestion.on_ecn_ce(newest.sent_time, now)  # RFC 9002 §B.7
 
         if sent and next(iter(sent)) <= space.largest_acked:
             lost = self._detect_lost(space, now)
@@ -551,6 +571,8 @@ class LossRecovery:
             if packet.ack_eliciting and packet.in_flight:
                 space.ack_eliciting_in_flight -= 1
         self.congestion.on_packets_lost(lost, now)
+        if self.ecn is not None:
+            self.ecn.on_lost(lost)
         if self._in_persistent_congestion(lost):
             self.congestion.on_persistent_congestion(now)
         return lost

@@ -151,7 +151,9 @@ def _write_ack(conn: Connection, payload: bytearray, records: list[Any], space: 
         delay = int((now - space.largest_received_time) * 1_000_000) >> conn._ack_delay_exponent
         if delay < 0:
             delay = 0
-    if write_ack_frame(payload, ranges, delay, capacity=limit - len(payload)):
+    counts = space.ecn_received
+    ecn = None if counts is None else (counts[2], counts[1], counts[3])
+    if write_ack_frame(payload, ranges, delay, ecn, capacity=limit - len(payload)):
         records.append((F_ACK, ranges[0][1]))
         space.on_ack_sent()
 
@@ -361,7 +363,7 @@ def _seal(conn: Connection, packet: _Packet, now: float) -> bytes:
     conn._recovery.on_packet_sent(SentPacket(
         packet.pn, epoch, now, len(data), ack_eliciting=eliciting,
         in_flight=eliciting or packet.padding_only, is_crypto=packet.is_crypto,
-        frames=packet.records,
+        frames=packet.records, ecn=conn._ecn_mark,
     ))
     conn._stats_packets_sent += 1
     conn._stats_bytes_sent += len(data)
@@ -477,7 +479,7 @@ def _build_short(conn: Connection, now: float, budget: int, can_elicit: bool) ->
                        + (pn & _PN_MASKS[pn_length]).to_bytes(pn_length), payload, pn)
     size = len(data)
     recovery.on_packet_sent(SentPacket(pn, _ONE_RTT, now, size, eliciting, eliciting, False,
-                                       records))
+                                       records, conn._ecn_mark))
     conn._stats_packets_sent += 1
     conn._stats_bytes_sent += size
     if eliciting and conn._idle_restart_on_send:

@@ -191,6 +191,9 @@ class PacketSpace:
         ack_deadline: when an ACK must go at the latest (the max_ack_delay timer), or None.
         ack_now: an ACK is due at once (Initial/Handshake, reordering, two packets).
         probes: ack-eliciting probe packets owed after a PTO.
+        ecn_received: packets received per ECN codepoint, indexed by codepoint (0 Not-ECT is
+            not counted, 1 ECT(1), 2 ECT(0), 3 CE), None until the first marked packet; from
+            then on our ACK frames are ACK_ECN frames (RFC 9000 §13.4.1).
         crypto_send / crypto_receive: the CRYPTO streams of the space's encryption level.
         discarded: the keys were discarded; nothing is sent or received any more.
     """
@@ -203,6 +206,7 @@ class PacketSpace:
         "crypto_receive",
         "crypto_send",
         "discarded",
+        "ecn_received",
         "epoch",
         "largest_received",
         "largest_received_time",
@@ -226,6 +230,7 @@ class PacketSpace:
         self.ack_deadline: float | None = None
         self.ack_now = False
         self.probes = 0
+        self.ecn_received: list[int] | None = None
         self.crypto_send = CryptoSendBuffer()
         self.crypto_receive = CryptoReceiveBuffer()
         self.discarded = False
@@ -254,6 +259,11 @@ class PacketSpace:
             self.ack_now = True
         elif self.ack_deadline is None:
             self.ack_deadline = now + max_ack_delay
+
+    def ecn_counts(self) -> tuple[int, int, int] | None:
+        """The ACK_ECN counts (ECT(0), ECT(1), ECN-CE), or None before any marked packet."""
+        counts = self.ecn_received
+        return None if counts is None else (counts[2], counts[1], counts[3])
 
     def ack_due(self, now: float) -> bool:
         """Whether an ACK frame must be sent now."""

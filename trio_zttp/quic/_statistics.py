@@ -6,6 +6,8 @@ from typing import Any, final
 
 import attrs
 
+from ._ecn import EcnState
+
 __all__ = ["ConnectionStatistics"]
 
 
@@ -51,3 +53,17 @@ class ConnectionStatistics:
     streams: int
     #: The peer's current address.
     peer_address: Any
+    #: ECN validation of what we send (RFC 9000 §13.4.2): ``testing``, ``unknown``,
+    #: ``capable``, ``failed`` or ``disabled`` (a :class:`~trio_zttp.quic.EcnState`, a str).
+    ecn_state: EcnState = EcnState.DISABLED
+    #: Why ECN validation failed, or None.
+    ecn_failure: str | None = None
+    #: Packets received (decrypted, not duplicates) with the ECT(0), ECT(1) and CE codepoints,
+    #: every packet-number space together (the counts our ACK_ECN frames report).
+    ecn_ect0_received: int = 0
+    ecn_ect1_received: int = 0
+    ecn_ce_received: int = 0
+    #: Packets sent with ECT(0).
+    ecn_ect0_sent: int = 0
+    #: How much the peer's (validated) CE counts grew: our packets the network marked CE.
+    ecn_ce_reported: int = 0

@@ -11,6 +11,7 @@ from ._certs import self_signed_leaf as self_signed_leaf
 # seeded links, the sans-IO pair driver and the trio virtual network
 from ._link import Address as Address
 from ._link import DropFilter as DropFilter
+from ._link import EcnRewrite as EcnRewrite
 from ._link import Link as Link
 from ._link import LinkConditions as LinkConditions
 from ._link import LinkStatistics as LinkStatistics
@@ -41,6 +42,7 @@ __all__: list[str] = [
     "DriverError",
     "DriverTimeoutError",
     "DropFilter",
+    "EcnRewrite",
     "HostSpec",
     "Link",
     "LinkConditions",

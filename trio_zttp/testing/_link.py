@@ -14,13 +14,21 @@ about it:
 1. ``mtu``: larger datagrams are dropped (counted as ``dropped_mtu``);
 2. ``drop_filter(datagram, index)``: targeted drops (``dropped_filter``);
 3. ``loss``: random drops (``dropped_loss``);
-4. ``bandwidth``: the datagram waits for the datagrams ahead of it to be serialised; if the queue
-   already holds more than ``queue_limit`` bytes it is dropped (``dropped_queue``);
-5. ``corrupt``: one random byte is XORed with a random non-zero value;
-6. ``delay`` plus a uniform draw from ``[0, jitter]`` (jitter alone can reorder datagrams);
-7. ``reorder``: the datagram is held back ``reorder_delay`` seconds longer, so datagrams sent
+4. ``ecn_rewrite(datagram, codepoint, index)``: a middlebox rewriting the ECN codepoint
+   (``ecn_rewritten`` when it changes it);
+5. ``bandwidth``: the datagram waits for the datagrams ahead of it to be serialised; if the queue
+   already holds more than ``queue_limit`` bytes it is dropped (``dropped_queue``); if it holds
+   more than ``ce_threshold`` bytes, an ECN-capable datagram is marked CE instead (``ce_marked``);
+6. ``ce_mark``: an ECN-capable datagram (ECT(0) or ECT(1)) is marked CE at random (``ce_marked``);
+7. ``corrupt``: one random byte is XORed with a random non-zero value;
+8. ``delay`` plus a uniform draw from ``[0, jitter]`` (jitter alone can reorder datagrams);
+9. ``reorder``: the datagram is held back ``reorder_delay`` seconds longer, so datagrams sent
    shortly after it overtake it;
-8. ``duplicate``: a second copy is delivered, with its own jitter draw.
+10. ``duplicate``: a second copy is delivered, with its own jitter draw.
+
+ECN codepoints are the two ECN bits of the IP header (RFC 3168): 0 Not-ECT, 1 ECT(1),
+2 ECT(0), 3 CE. :meth:`Link.send_with_ecn` carries one with each datagram; :meth:`Link.send`
+sends Not-ECT.
 
 Randomness is drawn only for impairments whose probability is non-zero, so a clean link consumes
 none and adding one impairment never changes the decisions made by another that stays at zero.
@@ -34,7 +42,15 @@ from typing import Any, TypeAlias, final
 
 import attrs
 
-__all__ = ["Address", "DropFilter", "Link", "LinkConditions", "LinkStatistics", "WireDatagram"]
+__all__ = [
+    "Address",
+    "DropFilter",
+    "EcnRewrite",
+    "Link",
+    "LinkConditions",
+    "LinkStatistics",
+    "WireDatagram",
+]
 
 Address: TypeAlias = tuple[Any, ...]
 """A socket address as Python writes it: ``(host, port)`` or
@@ -43,6 +59,11 @@ Address: TypeAlias = tuple[Any, ...]
 DropFilter: TypeAlias = Callable[[bytes, int], bool]
 """``drop_filter(datagram, index) -> bool``: return True to drop. ``index`` counts the
 datagrams offered to the link, from 0, including ones dropped earlier by ``mtu``."""
+
+EcnRewrite: TypeAlias = Callable[[bytes, int, int], int]
+"""``ecn_rewrite(datagram, codepoint, index) -> codepoint``: what a middlebox leaves of a
+datagram's ECN codepoint (``lambda d, ecn, i: 0`` bleaches every mark). ``index`` as for
+:data:`DropFilter`."""
 
 Seed: TypeAlias = int | str | bytes
 
@@ -88,6 +109,12 @@ class LinkConditions:
         drop_filter: ``drop_filter(datagram, index) -> bool`` for targeted drops, e.g.
             ``lambda d, i: i == 1`` drops the second datagram and ``lambda d, i: d[0] & 0x80``
             drops every datagram starting with a long-header packet.
+        ce_mark: Probability that an ECN-capable datagram (ECT(0) or ECT(1)) is marked CE, as
+            an ECN-enabled router's active queue management does (RFC 3168).
+        ce_threshold: With ``bandwidth``: ECN-capable datagrams that find more than this many
+            bytes queued ahead of them are marked CE (a step-marking AQM); ``None`` never.
+        ecn_rewrite: ``ecn_rewrite(datagram, codepoint, index) -> codepoint``, a middlebox
+            that bleaches or rewrites the ECN field, e.g. ``lambda d, ecn, i: 0``.
     """
 
     loss: float = attrs.field(default=0.0, validator=_probability)
@@ -101,6 +128,9 @@ class LinkConditions:
     queue_limit: int | None = attrs.field(default=None, validator=_positive_or_none)
     mtu: int | None = attrs.field(default=None, validator=_positive_or_none)
     drop_filter: DropFilter | None = attrs.field(default=None)
+    ce_mark: float = attrs.field(default=0.0, validator=_probability)
+    ce_threshold: int | None = attrs.field(default=None, validator=_positive_or_none)
+    ecn_rewrite: EcnRewrite | None = attrs.field(default=None)
 
 
 @final
@@ -121,6 +151,8 @@ class LinkStatistics:
         duplicated: Datagrams delivered a second time.
         corrupted: Datagrams with a changed byte.
         reordered: Datagrams held back by ``reorder``.
+        ce_marked: Datagrams marked CE (``ce_mark`` or ``ce_threshold``).
+        ecn_rewritten: Datagrams whose codepoint ``ecn_rewrite`` changed.
     """
 
     datagrams_sent: int = 0
@@ -135,6 +167,8 @@ class LinkStatistics:
     duplicated: int = 0
     corrupted: int = 0
     reordered: int = 0
+    ce_marked: int = 0
+    ecn_rewritten: int = 0
 
     def __add__(self, other: LinkStatistics) -> LinkStatistics:
         return LinkStatistics(
@@ -155,12 +189,14 @@ class WireDatagram:
         source: The sender's address.
         destination: The address it is sent to.
         data: Its bytes.
+        ecn: Its ECN codepoint as sent (0 Not-ECT, 1 ECT(1), 2 ECT(0), 3 CE).
     """
 
     time: float
     source: Address
     destination: Address
     data: bytes = attrs.field(repr=lambda data: f"<{len(data)} bytes>")
+    ecn: int = 0
 
 
 @final
@@ -182,8 +218,9 @@ class Link:
         self._busy_until = float("-inf")
         self._index = 0
         # datagrams_sent, bytes_sent, datagrams_delivered, bytes_delivered, dropped_mtu,
-        # dropped_filter, dropped_loss, dropped_queue, duplicated, corrupted, reordered
-        self._counts = [0] * 11
+        # dropped_filter, dropped_loss, dropped_queue, duplicated, corrupted, reordered,
+        # ce_marked, ecn_rewritten
+        self._counts = [0] * 13
 
     @property
     def conditions(self) -> LinkConditions:
@@ -195,11 +232,21 @@ class Link:
         self._conditions = conditions
 
     def send(self, datagram: bytes, now: float) -> list[tuple[float, bytes]]:
-        """Offer a datagram to the link at time ``now``.
+        """Offer a datagram to the link at time ``now`` (Not-ECT).
 
         Returns:
             The scheduled deliveries as ``(deliver_at, datagram)``: an empty list if the datagram
             is dropped, two entries if it is duplicated. ``deliver_at >= now``.
+        """
+        return [(at, data) for at, data, _ in self.send_with_ecn(datagram, now, 0)]
+
+    def send_with_ecn(
+        self, datagram: bytes, now: float, ecn: int
+    ) -> list[tuple[float, bytes, int]]:
+        """Offer a datagram with the ECN codepoint ``ecn`` (0-3) to the link at time ``now``.
+
+        Returns:
+            The scheduled deliveries as ``(deliver_at, datagram, codepoint)``, as :meth:`send`.
         """
         c = self._conditions
         counts = self._counts
@@ -218,13 +265,25 @@ class Link:
         if c.loss and rng.random() < c.loss:
             counts[6] += 1
             return []
+        if c.ecn_rewrite is not None:
+            rewritten = c.ecn_rewrite(datagram, ecn, index)
+            if rewritten != ecn:
+                ecn = rewritten
+                counts[12] += 1
         depart = now
         if c.bandwidth is not None:
             start = self._busy_until if self._busy_until > now else now
-            if c.queue_limit is not None and (start - now) * c.bandwidth + size > c.queue_limit:
+            queued = (start - now) * c.bandwidth
+            if c.queue_limit is not None and queued + size > c.queue_limit:
                 counts[7] += 1
                 return []
+            if c.ce_threshold is not None and queued > c.ce_threshold and ecn in (1, 2):
+                ecn = 3
+                counts[11] += 1
             depart = self._busy_until = start + size / c.bandwidth
+        if c.ce_mark and ecn in (1, 2) and rng.random() < c.ce_mark:
+            ecn = 3
+            counts[11] += 1
         if c.corrupt and size and rng.random() < c.corrupt:
             mangled = bytearray(datagram)
             mangled[rng.randrange(size)] ^= rng.randrange(1, 256)
@@ -235,9 +294,10 @@ class Link:
         if c.reorder and rng.random() < c.reorder:
             deliver_at += c.reorder_delay
             counts[10] += 1
-        deliveries = [(deliver_at, datagram)]
+        deliveries = [(deliver_at, datagram, ecn)]
         if c.duplicate and rng.random() < c.duplicate:
-            deliveries.append((base + rng.random() * c.jitter if c.jitter else base, datagram))
+            deliveries.append(
+                (base + rng.random() * c.jitter if c.jitter else base, datagram, ecn))
             counts[8] += 1
         counts[2] += len(deliveries)
         counts[3] += size * len(deliveries)
@@ -246,7 +306,7 @@ class Link:
     def statistics(self) -> LinkStatistics:
         """A snapshot of the link's counters."""
         (sent, sent_bytes, delivered, delivered_bytes, mtu, filtered, lost, queue, duplicated,
-         corrupted, reordered) = self._counts
+         corrupted, reordered, ce_marked, rewritten) = self._counts
         return LinkStatistics(
             datagrams_sent=sent,
             bytes_sent=sent_bytes,
@@ -260,4 +320,6 @@ class Link:
             duplicated=duplicated,
             corrupted=corrupted,
             reordered=reordered,
+            ce_marked=ce_marked,
+            ecn_rewritten=rewritten,
         )

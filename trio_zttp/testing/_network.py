@@ -25,16 +25,23 @@ The virtual sockets support ``bind`` (any numeric address; port 0 picks an ephem
 50000; ``0.0.0.0`` / ``::`` receive for every address of their family on that port and send from
 ``127.0.0.1`` / ``::1``), ``connect`` (sets the default destination and filters what is received),
 ``getsockname``, ``getpeername``, ``send``, ``sendto``, ``sendmsg`` (ancillary data is ignored
-except ``UDP_SEGMENT``, which splits the buffer into datagrams as GSO does), ``recv``,
-``recv_into``, ``recvfrom``, ``recvfrom_into``, ``recvmsg``, ``recvmsg_into`` (datagrams longer
-than the buffer are truncated and the rest discarded, with ``MSG_TRUNC`` in ``recvmsg``'s flags;
-no ancillary data is returned), ``is_readable``, ``wait_readable`` (an extra, since there is no
-file descriptor for :func:`trio.lowlevel.wait_readable`), ``wait_writable`` and ``close``
-(a task blocked receiving gets :exc:`trio.ClosedResourceError`). ``setsockopt`` stores the value
-and ``getsockopt`` returns it (0 if never set), so best-effort socket tuning works unchanged; only
-``SO_RCVBUF`` has an effect: it bounds the bytes queued for reading, 4 MiB by default, beyond
-which datagrams are dropped as the kernel does. Names must be numeric except through
-``getaddrinfo``; ``fileno`` raises :exc:`NotImplementedError`; no send or receive flags.
+except ``UDP_SEGMENT``, which splits the buffer into datagrams as GSO does, and ``IP_TOS`` /
+``IPV6_TCLASS``), ``recv``, ``recv_into``, ``recvfrom``, ``recvfrom_into``, ``recvmsg``,
+``recvmsg_into`` (datagrams longer than the buffer are truncated and the rest discarded, with
+``MSG_TRUNC`` in ``recvmsg``'s flags; the only ancillary data is the TOS, see below),
+``is_readable``, ``wait_readable`` (an extra, since there is no file descriptor for
+:func:`trio.lowlevel.wait_readable`), ``wait_writable`` and ``close`` (a task blocked receiving
+gets :exc:`trio.ClosedResourceError`). ``setsockopt`` stores the value and ``getsockopt``
+returns it (0 if never set), so best-effort socket tuning works unchanged. These options have
+an effect: ``SO_RCVBUF`` bounds the bytes queued for reading, 4 MiB by default, beyond which
+datagrams are dropped as the kernel does; and ECN works as on Linux: each datagram carries the
+ECN bits of the sender's ``IP_TOS`` (IPv4) or ``IPV6_TCLASS`` (IPv6) option, or of the same
+control message given to ``sendmsg``; the links may rewrite them or mark CE
+(:class:`~trio_zttp.testing.LinkConditions` ``ce_mark``, ``ce_threshold``, ``ecn_rewrite``);
+and a socket with ``IP_RECVTOS`` / ``IPV6_RECVTCLASS`` set gets them back from ``recvmsg`` as
+an ``IP_TOS`` (one byte) / ``IPV6_TCLASS`` (an int) control message. Names must be numeric
+except through ``getaddrinfo``; ``fileno`` raises :exc:`NotImplementedError`; no send or
+receive flags.
 
 How it compares with trio's own (private) ``trio.testing._fake_net.FakeNet``: FakeNet delivers
 every datagram at once and perfectly; it has no ``setsockopt``/``getsockopt`` (they raise
@@ -84,6 +91,12 @@ HostSpec: TypeAlias = str | tuple[str, int]
 
 _SOL_UDP = 17
 _UDP_SEGMENT = 103
+_IPPROTO_IP = _stdlib_socket.IPPROTO_IP
+_IPPROTO_IPV6 = _stdlib_socket.IPPROTO_IPV6
+_IP_TOS = _stdlib_socket.IP_TOS
+_IP_RECVTOS: int = getattr(_stdlib_socket, "IP_RECVTOS", 13)
+_IPV6_TCLASS: int = getattr(_stdlib_socket, "IPV6_TCLASS", 67)
+_IPV6_RECVTCLASS: int = getattr(_stdlib_socket, "IPV6_RECVTCLASS", 66)
 _MAX_PAYLOAD: dict[int, int] = {_stdlib_socket.AF_INET: 65507, _stdlib_socket.AF_INET6: 65527}
 _WILDCARD: dict[int, str] = {_stdlib_socket.AF_INET: "0.0.0.0", _stdlib_socket.AF_INET6: "::"}
 _LOOPBACK: dict[int, str] = {_stdlib_socket.AF_INET: "127.0.0.1", _stdlib_socket.AF_INET6: "::1"}
@@ -194,7 +207,8 @@ class VirtualNetwork:
         self._bound: dict[_Key, VirtualSocket] = {}
         self._sockets: set[VirtualSocket] = set()
         self._next_port = 50000
-        self._heap: list[tuple[float, int, _Key, Address, bytes]] = []
+        # (deliver at, tie-breaker, destination, source, datagram, ECN codepoint)
+        self._heap: list[tuple[float, int, _Key, Address, bytes, int]] = []
         self._seq = 0
         self._wakeup: trio.CancelScope | None = None
         self._running = False
@@ -288,40 +302,41 @@ class VirtualNetwork:
             self._wakeup = None
             now = trio.current_time()
             while heap and heap[0][0] <= now:
-                _, _, destination, source, data = heapq.heappop(heap)
-                self._deliver(destination, source, data)
+                _, _, destination, source, data, ecn = heapq.heappop(heap)
+                self._deliver(destination, source, data, ecn)
 
     # ---------------------------------------------------------------- routing
 
-    def _transmit(self, source: _Key, destination: _Key, data: bytes) -> None:
+    def _transmit(self, source: _Key, destination: _Key, data: bytes, ecn: int = 0) -> None:
         now = trio.current_time()
         source_address = _sockaddr(source)
         if self.tap is not None:
             self.tap(WireDatagram(time=now, source=source_address,
-                                  destination=_sockaddr(destination), data=data))
+                                  destination=_sockaddr(destination), data=data, ecn=ecn))
         link = self._links.get((source, destination))
         if link is None:
             link = self._links[source, destination] = Link(
                 self._conditions_for(source, destination),
                 seed=f"{self._seed}:{source[0]}:{source[1]}->{destination[0]}:{destination[1]}")
         heap = self._heap
-        for at, delivered in link.send(data, now):
+        for at, delivered, codepoint in link.send_with_ecn(data, now, ecn):
             if at <= now and not (heap and heap[0][0] <= now):
-                self._deliver(destination, source_address, delivered)
+                self._deliver(destination, source_address, delivered, codepoint)
                 continue
-            heapq.heappush(heap, (at, self._seq, destination, source_address, delivered))
+            heapq.heappush(heap, (at, self._seq, destination, source_address, delivered,
+                                  codepoint))
             self._seq += 1
             if self._wakeup is not None and at < self._wakeup.deadline:
                 self._wakeup.deadline = at
 
-    def _deliver(self, destination: _Key, source: Address, data: bytes) -> None:
+    def _deliver(self, destination: _Key, source: Address, data: bytes, ecn: int) -> None:
         sock = self._bound.get(destination)
         if sock is None:
             family = _stdlib_socket.AF_INET6 if ":" in destination[0] else _stdlib_socket.AF_INET
             sock = self._bound.get((_WILDCARD[family], destination[1]))
         if sock is None or not sock._accepts(source):
             self._unroutable += 1
-        elif sock._enqueue(data, source):
+        elif sock._enqueue(data, source, ecn):
             self._delivered += 1
         else:
             self._overflowed += 1
@@ -366,7 +381,7 @@ class VirtualSocket(trio.socket.SocketType):
         self._local: _Key | None = None
         self._peer: _Key | None = None
         self._closed = False
-        self._queue: deque[tuple[bytes, Address]] = deque()
+        self._queue: deque[tuple[bytes, Address, int]] = deque()  # datagram, source, ECN
         self._queued_bytes = 0
         self._options: dict[tuple[int, int], int | bytes] = {}
         self._receive_buffer = _DEFAULT_RECEIVE_BUFFER
@@ -546,9 +561,15 @@ class VirtualSocket(trio.socket.SocketType):
             destination = _key(address, self._family)
         payload = b"".join(bytes(memoryview(b)) for b in buffers)
         segment = 0
+        ecn_level, ecn_option = (_IPPROTO_IPV6, _IPV6_TCLASS) if (
+            self._family == _stdlib_socket.AF_INET6) else (_IPPROTO_IP, _IP_TOS)
+        tos = self._options.get((ecn_level, ecn_option), 0)
+        ecn = (tos if isinstance(tos, int) else int.from_bytes(tos[:4], "little")) & 3
         for level, kind, value in ancdata:
             if (level, kind) == (_SOL_UDP, _UDP_SEGMENT):
                 (segment,) = struct.unpack("=H", bytes(value)[:2])
+            elif (level, kind) == (ecn_level, ecn_option):
+                ecn = int.from_bytes(bytes(value)[:4], "little") & 3
         if segment and len(payload) > segment:
             pieces = [payload[i:i + segment] for i in range(0, len(payload), segment)]
         else:
@@ -562,7 +583,7 @@ class VirtualSocket(trio.socket.SocketType):
         if source[0] == _WILDCARD[self._family]:
             source = (_LOOPBACK[self._family], source[1])
         for piece in pieces:
-            self._network._transmit(source, destination, piece)
+            self._network._transmit(source, destination, piece, ecn)
         return len(payload)
 
     # --------------------------------------------------------------- receive
@@ -570,10 +591,10 @@ class VirtualSocket(trio.socket.SocketType):
     def _accepts(self, source: Address) -> bool:
         return self._peer is None or _sockaddr(self._peer)[:2] == source[:2]
 
-    def _enqueue(self, data: bytes, source: Address) -> bool:
+    def _enqueue(self, data: bytes, source: Address, ecn: int = 0) -> bool:
         if self._closed or self._queued_bytes + len(data) > self._receive_buffer:
             return False
-        self._queue.append((data, source))
+        self._queue.append((data, source, ecn))
         self._queued_bytes += len(data)
         self._lot.unpark_all()
         return True
@@ -599,12 +620,27 @@ class VirtualSocket(trio.socket.SocketType):
             raise trio.ClosedResourceError("the virtual socket was closed")
 
     async def _receive(self) -> tuple[bytes, Address]:
+        data, source, _ = await self._receive_with_ecn()
+        return data, source
+
+    async def _receive_with_ecn(self) -> tuple[bytes, Address, int]:
         while True:
             await self._wait_for_datagram()
             if self._queue:  # another task may have taken it while this one was woken
-                data, source = self._queue.popleft()
+                data, source, ecn = self._queue.popleft()
                 self._queued_bytes -= len(data)
-                return data, source
+                return data, source, ecn
+
+    def _ancillary(self, ecn: int, ancbufsize: int) -> list[tuple[int, int, bytes]]:
+        """The TOS / traffic class control message, if asked for and there is room."""
+        if ancbufsize <= 0:
+            return []
+        if self._family == _stdlib_socket.AF_INET6:
+            if self._options.get((_IPPROTO_IPV6, _IPV6_RECVTCLASS)):
+                return [(_IPPROTO_IPV6, _IPV6_TCLASS, struct.pack("i", ecn))]
+        elif self._options.get((_IPPROTO_IP, _IP_RECVTOS)):
+            return [(_IPPROTO_IP, _IP_TOS, bytes((ecn,)))]
+        return []
 
     def _no_flags(self, flags: int) -> None:
         if flags:
@@ -641,15 +677,15 @@ class VirtualSocket(trio.socket.SocketType):
         self, bufsize: int, ancbufsize: int = 0, flags: int = 0
     ) -> tuple[bytes, list[tuple[int, int, bytes]], int, Address]:
         self._no_flags(flags)
-        data, source = await self._receive()
+        data, source, ecn = await self._receive_with_ecn()
         truncated = _stdlib_socket.MSG_TRUNC if len(data) > bufsize else 0
-        return data[:bufsize], [], truncated, source
+        return data[:bufsize], self._ancillary(ecn, ancbufsize), truncated, source
 
     async def recvmsg_into(
         self, buffers: Iterable[Buffer], ancbufsize: int = 0, flags: int = 0
     ) -> tuple[int, list[tuple[int, int, bytes]], int, Address]:
         self._no_flags(flags)
-        data, source = await self._receive()
+        data, source, ecn = await self._receive_with_ecn()
         written = 0
         for buffer in buffers:
             with memoryview(buffer) as view:
@@ -658,7 +694,8 @@ class VirtualSocket(trio.socket.SocketType):
             written += len(piece)
             if written == len(data):
                 break
-        return written, [], _stdlib_socket.MSG_TRUNC if written < len(data) else 0, source
+        truncated = _stdlib_socket.MSG_TRUNC if written < len(data) else 0
+        return written, self._ancillary(ecn, ancbufsize), truncated, source
 
 
 @final

@@ -15,6 +15,12 @@ Example, a handshake then an echo over a lossy link::
     client.send_stream_data(0, b"ping", end_stream=True)
     pair.run_until(lambda: any(getattr(e, "end_stream", False) for e in pair.server_events))
 
+**ECN.** A connection with an ``ecn_codepoint`` attribute (``trio_zttp.quic.Connection``) has
+its datagrams sent with that codepoint, read after each ``datagrams_to_send``; the links may
+rewrite it or mark CE (:class:`~trio_zttp.testing.LinkConditions`), and it reaches the other
+side as ``receive_datagram(..., ecn=codepoint)`` if that side has ``ecn_codepoint`` too (other
+connections, such as aioquic's, get the datagram as if the network had cleared the mark).
+
 The driver's loop, one step at a time: deliver every datagram due at ``now`` (draining the
 receiver's events after each one), fire every timer due at ``now`` (each at most once per clock
 value, see :data:`TIMER_RESOLUTION`), flush both sides' sends into
@@ -154,7 +160,8 @@ class Pair:
     """
 
     __slots__ = (
-        "_addrs", "_client", "_conns", "_dirty", "_events", "_factory", "_fired_at", "_heap",
+        "_addrs", "_client", "_conns", "_dirty", "_ecn", "_events", "_factory", "_fired_at",
+        "_heap",
         "_injected", "_links", "_now", "_owners", "_recv_bytes", "_recv_datagrams",
         "_sent_bytes", "_sent_datagrams", "_seq", "_stale", "_timers", "_unroutable", "on_event",
         "tap",
@@ -191,7 +198,10 @@ class Pair:
             Link(server_to_client or link, seed=f"{seed}:server->client"),
         )
         self._now = float(start_time)
-        self._heap: list[tuple[float, int, Address, Address, bytes]] = []
+        # (deliver at, tie-breaker, destination, source, datagram, ECN codepoint)
+        self._heap: list[tuple[float, int, Address, Address, bytes, int]] = []
+        # per side: None until its connection exists, then whether it takes ECN codepoints
+        self._ecn: list[bool | None] = [None, None]
         self._seq = 0
         self._dirty = [True, True]
         self._timers: list[float | None] = [None, None]
@@ -310,6 +320,7 @@ class Pair:
         *,
         source: Address | None = None,
         delay: float = 0.0,
+        ecn: int = 0,
     ) -> None:
         """Deliver a raw datagram to ``to`` after ``delay`` virtual seconds, bypassing the links.
 
@@ -318,6 +329,7 @@ class Pair:
             data: The datagram.
             source: The source address the receiver sees (default: the other side's).
             delay: Seconds from now.
+            ecn: The datagram's ECN codepoint (0-3; see the module documentation).
         """
         i = _index(to)
         if source is None:
@@ -325,9 +337,9 @@ class Pair:
         destination = self._addrs[i]
         if self.tap is not None:
             self.tap(None, WireDatagram(
-                time=self._now, source=source, destination=destination, data=bytes(data)))
+                time=self._now, source=source, destination=destination, data=bytes(data), ecn=ecn))
         self._injected += 1
-        self._push(self._now + delay, destination, tuple(source), bytes(data))
+        self._push(self._now + delay, destination, tuple(source), bytes(data), ecn)
 
     # ---------------------------------------------------------------- running
 
@@ -444,7 +456,7 @@ class Pair:
         stale = self._stale
         owners = self._owners
         while heap and heap[0][0] <= now:
-            _, _, destination, source, data = heapq.heappop(heap)
+            _, _, destination, source, data, ecn = heapq.heappop(heap)
             i = owners.get(destination)
             if i is None:
                 self._unroutable += 1
@@ -455,7 +467,10 @@ class Pair:
                 conn = conns[i] = self._factory(data, source)
             self._recv_datagrams[i] += 1
             self._recv_bytes[i] += len(data)
-            conn.receive_datagram(data, source, now)
+            if ecn and self._takes_ecn(i, conn):
+                conn.receive_datagram(data, source, now, ecn=ecn)  # type: ignore[call-arg]
+            else:
+                conn.receive_datagram(data, source, now)
             dirty[i] = stale[i] = True
             if (event := conn.next_event()) is not None:
                 self._drain(i, conn, event)
@@ -492,11 +507,18 @@ class Pair:
                 self._drain(i, conn, event)
             datagrams = conn.datagrams_to_send(self._now)
             if datagrams:
-                self._transmit(i, datagrams)
+                ecn = conn.ecn_codepoint if self._takes_ecn(i, conn) else 0  # type: ignore
+                self._transmit(i, datagrams, ecn)
             if (event := conn.next_event()) is not None:
                 self._drain(i, conn, event)
 
-    def _transmit(self, i: int, datagrams: Sequence[tuple[bytes, Address]]) -> None:
+    def _takes_ecn(self, i: int, conn: SansIOConnection) -> bool:
+        aware = self._ecn[i]
+        if aware is None:
+            aware = self._ecn[i] = hasattr(conn, "ecn_codepoint")
+        return aware
+
+    def _transmit(self, i: int, datagrams: Sequence[tuple[bytes, Address]], ecn: int) -> None:
         now = self._now
         tap = self.tap
         link = self._links[i]
@@ -507,13 +529,14 @@ class Pair:
             self._sent_bytes[i] += len(data)
             if tap is not None:
                 tap(_SIDES[i], WireDatagram(
-                    time=now, source=source, destination=destination, data=data))
-            for at, delivered in link.send(data, now):
-                heapq.heappush(heap, (at, self._seq, destination, source, delivered))
+                    time=now, source=source, destination=destination, data=data, ecn=ecn))
+            for at, delivered, codepoint in link.send_with_ecn(data, now, ecn):
+                heapq.heappush(heap, (at, self._seq, destination, source, delivered, codepoint))
                 self._seq += 1
 
-    def _push(self, at: float, destination: Address, source: Address, data: bytes) -> None:
-        heapq.heappush(self._heap, (at, self._seq, destination, source, data))
+    def _push(self, at: float, destination: Address, source: Address, data: bytes,
+              ecn: int) -> None:
+        heapq.heappush(self._heap, (at, self._seq, destination, source, data, ecn))
         self._seq += 1
 
     def _drain(self, i: int, conn: SansIOConnection, event: object | None = None) -> None:

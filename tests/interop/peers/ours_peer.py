@@ -109,6 +109,23 @@ def quic_version(connection: trio_zttp.QuicConnection) -> str | None:
     return None
 
 
+#: What ``transport_record`` reports from the engine's statistics (ECN and packet counts).
+TRANSPORT_FIELDS = (
+    "ecn_state", "ecn_failure", "ecn_ect0_received", "ecn_ect1_received", "ecn_ce_received",
+    "ecn_ect0_sent", "ecn_ce_reported", "packets_sent", "packets_received", "packets_lost",
+    "congestion_window",
+)
+
+
+def transport_record(connection: trio_zttp.QuicConnection) -> dict[str, Any]:
+    """The engine's ECN state and counters (None for what an engine does not report)."""
+    stats = connection.statistics().transport
+    record = {name: getattr(stats, name, None) for name in TRANSPORT_FIELDS}
+    if record["ecn_state"] is not None:
+        record["ecn_state"] = str(record["ecn_state"])
+    return record
+
+
 class Stats:
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
@@ -131,10 +148,11 @@ def cached_body(size: int) -> bytes:
 # server
 
 
-async def h3_handler(request: trio_zttp.H3Request, stats: Stats, seen: set[int]) -> None:
+async def h3_handler(request: trio_zttp.H3Request, stats: Stats,
+                     seen: dict[int, trio_zttp.H3Connection]) -> None:
     connection = request.connection
     if id(connection) not in seen:
-        seen.add(id(connection))
+        seen[id(connection)] = connection
         emit({"event": "connection", "alpn": connection.quic.alpn_protocol,
               "quic_version": quic_version(connection.quic)})
     method, path = request.method, request.path
@@ -212,7 +230,7 @@ async def serve(args: argparse.Namespace) -> int:
     stats = Stats()
     host = args.host or "127.0.0.1"
     retry = "always" if args.retry else "never"
-    seen: set[int] = set()
+    seen: dict[int, trio_zttp.H3Connection] = {}
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
             if args.mode == "h3":
@@ -240,6 +258,8 @@ async def serve(args: argparse.Namespace) -> int:
             async for _ in signals:
                 break
             nursery.cancel_scope.cancel()
+    for connection in seen.values():  # one line per HTTP/3 connection served
+        emit({"event": "transport", **transport_record(connection.quic)})
     emit({"event": "stats", **stats.counts})
     return EXIT_OK
 
@@ -285,6 +305,8 @@ async def run_client(args: argparse.Namespace) -> int:
                     record["handshake_s"] = round(time.perf_counter() - started, 6)
                     record["quic_version"] = quic_version(connection.quic)
                     await h3_work(connection, args, record)
+                    await trio.sleep(0.05)  # the last ACK frames, for the ECN counts
+                    record["transport"] = transport_record(connection.quic)
             else:
                 async with trio_zttp.open_quic_connection(
                     (host, port), config, server_name=name, connection_factory=FACTORY
@@ -292,6 +314,7 @@ async def run_client(args: argparse.Namespace) -> int:
                     record["handshake_s"] = round(time.perf_counter() - started, 6)
                     record["quic_version"] = quic_version(connection)
                     await echo_work(connection, args, record)
+                    record["transport"] = transport_record(connection)
         except trio_zttp.ConnectionClosedError as exc:
             stage = "connection" if "handshake_s" in record else "handshake"
             record["error"] = f"{stage} failed: {exc}"
