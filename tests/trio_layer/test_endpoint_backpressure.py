@@ -74,10 +74,10 @@ class _Engine:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    def receive_datagram(self, data: bytes, addr: Any, now: float) -> None:
+    def receive_datagram(self, data: bytes, addr: Any, now: float, *, ecn: int = 0) -> None:
         self.received += 1
         self.received_since_flush += 1
-        self._inner.receive_datagram(data, addr, now)
+        self._inner.receive_datagram(data, addr, now, ecn=ecn)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
         out = self._inner.datagrams_to_send(now)
