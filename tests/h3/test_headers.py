@@ -10,6 +10,7 @@ in ``REQUESTS_AIOQUIC_STRICTER``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from aioquic.h3 import connection as aioquic_h3
@@ -519,3 +520,16 @@ def test_headers_repeated_validation_of_a_generator_and_of_a_list_agree() -> Non
     assert by_list == by_generator
     assert by_list.content_length == 7
     assert validate_request_headers(fields).authority == b"example.com"
+
+
+def test_headers_validation_takes_unhashable_parts() -> None:
+    fields: Any = [(name, bytearray(value)) for name, value in get((b"x-a", b"1"))]
+    status: Any = [(b":status", bytearray(b"204"))]
+    as_lists: Any = [[b"x-a", b"1"]]
+    spaced: Any = [(b"x-a", bytearray(b" 1"))]
+    for _ in range(2):
+        assert validate_request_headers(fields).method == b"GET"
+        assert validate_response_headers(status).status == 204
+        validate_trailers(as_lists)
+        with pytest.raises(MessageError):
+            validate_trailers(spaced)

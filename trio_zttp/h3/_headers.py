@@ -252,6 +252,10 @@ def _remember(key: tuple[int, _Section], result: RequestHead | ResponseHead | No
         if name in _UNCACHED_FIELDS:
             return
         size += len(name) + len(value)
+    try:
+        hash(key)
+    except TypeError:
+        return
     if size > _VALIDATED_SECTION:
         return
     if len(_validated) >= _VALIDATED_ENTRIES or _validated_bytes + size > _VALIDATED_BUDGET:
@@ -276,7 +280,10 @@ def validate_request_headers(
         MessageError: the request is malformed.
     """
     key = (_EXTENDED_REQUEST if enable_connect_protocol else _REQUEST, tuple(headers))
-    result = _validated.get(key)
+    try:
+        result = _validated.get(key)
+    except TypeError:  # unhashable parts (bytearray values ...): checked, not remembered
+        return _validate_request(key[1], enable_connect_protocol)
     if result is None:
         result = _validate_request(key[1], enable_connect_protocol)
         _remember(key, result)
@@ -358,7 +365,10 @@ def validate_response_headers(headers: Iterable[tuple[bytes, bytes]]) -> Respons
         MessageError: the response is malformed.
     """
     key = (_RESPONSE, tuple(headers))
-    result = _validated.get(key)
+    try:
+        result = _validated.get(key)
+    except TypeError:  # unhashable parts (bytearray values ...): checked, not remembered
+        return _validate_response(key[1])
     if result is None:
         result = _validate_response(key[1])
         _remember(key, result)
@@ -384,7 +394,11 @@ def validate_trailers(headers: Iterable[tuple[bytes, bytes]]) -> None:
         MessageError: the trailer section is malformed.
     """
     key = (_TRAILERS, tuple(headers))
-    if key not in _validated:
+    try:
+        known = key in _validated
+    except TypeError:
+        known = False
+    if not known:
         _scan(key[1], _NO_PSEUDO, False)
         _remember(key, None)
 
