@@ -291,15 +291,13 @@ class Decoder:
         if cached is not None and cached[1] == self._dropped:
             return self._acknowledge(stream_id, required), list(cached[0])
         try:
-            headers = self._decode_lines(data, pos, required)
+            headers, size = self._decode_lines(data, pos, required)
         except FieldSectionTooLargeError as exc:
             exc.decoder_stream_data = self._acknowledge(stream_id, required)
             raise
         except (BufferReadError, EncodingError) as exc:
             raise DecompressionFailed(f"stream {stream_id}: {exc}") from exc
-        if len(data) <= _SECTION_CACHE_SECTION and (
-            sum(len(name) + len(value) for name, value in headers) <= _SECTION_CACHE_SECTION
-        ):
+        if size <= _SECTION_CACHE_SECTION and len(data) <= _SECTION_CACHE_SECTION:
             cache = self._section_cache
             if len(cache) >= _SECTION_CACHE_ENTRIES:
                 cache.clear()
@@ -315,7 +313,8 @@ class Decoder:
         self._write_increment(buf)
         return bytes(buf)
 
-    def _decode_lines(self, data: bytes, pos: int, required: int) -> Headers:
+    def _decode_lines(self, data: bytes, pos: int, required: int) -> tuple[Headers, int]:
+        """The field lines and their size (names, values, 32 bytes each)."""
         end = len(data)
         if pos >= end:
             raise BufferReadError("field section prefix ends before Delta Base")
@@ -374,7 +373,7 @@ class Decoder:
                     f"field section exceeds {limit} bytes", decoder_stream_data=b"", limit=limit
                 )
             headers.append((name, value))
-        return headers
+        return headers, total
 
     @staticmethod
     def _dynamic(
