@@ -349,53 +349,66 @@ class Connection:
 
     def next_event(self) -> ZttpEvent | H3Event | Literal[_NeedData.NEED_DATA]:
         """The next event, or :data:`NEED_DATA` until more datagrams (or a timer) arrive."""
-        self._pump()
         events = self._events
-        return events.popleft() if events else NEED_DATA
+        if not events:
+            self._pump()  # queued events came before anything not yet pumped
+            if not events:
+                return NEED_DATA
+        return events.popleft()
 
     def _pump(self) -> None:
         quic, conn = self._quic, self._h3
         if quic is None or conn is None:
             return
-        while (quic_event := quic.next_event()) is not None:
-            conn.receive_quic_event(quic_event)
-        while (event := conn.next_event()) is not None:
-            self._translate(event)
+        quic_next, receive = quic.next_event, conn.receive_quic_event
+        while (quic_event := quic_next()) is not None:
+            receive(quic_event)
+        h3_next, translate = conn.next_event, self._translate
+        while (event := h3_next()) is not None:
+            translate(event)
 
     def _translate(self, event: H3Event) -> None:
         out = self._events
-        match event:
-            case HeadersReceived(stream_id=stream_id, headers=fields, end_stream=end):
-                pseudo, regular = _split(fields)
-                if self._role is SERVER:
-                    out.append(Request(
-                        method=pseudo[b":method"],
-                        path=pseudo.get(b":path"),
-                        authority=pseudo.get(b":authority", _host(regular)),
-                        scheme=pseudo.get(b":scheme"),
-                        headers=regular,
-                        stream_id=stream_id,
-                        protocol=pseudo.get(b":protocol"),
-                    ))
-                elif event.interim:
-                    out.append(InformationalResponse(
-                        status_code=int(pseudo[b":status"]), headers=regular, stream_id=stream_id
-                    ))
-                else:
-                    out.append(Response(
-                        status_code=int(pseudo[b":status"]), headers=regular, stream_id=stream_id
-                    ))
-                if end:
-                    out.append(EndOfMessage(stream_id=stream_id))
-            case DataReceived(stream_id=stream_id, data=data, end_stream=end):
-                if data:
-                    out.append(Data(data=data, stream_id=stream_id))
-                if end:
-                    out.append(EndOfMessage(stream_id=stream_id))
-            case TrailersReceived(stream_id=stream_id, headers=fields):
-                out.append(EndOfMessage(stream_id=stream_id, headers=fields))
-            case _:
-                out.append(event)
+        kind = type(event)
+        if kind is DataReceived:
+            assert isinstance(event, DataReceived)
+            stream_id = event.stream_id
+            if event.data:
+                out.append(Data(data=event.data, stream_id=stream_id))
+            if event.end_stream:
+                out.append(EndOfMessage(stream_id=stream_id))
+        elif kind is HeadersReceived:
+            assert isinstance(event, HeadersReceived)
+            stream_id = event.stream_id
+            pseudo, regular = _split(event.headers)
+            if self._role is SERVER:
+                authority = pseudo.get(b":authority")
+                if authority is None:
+                    authority = _host(regular)
+                out.append(Request(
+                    method=pseudo[b":method"],
+                    path=pseudo.get(b":path"),
+                    authority=authority,
+                    scheme=pseudo.get(b":scheme"),
+                    headers=regular,
+                    stream_id=stream_id,
+                    protocol=pseudo.get(b":protocol"),
+                ))
+            elif event.interim:
+                out.append(InformationalResponse(
+                    status_code=int(pseudo[b":status"]), headers=regular, stream_id=stream_id
+                ))
+            else:
+                out.append(Response(
+                    status_code=int(pseudo[b":status"]), headers=regular, stream_id=stream_id
+                ))
+            if event.end_stream:
+                out.append(EndOfMessage(stream_id=stream_id))
+        elif kind is TrailersReceived:
+            assert isinstance(event, TrailersReceived)
+            out.append(EndOfMessage(stream_id=event.stream_id, headers=event.headers))
+        else:
+            out.append(event)
 
     # --------------------------------------------------------------- commands
 
@@ -421,7 +434,6 @@ class Connection:
         )
         stream_id = conn.get_next_request_stream_id()
         conn.send_headers(stream_id, fields, end_stream=end_stream)
-        self._pump()
         return stream_id
 
     def send_response(
@@ -436,12 +448,10 @@ class Connection:
         self.h3.send_headers(
             stream_id, build_response_headers(status_code, headers), end_stream=end_stream
         )
-        self._pump()
 
     def send_data(self, stream_id: int, data: bytes, *, end_stream: bool = False) -> None:
         """Send content on the stream (``end_stream`` ends the message)."""
         self.h3.send_data(stream_id, data, end_stream=end_stream)
-        self._pump()
 
     def send_end_of_message(self, stream_id: int, headers: FieldInput = ()) -> None:
         """End the message, with trailer fields if ``headers`` is not empty."""
@@ -450,7 +460,6 @@ class Connection:
             self.h3.send_trailers(stream_id, fields)
         else:
             self.h3.send_data(stream_id, b"", end_stream=True)
-        self._pump()
 
     def close(self, error_code: int = ErrorCode.H3_NO_ERROR, reason_phrase: str = "") -> None:
         """Close the connection."""

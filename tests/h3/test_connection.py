@@ -588,3 +588,19 @@ def test_connection_stream_type_split_across_chunks() -> None:
     peer.send(control, two_byte_type[1:])
     assert link.server_quic.stops == {control: h3.ErrorCode.H3_STREAM_CREATION_ERROR}
     assert server.terminated is None
+
+
+def test_connection_send_headers_checks_built_sections_in_its_own_context() -> None:
+    # build_request_headers accepts extended CONNECT; send_headers still needs the peer's
+    # setting, and still refuses what is malformed, however often the same list comes by
+    link = MemoryLink()  # the server does not enable extended CONNECT
+    link.pump()
+    client = link.side("client")
+    fields = h3.build_request_headers("CONNECT", "/", authority="localhost", protocol="x")
+    for _ in range(2):
+        with pytest.raises(ValueError, match="not enabled"):
+            client.h3.send_headers(client.h3.get_next_request_stream_id(), fields)
+        with pytest.raises(ValueError, match="invalid request"):
+            client.h3.send_headers(client.h3.get_next_request_stream_id(),
+                                   [*request_fields(), (b"connection", b"close")])
+    client.h3.send_headers(client.h3.get_next_request_stream_id(), request_fields())

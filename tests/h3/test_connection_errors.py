@@ -391,3 +391,20 @@ def test_connection_stream_error_too_large_trailers_behind_blocked_headers() -> 
     assert server.terminated is None
     assert link.server_quic.resets[stream_id] == E.H3_MESSAGE_ERROR
     assert server.of(h3.HeadersReceived)[0].stream_id == stream_id
+
+
+def test_connection_same_malformed_request_is_reset_every_time() -> None:
+    # validation results are remembered for valid sections: a malformed one that comes again
+    # (after valid ones that share its fields) must be caught again
+    link, peer, server = raw_client_link()
+    peer.setup()
+    good = headers_frame(request_fields(b"GET", b"/", (b"x-a", b"1")))
+    bad = headers_frame(request_fields(b"GET", b"/", (b"x-a", b"1"), (b"X-Up", b"1")))
+    for _ in range(3):
+        ok = peer.request(good, end_stream=True)
+        assert server.of(h3.HeadersReceived)[-1].stream_id == ok
+        stream_id = peer.request(bad, end_stream=True)
+        assert link.server_quic.resets[stream_id] == E.H3_MESSAGE_ERROR
+        assert server.of(h3.StreamReset)[-1] == h3.StreamReset(
+            stream_id=stream_id, error_code=E.H3_MESSAGE_ERROR, by_peer=False)
+    assert link.server_quic.closed is None

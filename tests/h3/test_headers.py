@@ -10,6 +10,7 @@ in ``REQUESTS_AIOQUIC_STRICTER``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from aioquic.h3 import connection as aioquic_h3
@@ -488,3 +489,47 @@ def test_headers_normalize() -> None:
                                                                         (b"x-b", b"w")]
     with pytest.raises(ValueError):
         normalize_headers([("x", "caf\u00e9")])
+
+
+# --- remembered results: valid sections only, per context ----------------------------------
+
+
+def test_headers_repeated_validation_still_rejects_what_is_malformed() -> None:
+    for _ in range(3):  # the first pass may remember results; later passes must agree
+        assert validate_request_headers(
+            CONNECT_UDP, enable_connect_protocol=True
+        ).protocol == b"connect-udp"
+        with pytest.raises(MessageError, match="not enabled"):
+            validate_request_headers(CONNECT_UDP)
+        with pytest.raises(MessageError):
+            validate_response_headers(get())  # a valid request is no response
+        with pytest.raises(MessageError):
+            validate_trailers(get())  # nor a trailer section
+        for headers in BAD_REQUESTS:
+            with pytest.raises(MessageError):
+                validate_request_headers(headers)
+        for headers in BAD_RESPONSES:
+            with pytest.raises(MessageError):
+                validate_response_headers(headers)
+
+
+def test_headers_repeated_validation_of_a_generator_and_of_a_list_agree() -> None:
+    fields = get((b"content-length", b"7"), (b"host", b"example.com"))
+    by_list = validate_request_headers(fields)
+    by_generator = validate_request_headers(field for field in fields)
+    assert by_list == by_generator
+    assert by_list.content_length == 7
+    assert validate_request_headers(fields).authority == b"example.com"
+
+
+def test_headers_validation_takes_unhashable_parts() -> None:
+    fields: Any = [(name, bytearray(value)) for name, value in get((b"x-a", b"1"))]
+    status: Any = [(b":status", bytearray(b"204"))]
+    as_lists: Any = [[b"x-a", b"1"]]
+    spaced: Any = [(b"x-a", bytearray(b" 1"))]
+    for _ in range(2):
+        assert validate_request_headers(fields).method == b"GET"
+        assert validate_response_headers(status).status == 204
+        validate_trailers(as_lists)
+        with pytest.raises(MessageError):
+            validate_trailers(spaced)

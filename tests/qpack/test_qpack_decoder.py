@@ -390,3 +390,32 @@ def test_decoder_rejects_negative_limits() -> None:
         qpack.Decoder(-1, 0)
     with pytest.raises(ValueError):
         qpack.Decoder(0, 0, max_field_section_size=-1)
+
+
+# --- repeated sections (the decoder remembers decoded sections) -----------------------------
+
+def test_decoder_repeated_section_gives_equal_independent_lists() -> None:
+    decoder = qpack.Decoder(4096, 0)
+    table_with(decoder, (b"x-a", b"1"))
+    buf = section(1, 1)
+    write_indexed_static(buf, 17)
+    write_indexed_dynamic(buf, 0)
+    first_ack, first = decoder.feed_header(0, bytes(buf))
+    first.append((b"mutated", b"by the caller"))
+    second_ack, second = decoder.feed_header(4, bytes(buf))
+    assert second == [(b":method", b"GET"), (b"x-a", b"1")]
+    assert first_ack == b"\x80"  # Section Acknowledgment 0 (it covers the insert)
+    assert second_ack == b"\x84"  # Section Acknowledgment for stream 4 only
+
+
+def test_decoder_repeated_section_after_its_entry_was_evicted_fails() -> None:
+    # capacity 67: one entry of 34 bytes at a time; MaxEntries 2, so Required Insert Count 1
+    # encodes the same after the table moved on, and the same bytes name absolute entry 0
+    decoder = qpack.Decoder(67, 0)
+    table_with(decoder, (b"a", b"1"), capacity=67)
+    buf = section(1, 1, max_entries=2)
+    write_indexed_dynamic(buf, 0)
+    assert decoder.feed_header(0, bytes(buf))[1] == [(b"a", b"1")]
+    decoder.feed_encoder(encoder_stream(InsertWithLiteralName(name=b"b", value=b"2")))
+    with pytest.raises(qpack.DecompressionFailed, match="evicted"):
+        decoder.feed_header(4, bytes(buf))

@@ -72,8 +72,22 @@ _MAX_REQUEST_STREAM_ID: Final = (1 << 62) - 4
 _SEPARATE_PAYLOAD: Final = 1024
 
 
-def _field_section_size(headers: Iterable[tuple[bytes, bytes]]) -> int:
-    return sum(len(name) + len(value) + 32 for name, value in headers)
+def _field_section_size(headers: list[tuple[bytes, bytes]]) -> int:
+    return sum([len(name) + len(value) for name, value in headers]) + 32 * len(headers)
+
+
+def _as_fields(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """A list of ``(bytes, bytes)`` tuples of our own (copied, so the caller may reuse its)."""
+    fields = list(headers)
+    for field in fields:
+        if (
+            type(field) is not tuple
+            or len(field) != 2
+            or type(field[0]) is not bytes
+            or type(field[1]) is not bytes
+        ):
+            return [(bytes(name), bytes(value)) for name, value in fields]
+    return fields
 
 
 @final
@@ -250,7 +264,7 @@ class Connection(ConnectionCore):
                 the peer's SETTINGS_MAX_FIELD_SECTION_SIZE.
             StateError: a header section is not allowed on this stream now.
         """
-        fields = [(bytes(name), bytes(value)) for name, value in headers]
+        fields = _as_fields(headers)
         if self._is_client:
             self._check_open()
             stream = self._streams.get(stream_id)
@@ -352,7 +366,7 @@ class Connection(ConnectionCore):
                 it is finished.
         """
         stream = self._stream_for_send(stream_id)
-        fields = [(bytes(name), bytes(value)) for name, value in headers]
+        fields = _as_fields(headers)
         try:
             validate_trailers(fields)
         except MessageError as exc:

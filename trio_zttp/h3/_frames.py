@@ -213,6 +213,7 @@ DEFAULT_MAX_SETTINGS_LENGTH: Final = 4 * 1024
 _KNOWN_TYPES: Final = frozenset(int(t) for t in FrameType)
 _ID_ONLY: Final = frozenset({FrameType.GOAWAY, FrameType.MAX_PUSH_ID, FrameType.CANCEL_PUSH})
 _MAX_VARINT_LENGTH: Final = 8
+_shared_limits: dict[tuple[int, int], dict[int, int]] = {}
 _MAX_HEADER_LENGTH: Final = 16  # two 8-byte varints
 
 # parser states (plain ints: compared per chunk on the stream hot path)
@@ -354,6 +355,13 @@ class FrameParser(TlvParser):
         max_settings_length: int = DEFAULT_MAX_SETTINGS_LENGTH,
         extra_limits: Mapping[int, int] | None = None,
     ) -> None:
+        super().__init__()
+        if not extra_limits:
+            # one shared, never-modified table per pair of bounds (a parser per request)
+            shared = _shared_limits.get((max_headers_length, max_settings_length))
+            if shared is not None:
+                self._limits = shared
+                return
         limits: dict[int, int] = {}
         if extra_limits:
             for frame_type, limit in extra_limits.items():
@@ -367,7 +375,8 @@ class FrameParser(TlvParser):
             limits[frame_type] = _MAX_VARINT_LENGTH
         if any(limit < 0 for limit in limits.values()):
             raise ValueError("frame length bounds must be >= 0")
-        super().__init__()
+        if not extra_limits and len(_shared_limits) < 16:
+            _shared_limits[max_headers_length, max_settings_length] = limits
         self._limits = limits
 
     @property

@@ -27,6 +27,7 @@ and validated, raising ``ValueError`` for bad arguments.
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Iterable, Sequence
 from typing import Final, final
@@ -69,13 +70,14 @@ _TCHAR_PUNCT: Final = b"!#$%&'*+-.^_`|~"
 _TOKEN: Final = (string.ascii_letters + string.digits).encode() + _TCHAR_PUNCT
 _LOWER_TOKEN: Final = (string.ascii_lowercase + string.digits).encode() + _TCHAR_PUNCT
 _SCHEME_REST: Final = (string.ascii_letters + string.digits + "+-.").encode()
-_WHITESPACE: Final = (b" ", b"\t")
 _MAX_CONTENT_LENGTH_DIGITS: Final = 19  # below 2**63
 
 _REQUEST_PSEUDO: Final = frozenset({b":method", b":scheme", b":authority", b":path"})
 _EXTENDED_PSEUDO: Final = _REQUEST_PSEUDO | {b":protocol"}
 _RESPONSE_PSEUDO: Final = frozenset({b":status"})
 _NO_PSEUDO: Final[frozenset[bytes]] = frozenset()
+#: Regular fields with rules of their own (the connection-specific ones are all valid tokens).
+_SPECIAL_FIELDS: Final = CONNECTION_SPECIFIC_FIELDS | {b"te", b"content-length", b"host"}
 
 
 @final
@@ -113,60 +115,68 @@ class ResponseHead:
         return self.status < 200
 
 
-@attrs.frozen
-class _Scan:
-    pseudo: dict[bytes, bytes]
-    content_length: int | None
-    host: bytes | None
+#: A field value with no NUL, CR or LF and no leading or trailing space or tab.
+_GOOD_VALUE: Final = re.compile(rb"(?![ \t])[^\x00\r\n]*(?<![ \t])").fullmatch
+#: A lowercase token (a valid regular field name).
+_GOOD_NAME: Final = re.compile(rb"[a-z0-9!#$%&'*+\-.^_`|~]+").fullmatch
 
 
-def _check_value(name: bytes, value: bytes) -> None:
+def _value_error(name: bytes, value: bytes) -> MessageError:
     if b"\x00" in value or b"\r" in value or b"\n" in value:
-        raise MessageError(f"field {name!r} has a NUL, CR or LF in its value")
-    if value[:1] in _WHITESPACE or value[-1:] in _WHITESPACE:
-        raise MessageError(f"field {name!r} value has leading or trailing whitespace")
+        return MessageError(f"field {name!r} has a NUL, CR or LF in its value")
+    return MessageError(f"field {name!r} value has leading or trailing whitespace")
+
+
+def _name_error(name: bytes) -> MessageError:
+    if name.lower().translate(None, _LOWER_TOKEN):
+        return MessageError(f"field name {name!r} has invalid characters")
+    return MessageError(f"field name {name!r} has uppercase characters")
 
 
 def _scan(
     headers: Iterable[tuple[bytes, bytes]], allowed: frozenset[bytes], allow_te: bool
-) -> _Scan:
+) -> tuple[dict[bytes, bytes], int | None, bytes | None]:
+    """One pass over a field section: ``(pseudo-header fields, content length, host)``."""
     pseudo: dict[bytes, bytes] = {}
-    lengths: list[bytes] = []
-    hosts: list[bytes] = []
+    lengths: list[bytes] | None = None
+    host: bytes | None = None
     regular = False
+    good_value = _GOOD_VALUE
     for name, value in headers:
-        if not name:
-            raise MessageError("empty field name")
-        if name[0] == 0x3A:  # ":"
+        if not good_value(value):
+            raise _value_error(name, value)
+        if name[:1] == b":":
             if regular:
                 raise MessageError(f"pseudo-header {name!r} after a regular field")
             if name not in allowed:
                 raise MessageError(f"pseudo-header {name!r} not allowed here")
             if name in pseudo:
                 raise MessageError(f"pseudo-header {name!r} repeated")
-            _check_value(name, value)
             pseudo[name] = value
             continue
         regular = True
-        if name.translate(None, _LOWER_TOKEN):
-            if name.lower().translate(None, _LOWER_TOKEN):
-                raise MessageError(f"field name {name!r} has invalid characters")
-            raise MessageError(f"field name {name!r} has uppercase characters")
-        _check_value(name, value)
-        if name in CONNECTION_SPECIFIC_FIELDS:
-            raise MessageError(f"connection-specific field {name!r}")
-        if name == b"te":
-            if not allow_te:
-                raise MessageError("te is only allowed in request header sections")
-            if value.lower() != b"trailers":
-                raise MessageError(f"te value {value!r} is not 'trailers'")
-        elif name == b"content-length":
-            lengths.append(value)
-        elif name == b"host":
-            hosts.append(value)
-    if len(hosts) > 1:
-        raise MessageError("more than one host field")
-    return _Scan(pseudo, parse_content_length(lengths), hosts[0] if hosts else None)
+        if name in _SPECIAL_FIELDS:
+            if name in CONNECTION_SPECIFIC_FIELDS:
+                raise MessageError(f"connection-specific field {name!r}")
+            if name == b"te":
+                if not allow_te:
+                    raise MessageError("te is only allowed in request header sections")
+                if value.lower() != b"trailers":
+                    raise MessageError(f"te value {value!r} is not 'trailers'")
+            elif name == b"content-length":
+                if lengths is None:
+                    lengths = [value]
+                else:
+                    lengths.append(value)
+            elif host is not None:
+                raise MessageError("more than one host field")
+            else:
+                host = value
+        elif not _GOOD_NAME(name):
+            if not name:
+                raise MessageError("empty field name")
+            raise _name_error(name)
+    return pseudo, None if lengths is None else parse_content_length(lengths), host
 
 
 def parse_content_length(values: Sequence[bytes]) -> int | None:
@@ -212,6 +222,49 @@ def _check_authority_form(authority: bytes) -> None:
         raise MessageError(f"CONNECT :authority {authority!r} is not host:port")
 
 
+# --- validation results, remembered ----------------------------------------------------------
+#
+# Validation is a pure function of the field lines and the context, and the same sections come
+# by again and again (a client's requests differ in :path at most; a server's responses are few;
+# the section a builder validated is validated again by send_headers).  Valid sections are kept
+# in one bounded table, keyed by context and content: a hit costs a tuple and a dict lookup.
+# Malformed sections are never kept, so every rule still runs on each new section.  Sections
+# with credentials are not kept (no trace of them outlives their message), nor long ones.
+
+_REQUEST: Final = 0
+_EXTENDED_REQUEST: Final = 1
+_RESPONSE: Final = 2
+_TRAILERS: Final = 3
+_VALIDATED_ENTRIES: Final = 1024
+_VALIDATED_BUDGET: Final = 256 * 1024
+_VALIDATED_SECTION: Final = 4096
+_UNCACHED_FIELDS: Final = frozenset({b"authorization", b"proxy-authorization", b"cookie"})
+
+_Section = tuple[tuple[bytes, bytes], ...]
+_validated: dict[tuple[int, _Section], RequestHead | ResponseHead | None] = {}
+_validated_bytes = 0
+
+
+def _remember(key: tuple[int, _Section], result: RequestHead | ResponseHead | None) -> None:
+    global _validated_bytes
+    size = 0
+    for name, value in key[1]:
+        if name in _UNCACHED_FIELDS:
+            return
+        size += len(name) + len(value)
+    try:
+        hash(key)
+    except TypeError:
+        return
+    if size > _VALIDATED_SECTION:
+        return
+    if len(_validated) >= _VALIDATED_ENTRIES or _validated_bytes + size > _VALIDATED_BUDGET:
+        _validated.clear()
+        _validated_bytes = 0
+    _validated[key] = result
+    _validated_bytes += size
+
+
 def validate_request_headers(
     headers: Iterable[tuple[bytes, bytes]], *, enable_connect_protocol: bool = False
 ) -> RequestHead:
@@ -226,8 +279,20 @@ def validate_request_headers(
     Raises:
         MessageError: the request is malformed.
     """
-    scan = _scan(headers, _EXTENDED_PSEUDO, True)
-    pseudo = scan.pseudo
+    key = (_EXTENDED_REQUEST if enable_connect_protocol else _REQUEST, tuple(headers))
+    try:
+        result = _validated.get(key)
+    except TypeError:  # unhashable parts (bytearray values ...): checked, not remembered
+        return _validate_request(key[1], enable_connect_protocol)
+    if result is None:
+        result = _validate_request(key[1], enable_connect_protocol)
+        _remember(key, result)
+    assert isinstance(result, RequestHead)
+    return result
+
+
+def _validate_request(headers: _Section, enable_connect_protocol: bool) -> RequestHead:
+    pseudo, content_length, host = _scan(headers, _EXTENDED_PSEUDO, True)
     method = _require(pseudo, b":method")
     _check_token(b":method", method)
     protocol = pseudo.get(b":protocol")
@@ -238,11 +303,11 @@ def validate_request_headers(
         if authority is None:
             raise MessageError("CONNECT request without :authority")
         _check_authority_form(authority)
-        if scan.host is not None and scan.host != authority:
+        if host is not None and host != authority:
             raise MessageError("host and :authority differ")
         return RequestHead(
             method=method, scheme=None, authority=authority, path=None, protocol=None,
-            content_length=scan.content_length,
+            content_length=content_length,
         )
     if protocol is not None:
         if method != b"CONNECT":
@@ -256,10 +321,10 @@ def validate_request_headers(
     path = _require(pseudo, b":path")
     if not scheme[:1].isalpha() or scheme.translate(None, _SCHEME_REST):
         raise MessageError(f":scheme {scheme!r} is not a URI scheme")
-    if authority is not None and scan.host is not None and scan.host != authority:
+    if authority is not None and host is not None and host != authority:
         raise MessageError("host and :authority differ")
     if scheme in (b"http", b"https"):
-        effective = authority if authority is not None else scan.host
+        effective = authority if authority is not None else host
         if not effective:
             raise MessageError(f"{scheme.decode()} request without a non-empty authority")
         if b"@" in effective:
@@ -269,10 +334,10 @@ def validate_request_headers(
     return RequestHead(
         method=method,
         scheme=scheme,
-        authority=authority if authority is not None else scan.host,
+        authority=authority if authority is not None else host,
         path=path,
         protocol=protocol,
-        content_length=scan.content_length,
+        content_length=content_length,
     )
 
 
@@ -299,14 +364,27 @@ def validate_response_headers(headers: Iterable[tuple[bytes, bytes]]) -> Respons
     Raises:
         MessageError: the response is malformed.
     """
-    scan = _scan(headers, _RESPONSE_PSEUDO, False)
-    status = _require(scan.pseudo, b":status")
+    key = (_RESPONSE, tuple(headers))
+    try:
+        result = _validated.get(key)
+    except TypeError:  # unhashable parts (bytearray values ...): checked, not remembered
+        return _validate_response(key[1])
+    if result is None:
+        result = _validate_response(key[1])
+        _remember(key, result)
+    assert isinstance(result, ResponseHead)
+    return result
+
+
+def _validate_response(headers: _Section) -> ResponseHead:
+    pseudo, content_length, _ = _scan(headers, _RESPONSE_PSEUDO, False)
+    status = _require(pseudo, b":status")
     if len(status) != 3 or not status.isdigit() or status[0] == 0x30:
         raise MessageError(f":status {status!r} is not a 3-digit code from 100 to 999")
     code = int(status)
     if code == 101:
         raise MessageError("HTTP/3 has no 101 (Switching Protocols)")
-    return ResponseHead(status=code, content_length=scan.content_length)
+    return ResponseHead(status=code, content_length=content_length)
 
 
 def validate_trailers(headers: Iterable[tuple[bytes, bytes]]) -> None:
@@ -315,7 +393,14 @@ def validate_trailers(headers: Iterable[tuple[bytes, bytes]]) -> None:
     Raises:
         MessageError: the trailer section is malformed.
     """
-    _scan(headers, _NO_PSEUDO, False)
+    key = (_TRAILERS, tuple(headers))
+    try:
+        known = key in _validated
+    except TypeError:
+        known = False
+    if not known:
+        _scan(key[1], _NO_PSEUDO, False)
+        _remember(key, None)
 
 
 # --- content length ----------------------------------------------------------------------------

@@ -14,8 +14,6 @@ from __future__ import annotations
 from collections import deque
 from typing import Final
 
-import attrs
-
 from .. import qpack
 from .._buffer import BufferReadError, decode_varint
 from ..quic._events import ConnectionTerminated as QuicConnectionTerminated
@@ -511,14 +509,20 @@ class ConnectionCore:
         """Report the end of the stream: on its last event if still queued, else alone."""
         events = self._events
         last = events[-1] if events else None
-        if (
-            isinstance(last, (DataReceived, HeadersReceived))
+        if isinstance(last, DataReceived):
+            if last.stream_id == stream_id and not last.end_stream:
+                events[-1] = DataReceived(stream_id=stream_id, data=last.data, end_stream=True)
+                return
+        elif (
+            isinstance(last, HeadersReceived)
             and last.stream_id == stream_id
             and not last.end_stream
         ):
-            events[-1] = attrs.evolve(last, end_stream=True)
-        else:
-            events.append(DataReceived(stream_id=stream_id, data=b"", end_stream=True))
+            events[-1] = HeadersReceived(
+                stream_id=stream_id, headers=last.headers, end_stream=True, interim=last.interim
+            )
+            return
+        events.append(DataReceived(stream_id=stream_id, data=b"", end_stream=True))
 
     def _forget_if_done(self, stream: RequestStream) -> None:
         if stream.done:

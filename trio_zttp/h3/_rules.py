@@ -41,14 +41,14 @@ __all__ = [
 ]
 
 
-class Role(enum.Enum):
+class Role(enum.StrEnum):
     """Which endpoint receives a frame or a stream."""
 
     CLIENT = "client"
     SERVER = "server"
 
 
-class StreamKind(enum.Enum):
+class StreamKind(enum.StrEnum):
     """The three kinds of stream that carry HTTP/3 frames (RFC 9114 §6)."""
 
     CONTROL = "control"
@@ -113,7 +113,7 @@ def check_frame_allowed(frame_type: int, stream_kind: StreamKind, *, is_client: 
 # --- request and push streams: the message frame sequence (RFC 9114 §4.1, §4.4) -------------
 
 
-class MessageState(enum.Enum):
+class MessageState(enum.StrEnum):
     """Where a request or push stream is in its frame sequence (receive side)."""
 
     #: Nothing yet, or only interim (1xx) responses: a HEADERS frame is expected.
@@ -126,7 +126,7 @@ class MessageState(enum.Enum):
     DONE = "done"
 
 
-class MessageInput(enum.Enum):
+class MessageInput(enum.StrEnum):
     """What the connection saw on the stream, once a HEADERS frame has been decoded."""
 
     #: A request header section, a final response, or (in BODY) a trailer section.
@@ -216,7 +216,7 @@ def check_message_frame(state: MessageState, frame_type: int) -> None:
 # --- the control stream ----------------------------------------------------------------------
 
 
-class ControlState(enum.Enum):
+class ControlState(enum.StrEnum):
     """The peer's control stream: waiting for SETTINGS, or running."""
 
     AWAITING_SETTINGS = "awaiting_settings"

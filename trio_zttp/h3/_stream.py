@@ -35,7 +35,7 @@ class StateError(Exception):
     """
 
 
-class SendState(enum.Enum):
+class SendState(enum.StrEnum):
     """Where our side of a request stream is in its frame sequence."""
 
     #: Nothing sent yet (client: no request; server: no final response).
@@ -48,7 +48,7 @@ class SendState(enum.Enum):
     CLOSED = "closed"
 
 
-class SendInput(enum.Enum):
+class SendInput(enum.StrEnum):
     """What the application sends on a request stream."""
 
     HEADERS = "headers"

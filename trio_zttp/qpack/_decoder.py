@@ -30,16 +30,15 @@ from ._huffman import huffman_decode
 from ._instructions import (
     ENTRY_OVERHEAD,
     Duplicate,
-    InsertCountIncrement,
     InsertWithLiteralName,
     InsertWithNameReference,
-    SectionAcknowledgment,
     SetDynamicTableCapacity,
     StreamCancellation,
     decode_integer,
     decode_required_insert_count,
     parse_encoder_instruction,
     write_decoder_instruction,
+    write_integer,
 )
 from ._static_table import STATIC_TABLE
 
@@ -52,6 +51,10 @@ _STATIC_COUNT: Final = len(STATIC_TABLE)
 # as the same literal on every request); emptied when it would hold more than this many bytes
 _STRING_CACHE_BUDGET: Final = 256 * 1024
 _STRING_CACHE_ENTRIES: Final = 2048
+# decoded field sections, by (Required Insert Count, encoded bytes): at most this many, of at
+# most this many encoded or decoded bytes each
+_SECTION_CACHE_ENTRIES: Final = 512
+_SECTION_CACHE_SECTION: Final = 4096
 
 
 @final
@@ -79,6 +82,7 @@ class Decoder:
         "_max_entries",
         "_max_field_section_size",
         "_size",
+        "_section_cache",
         "_string_cache",
         "_string_cache_bytes",
     )
@@ -109,6 +113,11 @@ class Decoder:
         self._encoder_buffer = bytearray()
         self._string_cache: dict[bytes, bytes] = {}
         self._string_cache_bytes = 0
+        # (Required Insert Count, section) -> (field lines, _dropped when decoded): a section's
+        # meaning is fixed by its bytes and the absolute indices they name, so a repeat is the
+        # same field lines as long as no entry was evicted since (none it used can be gone)
+        self._section_cache: dict[tuple[int, bytes], tuple[tuple[tuple[bytes, bytes], ...], int]]
+        self._section_cache = {}
 
     # --- the encoder stream ----------------------------------------------------------
 
@@ -271,31 +280,41 @@ class Decoder:
     def _write_increment(self, buf: bytearray) -> None:
         increment = self._insert_count - self._known_received
         if increment > 0:
-            write_decoder_instruction(buf, InsertCountIncrement(increment=increment))
+            write_integer(buf, increment, 6, 0x00)  # Insert Count Increment
             self._known_received = self._insert_count
 
     def _decode(
         self, stream_id: int, data: bytes, pos: int, required: int
     ) -> tuple[bytes, Headers]:
+        key = (required, data)
+        cached = self._section_cache.get(key)
+        if cached is not None and cached[1] == self._dropped:
+            return self._acknowledge(stream_id, required), list(cached[0])
         try:
-            headers = self._decode_lines(data, pos, required)
+            headers, size = self._decode_lines(data, pos, required)
         except FieldSectionTooLargeError as exc:
             exc.decoder_stream_data = self._acknowledge(stream_id, required)
             raise
         except (BufferReadError, EncodingError) as exc:
             raise DecompressionFailed(f"stream {stream_id}: {exc}") from exc
+        if size <= _SECTION_CACHE_SECTION and len(data) <= _SECTION_CACHE_SECTION:
+            cache = self._section_cache
+            if len(cache) >= _SECTION_CACHE_ENTRIES:
+                cache.clear()
+            cache[key] = (tuple(headers), self._dropped)
         return self._acknowledge(stream_id, required), headers
 
     def _acknowledge(self, stream_id: int, required: int) -> bytes:
         buf = bytearray()
         if required:
-            write_decoder_instruction(buf, SectionAcknowledgment(stream_id=stream_id))
+            write_integer(buf, stream_id, 7, 0x80)  # Section Acknowledgment
             if required > self._known_received:
                 self._known_received = required
         self._write_increment(buf)
         return bytes(buf)
 
-    def _decode_lines(self, data: bytes, pos: int, required: int) -> Headers:
+    def _decode_lines(self, data: bytes, pos: int, required: int) -> tuple[Headers, int]:
+        """The field lines and their size (names, values, 32 bytes each)."""
         end = len(data)
         if pos >= end:
             raise BufferReadError("field section prefix ends before Delta Base")
@@ -354,7 +373,7 @@ class Decoder:
                     f"field section exceeds {limit} bytes", decoder_stream_data=b"", limit=limit
                 )
             headers.append((name, value))
-        return headers
+        return headers, total
 
     @staticmethod
     def _dynamic(

@@ -40,13 +40,10 @@ from ._errors import DecoderStreamError, EncodingError
 from ._instructions import (
     ENTRY_OVERHEAD,
     Duplicate,
-    InsertCountIncrement,
     InsertWithLiteralName,
     InsertWithNameReference,
-    SectionAcknowledgment,
     SetDynamicTableCapacity,
-    StreamCancellation,
-    parse_decoder_instruction,
+    decode_integer,
     write_encoder_instruction,
     write_indexed_dynamic,
     write_indexed_static,
@@ -410,18 +407,21 @@ class Encoder:
         buf += data
         pos = 0
         try:
-            while pos < len(buf):
+            end = len(buf)
+            while pos < end:
+                first = buf[pos]
                 try:
-                    instruction, pos = parse_decoder_instruction(buf, pos)
+                    if first & 0x80:
+                        stream_id, pos = decode_integer(buf, pos, 7)
+                        self._section_acknowledged(stream_id)
+                        continue
+                    value, pos = decode_integer(buf, pos, 6)
                 except BufferReadError:
                     break
-                match instruction:
-                    case SectionAcknowledgment(stream_id=stream_id):
-                        self._section_acknowledged(stream_id)
-                    case StreamCancellation(stream_id=stream_id):
-                        self._stream_cancelled(stream_id)
-                    case InsertCountIncrement(increment=increment):
-                        self._insert_count_increment(increment)
+                if first & 0x40:
+                    self._stream_cancelled(value)
+                else:
+                    self._insert_count_increment(value)
         except EncodingError as exc:
             raise DecoderStreamError(str(exc)) from exc
         finally:
