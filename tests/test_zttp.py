@@ -231,3 +231,40 @@ def test_zttp_sentinels_and_arguments() -> None:
         server.connect(("127.0.0.1", 443), 0.0)
     with pytest.raises(h3.StateError):
         server.h3  # noqa: B018
+
+
+def test_zttp_passes_ecn_codepoints_both_ways(identity: Identity) -> None:
+    """The façade hands the IP header's codepoint to the engine and exposes the engine's
+    choice: two façades whose 'sockets' carry the marks end ECN-capable, each having
+    counted the other's ECT(0) packets."""
+    client = trio_zttp.Connection(trio_zttp.CLIENT, configuration=Configuration(
+        is_client=True, alpn_protocols=["h3"], server_name="localhost",
+        cadata=identity.ca.pem))
+    server = trio_zttp.Connection(trio_zttp.SERVER, configuration=Configuration(
+        is_client=False, alpn_protocols=["h3"],
+        certificate_chain=list(identity.leaf.chain), private_key=identity.leaf.private_key))
+    client_addr, server_addr = ("10.0.0.1", 5000), ("10.0.0.2", 443)
+    now = 0.0
+    client.connect(server_addr, now)
+    assert client.ecn_codepoint == 2  # ECT(0) while testing
+    answered = False
+    for step in range(50):
+        now += 0.01
+        for data, _ in client.datagrams_to_send(now):
+            server.receive_datagram(data, client_addr, now, ecn=client.ecn_codepoint)
+        while (event := server.next_event()) is not trio_zttp.NEED_DATA:
+            if isinstance(event, trio_zttp.EndOfMessage):
+                server.send_response(event.stream_id, 200)
+                server.send_end_of_message(event.stream_id)
+        for data, _ in server.datagrams_to_send(now):
+            client.receive_datagram(data, server_addr, now, ecn=server.ecn_codepoint)
+        while (event := client.next_event()) is not trio_zttp.NEED_DATA:
+            answered = answered or isinstance(event, trio_zttp.EndOfMessage)
+        if step == 5:
+            client.send_request("GET", "/", authority="localhost", end_stream=True)
+    assert answered
+    for side in (client, server):
+        stats = side.quic.statistics()
+        assert stats.ecn_state == "capable", stats.ecn_failure
+        assert stats.ecn_ect0_received > 0
+        assert side.ecn_codepoint == 2

@@ -317,8 +317,14 @@ class Connection:
             raise StateError("only a client connects")
         self._quic.connect(addr, now)
 
-    def receive_datagram(self, udp_payload: bytes, addr: Address, now: float) -> None:
-        """Feed one UDP payload from ``addr`` received at ``now``."""
+    def receive_datagram(
+        self, udp_payload: bytes, addr: Address, now: float, *, ecn: int = 0
+    ) -> None:
+        """Feed one UDP payload from ``addr`` received at ``now``.
+
+        ``ecn`` is the IP header's ECN codepoint (0-3) when the socket can read it
+        (``IP_RECVTOS``); see :attr:`ecn_codepoint` for the sending side.
+        """
         quic = self._quic
         if quic is None:
             if self._quic_factory is not None:
@@ -328,7 +334,10 @@ class Connection:
                 quic = _our_quic_connection(self._configuration)
             assert quic is not None
             self._start(quic)
-        quic.receive_datagram(udp_payload, addr, now)
+        if ecn:
+            quic.receive_datagram(udp_payload, addr, now, ecn=ecn)
+        else:
+            quic.receive_datagram(udp_payload, addr, now)
         self._pump()
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
@@ -336,6 +345,13 @@ class Connection:
         if self._quic is None:
             return []
         return list(self._quic.datagrams_to_send(now))
+
+    @property
+    def ecn_codepoint(self) -> int:
+        """The ECN codepoint to send the last :meth:`datagrams_to_send` batch with (2 =
+        ECT(0) while ECN is tested or validated, 0 = unmarked); 0 for engines without ECN."""
+        value = getattr(self._quic, "ecn_codepoint", 0)
+        return value if isinstance(value, int) else 0
 
     def get_timer(self) -> float | None:
         """When :meth:`handle_timer` must be called next (None: no timer)."""
