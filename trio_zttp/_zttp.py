@@ -24,7 +24,7 @@ from __future__ import annotations
 import enum
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any, Final, Literal, Protocol, TypeAlias, final
+from typing import Any, Final, Literal, Protocol, TypeAlias, cast, final
 
 import attrs
 
@@ -334,8 +334,8 @@ class Connection:
                 quic = _our_quic_connection(self._configuration)
             assert quic is not None
             self._start(quic)
-        if ecn:
-            quic.receive_datagram(udp_payload, addr, now, ecn=ecn)
+        if ecn:  # only ECN-aware engines (ours) take the keyword
+            cast(Any, quic).receive_datagram(udp_payload, addr, now, ecn=ecn)
         else:
             quic.receive_datagram(udp_payload, addr, now)
         self._pump()
