@@ -397,7 +397,22 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
         state = self._state
         if state is not _CONNECTED and state is not _FIRSTFLIGHT:
             return True
-        space.on_packet_received(pn, ack_eliciting, now, self._local_max_ack_delay)
+        # space.on_packet_received, inline: record the packet, schedule the ACK (RFC 9000
+        # §13.2.1)
+        bounds = space.received._bounds
+        if bounds and pn == bounds[-1]:
+            # the next packet number, in order (bounds[-1] - 1 is the largest received)
+            bounds[-1] = pn + 1  # RangeSet.add's fast path
+            space.largest_received = pn
+            space.largest_received_time = now
+            if ack_eliciting:
+                space.ack_eliciting_unacked += 1
+                if space.epoch is not _ONE_RTT or space.ack_eliciting_unacked >= 2:
+                    space.ack_now = True
+                elif space.ack_deadline is None:
+                    space.ack_deadline = now + self._local_max_ack_delay
+        else:
+            space.on_packet_received(pn, ack_eliciting, now, self._local_max_ack_delay)
         # idle timer restarts (RFC 9000 §10.1)
         timeout = self._idle_timeout
         if timeout > 0:

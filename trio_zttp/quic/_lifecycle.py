@@ -41,7 +41,7 @@ from ._sender import (
     build_close_datagram,
 )
 from ._spaces import PacketSpace
-from ._stream_manager import StreamManager
+from ._stream_manager import F_STREAM, StreamManager
 
 __all__ = ["KEY_UPDATE_AFTER", "LifecycleMixin", "State"]
 
@@ -297,7 +297,12 @@ class LifecycleMixin(ConnectionBase):
         for packet in result.acked:
             for record in packet.frames:
                 kind = record[0]
-                if kind >= 10:
+                if kind == F_STREAM:
+                    # StreamManager.on_frame_acked for a STREAM frame, inline
+                    stream = record[1]
+                    if stream.send.on_data_acked(record[2], record[3], record[4]):
+                        streams._maybe_forget(stream)
+                elif kind >= 10:
                     streams.on_frame_acked(record)
                 elif kind == F_ACK:
                     self._spaces[_SPACE[packet.epoch]].on_ack_acked(record[1])
