@@ -714,6 +714,26 @@ class LossRecovery:
 
     def _compute_timer(self, now: float) -> None:
         """SetLossDetectionTimer (Appendix A.8), in one pass over the spaces."""
+        (_, initial), (_, handshake), (_, app) = self._space_list
+        if self._handshake_confirmed and not initial.ack_eliciting_in_flight \
+                and not handshake.ack_eliciting_in_flight and initial.loss_time is None \
+                and handshake.loss_time is None:
+            # only the application space can have a timer (the usual case once the handshake
+            # is confirmed, when the peer is validated too): the same arithmetic, one space
+            if app.loss_time is not None:
+                self._timer = app.loss_time
+            elif self._amplification_limited or not app.ack_eliciting_in_flight \
+                    or app.time_of_last_ack_eliciting is None:
+                self._timer = None
+            else:
+                rtt = self.rtt
+                backoff = 1 << self.pto_count
+                var = 4 * rtt.rttvar
+                duration = (rtt.smoothed_rtt + (var if var > K_GRANULARITY else K_GRANULARITY)
+                            ) * backoff
+                duration += rtt.max_ack_delay * backoff
+                self._timer = app.time_of_last_ack_eliciting + duration
+            return
         loss_time: float | None = None
         in_flight = 0
         for _, space in self._space_list:

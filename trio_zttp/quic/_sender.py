@@ -174,12 +174,19 @@ def _write_crypto(packet: _Packet, space: PacketSpace, limit: int) -> None:
 
 def _has_app_control(conn: Connection, path: Path) -> bool:
     """Whether 1-RTT frames other than STREAM, DATAGRAM and ACK wait to be sent."""
+    streams = conn._streams
+    blocked = streams._streams_blocked
+    pending = streams._max_streams_pending
+    crypto = conn._spaces[2].crypto_send
     return bool(
-        conn._streams.has_control() or conn._handshake_done_pending or conn._ping_pending
+        # streams.has_control() and crypto.has_data(), inline
+        streams._control or streams._max_data_pending or streams._max_data_due
+        or pending[0] or pending[1] or blocked[0] is not None or blocked[1] is not None
+        or conn._handshake_done_pending or conn._ping_pending
         or conn._new_cids or conn._peer_cids.pending_retire
         or conn._new_token_pending is not None or path.challenge_pending
         or (conn._paths.responses and any(p is path for p, _ in conn._paths.responses))
-        or conn._spaces[2].crypto_send.has_data()
+        or crypto._sent_end < len(crypto._data) or crypto._pending
     )
 
 
@@ -559,12 +566,20 @@ def _build_short_datagrams(conn: Connection, now: float, path: Path,
             pacer = recovery.pacer
             can_elicit = congestion.can_send(max_size)
             if can_elicit and pacer is not None:
-                next_time = pacer.next_send_time(now)
-                if next_time > now:
-                    # wake up for a small burst, not for every single packet
-                    burst = PACING_BURST * max_size / pacer.rate
-                    conn._pacing_at = next_time if next_time - now > burst else now + burst
-                    can_elicit = False
+                # pacer.next_send_time(now), inline
+                tokens = pacer._tokens
+                last = pacer._last
+                if last is not None and now > last:
+                    tokens += (now - last) * pacer._rate
+                    if tokens > pacer._capacity:
+                        tokens = pacer._capacity
+                if tokens < pacer._max_datagram_size:
+                    next_time = now + (pacer._max_datagram_size - tokens) / pacer._rate
+                    if next_time > now:
+                        # wake up for a small burst, not for every single packet
+                        burst = PACING_BURST * max_size / pacer._rate
+                        conn._pacing_at = next_time if next_time - now > burst else now + burst
+                        can_elicit = False
         if not can_elicit and not app.ack_now and not (
                 app.ack_deadline is not None and app.ack_deadline <= now):
             return

@@ -405,6 +405,19 @@ class StreamManager:
         recv = stream.recv
         assert recv is not None
         try:
+            if fin:
+                # the whole rest of the stream in one frame: no reassembly (_deliver inline)
+                consume = self._consume_on_delivery
+                chunk = recv.receive_last(offset, data, consume)
+                if chunk is not None:
+                    self._events.append(
+                        StreamDataReceived(stream_id=stream_id, data=chunk, end_stream=True))
+                    if recv.window.update_due():
+                        self._queue_control(stream)
+                    if self._conn_window.update_due():
+                        self._max_data_due = True
+                    self._maybe_forget(stream)
+                    return
             readable = recv.on_stream_frame(offset, data, fin)
         except TransportError as exc:
             _tag(exc, frame_type)
