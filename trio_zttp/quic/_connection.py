@@ -399,15 +399,20 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
             return True
         # space.on_packet_received, inline: record the packet, schedule the ACK (RFC 9000
         # §13.2.1)
-        bounds = space.received._bounds
-        if bounds and pn == bounds[-1]:
-            # the next packet number, in order (bounds[-1] - 1 is the largest received)
-            bounds[-1] = pn + 1  # RangeSet.add's fast path
+        largest = space.largest_received
+        if pn > largest:
+            # the newest packet (the usual case)
+            bounds = space.received._bounds
+            if bounds and pn == bounds[-1]:
+                bounds[-1] = pn + 1  # RangeSet.add's fast path: the next packet number
+            else:
+                space.received.add(pn)
             space.largest_received = pn
             space.largest_received_time = now
             if ack_eliciting:
                 space.ack_eliciting_unacked += 1
-                if space.epoch is not _ONE_RTT or space.ack_eliciting_unacked >= 2:
+                if space.epoch is not _ONE_RTT or space.ack_eliciting_unacked >= 2 \
+                        or (largest >= 0 and pn > largest + 1):
                     space.ack_now = True
                 elif space.ack_deadline is None:
                     space.ack_deadline = now + self._local_max_ack_delay
