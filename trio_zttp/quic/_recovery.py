@@ -524,7 +524,14 @@ class LossRecovery:
 
         sent = space.sent_packets
         acked: list[SentPacket] = []
-        if sent:
+        if sent and len(ack_ranges) == 1:
+            lo = ack_ranges[0][0]  # one range (the usual ACK)
+            for pn, packet in sent.items():
+                if pn > largest:
+                    break
+                if pn >= lo:
+                    acked.append(packet)
+        elif sent:
             # the lowest range reaching the oldest unacknowledged packet (ranges descend)
             k = 0
             if len(ack_ranges) > 1:
