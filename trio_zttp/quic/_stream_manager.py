@@ -220,8 +220,18 @@ class StreamManager:
         recv = None if uni else self._new_recv(stream_id)
         stream = Stream(stream_id, send, recv, opened=False)
         self._streams[stream_id] = stream
-        self._waiting_open.append(stream)
-        self._open_waiting()
+        limits = self._limits
+        if not self._waiting_open and index < limits.peer_limit(not uni):
+            # nothing waits and the peer allows it: _open_waiting for this one stream
+            while True:
+                opened = limits.open_stream(not uni)
+                if opened is None or opened >= stream_id:
+                    break
+            stream.opened = True
+            self._queue_send(stream)
+        else:
+            self._waiting_open.append(stream)
+            self._open_waiting()
         return stream
 
     def _new_recv(self, stream_id: int) -> RecvStream:
