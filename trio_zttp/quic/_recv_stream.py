@@ -208,11 +208,12 @@ class RecvStream:
         Raises:
             FlowControlError: beyond the stream's or the connection's advertised limit.
         """
-        if offset != self._read_offset or self._buf or self._ranges or not data \
-                or self._fin_offset is not None or self._stopped:
-            return None
-        # nothing buffered and no final size: the highest offset received is the read offset
         end = offset + len(data)
+        if offset != self._read_offset or self._buf or self._ranges or not data \
+                or self._fin_offset is not None or self._stopped or end < self._highest:
+            return None
+        # nothing buffered and no final size: only an empty frame can have reached beyond the
+        # read offset, and not beyond this frame's end (checked)
         self._account(end)
         self._contig_end = self._read_offset = end
         if consume:
