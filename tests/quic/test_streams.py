@@ -413,6 +413,25 @@ def test_streams_recv_in_order_data_skips_the_buffer() -> None:
     assert stream.receive_in_order(16, b"more", True) is None  # the final size is known
 
 
+def test_streams_recv_in_order_and_whole_stream_frames_keep_the_highest_offset() -> None:
+    # an empty frame at offset 10 came first: the data below it goes the general way, so
+    # the highest offset (the final size's lower bound) never moves back
+    connection = ReceiveWindow(100)
+    stream = RecvStream(1, 50, connection=connection)
+    assert stream.on_stream_frame(10, b"") is False
+    assert stream.receive_in_order(0, b"abcde", True) is None
+    assert stream.receive_last(0, b"abcde", True) is None
+    assert stream.highest_received == 10 and connection.received == 10
+    with pytest.raises(FinalSizeError):
+        stream.on_stream_frame(0, b"abcdefg", fin=True)
+    # a whole stream in one frame is read at once and ends the stream
+    whole = RecvStream(5, 50, connection=connection)
+    assert whole.receive_last(0, b"request", True) == b"request"
+    assert whole.at_eof and whole.is_finished and whole.final_size == 7
+    assert whole.window.consumed == 7 and connection.received == 17
+    assert whole.receive_last(7, b"", True) is None  # the final size is known
+
+
 def test_streams_recv_in_order_and_out_of_order() -> None:
     stream = RecvStream(1, 1000)
     assert stream.on_stream_frame(0, b"hel")

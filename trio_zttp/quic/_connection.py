@@ -50,7 +50,6 @@ from ._events import (
 )
 from ._frame_codec import (
     decode_frame_body,
-    parse_ack,
     parse_crypto,
     parse_datagram,
     parse_stream,
@@ -391,13 +390,59 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
         self._rx_epoch = epoch
         self._rx_path = path
         self._rx_dcid = dcid
-        ack_eliciting, non_probing = self._process_frames(payload, epoch, now)
+        # run every frame: (ack_eliciting, non_probing) from the table's flags
+        end = len(payload)
+        if not end:
+            raise ProtocolViolation("packet without frames")
+        view = memoryview(payload)
+        pos = 0
+        table = _TABLE
+        ack_eliciting = False
+        non_probing = False
+        bit = 1 << epoch
+        while pos < end:
+            frame_type = view[pos]
+            if frame_type >= 0x40:
+                read_frame_type(view, pos)  # raises: unknown type or not shortest encoding
+            handler, mask, flags = table[frame_type]
+            if not mask & bit:
+                check_frame_allowed(frame_type, epoch)  # raises the right error
+            if handler is None:
+                raise FrameEncodingError(f"unknown frame type 0x{frame_type:02x}",
+                                         frame_type=frame_type)
+            pos = handler(self, view, pos + 1, frame_type, now)
+            if flags & 1:
+                ack_eliciting = True
+            if flags & 2:
+                non_probing = True
         if self._qlog is not None:
             self._qlog_packet(now, "transport:packet_received", epoch, pn, size)
         state = self._state
         if state is not _CONNECTED and state is not _FIRSTFLIGHT:
             return True
-        space.on_packet_received(pn, ack_eliciting, now, self._local_max_ack_delay)
+        # space.on_packet_received, inline: record the packet, schedule the ACK (RFC 9000
+        # §13.2.1)
+        largest = space.largest_received
+        if pn > largest:
+            # the newest packet (the usual case)
+            bounds = space.received._bounds
+            if bounds and pn == bounds[-1]:
+                bounds[-1] = pn + 1  # RangeSet.add's fast path: the next packet number
+            elif not bounds:
+                bounds += (pn, pn + 1)  # everything before was acknowledged and forgotten
+            else:
+                space.received.add(pn)
+            space.largest_received = pn
+            space.largest_received_time = now
+            if ack_eliciting:
+                space.ack_eliciting_unacked += 1
+                if space.epoch is not _ONE_RTT or space.ack_eliciting_unacked >= 2 \
+                        or (largest >= 0 and pn > largest + 1):
+                    space.ack_now = True
+                elif space.ack_deadline is None:
+                    space.ack_deadline = now + self._local_max_ack_delay
+        else:
+            space.on_packet_received(pn, ack_eliciting, now, self._local_max_ack_delay)
         # idle timer restarts (RFC 9000 §10.1)
         timeout = self._idle_timeout
         if timeout > 0:
@@ -417,44 +462,11 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
             return self._other_initial_openers.get(header.version or 0)
         return self._spaces[SPACE_INDEX[epoch]].opener
 
-    def _process_frames(self, payload: bytes, epoch: Epoch, now: float) -> tuple[bool, bool]:
-        """Run every frame of a packet; return ``(ack_eliciting, non_probing)``."""
-        end = len(payload)
-        if not end:
-            raise ProtocolViolation("packet without frames")
-        view = memoryview(payload)
-        pos = 0
-        table = _TABLE
-        eliciting = False
-        non_probing = False
-        bit = 1 << epoch
-        while pos < end:
-            frame_type = view[pos]
-            if frame_type >= 0x40:
-                read_frame_type(view, pos)  # raises: unknown type or not shortest encoding
-            handler, mask, flags = table[frame_type]
-            if not mask & bit:
-                check_frame_allowed(frame_type, epoch)  # raises the right error
-            if handler is None:
-                raise FrameEncodingError(f"unknown frame type 0x{frame_type:02x}",
-                                         frame_type=frame_type)
-            pos = handler(self, view, pos + 1, frame_type, now)
-            if flags & 1:
-                eliciting = True
-            if flags & 2:
-                non_probing = True
-        return eliciting, non_probing
-
     # -- frame handlers ------------------------------------------------------------------------
     def _on_padding(self, view: memoryview, pos: int, frame_type: int, now: float) -> int:
         return skip_padding(view, pos)
 
     def _on_ping(self, view: memoryview, pos: int, frame_type: int, now: float) -> int:
-        return pos
-
-    def _on_ack(self, view: memoryview, pos: int, frame_type: int, now: float) -> int:
-        ranges, delay, ecn, pos = parse_ack(view, pos, frame_type)
-        self._handle_ack(ranges, delay, ecn, now)
         return pos
 
     def _on_crypto(self, view: memoryview, pos: int, frame_type: int, now: float) -> int:

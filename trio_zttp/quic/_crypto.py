@@ -16,6 +16,7 @@ RFC 9001 §6.6; acting on the counts (key update, AEAD_LIMIT_REACHED) is the con
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Final, final
@@ -24,7 +25,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
-from .._tls.suites import CipherSuite, hash_length, hash_name, hkdf_expand_label, hkdf_extract
+from .._tls.suites import CipherSuite, hash_length, hash_name, hkdf_extract
 from ._errors import QuicError
 from ._packet import decode_packet_number
 
@@ -100,6 +101,22 @@ class DecryptionError(Exception):
     """
 
 
+#: HkdfLabel structures with the final HKDF-Expand counter byte, by (label, length): every
+#: packet-protection output is at most one hash block long (RFC 8446 §7.1, RFC 5869 §2.3)
+_EXPAND_INFOS: dict[tuple[bytes, int], bytes] = {}
+
+
+def _expand_label(name: str, secret: bytes, label: bytes, length: int) -> bytes:
+    """``hkdf_expand_label(name, secret, label, b"", length)`` for ``length`` up to one hash
+    output (every QUIC key, IV, header-protection key and secret): one HMAC."""
+    info = _EXPAND_INFOS.get((label, length))
+    if info is None:
+        full = b"tls13 " + label
+        info = length.to_bytes(2) + bytes((len(full),)) + full + b"\x00\x01"
+        _EXPAND_INFOS[(label, length)] = info
+    return hmac.digest(secret, info, name)[:length]
+
+
 def _labels(version: int) -> tuple[bytes, bytes, bytes, bytes]:
     try:
         return _LABELS[version]
@@ -126,8 +143,8 @@ def initial_secrets(version: int, dcid: bytes) -> tuple[bytes, bytes]:
         raise QuicError(f"no Initial salt for QUIC version 0x{version:08x}") from None
     initial_secret = hkdf_extract("sha256", salt, dcid)
     return (
-        hkdf_expand_label("sha256", initial_secret, b"client in", b"", 32),
-        hkdf_expand_label("sha256", initial_secret, b"server in", b"", 32),
+        _expand_label("sha256", initial_secret, b"client in", 32),
+        _expand_label("sha256", initial_secret, b"server in", 32),
     )
 
 
@@ -139,16 +156,15 @@ def packet_protection_keys(
     name = hash_name(suite)
     key_length = _KEY_LENGTHS[suite]
     return (
-        hkdf_expand_label(name, secret, key_label, b"", key_length),
-        hkdf_expand_label(name, secret, iv_label, b"", IV_LENGTH),
-        hkdf_expand_label(name, secret, hp_label, b"", key_length),
+        _expand_label(name, secret, key_label, key_length),
+        _expand_label(name, secret, iv_label, IV_LENGTH),
+        _expand_label(name, secret, hp_label, key_length),
     )
 
 
 def _next_secret(version: int, suite: CipherSuite, secret: bytes) -> bytes:
     """The secret of the next key phase (RFC 9001 §6.1)."""
-    return hkdf_expand_label(hash_name(suite), secret, _labels(version)[3], b"",
-                             hash_length(suite))
+    return _expand_label(hash_name(suite), secret, _labels(version)[3], hash_length(suite))
 
 
 @final

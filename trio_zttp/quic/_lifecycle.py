@@ -27,9 +27,10 @@ from ._crypto import PacketOpener
 from ._ecn import EcnValidator
 from ._errors import QuicError, TransportError, TransportErrorCode
 from ._events import ConnectionTerminated, PingAcknowledged
+from ._frame_codec import parse_ack
 from ._frames import ConnectionCloseFrame
 from ._paths import PathManager
-from ._recovery import LossRecovery
+from ._recovery import K_GRANULARITY, LossRecovery
 from ._sender import (
     F_ACK,
     F_CRYPTO,
@@ -41,7 +42,7 @@ from ._sender import (
     build_close_datagram,
 )
 from ._spaces import PacketSpace
-from ._stream_manager import StreamManager
+from ._stream_manager import F_STREAM, StreamManager
 
 __all__ = ["KEY_UPDATE_AFTER", "LifecycleMixin", "State"]
 
@@ -287,8 +288,9 @@ class LifecycleMixin(ConnectionBase):
             self._update_send_key()
 
     # -- acknowledgements ----------------------------------------------------------------------
-    def _handle_ack(self, ranges: tuple[tuple[int, int], ...], delay: int,
-                    ecn: tuple[int, int, int] | None, now: float) -> None:
+    def _on_ack(self, view: memoryview, pos: int, frame_type: int, now: float) -> int:
+        """The ACK / ACK_ECN frame handler (the receive loop's table points here)."""
+        ranges, delay, ecn, pos = parse_ack(view, pos, frame_type)
         epoch = self._rx_epoch
         ack_delay = (delay << self._peer_ack_delay_exponent) / 1_000_000
         recovery = self._recovery
@@ -297,10 +299,26 @@ class LifecycleMixin(ConnectionBase):
         for packet in result.acked:
             for record in packet.frames:
                 kind = record[0]
-                if kind >= 10:
+                if kind == F_STREAM:
+                    # StreamManager.on_frame_acked for a STREAM frame, inline
+                    stream = record[1]
+                    if stream.send.on_data_acked(record[2], record[3], record[4]):
+                        streams._maybe_forget(stream)
+                elif kind >= 10:
                     streams.on_frame_acked(record)
                 elif kind == F_ACK:
-                    self._spaces[_SPACE[packet.epoch]].on_ack_acked(record[1])
+                    # space.on_ack_acked(record[1]), inline: packets up to the largest one
+                    # this ACK frame acknowledged need no more acknowledging (RFC 9000 §13.2.4)
+                    space = self._spaces[_SPACE[packet.epoch]]
+                    floor = record[1] + 1
+                    if floor > space.ack_floor:
+                        space.ack_floor = floor
+                        bounds = space.received._bounds
+                        if bounds and floor > bounds[0]:
+                            if floor >= bounds[-1]:
+                                bounds.clear()  # everything received is acknowledged
+                            else:
+                                space.received.discard_below(floor)
                 elif kind == F_CRYPTO:
                     space = self._spaces[_SPACE[record[1]]]
                     if not space.discarded:
@@ -314,9 +332,14 @@ class LifecycleMixin(ConnectionBase):
             if self._qlog is not None:
                 self._qlog_lost(now, packet.epoch, packet.packet_number, "reordering_threshold")
         if result.rtt_sample:
-            self._idle_floor = 3 * recovery.pto_duration()
+            # 3 * recovery.pto_duration(), inline
+            rtt = recovery.rtt
+            var = 4 * rtt.rttvar
+            self._idle_floor = 3 * (rtt.smoothed_rtt + (var if var > K_GRANULARITY
+                                                        else K_GRANULARITY) + rtt.max_ack_delay)
             if self._qlog is not None:
                 self._qlog_metrics(now)
+        return pos
 
     def _on_records_lost(self, records: list[Any], epoch: Epoch, *, probe: bool = False) -> None:
         streams = self._streams

@@ -275,6 +275,8 @@ class TimeoutResult(NamedTuple):
 
 
 _NOTHING: Final = TimeoutResult([], None, 0)
+# builds a NamedTuple without its Python-level __new__ (the ACK hot path)
+_ack_result: Final = tuple.__new__
 
 
 @final
@@ -450,6 +452,40 @@ class LossRecovery:
                 self.pacer.on_packet_sent(now, packet.sent_bytes)
             self._set_timer(now)
 
+    def on_app_packet_sent(self, packet: SentPacket) -> None:
+        """:meth:`on_packet_sent` for a 1-RTT packet whose ``in_flight`` equals its
+        ``ack_eliciting`` (the sender's hot path: the pacer's bookkeeping inline)."""
+        space = self.application
+        pn = packet.packet_number
+        largest = space.largest_sent
+        if largest is not None and pn <= largest:
+            raise ValueError(f"packet number {pn} not above {largest}")
+        space.largest_sent = pn
+        space.sent_packets[pn] = packet
+        if packet.in_flight:
+            now = packet.sent_time
+            size = packet.sent_bytes
+            if packet.ack_eliciting:
+                space.time_of_last_ack_eliciting = now
+                space.ack_eliciting_in_flight += 1
+            self.congestion.on_packet_sent(size, now)
+            pacer = self.pacer
+            if pacer is not None:
+                # Pacer.on_packet_sent, inline
+                last = pacer._last
+                if last is None or now <= last:
+                    tokens = pacer._tokens - size
+                else:
+                    tokens = pacer._tokens + (now - last) * pacer._rate
+                    if tokens > pacer._capacity:
+                        tokens = pacer._capacity
+                    tokens -= size
+                    pacer._last = now
+                pacer._tokens = tokens if tokens > 0.0 else 0.0
+                if last is None:
+                    pacer._last = now
+            self._timer_now = now  # _set_timer
+
     # -- acknowledgments ---------------------------------------------------------------------
 
     def on_ack_received(
@@ -488,7 +524,14 @@ class LossRecovery:
 
         sent = space.sent_packets
         acked: list[SentPacket] = []
-        if sent:
+        if sent and len(ack_ranges) == 1:
+            lo = ack_ranges[0][0]  # one range (the usual ACK)
+            for pn, packet in sent.items():
+                if pn > largest:
+                    break
+                if pn >= lo:
+                    acked.append(packet)
+        elif sent:
             # the lowest range reaching the oldest unacknowledged packet (ranges descend)
             k = 0
             if len(ack_ranges) > 1:
@@ -505,7 +548,7 @@ class LossRecovery:
                 if pn >= lo:
                     acked.append(packet)
         if not acked:
-            return AckResult(acked, [], False)
+            return _ack_result(AckResult, (acked, [], False))
         ack_eliciting = False
         for packet in acked:
             del sent[packet.packet_number]
@@ -518,8 +561,26 @@ class LossRecovery:
         rtt_sample = ack_eliciting and newest.packet_number == largest
         rtt = self.rtt
         if rtt_sample:
-            rtt.update(now - newest.sent_time, 0.0 if epoch == _INITIAL else ack_delay, now,
-                       self._handshake_confirmed)
+            latest_rtt = now - newest.sent_time
+            if rtt.first_sample_time is None:
+                rtt.update(latest_rtt, 0.0 if epoch == _INITIAL else ack_delay, now,
+                           self._handshake_confirmed)
+            else:
+                # RttEstimator.update after the first sample, inline
+                rtt.latest_rtt = latest_rtt
+                min_rtt = rtt.min_rtt
+                if latest_rtt < min_rtt:
+                    rtt.min_rtt = min_rtt = latest_rtt
+                if epoch == _INITIAL:
+                    ack_delay = 0.0
+                elif self._handshake_confirmed and ack_delay > rtt.max_ack_delay:
+                    ack_delay = rtt.max_ack_delay
+                adjusted = latest_rtt
+                if latest_rtt >= min_rtt + ack_delay:
+                    adjusted = latest_rtt - ack_delay
+                smoothed = rtt.smoothed_rtt
+                rtt.rttvar = 0.75 * rtt.rttvar + 0.25 * abs(smoothed - adjusted)
+                rtt.smoothed_rtt = 0.875 * smoothed + 0.125 * adjusted
         congestion = self.congestion
         ecn = self.ecn
         if ecn is None:
@@ -541,7 +602,7 @@ class LossRecovery:
         self._timer_now = now  # _set_timer
         if self.pacer is not None:
             self.pacer.update_rate(congestion.congestion_window, rtt.smoothed_rtt)
-        return AckResult(acked, lost, rtt_sample)
+        return _ack_result(AckResult, (acked, lost, rtt_sample))
 
     def _detect_lost(self, space: PacketSpace, now: float) -> list[SentPacket]:
         """DetectAndRemoveLostPackets plus OnPacketsLost (Appendix A.10, B.8)."""
@@ -660,6 +721,26 @@ class LossRecovery:
 
     def _compute_timer(self, now: float) -> None:
         """SetLossDetectionTimer (Appendix A.8), in one pass over the spaces."""
+        (_, initial), (_, handshake), (_, app) = self._space_list
+        if self._handshake_confirmed and not initial.ack_eliciting_in_flight \
+                and not handshake.ack_eliciting_in_flight and initial.loss_time is None \
+                and handshake.loss_time is None:
+            # only the application space can have a timer (the usual case once the handshake
+            # is confirmed, when the peer is validated too): the same arithmetic, one space
+            if app.loss_time is not None:
+                self._timer = app.loss_time
+            elif self._amplification_limited or not app.ack_eliciting_in_flight \
+                    or app.time_of_last_ack_eliciting is None:
+                self._timer = None
+            else:
+                rtt = self.rtt
+                backoff = 1 << self.pto_count
+                var = 4 * rtt.rttvar
+                duration = (rtt.smoothed_rtt + (var if var > K_GRANULARITY else K_GRANULARITY)
+                            ) * backoff
+                duration += rtt.max_ack_delay * backoff
+                self._timer = app.time_of_last_ack_eliciting + duration
+            return
         loss_time: float | None = None
         in_flight = 0
         for _, space in self._space_list:

@@ -208,15 +208,45 @@ class RecvStream:
         Raises:
             FlowControlError: beyond the stream's or the connection's advertised limit.
         """
-        if offset != self._read_offset or self._buf or self._ranges or not data \
-                or self._fin_offset is not None or self._stopped:
-            return None
-        # nothing buffered and no final size: the highest offset received is the read offset
         end = offset + len(data)
+        if offset != self._read_offset or self._buf or self._ranges or not data \
+                or self._fin_offset is not None or self._stopped or end < self._highest:
+            return None
+        # nothing buffered and no final size: only an empty frame can have reached beyond the
+        # read offset, and not beyond this frame's end (checked)
         self._account(end)
         self._contig_end = self._read_offset = end
         if consume:
             n = end - offset
+            self._window.on_consumed(n)
+            if self._connection is not None:
+                self._connection.on_consumed(n)
+        return bytes(data)
+
+    def receive_last(self, offset: int, data: bytes | memoryview,
+                     consume: bool) -> bytes | None:
+        """A STREAM frame with FIN that continues the stream right where the application
+        read up to, nothing else buffered (a small request or response in one frame): its
+        data, read at once; the stream ends up in DATA_READ.
+
+        :meth:`on_stream_frame` then :meth:`read` in one step, without the reassembly buffer.
+        ``consume``: count the bytes as consumed (what :meth:`read` does).  Returns None,
+        changing nothing, for any other frame.
+
+        Raises:
+            FlowControlError: beyond the stream's or the connection's advertised limit.
+        """
+        end = offset + len(data)
+        if offset != self._read_offset or self._buf or self._ranges or end < self._highest \
+                or self._fin_offset is not None or self._stopped or self._state is not _RECV:
+            return None
+        if end > self._highest:
+            self._account(end)
+        self._fin_offset = self._contig_end = self._read_offset = end
+        # RECV -> SIZE_KNOWN -> DATA_RECVD -> DATA_READ (RFC 9000 §3.2)
+        self._state = _R_DATA_READ
+        n = end - offset
+        if consume and n:
             self._window.on_consumed(n)
             if self._connection is not None:
                 self._connection.on_consumed(n)

@@ -174,12 +174,19 @@ def _write_crypto(packet: _Packet, space: PacketSpace, limit: int) -> None:
 
 def _has_app_control(conn: Connection, path: Path) -> bool:
     """Whether 1-RTT frames other than STREAM, DATAGRAM and ACK wait to be sent."""
+    streams = conn._streams
+    blocked = streams._streams_blocked
+    pending = streams._max_streams_pending
+    crypto = conn._spaces[2].crypto_send
     return bool(
-        conn._streams.has_control() or conn._handshake_done_pending or conn._ping_pending
+        # streams.has_control() and crypto.has_data(), inline
+        streams._control or streams._max_data_pending or streams._max_data_due
+        or pending[0] or pending[1] or blocked[0] is not None or blocked[1] is not None
+        or conn._handshake_done_pending or conn._ping_pending
         or conn._new_cids or conn._peer_cids.pending_retire
         or conn._new_token_pending is not None or path.challenge_pending
         or (conn._paths.responses and any(p is path for p, _ in conn._paths.responses))
-        or conn._spaces[2].crypto_send.has_data()
+        or crypto._sent_end < len(crypto._data) or crypto._pending
     )
 
 
@@ -255,7 +262,9 @@ def _write_datagrams(conn: Connection, payload: bytearray, records: list[Any],
     written = False
     while queue:
         data = queue[0]
-        size = 1 + len(encode_varint(len(data))) + len(data)
+        n = len(data)
+        length = bytes((n,)) if n < 0x40 else encode_varint(n)
+        size = 1 + len(length) + n
         if len(payload) + size > limit:
             if not payload and size > limit:
                 queue.popleft()  # can never fit this path: drop it (unreliable anyway)
@@ -263,7 +272,7 @@ def _write_datagrams(conn: Connection, payload: bytearray, records: list[Any],
                 continue
             break
         payload.append(0x31)
-        payload += encode_varint(len(data))
+        payload += length
         payload += data
         records.append((F_DATAGRAM,))
         written = True
@@ -450,7 +459,28 @@ def _build_short(conn: Connection, now: float, budget: int, can_elicit: bool) ->
     records: list[Any] = []
     if space.ack_now or space.ack_eliciting_unacked > 0 or (
             space.ack_deadline is not None and space.ack_deadline <= now):
-        _write_ack(conn, payload, records, space, limit, now, True)
+        bounds = space.received._bounds
+        if len(bounds) == 2 and space.ecn_received is None:
+            # the usual ACK, one range and no ECN counts: _write_ack and write_ack_frame inline
+            largest = bounds[1] - 1
+            delay = int((now - space.largest_received_time) * 1_000_000) \
+                >> conn._ack_delay_exponent
+            if delay < 0:
+                delay = 0
+            first = largest - bounds[0]
+            payload += (b"\x02" + (bytes((largest,)) if largest < 0x40
+                                   else encode_varint(largest))
+                        + (bytes((delay,)) if delay < 0x40 else encode_varint(delay)) + b"\x00"
+                        + (bytes((first,)) if first < 0x40 else encode_varint(first)))
+            if len(payload) <= limit:
+                records.append((F_ACK, largest))
+                space.ack_eliciting_unacked = 0  # space.on_ack_sent()
+                space.ack_deadline = None
+                space.ack_now = False
+            else:
+                payload.clear()
+        else:
+            _write_ack(conn, payload, records, space, limit, now, True)
     eliciting = False
     if has_content:
         if conn._datagrams and _write_datagrams(conn, payload, records, limit):
@@ -478,12 +508,20 @@ def _build_short(conn: Connection, now: float, budget: int, can_elicit: bool) ->
     data = sealer.seal(_SHORT_FIRST[sealer.key_phase][pn_length] + dcid
                        + (pn & _PN_MASKS[pn_length]).to_bytes(pn_length), payload, pn)
     size = len(data)
-    recovery.on_packet_sent(SentPacket(pn, _ONE_RTT, now, size, eliciting, eliciting, False,
-                                       records, conn._ecn_mark))
+    recovery.on_app_packet_sent(SentPacket(pn, _ONE_RTT, now, size, eliciting, eliciting, False,
+                                           records, conn._ecn_mark))
     conn._stats_packets_sent += 1
     conn._stats_bytes_sent += size
     if eliciting and conn._idle_restart_on_send:
-        conn._on_packet_sent(_ONE_RTT, pn, size, eliciting, records, now)
+        # _on_packet_sent: the idle timer restarts with the first ack-eliciting packet sent
+        # after one was received (RFC 9000 §10.1)
+        conn._idle_restart_on_send = False
+        timeout = conn._idle_timeout
+        if timeout and timeout > 0:
+            floor = conn._idle_floor
+            conn._idle_deadline = now + (timeout if timeout > floor else floor)
+        else:
+            conn._idle_deadline = None
     return data
 
 
@@ -528,12 +566,20 @@ def _build_short_datagrams(conn: Connection, now: float, path: Path,
             pacer = recovery.pacer
             can_elicit = congestion.can_send(max_size)
             if can_elicit and pacer is not None:
-                next_time = pacer.next_send_time(now)
-                if next_time > now:
-                    # wake up for a small burst, not for every single packet
-                    burst = PACING_BURST * max_size / pacer.rate
-                    conn._pacing_at = next_time if next_time - now > burst else now + burst
-                    can_elicit = False
+                # pacer.next_send_time(now), inline
+                tokens = pacer._tokens
+                last = pacer._last
+                if last is not None and now > last:
+                    tokens += (now - last) * pacer._rate
+                    if tokens > pacer._capacity:
+                        tokens = pacer._capacity
+                if tokens < pacer._max_datagram_size:
+                    next_time = now + (pacer._max_datagram_size - tokens) / pacer._rate
+                    if next_time > now:
+                        # wake up for a small burst, not for every single packet
+                        burst = PACING_BURST * max_size / pacer._rate
+                        conn._pacing_at = next_time if next_time - now > burst else now + burst
+                        can_elicit = False
         if not can_elicit and not app.ack_now and not (
                 app.ack_deadline is not None and app.ack_deadline <= now):
             return

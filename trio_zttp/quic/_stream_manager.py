@@ -220,8 +220,18 @@ class StreamManager:
         recv = None if uni else self._new_recv(stream_id)
         stream = Stream(stream_id, send, recv, opened=False)
         self._streams[stream_id] = stream
-        self._waiting_open.append(stream)
-        self._open_waiting()
+        limits = self._limits
+        if not self._waiting_open and index < limits.peer_limit(not uni):
+            # nothing waits and the peer allows it: _open_waiting for this one stream
+            while True:
+                opened = limits.open_stream(not uni)
+                if opened is None or opened >= stream_id:
+                    break
+            stream.opened = True
+            self._queue_send(stream)
+        else:
+            self._waiting_open.append(stream)
+            self._open_waiting()
         return stream
 
     def _new_recv(self, stream_id: int) -> RecvStream:
@@ -405,6 +415,19 @@ class StreamManager:
         recv = stream.recv
         assert recv is not None
         try:
+            if fin:
+                # the whole rest of the stream in one frame: no reassembly (_deliver inline)
+                consume = self._consume_on_delivery
+                chunk = recv.receive_last(offset, data, consume)
+                if chunk is not None:
+                    self._events.append(
+                        StreamDataReceived(stream_id=stream_id, data=chunk, end_stream=True))
+                    if recv.window.update_due():
+                        self._queue_control(stream)
+                    if self._conn_window.update_due():
+                        self._max_data_due = True
+                    self._maybe_forget(stream)
+                    return
             readable = recv.on_stream_frame(offset, data, fin)
         except TransportError as exc:
             _tag(exc, frame_type)

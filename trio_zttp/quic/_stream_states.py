@@ -46,6 +46,9 @@ __all__ = [
 class SendState(enum.Enum):
     """Sending part of a stream (RFC 9000 §3.1)."""
 
+    # members hash by identity (C speed): the transition tables are dicts keyed by them
+    __hash__ = object.__hash__
+
     READY = "Ready"
     SEND = "Send"
     DATA_SENT = "Data Sent"
@@ -60,6 +63,9 @@ class SendEvent(enum.Enum):
     ALL_DATA_ACKED = "recv all ACKs"
     SEND_RESET = "send RESET_STREAM"
     RESET_ACKED = "recv ACK of RESET_STREAM"
+
+    # members hash by identity (C speed): the transition tables are dicts keyed by them
+    __hash__ = object.__hash__
 
 
 _OPEN_MOVES: Final = {
@@ -88,6 +94,9 @@ SEND_TRANSITIONS: Final[dict[SendState, dict[SendEvent, SendState]]] = {
 class RecvState(enum.Enum):
     """Receiving part of a stream (RFC 9000 §3.2)."""
 
+    # members hash by identity (C speed): the transition tables are dicts keyed by them
+    __hash__ = object.__hash__
+
     RECV = "Recv"
     SIZE_KNOWN = "Size Known"
     DATA_RECVD = "Data Recvd"
@@ -103,6 +112,9 @@ class RecvEvent(enum.Enum):
     APP_READ_ALL = "app read all data"
     RECV_RESET = "recv RESET_STREAM"
     APP_READ_RESET = "app read reset"
+
+    # members hash by identity (C speed): the transition tables are dicts keyed by them
+    __hash__ = object.__hash__
 
 
 _PEER_EVENTS: Final = (RecvEvent.RECV_DATA, RecvEvent.RECV_FIN, RecvEvent.RECV_RESET)

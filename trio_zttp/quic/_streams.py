@@ -431,7 +431,7 @@ class SendStream:
         fin = stop == self._fin_offset
         if fin:
             self._fin_sent = True
-            self._state = send_transition(state, SendEvent.SEND_FIN)
+            self._state = _DATA_SENT  # SEND_FIN from READY or SEND (the table's move)
         elif state is _READY:
             self._state = _SEND
         _write_stream_header(buf, id_bytes, offset, size, fin)
@@ -492,7 +492,8 @@ class SendStream:
             self._fin_acked = True
             self._fin_lost = False
         if self._fin_acked and self._acked_prefix == self._fin_offset:
-            self._state = send_transition(state, SendEvent.ALL_DATA_ACKED)
+            self._state = (_DATA_RECVD if state is _DATA_SENT
+                           else send_transition(state, SendEvent.ALL_DATA_ACKED))
             self._chunks = []
             self._chunk_starts = []
             self._first = 0
