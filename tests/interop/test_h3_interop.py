@@ -64,6 +64,7 @@ def test_ngtcp2_client_downloads_from_our_server_with_loss_key_update_and_migrat
         rx_loss=0.02,
         key_update="50ms",
         change_local_addr="100ms",
+        timeout=60.0,  # 30 MB through 2% loss each way: ~5 s here, much more on a busy machine
     )
     assert run.returncode == 0, run.describe()
     assert check_downloads(tmp_path / "dl", {uri: generated_body(10 * MB)}) == []
