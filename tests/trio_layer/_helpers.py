@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import attrs
+import trio
 
 import trio_zttp
 from trio_zttp import quic
@@ -79,3 +80,27 @@ async def connected_pair(
             yield Pair(client_connection, server_connection, client_endpoint, server_endpoint)
         assert server_endpoint.statistics().internal_errors == 0
         assert client_endpoint.statistics().internal_errors == 0
+
+
+async def echo_through(pair: Pair, payload: bytes) -> bytes:
+    """Send ``payload`` client -> server on one stream while the server echoes it back;
+    returns what came back (the caller compares)."""
+
+    async def echo() -> None:
+        async with await pair.server.accept_stream() as stream:
+            while data := await stream.receive_some():
+                await stream.send_all(data)
+
+    got = bytearray()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(echo)
+        async with pair.client.open_stream() as stream:
+
+            async def send() -> None:
+                await stream.send_all(payload)
+                await stream.send_eof()
+
+            nursery.start_soon(send)
+            while data := await stream.receive_some():
+                got += data
+    return bytes(got)

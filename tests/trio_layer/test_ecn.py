@@ -18,7 +18,7 @@ import trio_zttp
 from trio_zttp._trio._udp import DatagramTransport, open_transport
 from trio_zttp.testing import LinkConditions, open_virtual_network
 
-from ._helpers import Pair, connected_pair
+from ._helpers import Pair, connected_pair, echo_through
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ECN path is Linux")
 
@@ -127,25 +127,7 @@ async def test_ecn_fake_net_transport_has_no_ecn(fake_net) -> None:
 async def _upload(pair: Pair, size: int) -> None:
     """``size`` bytes client -> server, echoed back, through one stream."""
     payload = bytes(range(256)) * (size // 256)
-
-    async def echo() -> None:
-        async with await pair.server.accept_stream() as stream:
-            while data := await stream.receive_some():
-                await stream.send_all(data)
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(echo)
-        async with pair.client.open_stream() as stream:
-
-            async def send() -> None:
-                await stream.send_all(payload)
-                await stream.send_eof()
-
-            nursery.start_soon(send)
-            got = bytearray()
-            while data := await stream.receive_some():
-                got += data
-    assert got == payload
+    assert await echo_through(pair, payload) == payload
 
 
 def _transport_stats(connection: trio_zttp.QuicConnection) -> Any:

@@ -11,7 +11,7 @@ import trio
 import trio_zttp
 from trio_zttp.testing import LinkConditions, open_virtual_network
 
-from ._helpers import connected_pair
+from ._helpers import connected_pair, echo_through
 
 TERRIBLE = LinkConditions(
     loss=0.05, duplicate=0.03, reorder=0.05, reorder_delay=0.02, corrupt=0.01,
@@ -26,25 +26,7 @@ async def test_virtual_network_lossy_stream_echo(ca, server_cert, autojump_clock
         open_virtual_network(seed=seed, conditions=TERRIBLE) as network,
         connected_pair(ca, server_cert, host="127.0.0.1") as pair,
     ):
-
-        async def echo() -> None:
-            async with await pair.server.accept_stream() as stream:
-                while data := await stream.receive_some():
-                    await stream.send_all(data)
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(echo)
-            async with pair.client.open_stream() as stream:
-
-                async def send() -> None:
-                    await stream.send_all(payload)
-                    await stream.send_eof()
-
-                nursery.start_soon(send)
-                got = bytearray()
-                while data := await stream.receive_some():
-                    got += data
-        assert got == payload
+        assert await echo_through(pair, payload) == payload
         stats = network.statistics()
         assert stats.links.dropped_loss > 0  # the network really was lossy
         assert stats.links.corrupted + stats.links.duplicated + stats.links.reordered > 0
