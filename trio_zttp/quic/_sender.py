@@ -155,6 +155,7 @@ def _write_ack(conn: Connection, payload: bytearray, records: list[Any], space: 
     ecn = None if counts is None else (counts[2], counts[1], counts[3])
     if write_ack_frame(payload, ranges, delay, ecn, capacity=limit - len(payload)):
         records.append((F_ACK, ranges[0][1]))
+        space.largest_ack_sent = ranges[0][1]
         space.on_ack_sent()
 
 
@@ -476,6 +477,7 @@ def _build_short(conn: Connection, now: float, budget: int, can_elicit: bool) ->
                         + (bytes((first,)) if first < 0x40 else encode_varint(first)))
             if len(payload) <= limit:
                 records.append((F_ACK, largest))
+                space.largest_ack_sent = largest
                 space.ack_eliciting_unacked = 0  # space.on_ack_sent()
                 space.ack_deadline = None
                 space.ack_now = False
