@@ -86,6 +86,8 @@ class ConnectionBase:
     _spaces: tuple[PacketSpace, PacketSpace, PacketSpace]
     _zero_rtt_sealer: PacketSealer | None
     _zero_rtt_opener: PacketOpener | None
+    _zero_rtt_opener_deadline: float | None
+    _zero_rtt_dropped: int
     _other_initial_openers: dict[int, PacketOpener]
     _previous_opener: PacketOpener | None
     _previous_opener_deadline: float | None

@@ -322,6 +322,8 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
             return False
         opener = self._opener_for(epoch, header)
         if opener is None:
+            if epoch is _ZERO_RTT and not self._is_client:
+                self._zero_rtt_dropped += 1  # early data refused, or its keys discarded
             return False
         packet: bytes | memoryview = data
         if header.start or header.end != len(data):
@@ -337,8 +339,11 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
         except DecryptionError:
             self._on_decryption_failure()
             return False
-        if epoch is _ONE_RTT and opener is not space.opener:
-            self._on_key_phase_opener(opener, pn, now)
+        if epoch is _ONE_RTT:
+            if opener is not space.opener:
+                self._on_key_phase_opener(opener, pn, now)
+            if self._zero_rtt_opener is not None:
+                self._on_one_rtt_with_zero_rtt_keys(now)
         if first & (0x0C if header.is_long else 0x18):
             raise ProtocolViolation("reserved header bits are not zero")
         if not self._handshake_confirmed:
@@ -367,6 +372,8 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
         except DecryptionError:
             self._on_decryption_failure()
             return False
+        if self._zero_rtt_opener is not None:
+            self._on_one_rtt_with_zero_rtt_keys(now)
         if first & 0x18:
             raise ProtocolViolation("reserved header bits are not zero")
         if not self._handshake_confirmed and self._is_client and \

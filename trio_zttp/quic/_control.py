@@ -344,6 +344,7 @@ class ControlMixin(ConnectionBase):
             bytes_received=sum(p.bytes_received for p in self._paths.paths()),
             datagrams_received=self._stats_datagrams_received,
             datagrams_dropped=self._datagrams_dropped, pto_count=recovery.pto_count,
+            zero_rtt_dropped=self._zero_rtt_dropped,
             key_updates=self._key_updates, streams=len(self._streams),
             peer_address=None if path is None else path.address,
             ecn_state=ecn.state, ecn_failure=ecn.failure, ecn_ect0_received=received[2],

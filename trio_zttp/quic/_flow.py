@@ -144,6 +144,12 @@ class SendCredit:
     def is_blocked(self) -> bool:
         return self._blocked_at is not None
 
+    @property
+    def blocked_due(self) -> bool:
+        """Whether :meth:`get_blocked` has a limit to report (blocked, not yet reported)."""
+        at = self._blocked_at
+        return at is not None and at != self._blocked_sent
+
     def get_blocked(self) -> int | None:
         """The limit to report in a BLOCKED frame, once per limit value; otherwise None."""
         at = self._blocked_at

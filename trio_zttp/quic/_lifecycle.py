@@ -113,6 +113,8 @@ class LifecycleMixin(ConnectionBase):
         self._internal_errors = []
         self._previous_opener = None
         self._previous_opener_deadline = None
+        self._zero_rtt_opener_deadline = None
+        self._zero_rtt_dropped = 0
         self._next_opener = None
         self._key_phase_first_received = 0
         self._key_phase_first_sent = 0
@@ -159,6 +161,9 @@ class LifecycleMixin(ConnectionBase):
         candidate = self._previous_opener_deadline
         if candidate is not None and (timer is None or candidate < timer):
             timer = candidate
+        candidate = self._zero_rtt_opener_deadline
+        if candidate is not None and (timer is None or candidate < timer):
+            timer = candidate
         return timer
 
     def _keep_alive_deadline(self) -> float | None:
@@ -202,6 +207,10 @@ class LifecycleMixin(ConnectionBase):
         if self._previous_opener_deadline is not None and self._previous_opener_deadline <= now:
             self._previous_opener = None
             self._previous_opener_deadline = None
+        zero_rtt = self._zero_rtt_opener_deadline
+        if zero_rtt is not None and zero_rtt <= now:
+            self._zero_rtt_opener = None  # RFC 9001 §4.9.3
+            self._zero_rtt_opener_deadline = None
         deadline = self._paths.deadline
         if deadline is not None and deadline <= now:
             for path in self._paths.expire(now):
@@ -415,15 +424,31 @@ class LifecycleMixin(ConnectionBase):
         if not self._handshake_confirmed and not self._is_client:
             raise TransportError("key update before the handshake was confirmed",
                                  error_code=TransportErrorCode.KEY_UPDATE_ERROR)
+        sealer = app.sealer
+        initiated = sealer is not None and sealer.key_phase != opener.key_phase
+        if initiated and app.largest_ack_sent < self._key_phase_first_received:
+            # the peer updates again before we acknowledged a packet of its current key
+            # phase: it cannot have waited for that acknowledgement (RFC 9001 §6.1, §6.2)
+            raise TransportError("consecutive key updates without awaiting confirmation",
+                                 error_code=TransportErrorCode.KEY_UPDATE_ERROR)
         # the peer moved to the next key phase
         self._previous_opener = current
         self._previous_opener_deadline = now + 3 * self._recovery.pto_duration()
         app.opener = opener
         self._next_opener = None
         self._key_phase_first_received = pn
-        sealer = app.sealer
-        if sealer is not None and sealer.key_phase != opener.key_phase:
+        if initiated:
             self._update_send_key()  # answer the peer's update (RFC 9001 §6.2)
+
+    def _on_one_rtt_with_zero_rtt_keys(self, now: float) -> None:
+        """A 1-RTT packet arrived while the server holds 0-RTT keys: they go 3 PTO later.
+
+        RFC 9001 §4.9.3: servers may keep 0-RTT keys a while for reordered packets, but after
+        receiving a 1-RTT packet "MUST discard 0-RTT keys within a short time; the RECOMMENDED
+        time period is three times the Probe Timeout".
+        """
+        if self._zero_rtt_opener_deadline is None:
+            self._zero_rtt_opener_deadline = now + 3 * self._recovery.pto_duration()
 
     def _on_decryption_failure(self) -> None:
         self._decryption_failures += 1

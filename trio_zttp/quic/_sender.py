@@ -155,6 +155,7 @@ def _write_ack(conn: Connection, payload: bytearray, records: list[Any], space: 
     ecn = None if counts is None else (counts[2], counts[1], counts[3])
     if write_ack_frame(payload, ranges, delay, ecn, capacity=limit - len(payload)):
         records.append((F_ACK, ranges[0][1]))
+        space.largest_ack_sent = ranges[0][1]
         space.on_ack_sent()
 
 
@@ -178,10 +179,12 @@ def _has_app_control(conn: Connection, path: Path) -> bool:
     blocked = streams._streams_blocked
     pending = streams._max_streams_pending
     crypto = conn._spaces[2].crypto_send
+    credit = streams._conn_credit
     return bool(
         # streams.has_control() and crypto.has_data(), inline
         streams._control or streams._max_data_pending or streams._max_data_due
         or pending[0] or pending[1] or blocked[0] is not None or blocked[1] is not None
+        or (credit._blocked_at is not None and credit._blocked_at != credit._blocked_sent)
         or conn._handshake_done_pending or conn._ping_pending
         or conn._new_cids or conn._peer_cids.pending_retire
         or conn._new_token_pending is not None or path.challenge_pending
@@ -474,6 +477,7 @@ def _build_short(conn: Connection, now: float, budget: int, can_elicit: bool) ->
                         + (bytes((first,)) if first < 0x40 else encode_varint(first)))
             if len(payload) <= limit:
                 records.append((F_ACK, largest))
+                space.largest_ack_sent = largest
                 space.ack_eliciting_unacked = 0  # space.on_ack_sent()
                 space.ack_deadline = None
                 space.ack_now = False
@@ -541,9 +545,12 @@ def build_datagrams(conn: Connection, now: float) -> list[tuple[bytes, Any]]:
             return out  # nothing to send (a receiver between two ACKs)
         if not control:
             _build_short_datagrams(conn, now, path, out)
-            if not conn._streams._control or len(out) >= MAX_DATAGRAMS_PER_CALL:
+            streams = conn._streams
+            if len(out) >= MAX_DATAGRAMS_PER_CALL or not (
+                    streams._control or streams._conn_credit.blocked_due):
                 return out
-            # a stream ran short of credit: its STREAM_DATA_BLOCKED goes out the general way
+            # a stream or the connection ran short of credit: its (STREAM_)DATA_BLOCKED goes
+            # out the general way (RFC 9000 §4.1)
     _build_datagrams(conn, now, path, out)
     return out
 
@@ -551,13 +558,15 @@ def build_datagrams(conn: Connection, now: float) -> list[tuple[bytes, Any]]:
 def _build_short_datagrams(conn: Connection, now: float, path: Path,
                            out: list[tuple[bytes, Any]]) -> None:
     """The sending loop of an established connection with nothing to send but ACK, DATAGRAM,
-    STREAM (and PING) frames; stops early if a stream queues a control frame."""
+    STREAM (and PING) frames; stops early if a stream queues a control frame or the
+    connection becomes blocked by the peer's MAX_DATA (DATA_BLOCKED is due)."""
     recovery = conn._recovery
     max_size = conn._max_datagram_size
     app = conn._spaces[2]
     streams = conn._streams
     send_queue = streams._send_queue
     control = streams._control
+    credit = streams._conn_credit
     queue = conn._datagrams
     while len(out) < MAX_DATAGRAMS_PER_CALL:
         can_elicit = False
@@ -588,8 +597,9 @@ def _build_short_datagrams(conn: Connection, now: float, path: Path,
             return
         path.bytes_sent += len(datagram)
         out.append((datagram, path.address))
-        if control:
-            return
+        if control or (credit._blocked_at is not None
+                       and credit._blocked_at != credit._blocked_sent):
+            return  # a (STREAM_)DATA_BLOCKED frame to send: the general way
 
 
 def _build_datagrams(conn: Connection, now: float, path: Path,

@@ -187,6 +187,8 @@ class PacketSpace:
             forgotten, RFC 9000 §13.2.3).
         largest_received: the largest packet number received, -1 before any.
         largest_received_time: when it arrived (the ACK Delay's origin).
+        largest_ack_sent: the Largest Acknowledged of the last ACK frame we sent, -1 before
+            any (RFC 9001 §6.2: did we acknowledge the peer's current key phase yet?).
         ack_eliciting_unacked: ack-eliciting packets received since our last ACK frame.
         ack_deadline: when an ACK must go at the latest (the max_ack_delay timer), or None.
         ack_now: an ACK is due at once (Initial/Handshake, reordering, two packets).
@@ -208,6 +210,7 @@ class PacketSpace:
         "discarded",
         "ecn_received",
         "epoch",
+        "largest_ack_sent",
         "largest_received",
         "largest_received_time",
         "next_pn",
@@ -226,6 +229,7 @@ class PacketSpace:
         self.ack_floor = 0
         self.largest_received = -1
         self.largest_received_time = 0.0
+        self.largest_ack_sent = -1
         self.ack_eliciting_unacked = 0
         self.ack_deadline: float | None = None
         self.ack_now = False

@@ -47,6 +47,10 @@ class ConnectionStatistics:
     datagrams_dropped: int
     #: Consecutive probe timeouts.
     pto_count: int
+    #: 0-RTT packets a server dropped for want of keys: early data it refused, or packets
+    #: that came after it discarded the 0-RTT keys (3 PTO after the first 1-RTT packet,
+    #: RFC 9001 §4.9.3).
+    zero_rtt_dropped: int
     #: 1-RTT key updates (either side started).
     key_updates: int
     #: Open streams.

@@ -354,6 +354,7 @@ class StreamManager:
             self._control or self._max_data_pending or self._max_data_due
             or self._max_streams_pending[0] or self._max_streams_pending[1]
             or self._streams_blocked[0] is not None or self._streams_blocked[1] is not None
+            or self._conn_credit.blocked_due
         )
 
     # -- frames in -------------------------------------------------------------------------------
