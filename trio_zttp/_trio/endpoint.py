@@ -4,7 +4,9 @@ The receive task reads batches of datagrams and looks only at each header's inva
 fields (:func:`~trio_zttp.quic._packet.peek_dcid`):
 
 * a Destination Connection ID that routes to a connection: ``send_nowait`` into that
-  connection's bounded queue (full: the datagram is dropped and counted);
+  connection's bounded queue (full: the datagram is dropped and counted).  Once a queue is
+  half full the receive task gives that connection's driver a few scheduling rounds before
+  it routes the next batch, so only a driver that really falls behind loses datagrams;
 * a long header with a version the server does not speak: Version Negotiation
   (datagrams of at least 1200 bytes only, rate-limited);
 * an Initial for an unknown connection ID (server role): admission.  A valid Retry or
