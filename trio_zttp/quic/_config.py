@@ -68,6 +68,10 @@ class Configuration:
     max_streams_uni: int = 128
     #: max_datagram_frame_size to advertise; None disables DATAGRAM frames (RFC 9221).
     max_datagram_frame_size: int | None = None
+    #: Send disable_active_migration (RFC 9000 §18.2): the peer must not move to a new local
+    #: address on its own. A server that sends it still validates and follows a client whose
+    #: address changed (NAT rebinding, or a client ignoring it), as RFC 9000 §9 allows.
+    disable_active_migration: bool = False
     #: Largest UDP payload we send before path MTU discovery (>= 1200).
     max_datagram_size: int = 1200
     #: Length of the connection IDs we issue (0-20; servers need >= 1 for routing).

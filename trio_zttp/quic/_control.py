@@ -10,7 +10,9 @@ and the peer steer at run time:
   the peer's (``change_connection_id``, RETIRE_CONNECTION_ID);
 * paths (RFC 9000 §8.2, §9): a peer that moved (migration or NAT rebinding) is followed once
   it sends a non-probing packet, its new path is validated with PATH_CHALLENGE, and a path
-  that fails validation is abandoned for the last validated one;
+  that fails validation is abandoned for the last validated one (also when we sent
+  disable_active_migration: RFC 9000 §9 lets us validate and follow rather than drop); a
+  client migrates with ``migrate`` unless the peer sent disable_active_migration;
 * ``statistics()`` and qlog events.
 """
 
@@ -210,11 +212,42 @@ class ControlMixin(ConnectionBase):
     def change_connection_id(self) -> None:
         """Move to a new connection ID of the peer's, retiring the current one (RFC 9000 §5.1.2).
 
-        A client does this when it moves to a new local address. Nothing happens when the peer
-        gave us no spare connection ID.
+        Allowed at any time; a client moving to a new local address calls :meth:`migrate`,
+        which does this after checking that migrating is allowed. Nothing happens when the
+        peer gave us no spare connection ID.
         """
         self._check_open()
         self._peer_cids.rotate()
+
+    def migrate(self) -> None:
+        """Prepare to send from a new local address (client active migration, RFC 9000 §9).
+
+        Call it just before the datagrams go out from the new address: the connection moves
+        to a spare connection ID of the peer's (retiring the current one), since one
+        connection ID must not be used from two local addresses (§9.5). The server follows
+        once packets arrive from the new address and validates it. Only a client migrates,
+        only once the handshake is confirmed, and never when the peer sent
+        disable_active_migration (we do not act on preferred_address, the one exception).
+        NAT rebinding needs no call: the peer sees it and follows.
+
+        Raises:
+            QuicError: on a server, before the handshake is confirmed, when the peer sent
+                disable_active_migration, or when the peer gave us no spare connection ID.
+        """
+        self._check_open()
+        if not self._is_client:
+            raise QuicError("only a client initiates connection migration (RFC 9000 §9)")
+        if not self._handshake_confirmed:
+            raise QuicError("no connection migration before the handshake is confirmed "
+                            "(RFC 9000 §9)")
+        peer = self._peer_params
+        if peer is not None and peer.disable_active_migration:
+            raise QuicError("the peer sent disable_active_migration: no active connection "
+                            "migration (RFC 9000 §9)")
+        cids = self._peer_cids
+        if not cids.zero_length and not cids.rotate():
+            raise QuicError("no spare connection ID of the peer's to migrate with "
+                            "(RFC 9000 §9.5)")
 
     def _on_new_connection_id_frame(self, frame: NewConnectionIdFrame) -> None:
         try:

@@ -189,6 +189,7 @@ class HandshakeMixin(ConnectionBase):
             initial_max_streams_uni=cfg.max_streams_uni,
             ack_delay_exponent=cfg.ack_delay_exponent,
             max_ack_delay=int(cfg.max_ack_delay * 1000),
+            disable_active_migration=cfg.disable_active_migration,
             active_connection_id_limit=cfg.active_connection_id_limit,
             initial_source_connection_id=self._local_cids.initial,
             retry_source_connection_id=None if client else self._retry_scid,
