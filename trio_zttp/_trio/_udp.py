@@ -132,23 +132,38 @@ class DatagramTransport:
     #: Whether :meth:`receive` reports ECN codepoints and :meth:`send` applies them.
     ecn: bool = False
 
-    def __init__(self) -> None:
+    def __init__(self, sock: socket.socket | trio.socket.SocketType) -> None:
         #: Datagrams sent / received; send and receive errors swallowed (UDP semantics).
         self.datagrams_sent = 0
         self.datagrams_received = 0
         self.send_errors = 0
         self.receive_errors = 0
         self.closed = False
+        self._address = normalize_address(sock.getsockname())
+        self._family = int(sock.family)
+        # recvfrom(65536) would allocate (and shrink) a 64 KiB bytes object per datagram
+        self._buffer = bytearray(_RECV_BUFFER)
+        self._view = memoryview(self._buffer)
+        self._codepoint = 0  # the ECN codepoint the socket currently sends with
 
     @property
     def local_address(self) -> Address:
         """The bound ``(host, port)``."""
-        raise NotImplementedError
+        return self._address
 
     @property
     def family(self) -> int:
         """``AF_INET`` or ``AF_INET6``."""
-        raise NotImplementedError
+        return self._family
+
+    def _apply_codepoint(self, sock: socket.socket | trio.socket.SocketType, ecn: int) -> None:
+        """Send with ``ecn`` from now on (one setsockopt per change); a socket that refuses
+        turns ECN off for this transport."""
+        if ecn != self._codepoint and self.ecn:
+            if _set_codepoint(sock, ecn):
+                self._codepoint = ecn
+            else:
+                self.ecn = False
 
     async def send(self, datagrams: Sequence[tuple[bytes, Address]], ecn: int = 0) -> None:
         """Send every datagram with the ECN codepoint ``ecn`` (ignored without :attr:`ecn`);
@@ -175,28 +190,13 @@ class PortableTransport(DatagramTransport):
     kind = "portable"
 
     def __init__(self, sock: trio.socket.SocketType, *, ecn: bool = False) -> None:
-        super().__init__()
+        super().__init__(sock)
         self._sock = sock
-        self._address = normalize_address(sock.getsockname())
-        # recvfrom(65536) would allocate (and shrink) a 64 KiB bytes object per datagram
-        self._buffer = bytearray(_RECV_BUFFER)
-        self._view = memoryview(self._buffer)
         self.ecn = ecn
-        self._codepoint = 0
-
-    @property
-    def local_address(self) -> Address:
-        return self._address
-
-    @property
-    def family(self) -> int:
-        return int(self._sock.family)
 
     async def send(self, datagrams: Sequence[tuple[bytes, Address]], ecn: int = 0) -> None:
         sock = self._sock
-        if ecn != self._codepoint and self.ecn:
-            if _set_codepoint(sock, ecn):
-                self._codepoint = ecn
+        self._apply_codepoint(sock, ecn)
         for data, addr in datagrams:
             try:
                 await sock.sendto(data, addr)
@@ -238,32 +238,14 @@ class BatchedTransport(DatagramTransport):
     kind = "portable"
 
     def __init__(self, sock: socket.socket) -> None:
-        super().__init__()
+        super().__init__(sock)
         self._sock = sock
-        self._address = normalize_address(sock.getsockname())
-        self._buffer = bytearray(_RECV_BUFFER)
-        self._view = memoryview(self._buffer)
         # Each receive() yields *before* it reads, never between reading and returning: so the
         # drivers a batch woke drain their queues before the next batch is routed to them.
         # After a batch that read the socket dry, that yield is the wait for readability (no
         # recv that would only fail); after a full batch, a plain checkpoint.
         self._drained = False
         self._full = False
-        self._codepoint = 0
-
-    @property
-    def local_address(self) -> Address:
-        return self._address
-
-    @property
-    def family(self) -> int:
-        return int(self._sock.family)
-
-    def _change_codepoint(self, ecn: int) -> None:
-        if _set_codepoint(self._sock, ecn):
-            self._codepoint = ecn
-        else:
-            self.ecn = False  # the socket refuses: unmarked from now on
 
     async def receive(self) -> list[tuple[bytes, Address, int]]:
         sock = self._sock
@@ -302,8 +284,7 @@ class BatchedTransport(DatagramTransport):
 
     async def send(self, datagrams: Sequence[tuple[bytes, Address]], ecn: int = 0) -> None:
         sock = self._sock
-        if ecn != self._codepoint and self.ecn:
-            self._change_codepoint(ecn)
+        self._apply_codepoint(self._sock, ecn)
         for data, addr in datagrams:
             try:
                 sock.sendto(data, addr)
@@ -406,8 +387,7 @@ class LinuxTransport(BatchedTransport):
             await trio.lowlevel.wait_readable(sock)
 
     async def send(self, datagrams: Sequence[tuple[bytes, Address]], ecn: int = 0) -> None:
-        if ecn != self._codepoint and self.ecn:
-            self._change_codepoint(ecn)
+        self._apply_codepoint(self._sock, ecn)
         i = 0
         n = len(datagrams)
         while i < n:
