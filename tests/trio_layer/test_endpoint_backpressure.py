@@ -179,7 +179,11 @@ async def _stall_driver(
     dcid: bytes, stall: int,
 ) -> None:
     """Wake ``engine``'s driver with one datagram no key opens and leave it stuck sending
-    ``stall`` datagrams; returns once it is stuck, its queue empty."""
+    ``stall`` datagrams; returns once it is stuck, its queue empty.
+
+    Virtual sockets take a whole batch synchronously; here the endpoint's transport sends
+    as a plain trio socket must (one checkpoint per datagram), so the driver really waits."""
+    endpoint._transport.send_nowait = lambda datagrams, ecn=0: 0  # type: ignore[method-assign]
     engine.stall = stall
     await sock.sendto(_junk(random.Random(0), dcid), endpoint.local_address)
     await _until(lambda: engine.stalled, "the driver reached its flush")

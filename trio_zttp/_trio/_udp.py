@@ -42,7 +42,7 @@ import ipaddress
 import socket
 import struct
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import trio
@@ -170,6 +170,16 @@ class DatagramTransport:
         errors for single datagrams are counted, not raised."""
         raise NotImplementedError
 
+    def send_nowait(self, datagrams: Sequence[tuple[bytes, Address]], ecn: int = 0) -> int:
+        """Send from the start of ``datagrams`` without waiting: how many left (those that
+        failed are counted, as in :meth:`send`).  Stops at the first one the socket cannot
+        take now; 0 from a transport that cannot send synchronously.
+
+        Raises:
+            trio.ClosedResourceError: The transport was closed.
+        """
+        return 0
+
     async def receive(self) -> list[tuple[bytes, Address, int]]:
         """Wait for at least one datagram and return all that are ready, each with its ECN
         codepoint (0 without :attr:`ecn`).
@@ -193,6 +203,26 @@ class PortableTransport(DatagramTransport):
         super().__init__(sock)
         self._sock = sock
         self.ecn = ecn
+        # trio_zttp.testing's virtual sockets can send synchronously; trio sockets cannot
+        self._sendto_nowait: Callable[[bytes, Address], object] | None = getattr(
+            sock, "sendto_nowait", None
+        )
+
+    def send_nowait(self, datagrams: Sequence[tuple[bytes, Address]], ecn: int = 0) -> int:
+        sendto = self._sendto_nowait
+        if sendto is None:
+            return 0
+        if self.closed:
+            raise trio.ClosedResourceError("transport closed")
+        self._apply_codepoint(self._sock, ecn)
+        for data, addr in datagrams:
+            try:
+                sendto(data, addr)
+            except OSError:
+                self.send_errors += 1
+            else:
+                self.datagrams_sent += 1
+        return len(datagrams)
 
     async def send(self, datagrams: Sequence[tuple[bytes, Address]], ecn: int = 0) -> None:
         sock = self._sock
@@ -282,35 +312,38 @@ class BatchedTransport(DatagramTransport):
                 return batch
             await trio.lowlevel.wait_readable(sock)
 
-    async def send(self, datagrams: Sequence[tuple[bytes, Address]], ecn: int = 0) -> None:
-        sock = self._sock
+    def send_nowait(self, datagrams: Sequence[tuple[bytes, Address]], ecn: int = 0) -> int:
+        if self.closed:
+            raise trio.ClosedResourceError("transport closed")
         self._apply_codepoint(self._sock, ecn)
-        for data, addr in datagrams:
-            try:
-                sock.sendto(data, addr)
-            except BlockingIOError:
-                await self._sendto(data, addr)  # waits until the socket is writable
-            except OSError:
-                if self.closed:
-                    raise trio.ClosedResourceError("transport closed") from None
-                self.send_errors += 1
-            else:
-                self.datagrams_sent += 1
+        sendto = self._sendto_now
+        for i, (data, addr) in enumerate(datagrams):
+            if not sendto(data, addr):
+                return i
+        return len(datagrams)
+
+    async def send(self, datagrams: Sequence[tuple[bytes, Address]], ecn: int = 0) -> None:
+        sent = self.send_nowait(datagrams, ecn)
+        for data, addr in datagrams[sent:]:
+            await self._sendto(data, addr)  # waits until the socket is writable
+
+    def _sendto_now(self, data: bytes, addr: Address) -> bool:
+        """One datagram; False if the socket cannot take it now."""
+        try:
+            self._sock.sendto(data, addr)
+        except BlockingIOError:
+            return False
+        except OSError:
+            if self.closed:
+                raise trio.ClosedResourceError("transport closed") from None
+            self.send_errors += 1
+            return True
+        self.datagrams_sent += 1
+        return True
 
     async def _sendto(self, data: bytes, addr: Address) -> None:
-        while True:
-            try:
-                self._sock.sendto(data, addr)
-            except BlockingIOError:
-                await trio.lowlevel.wait_writable(self._sock)
-                continue
-            except OSError:
-                if self.closed:
-                    raise trio.ClosedResourceError("transport closed") from None
-                self.send_errors += 1
-                return
-            self.datagrams_sent += 1
-            return
+        while not self._sendto_now(data, addr):
+            await trio.lowlevel.wait_writable(self._sock)
 
     def close(self) -> None:
         if self.closed:
@@ -386,52 +419,88 @@ class LinuxTransport(BatchedTransport):
                 return batch
             await trio.lowlevel.wait_readable(sock)
 
-    async def send(self, datagrams: Sequence[tuple[bytes, Address]], ecn: int = 0) -> None:
+    def send_nowait(self, datagrams: Sequence[tuple[bytes, Address]], ecn: int = 0) -> int:
+        if self.closed:
+            raise trio.ClosedResourceError("transport closed")
         self._apply_codepoint(self._sock, ecn)
         i = 0
         n = len(datagrams)
         while i < n:
-            data, addr = datagrams[i]
-            j = i + 1
-            if self.gso:
-                size = len(data)
-                total = size
-                while j < n and j - i < _MAX_SEGMENTS:
-                    following, following_addr = datagrams[j]
-                    length = len(following)
-                    if following_addr != addr or length > size or total + length > _MAX_GSO_BYTES:
-                        break
-                    total += length
-                    j += 1
-                    if length < size:
-                        break  # only the last segment may be shorter
+            j = self._group_end(datagrams, i)
             if j - i == 1:
-                await self._sendto(data, addr)
-            elif not await self._send_segments(datagrams[i:j], addr):
+                data, addr = datagrams[i]
+                if not self._sendto_now(data, addr):
+                    return i
+            else:
+                done = self._send_segments_now(datagrams[i:j], datagrams[i][1])
+                if done is None:
+                    return i
+                if not done:  # the route cannot segment: one by one
+                    for k in range(i, j):
+                        data, addr = datagrams[k]
+                        if not self._sendto_now(data, addr):
+                            return k
+            i = j
+        return n
+
+    async def send(self, datagrams: Sequence[tuple[bytes, Address]], ecn: int = 0) -> None:
+        i = self.send_nowait(datagrams, ecn)
+        n = len(datagrams)
+        while i < n:  # the socket buffer is full: wait, one group at a time
+            j = self._group_end(datagrams, i)
+            if j - i == 1:
+                await self._sendto(*datagrams[i])
+            elif not await self._send_segments(datagrams[i:j], datagrams[i][1]):
                 for segment, segment_addr in datagrams[i:j]:
                     await self._sendto(segment, segment_addr)
             i = j
 
-    async def _send_segments(self, group: Sequence[tuple[bytes, Address]], addr: Address) -> bool:
+    def _group_end(self, datagrams: Sequence[tuple[bytes, Address]], i: int) -> int:
+        """The end of the GSO group starting at ``i``: same address, same size but the last."""
+        n = len(datagrams)
+        j = i + 1
+        if self.gso:
+            data, addr = datagrams[i]
+            size = len(data)
+            total = size
+            while j < n and j - i < _MAX_SEGMENTS:
+                following, following_addr = datagrams[j]
+                length = len(following)
+                if following_addr != addr or length > size or total + length > _MAX_GSO_BYTES:
+                    break
+                total += length
+                j += 1
+                if length < size:
+                    break  # only the last segment may be shorter
+        return j
+
+    def _send_segments_now(
+        self, group: Sequence[tuple[bytes, Address]], addr: Address
+    ) -> bool | None:
+        """One GSO send: True when done (or failed and counted), False when the route cannot
+        segment (GSO is then off), None if the socket cannot take it now."""
         payload = b"".join(data for data, _ in group)
         control = [(SOL_UDP, UDP_SEGMENT, _GSO_SIZE.pack(len(group[0][0])))]
-        while True:
-            try:
-                self._sock.sendmsg([payload], control, 0, addr)
-            except BlockingIOError:
-                await trio.lowlevel.wait_writable(self._sock)
-                continue
-            except OSError as exc:
-                if self.closed:
-                    raise trio.ClosedResourceError("transport closed") from None
-                if exc.errno in (errno.EIO, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOPROTOOPT):
-                    self.gso = False  # the route's device cannot segment: plain sends from now on
-                    return False
-                self.send_errors += len(group)
-                return True
-            self.datagrams_sent += len(group)
-            self.gso_sends += 1
+        try:
+            self._sock.sendmsg([payload], control, 0, addr)
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            if self.closed:
+                raise trio.ClosedResourceError("transport closed") from None
+            if exc.errno in (errno.EIO, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOPROTOOPT):
+                self.gso = False  # the route's device cannot segment: plain sends from now on
+                return False
+            self.send_errors += len(group)
             return True
+        self.datagrams_sent += len(group)
+        self.gso_sends += 1
+        return True
+
+    async def _send_segments(self, group: Sequence[tuple[bytes, Address]], addr: Address) -> bool:
+        while (done := self._send_segments_now(group, addr)) is None:
+            await trio.lowlevel.wait_writable(self._sock)
+        return done
 
 
 def _best_effort_setsockopt(

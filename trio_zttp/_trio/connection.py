@@ -5,8 +5,21 @@ endpoint queued for it (``receive_nowait`` loop), feeds them to the engine, runs
 if it expired, dispatches the engine's events (waking stream readers, queueing DATAGRAM
 frames and incoming streams), then sends ``datagrams_to_send(now)`` in one batch and
 sleeps until the engine's timer, the next datagram or the next local command, whichever
-comes first.  User tasks never wait on the socket: their commands go to the engine
-directly and poke the driver, which flushes them in its next batch.
+comes first.
+
+Flushing (who calls ``datagrams_to_send``):
+
+* User tasks never wait on the socket.  Their commands go to the engine directly; an async
+  call that queued something flushes it itself before it returns or parks (``_settle``):
+  ``datagrams_to_send`` and a non-blocking send, so a request leaves from the task that made
+  it, without a hop through the driver.  What the socket cannot take at once goes to the
+  driver, which waits for the socket.  Commands from synchronous calls wake the driver.
+* When a batch woke user tasks (a response for a waiting client, a request for a handler),
+  the driver leaves its flush to them: what they answer leaves in the same packet as the
+  ACK.  If none of them flushed within :data:`FLUSH_DEFERRAL`, the driver does.
+* The driver sleeps in one cancel scope whose deadline is only ever moved earlier (but for
+  the deferred flush's); a deadline that passes before the engine's timer is due costs one
+  empty wake-up.
 
 Closing (DESIGN.md):
 
@@ -63,11 +76,11 @@ read, so an idle driver never loses part of a single batch."""
 DATAGRAM_QUEUE_SIZE: Final = 128
 """Received DATAGRAM frames kept until :meth:`QuicConnection.receive_datagram` takes them."""
 TIMER_GRANULARITY: Final = 0.001
-#: Scheduling rounds the driver yields, while other tasks are runnable, before it sends: the
-#: tasks it just woke (a handler answering a request, a reader asking for more) get to queue
-#: their data first, so it leaves in the same packet as the ACK instead of one packet later.
-COALESCE_ROUNDS: Final = 3
 """Shortest wait after a timer the engine did not clear (kGranularity, RFC 9002 §6.1.2)."""
+FLUSH_DEFERRAL: Final = 0.001
+"""Longest the driver leaves its flush (an ACK, say) to the tasks its batch woke."""
+_NOT_HANDLED: Final = -math.inf
+_statistics = trio.lowlevel.current_statistics
 _INTERNAL_ERROR: Final = 0x1
 _NO_ERROR: Final = 0x0
 
@@ -183,8 +196,15 @@ class QuicConnection(trio.abc.AsyncResource):
         self._ecn_engine: EcnEngine | None = (
             engine if getattr(engine, "ecn_codepoint", None) is not None else None  # type: ignore
         )
-        self._poke_pending = False
-        self._poked = False  # a task queued something while the driver coalesced
+        # flushing (module docstring): the engine may hold output nobody took yet
+        self._flush_pending = False
+        self._wake_pending = False  # a None is queued for the driver
+        self._driver_parked = False  # the driver sleeps in its queue's receive()
+        self._driver_sending = False  # the driver waits for the socket: others must queue
+        self._unsent: list[tuple[list[tuple[bytes, Address]], int]] = []  # batches, ECN
+        self._wait_scope: trio.CancelScope | None = None
+        self._wait_deadline = math.inf
+        self._fallback_armed = False  # the wait deadline is the deferred flush's
         # reads since the last flush; the driver is poked for them once they could matter
         self._unflushed_consumed = 0
         self._consume_poke_threshold = max(
@@ -331,6 +351,7 @@ class QuicConnection(trio.abc.AsyncResource):
         waited = False
         while not queue:
             self._check_open()
+            self._settle()
             await self._accept_lot.park()
             waited = True
         if not waited:
@@ -355,7 +376,8 @@ class QuicConnection(trio.abc.AsyncResource):
         await trio.lowlevel.checkpoint_if_cancelled()
         self._check_open()
         self._engine.send_datagram_frame(bytes(data))
-        self._poke()
+        self._flush_pending = True
+        self._settle()
         await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def receive_datagram(self) -> bytes:
@@ -372,6 +394,7 @@ class QuicConnection(trio.abc.AsyncResource):
         waited = False
         while not self._datagrams:
             self._check_open()
+            self._settle()
             await self._datagram_lot.park()
             waited = True
         if not waited:
@@ -474,30 +497,97 @@ class QuicConnection(trio.abc.AsyncResource):
         return info.exception(self._failure)
 
     def _poke(self) -> None:
-        if self._poke_pending:
-            self._poked = True
-            return
-        self._poke_pending = True
-        try:
-            self._incoming_send.send_nowait(None)
-        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
-            pass  # a full queue wakes the driver anyway; a finished driver needs no poke
+        """The engine has output: make sure it leaves soon (the driver flushes it, unless
+        the calling task settles first)."""
+        self._flush_pending = True
+        if self._driver_parked and not self._wake_pending:
+            self._wake_pending = True
+            try:
+                self._incoming_send.send_nowait(None)
+            except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+                pass  # a full queue wakes the driver anyway; a finished driver needs no poke
 
-    def _consume(self, sid: int, n: int) -> None:
+    def _settle(self) -> None:
+        """A user task is about to return or park: send what it (or a batch that woke it)
+        left in the engine, from this task, unless the driver is busy with the socket."""
+        if self._flush_pending and not self._driver_sending and self._driver_started:
+            self._flush_now()
+
+    def _flush_now(self) -> None:
+        """``datagrams_to_send`` and a non-blocking send; what the socket cannot take now
+        (or that would overtake an earlier batch) is queued for the driver."""
+        self._flush_pending = False
+        self._unflushed_consumed = 0
+        engine = self._engine
+        try:
+            datagrams = engine.datagrams_to_send(trio.current_time())
+            ecn = self._ecn_codepoint()
+            self._handle_events()
+        except Exception as exc:  # an engine bug: the driver ends the connection
+            self._fail(exc)
+            return
+        if datagrams:
+            if self._unsent or self._driver_sending:
+                self._unsent.append((datagrams, ecn))
+            else:
+                sent = self._endpoint._send_now(datagrams, ecn)
+                if sent < len(datagrams):
+                    self._unsent.append((datagrams[sent:], ecn))
+            if self._unsent and self._driver_parked:
+                self._wake()  # the driver waits for the socket (a busy driver checks anyway)
+        timer = engine.get_timer()
+        if self._fallback_armed:  # the driver's deferred flush is done: its deadline goes
+            self._fallback_armed = False
+            self._move_wait_deadline(math.inf if timer is None else timer)
+        elif timer is not None and timer < self._wait_deadline:
+            self._move_wait_deadline(timer)
+
+    def _move_wait_deadline(self, deadline: float) -> None:
+        self._wait_deadline = deadline
+        scope = self._wait_scope
+        if scope is not None:
+            scope.deadline = deadline
+
+    def _wake(self) -> None:
+        if not self._wake_pending:
+            self._wake_pending = True
+            try:
+                self._incoming_send.send_nowait(None)
+            except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+
+    def _fail(self, exc: Exception) -> None:
+        """The engine raised (a bug): end the connection as the driver would."""
+        if self._failure is None:
+            self._failure = exc
+        if self._closed_info is None:
+            self._terminate(
+                _Closed(_INTERNAL_ERROR, f"internal error: {type(exc).__name__}", False,
+                        False, None)
+            )
+        if self._driver_parked:
+            self._wake()
+
+    def _consume(self, sid: int, n: int) -> bool:
+        """Report ``n`` bytes read; True once enough was read since the last flush for the
+        new credit to matter (the reader then settles; in the driver, it flushes)."""
         if self._closed_info is None:
             self._engine.consume_stream_data(sid, n)
-            # Waking the driver for every read costs a datagrams_to_send per read; credit
-            # only needs to move once a real part of the window was read.
+            # A flush for every read costs a datagrams_to_send per read; credit only needs
+            # to move once a real part of the window was read.
             self._unflushed_consumed += n
             if self._unflushed_consumed >= self._consume_poke_threshold:
-                self._poke()
+                self._flush_pending = True
+                return True
+        return False
 
     def _send_capacity(self, sid: int) -> int:
         return self._engine.stream_send_capacity(sid)
 
     def _send_stream_data(self, sid: int, data: bytes, end_stream: bool = False) -> None:
+        """Queue stream data; the caller settles (async) or pokes (sync) afterwards."""
         self._engine.send_stream_data(sid, data, end_stream)
-        self._poke()
+        self._flush_pending = True
 
     def _reset_stream(self, sid: int, error_code: int) -> None:
         try:
@@ -515,6 +605,7 @@ class QuicConnection(trio.abc.AsyncResource):
 
     async def _wait_send_capacity(self, stream: _StreamCore) -> None:
         self._blocked_senders.add(stream)
+        self._settle()
         try:
             await stream._send_lot.park()
         finally:
@@ -557,105 +648,132 @@ class QuicConnection(trio.abc.AsyncResource):
                 await self._endpoint._send_datagrams(initial, self._ecn_codepoint())
             await self._run()
         except Exception as exc:  # an engine bug must not take the endpoint down
-            self._failure = exc
-            if self._closed_info is None:
-                self._terminate(
-                    _Closed(_INTERNAL_ERROR, f"internal error: {type(exc).__name__}", False,
-                            False, None)
-                )
+            self._fail(exc)
         finally:
             self._finish()
 
     async def _run(self) -> None:
-        engine = self._engine
-        ecn_engine = self._ecn_engine
-        receive = self._incoming_receive
-        handle = self._handle_events
         await self._flush()
         handled_at = -math.inf
         while True:
-            timer = engine.get_timer()
+            timer = self._engine.get_timer()
             if timer is None:
                 if self._closed_info is not None:
                     return
+                deadline = math.inf
             elif timer <= handled_at:
                 # The engine's timer did not move past the last handle_timer (float rounding
                 # in a loss-detection deadline, say): wait one timer granularity instead of
                 # spinning, which under a MockClock would never let time advance.
-                timer = handled_at + TIMER_GRANULARITY
+                deadline = handled_at + TIMER_GRANULARITY
+            else:
+                deadline = timer
+            with trio.CancelScope(deadline=deadline) as scope:
+                self._wait_scope = scope
+                self._wait_deadline = deadline
+                while True:
+                    self._driver_parked = True
+                    try:
+                        item = await self._incoming_receive.receive()
+                    finally:
+                        self._driver_parked = False
+                    handled = await self._step(item)
+                    if handled is None:
+                        return
+                    if handled != _NOT_HANDLED:
+                        handled_at = handled
+                        break  # the timer moved: a fresh scope for its new deadline
+            self._wait_scope = None
+            if scope.cancelled_caught:  # the deadline passed: the timer may be due
+                handled = await self._step(None)
+                if handled is None:
+                    return
+                if handled != _NOT_HANDLED:
+                    handled_at = handled
+
+    async def _step(self, item: tuple[bytes, Address, int] | None) -> float | None:
+        """One wake-up: the queued datagrams, the timer if due, events, then the flush.
+
+        Returns the time the engine's timer was handled (``_NOT_HANDLED`` if it was not), None
+        once the connection is finished.
+        """
+        engine = self._engine
+        ecn_engine = self._ecn_engine
+        receive = self._incoming_receive
+        now = trio.current_time()
+        received = 0
+        self._wake_pending = False
+        # tasks made runnable by this batch (not others') are what a deferred flush waits for
+        runnable = _statistics().tasks_runnable if item is not None else 0
+        while True:
+            if item is not None:
+                if item[2] and ecn_engine is not None:
+                    ecn_engine.receive_datagram(item[0], item[1], now, ecn=item[2])
+                else:
+                    engine.receive_datagram(item[0], item[1], now)
+                received += 1
             try:
                 item = receive.receive_nowait()
             except trio.WouldBlock:
-                if timer is None:
-                    item = await receive.receive()
-                else:
-                    item = None
-                    with trio.move_on_at(timer):
-                        item = await receive.receive()
-            else:
-                await trio.lowlevel.checkpoint()
-            now = trio.current_time()
-            received = 0
-            while True:
-                if item is not None:
-                    if item[2] and ecn_engine is not None:
-                        ecn_engine.receive_datagram(item[0], item[1], now, ecn=item[2])
-                    else:
-                        engine.receive_datagram(item[0], item[1], now)
-                    received += 1
-                try:
-                    item = receive.receive_nowait()
-                except trio.WouldBlock:
-                    break
-            self._queued = 0
+                break
+        self._queued = 0
+        handled_at = _NOT_HANDLED
+        if received:
             self._datagrams_received += received
-            timer = engine.get_timer()
-            if timer is not None and now >= timer:
-                engine.handle_timer(now)
-                handled_at = now
-                if self._closed_info is not None:
-                    after = engine.get_timer()
-                    if after is not None and after <= now:
-                        handle()
-                        return  # the engine makes no progress on its closing timer
-            handle()
-            if self._blocked_senders:
-                self._wake_senders()
-            await self._coalesce()
-            await self._flush()
-
-    async def _coalesce(self) -> None:
-        """Let the tasks just woken run (a few rounds at most) before the flush.
-
-        Their pokes are absorbed meanwhile: the flush that follows sends what they queued.
-        """
-        statistics = trio.lowlevel.current_statistics
-        if not statistics().tasks_runnable:
-            return  # nobody was woken: nothing to wait for
-        self._poke_pending = True
-        self._poked = False
-        # After the first yield, an empty run queue is not proof of quiet: tasks later in the
-        # same scheduling batch have not run yet (trio takes the batch off the queue).  Two
-        # empty looks in a row are; so is one after a task queued data (the usual answer:
-        # it sent, then parked to wait for the reply).
-        quiet = False
-        for _ in range(COALESCE_ROUNDS):
-            await trio.lowlevel.cancel_shielded_checkpoint()
-            if statistics().tasks_runnable:
-                quiet = False
-            elif quiet or self._poked:
-                return
+            self._flush_pending = True
+        timer = engine.get_timer()
+        if timer is not None and now >= timer:
+            engine.handle_timer(now)
+            handled_at = now
+            self._flush_pending = True
+            if self._closed_info is not None:
+                after = engine.get_timer()
+                if after is not None and after <= now:
+                    self._handle_events()
+                    return None  # the engine makes no progress on its closing timer
+        self._handle_events()
+        if self._failure is not None:
+            return None
+        if self._blocked_senders:
+            self._wake_senders()
+        if self._flush_pending:
+            if received and _statistics().tasks_runnable > runnable:
+                # This batch woke tasks: leave the flush to them (their next command or
+                # park), so that what they answer leaves in the same packet as the ACK; if
+                # they do not flush within FLUSH_DEFERRAL, the driver's deadline does.
+                self._fallback_armed = True
+                deadline = now + FLUSH_DEFERRAL
+                if deadline < self._wait_deadline:
+                    self._move_wait_deadline(deadline)
             else:
-                quiet = True
+                self._flush_now()
+        while self._unsent:
+            await self._send_unsent()
+            if self._flush_pending:  # queued meanwhile: tasks could not flush past us
+                self._flush_now()
+        if self._failure is not None:
+            return None
+        return handled_at
 
     async def _flush(self) -> None:
-        self._poke_pending = False  # anything queued from here on needs a new wake-up
-        self._unflushed_consumed = 0
-        datagrams = self._engine.datagrams_to_send(trio.current_time())
-        ecn = self._ecn_codepoint()
-        self._handle_events()
-        if datagrams:
-            await self._endpoint._send_datagrams(datagrams, ecn)
+        """Flush now (the driver, closing, shutdown): waits for the socket if it must."""
+        self._flush_now()
+        while self._unsent:
+            await self._send_unsent()
+            if self._flush_pending:
+                self._flush_now()
+
+    async def _send_unsent(self) -> None:
+        """Send what inline flushes could not, in order, waiting for the socket (shielded:
+        these packets are already counted as sent by the engine)."""
+        self._driver_sending = True
+        try:
+            with trio.CancelScope(shield=True):
+                while self._unsent:
+                    datagrams, ecn = self._unsent.pop(0)
+                    await self._endpoint._send_datagrams(datagrams, ecn)
+        finally:
+            self._driver_sending = False
 
     def _ecn_codepoint(self) -> int:
         """The codepoint for the batch the engine just returned (0: engine without ECN)."""

@@ -496,6 +496,16 @@ class QuicEndpoint:
 
     # -- used by connections --------------------------------------------------------------------
 
+    def _send_now(self, datagrams: list[tuple[bytes, Address]], ecn: int = 0) -> int:
+        """Send from the start of ``datagrams`` without waiting: how many went (the rest need
+        :meth:`_send_datagrams`); 0 while another task holds the socket for a batch."""
+        if self._send_lock.locked():
+            return 0
+        try:
+            return self._transport.send_nowait(datagrams, ecn)
+        except trio.ClosedResourceError:
+            return len(datagrams)  # the endpoint is closing: they would be dropped anyway
+
     async def _send_datagrams(
         self, datagrams: list[tuple[bytes, Address]], ecn: int = 0
     ) -> None:

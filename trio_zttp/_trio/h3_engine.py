@@ -137,6 +137,7 @@ class H3Engine:
         self._blocked: set[StreamState] = set()
         self._unflushed_credit = 0
         self._credit_poke = max(1, window // 4)
+        self._credit_due = False  # enough credit moved for a reader to settle
         self.going_away = False
         self.goaway_received: int | None = None
         self.datagrams_dropped = 0
@@ -158,11 +159,25 @@ class H3Engine:
         return connection
 
     def poke(self) -> None:
+        """The engine has output: the driver sends it (unless a task settles first)."""
         connection = self._connection
         if connection is None:
             self._dirty = True
         else:
             connection._poke()
+
+    def settle(self) -> None:
+        """The calling task is about to return or park: it sends what is queued itself."""
+        connection = self._connection
+        if connection is not None:
+            connection._settle()
+
+    def settle_credit(self) -> None:
+        """A reader is about to return: it sends the credit it freed, once that matters
+        (not an ACK the driver left to it: its next command or park takes that along)."""
+        if self._credit_due:
+            self._credit_due = False
+            self.settle()
 
     def connection_error(self) -> BaseException | None:
         """Why the connection cannot be used, or None while it can."""
@@ -176,10 +191,12 @@ class H3Engine:
         return None
 
     def command(
-        self, method: Callable[..., object], *args: Any, quiet: bool = False
+        self, method: Callable[..., object], *args: Any, quiet: bool = False,
+        settle: bool = False,
     ) -> None:
         """Run one ``h3.Connection`` command (``method(h3_connection, *args)``) and wake the
-        driver to send its bytes.
+        driver to send its bytes; with ``settle``, the calling task promises to call
+        :meth:`settle` before it returns or parks, and the driver is not woken.
 
         Raises:
             ConnectionClosedError, trio.ClosedResourceError: the connection is gone (not
@@ -205,7 +222,11 @@ class H3Engine:
             if quiet:
                 return
             raise trio.BrokenResourceError(str(exc)) from None
-        self.poke()
+        connection = self._connection
+        if settle and connection is not None:
+            connection._flush_pending = True
+        else:
+            self.poke()
 
     # -- settings, GOAWAY ---------------------------------------------------------------------
 
@@ -221,6 +242,8 @@ class H3Engine:
 
     async def received_settings(self) -> h3.Settings:
         """Wait for the peer's SETTINGS frame."""
+        if not self._settings_event.is_set():
+            self.settle()
         await self._settings_event.wait()
         settings = self.peer_settings
         if settings is None:
@@ -252,6 +275,7 @@ class H3Engine:
 
     async def wait_capacity(self, state: StreamState) -> None:
         self._blocked.add(state)
+        self.settle()
         try:
             await state.send_lot.park()
         finally:
@@ -271,8 +295,12 @@ class H3Engine:
             self._inner.consume_stream_data(sid, delta)
             self._unflushed_credit += delta
             if self._unflushed_credit >= self._credit_poke:
+                # the reader settles (or the driver flushes: credit moved in its batch)
                 self._unflushed_credit = 0
-                self.poke()
+                self._credit_due = True
+                connection = self._connection
+                if connection is not None:
+                    connection._flush_pending = True
 
     def register(self, state: StreamState, stream_id: int) -> None:
         state.stream_id = stream_id
@@ -323,6 +351,7 @@ class H3Engine:
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
         self._unflushed_credit = 0
+        self._credit_due = False
         self._dirty = False
         return self._inner.datagrams_to_send(now)
 

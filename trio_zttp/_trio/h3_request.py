@@ -368,15 +368,16 @@ class H3Request:
             raise error
         interim = 100 <= status < 200
         end = body is not None and not body
-        state.engine.command(h3.Connection.send_headers, state.sid, fields, end)
+        state.engine.command(h3.Connection.send_headers, state.sid, fields, end, settle=True)
         if not interim:
             self._status = status
             state.final_sent = True
             if end:
                 state.fin_sent = True
         if body:
-            await state.send_data(body, end_stream=True)
+            await state.send_data(body, end_stream=True)  # settles
         else:
+            state.engine.settle()
             await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def send_body(
@@ -406,10 +407,11 @@ class H3Request:
             raise error
         state.fin_sent = True
         try:
-            state.engine.command(h3.Connection.send_trailers, state.sid, fields)
+            state.engine.command(h3.Connection.send_trailers, state.sid, fields, settle=True)
         except ValueError:
             state.fin_sent = False
             raise
+        state.engine.settle()
         await trio.lowlevel.cancel_shielded_checkpoint()
 
     def _check_body(self) -> None:
@@ -599,6 +601,7 @@ class H3RequestStream(_StreamMixin, trio.abc.HalfCloseableStream):
         """
         await self._send_request_header(method, path, headers, authority, scheme, protocol,
                                         end_stream)
+        self._state.engine.settle()
         await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def _send_request_header(
@@ -611,8 +614,8 @@ class H3RequestStream(_StreamMixin, trio.abc.HalfCloseableStream):
         protocol: str | None,
         end_stream: bool,
     ) -> None:
-        """:meth:`send_request_header` without its final checkpoint (a caller that parks
-        right after, such as :meth:`H3Connection.request`, yields there anyway)."""
+        """:meth:`send_request_header` without its final settle and checkpoint (a caller that
+        parks right after, such as :meth:`H3Connection.request`, settles there anyway)."""
         state = self._state
         if state.request_sent:
             await trio.lowlevel.checkpoint()
@@ -649,7 +652,8 @@ class H3RequestStream(_StreamMixin, trio.abc.HalfCloseableStream):
         engine.register(state, stream_id)
         state.is_connect = method == "CONNECT"
         try:
-            engine.command(h3.Connection.send_headers, stream_id, fields, end_stream)
+            engine.command(h3.Connection.send_headers, stream_id, fields, end_stream,
+                           settle=True)
         except (ValueError, trio.BrokenResourceError):
             engine.forget(state)
             state.stream_id = None
@@ -665,8 +669,10 @@ class H3RequestStream(_StreamMixin, trio.abc.HalfCloseableStream):
         error = state.send_error()
         if error is not None:
             raise error
-        state.engine.command(h3.Connection.send_trailers, state.sid, _normalize(headers))
+        state.engine.command(h3.Connection.send_trailers, state.sid, _normalize(headers),
+                             settle=True)
         state.fin_sent = True
+        state.engine.settle()
         await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def read_response(self) -> H3Response:

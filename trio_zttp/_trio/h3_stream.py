@@ -183,6 +183,7 @@ class StreamState:
                     data = self._take_now(max_bytes)
                     if data is None:
                         waited = True
+                        self.engine.settle()
                         await self.recv_lot.park()
                         continue
                     if not whole:
@@ -198,6 +199,7 @@ class StreamState:
                 if not waited:
                     await _cancel_shielded_checkpoint()
                 raise
+            self.engine.settle_credit()
             if not waited:
                 await _cancel_shielded_checkpoint()
             return data
@@ -207,6 +209,7 @@ class StreamState:
     async def wait_headers(self) -> h3.Headers:
         """The header section (request or final response), once it arrived."""
         await _checkpoint_if_cancelled()
+        self.engine.settle()  # typically the request just queued: it leaves now
         waited = False
         while self.headers is None:
             error = self.recv_error()
@@ -238,6 +241,7 @@ class StreamState:
                 if not waited:
                     await _cancel_shielded_checkpoint()
                 raise error
+            self.engine.settle()
             await self.datagram_lot.park()
             waited = True
         if not waited:
@@ -281,7 +285,8 @@ class StreamState:
             if not total:
                 if end_stream:
                     self.fin_sent = True
-                    engine.command(_SEND_DATA, sid, b"", True)
+                    engine.command(_SEND_DATA, sid, b"", True, settle=True)
+                    engine.settle()
                 await _cancel_shielded_checkpoint()
                 return
             view: memoryview | None = None
@@ -301,7 +306,7 @@ class StreamState:
                     last = pos == total
                     if last and end_stream:
                         self.fin_sent = True
-                    engine.command(_SEND_DATA, sid, chunk, last and end_stream)
+                    engine.command(_SEND_DATA, sid, chunk, last and end_stream, settle=True)
                     if last:
                         break
                 try:
@@ -314,6 +319,7 @@ class StreamState:
                 error = self.send_error()
                 if error is not None:
                     raise error
+            engine.settle()
             if not waited:
                 await _cancel_shielded_checkpoint()
         finally:
@@ -388,7 +394,8 @@ class StreamState:
         if error is not None:
             await _cancel_shielded_checkpoint()
             raise error
-        engine.command(_SEND_DATAGRAM, self.sid, bytes(data))
+        engine.command(_SEND_DATAGRAM, self.sid, bytes(data), settle=True)
+        engine.settle()
         await _cancel_shielded_checkpoint()
 
     def __repr__(self) -> str:

@@ -176,7 +176,8 @@ class _StreamCore:
                     error = trio.ClosedResourceError("stop_sending() was called on this stream")
                 elif self._buffer.size:
                     data = self._buffer.take(max_bytes)
-                    self._conn._consume(self._sid, len(data))
+                    if self._conn._consume(self._sid, len(data)):
+                        self._conn._settle()  # the new credit leaves now
                     if not waited:
                         await _cancel_shielded_checkpoint()
                     return data
@@ -192,6 +193,7 @@ class _StreamCore:
                 else:
                     closed = self._conn._stream_error()
                     if closed is None:
+                        self._conn._settle()
                         await self._recv_lot.park()
                         waited = True
                         continue
@@ -264,6 +266,7 @@ class _StreamCore:
                 error = self._send_error()
                 if error is not None:
                     raise error
+            conn._settle()
             if not waited:
                 await _cancel_shielded_checkpoint()
         finally:
@@ -309,6 +312,7 @@ class _StreamCore:
                 self._fin_sent = True
                 self._conn._send_stream_data(self._sid, b"", end_stream=True)
                 self._maybe_forget()
+                self._conn._settle()
             await _cancel_shielded_checkpoint()
             if error is not None:
                 raise error
@@ -330,6 +334,7 @@ class _StreamCore:
             elif not self._fin_sent:
                 self._fin_sent = True
                 conn._send_stream_data(self._sid, b"", end_stream=True)
+                conn._poke()
         if (alive and self._can_receive and not self._eof and not self._recv_stopped
                 and self._reset_code is None):
             conn._stop_sending(self._sid, code)
