@@ -80,7 +80,6 @@ TIMER_GRANULARITY: Final = 0.001
 FLUSH_DEFERRAL: Final = 0.001
 """Longest the driver leaves its flush (an ACK, say) to the tasks its batch woke."""
 _NOT_HANDLED: Final = -math.inf
-_statistics = trio.lowlevel.current_statistics
 _INTERNAL_ERROR: Final = 0x1
 _NO_ERROR: Final = 0x0
 
@@ -205,6 +204,7 @@ class QuicConnection(trio.abc.AsyncResource):
         self._wait_scope: trio.CancelScope | None = None
         self._wait_deadline = math.inf
         self._fallback_armed = False  # the wait deadline is the deferred flush's
+        self._woke = False  # the batch being handled woke a task (it may answer)
         # reads since the last flush; the driver is poked for them once they could matter
         self._unflushed_consumed = 0
         self._consume_poke_threshold = max(
@@ -703,8 +703,7 @@ class QuicConnection(trio.abc.AsyncResource):
         now = trio.current_time()
         received = 0
         self._wake_pending = False
-        # tasks made runnable by this batch (not others') are what a deferred flush waits for
-        runnable = _statistics().tasks_runnable if item is not None else 0
+        self._woke = False
         while True:
             if item is not None:
                 if item[2] and ecn_engine is not None:
@@ -737,7 +736,7 @@ class QuicConnection(trio.abc.AsyncResource):
         if self._blocked_senders:
             self._wake_senders()
         if self._flush_pending:
-            if received and _statistics().tasks_runnable > runnable:
+            if received and self._woke:
                 # This batch woke tasks: leave the flush to them (their next command or
                 # park), so that what they answer leaves in the same packet as the ACK; if
                 # they do not flush within FLUSH_DEFERRAL, the driver's deadline does.
@@ -834,7 +833,9 @@ class QuicConnection(trio.abc.AsyncResource):
             self._accept_bidi.append(bidi)
             stream = bidi
         self._streams[sid] = stream
-        self._accept_lot.unpark_all()
+        if self._accept_lot:
+            self._accept_lot.unpark_all()
+            self._woke = True
         return stream
 
     def _handle_events(self) -> None:
@@ -853,7 +854,9 @@ class QuicConnection(trio.abc.AsyncResource):
                         self._datagram_frames_dropped += 1
                     else:
                         self._datagrams.append(data)
-                        self._datagram_lot.unpark_all()
+                        if self._datagram_lot:
+                            self._datagram_lot.unpark_all()
+                            self._woke = True
                 case StreamReset(stream_id=sid, error_code=code):
                     stream = self._stream_for(sid)
                     if stream is not None:
@@ -869,6 +872,7 @@ class QuicConnection(trio.abc.AsyncResource):
                     self._peer_certificate = _peer_certificate(engine)
                     self._handshake_complete = True
                     self._handshake_done.set()
+                    self._woke = True
                     self._endpoint._on_handshake_complete(self)
                 case ConnectionIdIssued(connection_id=cid):
                     self._add_cid(cid)

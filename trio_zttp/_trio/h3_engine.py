@@ -455,7 +455,10 @@ class H3Engine:
                 sid = state.stream_id
                 if sid is None or capacity(sid) > 0:
                     blocked.discard(state)
-                    state.send_lot.unpark_all()
+                    if state.send_lot:
+                        state.send_lot.unpark_all()
+                        if self._connection is not None:
+                            self._connection._woke = True
         if self._dirty and self._connection is not None:
             self._dirty = False
             self._connection._poke()
@@ -524,6 +527,7 @@ class H3Engine:
         conn = self.h3
         assert conn is not None
         streams = self.streams
+        woke = False
         while (event := conn.next_event()) is not None:
             if type(event) is h3.DataReceived:
                 state = streams.get(event.stream_id)
@@ -534,9 +538,13 @@ class H3Engine:
                     state.buffer.append(data)
                 if event.end_stream:
                     state.eof = True
-                state.recv_lot.unpark_all()
+                if state.recv_lot:
+                    state.recv_lot.unpark_all()
+                    woke = True
                 if event.end_stream:
-                    state.datagram_lot.unpark_all()
+                    if state.datagram_lot:
+                        state.datagram_lot.unpark_all()
+                        woke = True
             elif type(event) is h3.DatagramReceived:
                 state = streams.get(event.stream_id)
                 if state is None or state.closed:
@@ -546,7 +554,9 @@ class H3Engine:
                     self.datagrams_dropped += 1
                 else:
                     state.datagrams.append(event.data)
-                    state.datagram_lot.unpark_all()
+                    if state.datagram_lot:
+                        state.datagram_lot.unpark_all()
+                        woke = True
             elif type(event) is h3.HeadersReceived:
                 state = streams.get(event.stream_id)
                 if state is None:
@@ -558,21 +568,30 @@ class H3Engine:
                     if not self.is_client:
                         state.is_connect = (b":method", b"CONNECT") in event.headers[:4]
                         if self.on_request is not None:
-                            self.on_request(state)
+                            self.on_request(state)  # starts its handler task
+                            woke = True
                         else:
                             self.accept_queue.append(state)
                         if self.on_request is None or self.going_away:
-                            self.accept_lot.unpark_all()  # accept_request, or a drain's check
+                            if self.accept_lot:  # accept_request, or a drain's check
+                                self.accept_lot.unpark_all()
+                                woke = True
                 if event.end_stream:
                     state.eof = True
-                state.recv_lot.unpark_all()
+                if state.recv_lot:
+                    state.recv_lot.unpark_all()
+                    woke = True
             elif type(event) is h3.TrailersReceived:
                 state = streams.get(event.stream_id)
                 if state is not None:
                     state.trailers = event.headers  # they end the message
                     state.eof = True
-                    state.recv_lot.unpark_all()
-                    state.datagram_lot.unpark_all()
+                    if state.recv_lot:
+                        state.recv_lot.unpark_all()
+                        woke = True
+                    if state.datagram_lot:
+                        state.datagram_lot.unpark_all()
+                        woke = True
             elif type(event) is h3.StreamReset:
                 state = streams.get(event.stream_id)
                 if state is not None:
@@ -581,18 +600,23 @@ class H3Engine:
                         state.aborted = True
                     state.buffer.clear()
                     state.wake_all()
+                    woke = True
                     self.credit(state)
                     if state.headers is None and not self.is_client:
                         self.forget(state)  # never became a request
-                        self.accept_lot.unpark_all()
+                        if self.accept_lot:
+                            self.accept_lot.unpark_all()
+                            woke = True
             elif type(event) is h3.StopSendingReceived:
                 state = streams.get(event.stream_id)
                 if state is not None and state.stop_code is None:
                     state.stop_code = event.error_code
                     self._blocked.discard(state)
                     state.send_lot.unpark_all()
+                    woke = True
             elif type(event) is h3.SettingsReceived:
                 self._settings_event.set()
+                woke = True
             elif type(event) is h3.GoawayReceived:
                 self.goaway_received = event.identifier
                 if self.is_client:
@@ -601,10 +625,13 @@ class H3Engine:
                             # not processed by the server (RFC 9114 §5.2): safe to retry
                             state.reset_code = int(h3.ErrorCode.H3_REQUEST_REJECTED)
                             state.wake_all()
+                            woke = True
             elif type(event) is h3.ConnectionTerminated:
                 self._terminated = True
                 self._settings_event.set()
             # CapsuleReceived: the Capsule Protocol is left to the application (raw bytes)
+        if woke and self._connection is not None:
+            self._connection._woke = True
 
     def __repr__(self) -> str:
         role = "client" if self.is_client else "server"

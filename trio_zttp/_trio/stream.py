@@ -132,24 +132,32 @@ class _StreamCore:
             self._buffer.append(data)
         if end_stream:
             self._eof = True
-        self._recv_lot.unpark_all()
+        if self._recv_lot:
+            self._recv_lot.unpark_all()
+            self._conn._woke = True
 
     def _on_reset(self, error_code: int) -> None:
         if self._eof_read or self._reset_code is not None:
             return
         self._reset_code = error_code
         self._discard_buffer()
-        self._recv_lot.unpark_all()
+        if self._recv_lot:
+            self._recv_lot.unpark_all()
+            self._conn._woke = True
         self._maybe_forget()
 
     def _on_stop_sending(self, error_code: int) -> None:
         if self._stop_code is None:
             self._stop_code = error_code
-        self._send_lot.unpark_all()
+        if self._send_lot:
+            self._send_lot.unpark_all()
+            self._conn._woke = True
         self._maybe_forget()
 
     def _on_capacity(self) -> None:
-        self._send_lot.unpark_all()
+        if self._send_lot:
+            self._send_lot.unpark_all()
+            self._conn._woke = True
 
     def _on_connection_closed(self) -> None:
         self._recv_lot.unpark_all()
