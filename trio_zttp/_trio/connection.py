@@ -102,6 +102,8 @@ class _EndpointLink(Protocol):
         self, datagrams: list[tuple[bytes, Address]], ecn: int = 0
     ) -> None: ...
 
+    def _send_now(self, datagrams: list[tuple[bytes, Address]], ecn: int = 0) -> int: ...
+
     def _add_route(self, cid: bytes, connection: QuicConnection) -> None: ...
 
     def _remove_route(self, cid: bytes, connection: QuicConnection) -> None: ...
@@ -731,8 +733,6 @@ class QuicConnection(trio.abc.AsyncResource):
                     self._handle_events()
                     return None  # the engine makes no progress on its closing timer
         self._handle_events()
-        if self._failure is not None:
-            return None
         if self._blocked_senders:
             self._wake_senders()
         if self._flush_pending:
