@@ -374,3 +374,20 @@ async def test_network_carries_aioquic_over_loss(
         assert network.statistics().links.dropped_loss > 5
         # at least the handshake's and the transfer's round trips, in virtual time
         assert trio.current_time() - start > 0.1
+
+
+async def test_network_sendto_nowait_needs_no_checkpoint(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_virtual_network() as network:
+        server = await udp(("10.0.0.2", 4433))
+        client = await udp(("10.0.0.1", 5000))
+        assert client.sendto_nowait(b"one", ("10.0.0.2", 4433)) == 3
+        assert client.sendto_nowait(b"two", ("10.0.0.2", 4433)) == 3
+        assert [await server.recvfrom(64) for _ in range(2)] == [
+            (b"one", ("10.0.0.1", 5000)), (b"two", ("10.0.0.1", 5000))
+        ]
+        assert network.statistics().delivered == 2
+        client.close()
+        with pytest.raises(OSError):
+            client.sendto_nowait(b"three", ("10.0.0.2", 4433))

@@ -246,3 +246,40 @@ async def test_udp_fast_path_falls_back_when_gso_fails() -> None:
     finally:
         sender.close()
         receiver.close()
+
+
+@pytest.mark.parametrize("fast", [pytest.param(True, marks=linux_only), False])
+async def test_udp_send_nowait_sends_synchronously_in_order(fast: bool) -> None:
+    # what a task flushing its own data uses: no checkpoint, GSO groups on the fast path
+    a = await open_transport(("127.0.0.1", 0), fast_path=fast)
+    b = await open_transport(("127.0.0.1", 0), fast_path=fast)
+    try:
+        batch = [(b"%03d" % i * 400, b.local_address) for i in range(20)]
+        batch.append((b"short", b.local_address))
+        stats = trio.lowlevel.current_statistics
+        runnable = stats().tasks_runnable
+        assert a.send_nowait(batch) == len(batch)
+        assert stats().tasks_runnable == runnable  # nothing scheduled, nothing awaited
+        assert a.datagrams_sent == len(batch)
+        got = await _collect(b, len(batch))
+        assert [d for d, _, _ in got] == [d for d, _ in batch]
+        if fast:
+            assert a.gso_sends >= 1  # type: ignore[attr-defined]
+        a.close()
+        with pytest.raises(trio.ClosedResourceError):
+            a.send_nowait(batch)
+    finally:
+        a.close()
+        b.close()
+
+
+async def test_udp_trio_sockets_cannot_send_nowait(fake_net) -> None:
+    # trio's FakeNet sockets only have an async sendto: the driver sends for such transports
+    a = await open_transport(("127.0.0.1", 0))
+    b = await open_transport(("127.0.0.1", 0))
+    try:
+        assert a.send_nowait([(b"x", b.local_address)]) == 0
+        assert a.datagrams_sent == 0
+    finally:
+        a.close()
+        b.close()

@@ -40,27 +40,16 @@ from __future__ import annotations
 import math
 from collections import deque
 from types import TracebackType
-from typing import Any, Final, Protocol, Self, TypeVar, final
+from typing import Final, Self, TypeVar, final
 
-import attrs
 import trio
 from cryptography import x509
 
 from ..quic._config import Configuration
 from ..quic._errors import QuicError
-from ..quic._events import (
-    ConnectionIdIssued,
-    ConnectionIdRetired,
-    ConnectionTerminated,
-    DatagramFrameReceived,
-    HandshakeCompleted,
-    NewTokenReceived,
-    PathChanged,
-    SessionTicketReceived,
-    StopSendingReceived,
-    StreamDataReceived,
-    StreamReset,
-)
+from ._conn_events import handle_events, stream_for
+from ._conn_types import DATAGRAM_QUEUE_SIZE as DATAGRAM_QUEUE_SIZE
+from ._conn_types import QuicConnectionStatistics, _Closed, _EndpointLink
 from ._engine import Address, EcnEngine, Engine
 from .errors import ConnectionClosedError
 from .stream import QuicReceiveStream, QuicSendStream, QuicStream, _StreamCore
@@ -73,8 +62,6 @@ INCOMING_QUEUE_SIZE: Final = 320
 """UDP datagrams queued between the endpoint's receive task and a connection's driver: one
 whole receive batch (``_udp.MAX_BATCH``, 256) plus the up to 64 GRO segments of its last
 read, so an idle driver never loses part of a single batch."""
-DATAGRAM_QUEUE_SIZE: Final = 128
-"""Received DATAGRAM frames kept until :meth:`QuicConnection.receive_datagram` takes them."""
 TIMER_GRANULARITY: Final = 0.001
 """Shortest wait after a timer the engine did not clear (kGranularity, RFC 9002 §6.1.2)."""
 FLUSH_DEFERRAL: Final = 0.001
@@ -82,78 +69,6 @@ FLUSH_DEFERRAL: Final = 0.001
 _NOT_HANDLED: Final = -math.inf
 _INTERNAL_ERROR: Final = 0x1
 _NO_ERROR: Final = 0x0
-
-
-def _peer_certificate(engine: Engine) -> x509.Certificate | None:
-    certificate = getattr(engine, "peer_certificate", None)
-    if certificate is not None:
-        return certificate  # type: ignore[no-any-return]
-    chain = getattr(engine, "peer_certificate_chain", ())
-    return chain[0] if chain else None
-
-
-class _EndpointLink(Protocol):
-    """What a connection needs from its endpoint (implemented by ``QuicEndpoint``)."""
-
-    #: Connections whose queue became half full (the endpoint waits for their drivers).
-    _crowded: list[QuicConnection]
-
-    async def _send_datagrams(
-        self, datagrams: list[tuple[bytes, Address]], ecn: int = 0
-    ) -> None: ...
-
-    def _send_now(self, datagrams: list[tuple[bytes, Address]], ecn: int = 0) -> int: ...
-
-    def _add_route(self, cid: bytes, connection: QuicConnection) -> None: ...
-
-    def _remove_route(self, cid: bytes, connection: QuicConnection) -> None: ...
-
-    def _on_handshake_complete(self, connection: QuicConnection) -> None: ...
-
-    def _on_path_changed(self, connection: QuicConnection, old: Address, new: Address) -> None:
-        ...
-
-    def _on_connection_finished(self, connection: QuicConnection) -> None: ...
-
-
-@final
-@attrs.frozen(kw_only=True)
-class QuicConnectionStatistics:
-    """Counters of one connection (the trio side), plus the engine's own statistics."""
-
-    #: UDP datagrams handed to the engine.
-    datagrams_received: int
-    #: UDP datagrams dropped because the connection's queue was full.
-    datagrams_dropped: int
-    #: DATAGRAM frames received (RFC 9221).
-    datagram_frames_received: int
-    #: DATAGRAM frames dropped because nobody read them fast enough.
-    datagram_frames_dropped: int
-    #: Streams opened by us / by the peer.
-    streams_opened: int
-    streams_accepted: int
-    #: Whatever ``engine.statistics()`` returns (RTT, congestion window, bytes in flight ...).
-    transport: Any
-
-
-@attrs.frozen
-class _Closed:
-    error_code: int
-    reason: str
-    by_peer: bool
-    application: bool
-    frame_type: int | None
-
-    def exception(self, cause: BaseException | None) -> ConnectionClosedError:
-        exc = ConnectionClosedError(
-            error_code=self.error_code,
-            reason=self.reason,
-            by_peer=self.by_peer,
-            application=self.application,
-            frame_type=self.frame_type,
-        )
-        exc.__cause__ = cause
-        return exc
 
 
 @final
@@ -807,98 +722,8 @@ class QuicConnection(trio.abc.AsyncResource):
 
     # -- events -------------------------------------------------------------------------------
 
-    def _is_local(self, sid: int) -> bool:
-        return (sid & 1) == (0 if self._is_client else 1)
-
-    def _stream_for(self, sid: int) -> _StreamCore | None:
-        stream = self._streams.get(sid)
-        if stream is not None or self._is_local(sid):
-            return stream
-        kind = sid & 3
-        expected = self._next_peer_stream[kind]
-        if sid >= expected:
-            # opening a stream opens every lower one of its type (RFC 9000 §2.1)
-            self._peer_gaps.update(range(expected, sid, 4))
-            self._next_peer_stream[kind] = sid + 4
-        elif sid in self._peer_gaps:
-            self._peer_gaps.discard(sid)
-        else:
-            return None  # a stream we already finished with
-        if kind & 2:
-            receive_stream = QuicReceiveStream(self, sid, can_send=False, can_receive=True)
-            self._accept_uni.append(receive_stream)
-            stream = receive_stream
-        else:
-            bidi = QuicStream(self, sid, can_send=True, can_receive=True)
-            self._accept_bidi.append(bidi)
-            stream = bidi
-        self._streams[sid] = stream
-        if self._accept_lot:
-            self._accept_lot.unpark_all()
-            self._woke = True
-        return stream
-
-    def _handle_events(self) -> None:
-        engine = self._engine
-        while (event := engine.next_event()) is not None:
-            match event:
-                case StreamDataReceived(stream_id=sid, data=data, end_stream=end_stream):
-                    stream = self._stream_for(sid)
-                    if stream is not None:
-                        stream._on_data(data, end_stream)
-                    elif data:
-                        engine.consume_stream_data(sid, len(data))
-                case DatagramFrameReceived(data=data):
-                    self._datagram_frames_received += 1
-                    if len(self._datagrams) >= DATAGRAM_QUEUE_SIZE:
-                        self._datagram_frames_dropped += 1
-                    else:
-                        self._datagrams.append(data)
-                        if self._datagram_lot:
-                            self._datagram_lot.unpark_all()
-                            self._woke = True
-                case StreamReset(stream_id=sid, error_code=code):
-                    stream = self._stream_for(sid)
-                    if stream is not None:
-                        stream._on_reset(code)
-                case StopSendingReceived(stream_id=sid, error_code=code):
-                    stream = self._stream_for(sid)
-                    if stream is not None:
-                        self._blocked_senders.discard(stream)
-                        stream._on_stop_sending(code)
-                case HandshakeCompleted(alpn_protocol=alpn, session_resumed=resumed):
-                    self._alpn_protocol = alpn
-                    self._session_resumed = resumed
-                    self._peer_certificate = _peer_certificate(engine)
-                    self._handshake_complete = True
-                    self._handshake_done.set()
-                    self._woke = True
-                    self._endpoint._on_handshake_complete(self)
-                case ConnectionIdIssued(connection_id=cid):
-                    self._add_cid(cid)
-                case ConnectionIdRetired(connection_id=cid):
-                    if cid in self._cids:
-                        self._cids.discard(cid)
-                        self._endpoint._remove_route(cid, self)
-                case PathChanged(new_address=address):
-                    old = self._remote_address
-                    self._remote_address = address
-                    self._endpoint._on_path_changed(self, old, address)
-                case SessionTicketReceived(ticket=ticket):
-                    self._session_ticket = ticket
-                case NewTokenReceived(token=token):
-                    self._new_token = token
-                case ConnectionTerminated(
-                    error_code=code,
-                    reason_phrase=reason,
-                    by_peer=by_peer,
-                    application=application,
-                    frame_type=frame_type,
-                ):
-                    if self._closed_info is None:
-                        self._terminate(_Closed(code, reason, by_peer, application, frame_type))
-                case _:
-                    pass
+    _handle_events = handle_events
+    _stream_for = stream_for
 
     async def _wait_handshake(self) -> None:
         """Client: wait for the handshake; raise ConnectionClosedError if it failed."""
