@@ -423,8 +423,10 @@ class LinuxTransport(BatchedTransport):
         if self.closed:
             raise trio.ClosedResourceError("transport closed")
         self._apply_codepoint(self._sock, ecn)
-        i = 0
         n = len(datagrams)
+        if n == 1:
+            return 1 if self._sendto_now(*datagrams[0]) else 0
+        i = 0
         while i < n:
             j = self._group_end(datagrams, i)
             if j - i == 1:

@@ -138,6 +138,7 @@ class H3Engine:
         self._unflushed_credit = 0
         self._credit_poke = max(1, window // 4)
         self._credit_due = False  # enough credit moved for a reader to settle
+        self._datagrams_ready = False  # HTTP datagrams negotiated (cached once true)
         self.going_away = False
         self.goaway_received: int | None = None
         self.datagrams_dropped = 0
@@ -182,12 +183,13 @@ class H3Engine:
     def connection_error(self) -> BaseException | None:
         """Why the connection cannot be used, or None while it can."""
         connection = self._connection
-        if connection is not None:
+        if connection is not None and (
+            connection._closed_info is not None or connection._local_closed
+        ):
             error = connection._stream_error()
             if error is not None:
                 return error
-            if connection.closed:
-                return trio.ClosedResourceError("the connection was closed")
+            return trio.ClosedResourceError("the connection was closed")
         return None
 
     def command(
@@ -237,8 +239,12 @@ class H3Engine:
 
     @property
     def datagrams_enabled(self) -> bool:
+        if self._datagrams_ready:
+            return True
         conn = self.h3
-        return conn is not None and conn.datagrams_enabled
+        # both SETTINGS are final once the peer's arrived: the answer never changes again
+        self._datagrams_ready = conn is not None and conn.datagrams_enabled
+        return self._datagrams_ready
 
     async def received_settings(self) -> h3.Settings:
         """Wait for the peer's SETTINGS frame."""

@@ -382,7 +382,7 @@ class StreamState:
     async def send_datagram(self, data: bytes | bytearray | memoryview) -> None:
         await _checkpoint_if_cancelled()
         engine = self.engine
-        if engine.peer_settings is None:
+        if not engine.datagrams_enabled and engine.peer_settings is None:
             await engine.received_settings()
         if not engine.datagrams_enabled and engine.connection_error() is None:
             await _cancel_shielded_checkpoint()
@@ -394,7 +394,8 @@ class StreamState:
         if error is not None:
             await _cancel_shielded_checkpoint()
             raise error
-        engine.command(_SEND_DATAGRAM, self.sid, bytes(data), settle=True)
+        engine.command(_SEND_DATAGRAM, self.sid, data if type(data) is bytes else bytes(data),
+                       settle=True)
         engine.settle()
         await _cancel_shielded_checkpoint()
 
