@@ -307,7 +307,10 @@ class QuicEndpoint:
         return connection
 
     def _client_configuration(self, base: Configuration, name: str) -> Configuration:
-        # One evolved configuration per server name, so its TLS setup is built once.
+        # One evolved configuration per server name, so its TLS setup is built once; the
+        # base itself for its own name, so that endpoints sharing it share that setup too.
+        if name == base.server_name:
+            return base
         configuration = self._client_configs.get(name)
         if configuration is None:
             if len(self._client_configs) >= _CLIENT_CONFIGURATIONS:
