@@ -116,11 +116,12 @@ class QuicConnection(trio.abc.AsyncResource):
         self._flush_pending = False
         self._wake_pending = False  # a None is queued for the driver
         self._driver_parked = False  # the driver sleeps in its queue's receive()
-        self._driver_sending = False  # the driver waits for the socket: others must queue
+        self._sending = False  # a task waits for the socket: others queue behind it
         self._unsent: list[tuple[list[tuple[bytes, Address]], int]] = []  # batches, ECN
         self._wait_scope: trio.CancelScope | None = None
         self._wait_deadline = math.inf
         self._fallback_armed = False  # the wait deadline is the deferred flush's
+        self._fallback_at = math.inf
         self._woke = False  # the batch being handled woke a task (it may answer)
         # reads since the last flush; the driver is poked for them once they could matter
         self._unflushed_consumed = 0
@@ -427,7 +428,7 @@ class QuicConnection(trio.abc.AsyncResource):
     def _settle(self) -> None:
         """A user task is about to return or park: send what it (or a batch that woke it)
         left in the engine, from this task, unless the driver is busy with the socket."""
-        if self._flush_pending and not self._driver_sending and self._driver_started:
+        if self._flush_pending and not self._sending and self._driver_started:
             self._flush_now()
 
     def _flush_now(self) -> None:
@@ -444,7 +445,7 @@ class QuicConnection(trio.abc.AsyncResource):
             self._fail(exc)
             return
         if datagrams:
-            if self._unsent or self._driver_sending:
+            if self._unsent or self._sending:
                 self._unsent.append((datagrams, ecn))
             else:
                 sent = self._endpoint._send_now(datagrams, ecn)
@@ -585,6 +586,8 @@ class QuicConnection(trio.abc.AsyncResource):
                 deadline = handled_at + TIMER_GRANULARITY
             else:
                 deadline = timer
+            if self._fallback_armed and self._fallback_at < deadline:
+                deadline = self._fallback_at  # a deferred flush still waits for its tasks
             with trio.CancelScope(deadline=deadline) as scope:
                 self._wait_scope = scope
                 self._wait_deadline = deadline
@@ -656,15 +659,13 @@ class QuicConnection(trio.abc.AsyncResource):
                 # park), so that what they answer leaves in the same packet as the ACK; if
                 # they do not flush within FLUSH_DEFERRAL, the driver's deadline does.
                 self._fallback_armed = True
-                deadline = now + FLUSH_DEFERRAL
+                self._fallback_at = deadline = now + FLUSH_DEFERRAL
                 if deadline < self._wait_deadline:
                     self._move_wait_deadline(deadline)
             else:
                 self._flush_now()
-        while self._unsent:
+        if self._unsent:
             await self._send_unsent()
-            if self._flush_pending:  # queued meanwhile: tasks could not flush past us
-                self._flush_now()
         if self._failure is not None:
             return None
         return handled_at
@@ -672,22 +673,25 @@ class QuicConnection(trio.abc.AsyncResource):
     async def _flush(self) -> None:
         """Flush now (the driver, closing, shutdown): waits for the socket if it must."""
         self._flush_now()
-        while self._unsent:
+        if self._unsent:
             await self._send_unsent()
-            if self._flush_pending:
-                self._flush_now()
 
     async def _send_unsent(self) -> None:
         """Send what inline flushes could not, in order, waiting for the socket (shielded:
-        these packets are already counted as sent by the engine)."""
-        self._driver_sending = True
+        these packets are already counted as sent by the engine).  One task at a time: the
+        others queue behind it, and it sends what they queued too."""
+        if self._sending:
+            return
+        self._sending = True
         try:
             with trio.CancelScope(shield=True):
                 while self._unsent:
                     datagrams, ecn = self._unsent.pop(0)
                     await self._endpoint._send_datagrams(datagrams, ecn)
+                    if not self._unsent and self._flush_pending:
+                        self._flush_now()  # queued meanwhile: nobody could send past us
         finally:
-            self._driver_sending = False
+            self._sending = False
 
     def _ecn_codepoint(self) -> int:
         """The codepoint for the batch the engine just returned (0: engine without ECN)."""
