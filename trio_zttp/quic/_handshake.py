@@ -347,9 +347,9 @@ class HandshakeMixin(ConnectionBase):
 
     def _start_server_tls(self, hello: bytes, now: float) -> None:
         """Server: the whole ClientHello is here; choose the version (RFC 9368) and start TLS."""
+        client_hello = None
         try:
-            body = hello[4:]
-            client_hello = parse_client_hello(bytes(body))
+            client_hello = parse_client_hello(hello[4:])
             raw = client_hello.transport_parameters
             params = decode_transport_parameters(raw) if raw is not None else None
         except (AlertError, TransportError, ValueError):
@@ -372,6 +372,8 @@ class HandshakeMixin(ConnectionBase):
             # our transport parameters name the version: the TLS made for the first
             # datagram stands unless the version changed
             self._tls = self._new_tls()
+        if client_hello is not None:
+            self._tls.use_parsed_client_hello(hello, client_hello)  # parsed once, not twice
         self._tls_started = True
 
     def _switch_version(self, version: int) -> None:
