@@ -141,3 +141,63 @@ def test_reader_view_is_zero_copy() -> None:
 def test_reader_over_memoryview_slice() -> None:
     data = memoryview(b"xx\x40\x25yy")[2:4]
     assert Reader(data).pull_varint() == 37
+
+
+_PULLS = ["pull_uint8", "pull_uint16", "pull_uint24", "pull_uint32", "pull_uint64",
+          "pull_varint", "pull_uint8_bytes", "pull_uint16_bytes", "pull_uint24_bytes",
+          "pull_varint_bytes"]
+
+
+def _drain(reader: Reader, methods: list[str]) -> list[object]:
+    out: list[object] = []
+    for method in methods:
+        try:
+            out.append(getattr(reader, method)())
+        except BufferReadError:
+            out.append("error")
+            break
+    out.append(reader.position)
+    return out
+
+
+@given(st.binary(max_size=40), st.binary(max_size=40),
+       st.lists(st.sampled_from(_PULLS), min_size=1, max_size=8))
+def test_reader_bounds_are_the_end_not_the_buffer(
+    data: bytes, tail: bytes, methods: list[str]
+) -> None:
+    # a reader (or sub-reader) ending inside a longer buffer reads exactly what a reader over
+    # the cut-out bytes reads, and fails where it fails: the inline bound checks
+    expected = _drain(Reader(data), methods)
+    assert _drain(Reader(data + tail, 0, len(data)), methods) == expected
+    outer = Reader(b"\x00" + data + tail)
+    outer.pull_uint8()
+    sub = outer.sub_reader(len(data))
+    got = _drain(sub, methods)
+    assert got[:-1] == expected[:-1] and got[-1] == expected[-1] + 1
+    assert outer.position == 1 + len(data)
+
+
+@given(st.integers(min_value=0, max_value=VARINT_MAX), st.binary(max_size=3))
+def test_varint_decoders_agree(value: int, tail: bytes) -> None:
+    data = encode_varint(value) + tail
+    reader = Reader(data)
+    assert (reader.pull_varint(), reader.position) == decode_varint(data, 0)
+    assert decode_varint(memoryview(bytearray(data)), 0) == decode_varint(data, 0)
+
+
+def test_reader_rejects_bounds_outside_the_data() -> None:
+    for pos, end in ((4, None), (-1, None), (0, 4), (2, 1), (-1, 2)):
+        with pytest.raises(ValueError):
+            Reader(b"abc", pos, end)
+    assert Reader(b"abc", 3).eof()
+
+
+@pytest.mark.parametrize("method", _PULLS)
+def test_reader_bounded_inside_longer_data_stops_at_its_end(method: str) -> None:
+    full = b"\x05\x00\x00\x00\x05\x01\x02\x03\x04\x05\x06\x07\x08" + b"\xc0" * 8
+    for cut in range(len(full)):
+        expected = _drain(Reader(full[:cut]), [method, method])
+        assert _drain(Reader(full, 0, cut), [method, method]) == expected
+        outer = Reader(full)
+        sub = outer.sub_reader(cut)
+        assert _drain(sub, [method, method]) == expected

@@ -51,12 +51,15 @@ def varint_size(value: int) -> int:
     raise ValueError(f"{value} does not fit in a QUIC varint")
 
 
+_ONE_BYTE: Final = tuple(bytes((i,)) for i in range(0x40))
+
+
 def encode_varint(value: int) -> bytes:
     """Encode ``value`` (0 ≤ value < 2**62) in the shortest QUIC varint form."""
     if value < 0x40:
         if value < 0:
             raise ValueError(f"{value} does not fit in a QUIC varint")
-        return bytes((value,))
+        return _ONE_BYTE[value]
     if value < 0x4000:
         return _U16.pack(value | 0x4000)
     if value < 0x40000000:
@@ -72,18 +75,26 @@ def decode_varint(data: bytes | bytearray | memoryview, pos: int) -> tuple[int, 
         first = data[pos]
     except IndexError:
         raise BufferReadError("varint past the end of the buffer") from None
-    prefix = first >> 6
-    if prefix == 0:
+    if first < 0x40:
         return first, pos + 1
-    length = 1 << prefix
-    end = pos + length
+    if first < 0x80:
+        end = pos + 2
+        if end > len(data):
+            raise BufferReadError("varint past the end of the buffer")
+        return ((first & 0x3F) << 8) | data[pos + 1], end
+    if first < 0xC0:
+        end = pos + 4
+        if end > len(data):
+            raise BufferReadError("varint past the end of the buffer")
+        return _U32.unpack_from(data, pos)[0] & 0x3FFFFFFF, end
+    end = pos + 8
     if end > len(data):
         raise BufferReadError("varint past the end of the buffer")
-    if length == 2:
-        return _U16.unpack_from(data, pos)[0] & 0x3FFF, end
-    if length == 4:
-        return _U32.unpack_from(data, pos)[0] & 0x3FFFFFFF, end
     return _U64.unpack_from(data, pos)[0] & 0x3FFFFFFFFFFFFFFF, end
+
+
+def _short(n: int, left: int) -> BufferReadError:
+    return BufferReadError(f"need {n} bytes, {left} left")
 
 
 @final
@@ -91,7 +102,8 @@ class Reader:
     """Sequential reader over ``bytes``/``bytearray``/``memoryview``.
 
     ``pull_bytes`` returns ``bytes`` copies; ``pull_view`` returns a zero-copy
-    ``memoryview`` slice for hot paths.
+    ``memoryview`` slice for hot paths.  Every ``pull_*`` checks its bounds inline (no
+    helper call): readers are made and drained by the thousand per handshake.
     """
 
     __slots__ = ("_data", "_view", "_pos", "_end")
@@ -100,9 +112,14 @@ class Reader:
         self._data = data
         self._view = memoryview(data)
         self._pos = pos
-        self._end = len(data) if end is None else end
-        if not 0 <= pos <= self._end <= len(data):
-            raise ValueError("reader bounds outside the data")
+        if end is None:
+            self._end = end = len(data)
+            if pos and not 0 <= pos <= end:
+                raise ValueError("reader bounds outside the data")
+        else:
+            self._end = end
+            if not 0 <= pos <= end <= len(data):
+                raise ValueError("reader bounds outside the data")
 
     @property
     def position(self) -> int:
@@ -136,37 +153,49 @@ class Reader:
 
     def _need(self, n: int) -> None:
         if n < 0 or self._pos + n > self._end:
-            raise BufferReadError(f"need {n} bytes, {self._end - self._pos} left")
+            raise _short(n, self._end - self._pos)
 
     def pull_uint8(self) -> int:
-        if self._pos >= self._end:
+        p = self._pos
+        if p >= self._end:
             raise BufferReadError("need 1 byte, 0 left")
-        value = self._data[self._pos]
-        self._pos += 1
-        return value
+        self._pos = p + 1
+        return self._data[p]
 
     def pull_uint16(self) -> int:
-        self._need(2)
-        value: int = _U16.unpack_from(self._data, self._pos)[0]
-        self._pos += 2
-        return value
+        p = self._pos
+        q = p + 2
+        if q > self._end:
+            raise _short(2, self._end - p)
+        self._pos = q
+        d = self._data
+        return (d[p] << 8) | d[p + 1]
 
     def pull_uint24(self) -> int:
-        self._need(3)
-        d, p = self._data, self._pos
-        self._pos = p + 3
+        p = self._pos
+        q = p + 3
+        if q > self._end:
+            raise _short(3, self._end - p)
+        self._pos = q
+        d = self._data
         return (d[p] << 16) | (d[p + 1] << 8) | d[p + 2]
 
     def pull_uint32(self) -> int:
-        self._need(4)
-        value: int = _U32.unpack_from(self._data, self._pos)[0]
-        self._pos += 4
+        p = self._pos
+        q = p + 4
+        if q > self._end:
+            raise _short(4, self._end - p)
+        self._pos = q
+        value: int = _U32.unpack_from(self._data, p)[0]
         return value
 
     def pull_uint64(self) -> int:
-        self._need(8)
-        value: int = _U64.unpack_from(self._data, self._pos)[0]
-        self._pos += 8
+        p = self._pos
+        q = p + 8
+        if q > self._end:
+            raise _short(8, self._end - p)
+        self._pos = q
+        value: int = _U64.unpack_from(self._data, p)[0]
         return value
 
     def pull_uint(self, size: int) -> int:
@@ -177,25 +206,42 @@ class Reader:
         return int.from_bytes(self._data[p : p + size], "big")
 
     def pull_varint(self) -> int:
-        if self._pos >= self._end:
+        p = self._pos
+        end = self._end
+        if p >= end:
             raise BufferReadError("varint past the end of the buffer")
-        value, pos = decode_varint(self._data, self._pos)
-        if pos > self._end:
+        data = self._data
+        first = data[p]
+        if first < 0x40:
+            self._pos = p + 1
+            return first
+        if first < 0x80:
+            q = p + 2
+            if q > end:
+                raise BufferReadError("varint past the end of the buffer")
+            self._pos = q
+            return ((first & 0x3F) << 8) | data[p + 1]
+        value, q = decode_varint(data, p)
+        if q > end:
             raise BufferReadError("varint past the end of the buffer")
-        self._pos = pos
+        self._pos = q
         return value
 
     def pull_bytes(self, n: int) -> bytes:
-        self._need(n)
         p = self._pos
-        self._pos = p + n
-        return bytes(self._view[p : p + n])
+        q = p + n
+        if n < 0 or q > self._end:
+            raise _short(n, self._end - p)
+        self._pos = q
+        return bytes(self._view[p:q])
 
     def pull_view(self, n: int) -> memoryview:
-        self._need(n)
         p = self._pos
-        self._pos = p + n
-        return self._view[p : p + n]
+        q = p + n
+        if n < 0 or q > self._end:
+            raise _short(n, self._end - p)
+        self._pos = q
+        return self._view[p:q]
 
     def pull_rest(self) -> bytes:
         """Everything up to the end."""
@@ -209,11 +255,27 @@ class Reader:
 
     def pull_uint8_bytes(self) -> bytes:
         """A one-byte length followed by that many bytes (TLS ``<0..255>`` vectors)."""
-        return self.pull_bytes(self.pull_uint8())
+        p = self._pos
+        if p >= self._end:
+            raise BufferReadError("need 1 byte, 0 left")
+        q = p + 1 + self._data[p]
+        if q > self._end:
+            raise _short(q - p - 1, self._end - p - 1)
+        self._pos = q
+        return bytes(self._view[p + 1 : q])
 
     def pull_uint16_bytes(self) -> bytes:
         """A two-byte length followed by that many bytes (TLS ``<0..2^16-1>`` vectors)."""
-        return self.pull_bytes(self.pull_uint16())
+        p = self._pos
+        end = self._end
+        if p + 2 > end:
+            raise _short(2, end - p)
+        d = self._data
+        q = p + 2 + ((d[p] << 8) | d[p + 1])
+        if q > end:
+            raise _short(q - p - 2, end - p - 2)
+        self._pos = q
+        return bytes(self._view[p + 2 : q])
 
     def pull_uint24_bytes(self) -> bytes:
         """A three-byte length followed by that many bytes (TLS ``<0..2^24-1>`` vectors)."""
@@ -221,10 +283,20 @@ class Reader:
 
     def sub_reader(self, n: int) -> Reader:
         """A reader over the next ``n`` bytes; this reader skips past them."""
-        self._need(n)
         p = self._pos
-        self._pos = p + n
-        return Reader(self._data, p, p + n)
+        q = p + n
+        if n < 0 or q > self._end:
+            raise _short(n, self._end - p)
+        self._pos = q
+        sub = _new_reader(Reader)
+        sub._data = self._data
+        sub._view = self._view
+        sub._pos = p
+        sub._end = q
+        return sub
+
+
+_new_reader: Final = object.__new__
 
 
 @final

@@ -661,3 +661,121 @@ def test_peer_client_transport_parameters(module: str) -> None:
     check_peer_parameters(params, peer_is_server=False)
     assert params.initial_source_connection_id == connection.host_cid
     assert params.initial_max_data > 0
+
+
+# --- the fast paths against the general ones --------------------------------------------------
+
+from trio_zttp.quic._params import (  # noqa: E402
+    ParameterTemplate,
+    _decode_fast,
+    _decode_general,
+)
+
+
+def _general_or_error(data: bytes) -> TransportParameters | str:
+    try:
+        return _decode_general(data)
+    except TransportParameterError as exc:
+        return f"error: {exc}"
+
+
+@given(transport_parameters, st.randoms(use_true_random=False))
+def test_fast_decoder_takes_valid_parameters(params: TransportParameters, rng: Any) -> None:
+    ids = list(PARAMETER_IDS) + [pid for pid, _ in params.unknown]
+    rng.shuffle(ids)
+    data = encode_transport_parameters(params, order=ids)
+    fast = _decode_fast(data)
+    if params.preferred_address is None:
+        assert fast is not None  # the fast path is the one peers take
+    assert fast is None or fast == _decode_general(data)
+
+
+@given(transport_parameters, st.integers(0, 400), st.binary(min_size=1, max_size=3),
+       st.sampled_from(["replace", "insert", "cut"]))
+def test_fast_decoder_leaves_every_doubt_to_the_general_one(
+    params: TransportParameters, where: int, junk: bytes, how: str
+) -> None:
+    data = encode_transport_parameters(params)
+    at = where % (len(data) + 1)
+    if how == "replace":
+        data = data[:at] + junk + data[at + len(junk):]
+    elif how == "insert":
+        data = data[:at] + junk + data[at:]
+    else:
+        data = data[:at]
+    fast = _decode_fast(data)
+    general = _general_or_error(data)
+    assert fast is None or fast == general
+    # and what the public decoder does is exactly the general decoder's answer
+    try:
+        assert decode_transport_parameters(data) == general
+    except TransportParameterError as exc:
+        assert general == f"error: {exc}"
+
+
+@pytest.mark.parametrize(
+    ("pid", "value"),
+    [(0x03, 1199), (0x0A, 21), (0x0B, 1 << 14), (0x0E, 1), (0x08, (1 << 60) + 1),
+     (0x09, (1 << 60) + 1)],
+)
+def test_fast_decoder_refuses_narrow_limits(pid: int, value: int) -> None:
+    data = tp(pid, encode_varint(value))
+    assert _decode_fast(data) is None
+    decode_error(data)
+
+
+_VARIABLE = ("original_destination_connection_id", "stateless_reset_token",
+             "initial_source_connection_id", "retry_source_connection_id",
+             "version_information", "max_idle_timeout", "disable_active_migration",
+             "max_ack_delay", "preferred_address")
+_INVALID = {
+    "original_destination_connection_id": b"\x00" * 21,
+    "stateless_reset_token": b"\x00" * 15,
+    "initial_source_connection_id": b"\x00" * 21,
+    "max_idle_timeout": 1 << 62,
+    "max_ack_delay": 1 << 14,
+    "version_information": VersionInformation(chosen_version=0),
+}
+
+
+def _general_encode(base: TransportParameters, changes: dict[str, Any]) -> bytes | str:
+    try:
+        return encode_transport_parameters(attrs.evolve(base, **changes))
+    except ValueError as exc:
+        return f"error: {exc}"
+
+
+@given(transport_parameters, transport_parameters,
+       st.sets(st.sampled_from(_VARIABLE), min_size=1),
+       st.sets(st.sampled_from(_VARIABLE)),
+       st.sets(st.sampled_from(sorted(_INVALID))))
+def test_template_encodes_like_the_general_encoder(
+    base: TransportParameters, other: TransportParameters, variable: set[str],
+    changed: set[str], broken: set[str]
+) -> None:
+    template = ParameterTemplate(base, sorted(variable))
+    changes: dict[str, Any] = {name: getattr(other, name) for name in changed & variable}
+    changes.update({name: _INVALID[name] for name in broken & variable})
+    expected = _general_encode(base, changes)
+    try:
+        got: bytes | str = template.encode(changes)
+    except ValueError as exc:
+        got = f"error: {exc}"
+    assert got == expected
+    if not changes:
+        assert template.encode({}) == encode_transport_parameters(base)
+
+
+def test_template_refuses_fixed_fields_and_bad_bases() -> None:
+    template = ParameterTemplate(FULL, ["initial_source_connection_id"])
+    assert template.base is FULL
+    assert template.encode({"initial_source_connection_id": b"\x01"}) == (
+        encode_transport_parameters(attrs.evolve(FULL, initial_source_connection_id=b"\x01")))
+    with pytest.raises(ValueError, match="not variable"):
+        template.encode({"max_idle_timeout": 5})
+    with pytest.raises(ValueError, match="not variable"):
+        template.encode({"initial_source_connection_id": b"\x00" * 21, "max_idle_timeout": 5})
+    with pytest.raises(ValueError, match="not transport parameters"):
+        ParameterTemplate(FULL, ["nonsense"])
+    with pytest.raises(ValueError, match="max_ack_delay"):
+        ParameterTemplate(TransportParameters(max_ack_delay=1 << 14), ["max_idle_timeout"])

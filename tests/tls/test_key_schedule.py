@@ -6,6 +6,10 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+from hypothesis import given
+from hypothesis import strategies as st
 
 from trio_zttp._tls.extensions import NamedGroup
 from trio_zttp._tls.key_exchange import ClientKeyShare, server_key_exchange
@@ -136,3 +140,35 @@ def test_key_schedule_stage_order_enforced() -> None:
         ks.client_handshake_traffic_secret(bytes(32))
     with pytest.raises(ValueError):
         Transcript().digest()
+
+
+@given(
+    st.sampled_from(["sha256", "sha384"]),
+    st.binary(min_size=1, max_size=64),
+    st.binary(min_size=1, max_size=40),
+    st.binary(max_size=64),
+    st.integers(1, 200),
+)
+def test_hkdf_expand_label_matches_cryptography_hkdf_expand(
+    name: str, secret: bytes, label: bytes, context: bytes, length: int
+) -> None:
+    # the one-HMAC path (length up to the hash size) and the block loop against an
+    # independent HKDF-Expand over the HkdfLabel built by hand (RFC 8446 §7.1)
+    full = b"tls13 " + label
+    info = length.to_bytes(2, "big") + bytes((len(full),)) + full + bytes((len(context),))
+    algorithm = hashes.SHA256() if name == "sha256" else hashes.SHA384()
+    expected = HKDFExpand(algorithm, length, info + context).derive(secret)
+    assert hkdf_expand_label(name, secret, label, context, length) == expected
+    assert hkdf_expand_label(name, secret, label, context, length) == expected  # cached head
+
+
+def test_key_schedule_without_psk_equals_a_zero_psk_schedule() -> None:
+    # the cached no-PSK early and "derived" secrets against the general path: a PSK of
+    # hash-length zeros is the same input to HKDF-Extract (RFC 8446 §7.1)
+    for suite in CipherSuite:
+        cached = KeySchedule(suite)
+        general = KeySchedule(suite, bytes(cached.hash_length))
+        assert cached.early_secret == general.early_secret
+        cached.set_shared_secret(b"\x01" * 32)
+        general.set_shared_secret(b"\x01" * 32)
+        assert cached.handshake_secret == general.handshake_secret

@@ -129,6 +129,36 @@ def test_messages_truncated_at_every_byte_is_decode_error(
     assert info.value.description == AlertDescription.decode_error
 
 
+@pytest.mark.parametrize(
+    ("name", "parser"), PARSERS[:3], ids=[n for n, _ in PARSERS[:3]]
+)
+def test_messages_extension_block_cut_at_every_byte(
+    name: str, parser: Callable[[bytes], object]
+) -> None:
+    # the extensions block ends the message: shorten its length field to every byte inside
+    # it and cut the message there, so only an extension runs past the block's end
+    whole = body(S3[name])
+    extensions = parser(whole).extensions  # type: ignore[attr-defined]
+    total = sum(4 + len(data) for _, data in extensions)
+    start = len(whole) - total - 2
+    assert int.from_bytes(whole[start : start + 2], "big") == total
+    boundaries = {0}
+    for _, data in extensions:
+        boundaries.add(max(boundaries) + 4 + len(data))
+    for size in range(total):
+        cut = whole[:start] + size.to_bytes(2, "big") + whole[start + 2 : start + 2 + size]
+        if size in boundaries:
+            kept = parser(cut).extensions  # type: ignore[attr-defined]
+            assert kept == extensions[: len(kept)]
+            continue
+        with pytest.raises(AlertError) as info:
+            parser(cut)
+        assert info.value.description == AlertDescription.decode_error, size
+        # and the whole block length left alone, with bytes missing inside: decode_error
+        with pytest.raises(AlertError):
+            parser(whole[: start + 2 + size])
+
+
 def test_messages_duplicate_extension_is_illegal_parameter() -> None:
     hello = m.parse_client_hello(body(S3["client_hello"]))
     doubled = m.encode_client_hello(

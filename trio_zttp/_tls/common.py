@@ -156,10 +156,20 @@ class FlowBase:
         self.server_handshake_secret = b""
         self.client_application_secret = b""
         self.server_application_secret = b""
-        self.exporter_secret = b""
+        self._exporter_secret: bytes | None = None
+        self._exporter_transcript: bytes | None = None
         self.resumption_secret = b""
 
     # --- helpers ---------------------------------------------------------------------
+
+    @property
+    def exporter_secret(self) -> bytes:
+        """exporter_master_secret (RFC 8446 §7.5), derived on first use; empty before."""
+        if self._exporter_secret is None:
+            if self._exporter_transcript is None:
+                return b""
+            self._exporter_secret = self.ks.exporter_master_secret(self._exporter_transcript)
+        return self._exporter_secret
 
     @property
     def ks(self) -> KeySchedule:
@@ -240,10 +250,11 @@ class FlowBase:
         th = self.transcript.digest()
         self.client_application_secret = self.ks.client_application_traffic_secret(th)
         self.server_application_secret = self.ks.server_application_traffic_secret(th)
-        self.exporter_secret = self.ks.exporter_master_secret(th)
-        self.keylog(KeyLogLabel.CLIENT_TRAFFIC_SECRET_0, self.client_application_secret)
-        self.keylog(KeyLogLabel.SERVER_TRAFFIC_SECRET_0, self.server_application_secret)
-        self.keylog(KeyLogLabel.EXPORTER_SECRET, self.exporter_secret)
+        self._exporter_transcript = th  # the exporter secret is derived when asked for
+        if self.config.keylog is not None:
+            self.keylog(KeyLogLabel.CLIENT_TRAFFIC_SECRET_0, self.client_application_secret)
+            self.keylog(KeyLogLabel.SERVER_TRAFFIC_SECRET_0, self.server_application_secret)
+            self.keylog(KeyLogLabel.EXPORTER_SECRET, self.exporter_secret)
 
 
 def negotiated_alpn(ours: tuple[str, ...], theirs: tuple[bytes, ...]) -> str | None:

@@ -34,7 +34,7 @@ from .common import (
     Update,
 )
 from .config import TlsConfiguration
-from .messages import HandshakeType
+from .messages import ClientHello, HandshakeType
 from .server import ServerFlow
 from .suites import CipherSuite, Epoch
 
@@ -182,6 +182,18 @@ class Handshake:
         updates = self._flow.updates
         self._flow.updates = []
         return updates
+
+    def use_parsed_client_hello(self, message: bytes, hello: ClientHello) -> None:
+        """Server: the caller already parsed ``message``, the ClientHello still to come.
+
+        ``hello`` must be ``parse_client_hello(message[4:])`` (QUIC reads the client's
+        transport parameters before TLS starts).  When exactly ``message`` arrives it is not
+        parsed again; anything else is parsed as usual.
+        """
+        flow = self._flow
+        if not isinstance(flow, ServerFlow):
+            raise RuntimeError("only a server receives a ClientHello")
+        flow.parsed_client_hello = (message, hello)
 
     def send_session_ticket(self) -> None:
         """Server, after completion: queue a NewSessionTicket at the 1-RTT level."""

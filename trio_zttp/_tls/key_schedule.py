@@ -28,6 +28,11 @@ from typing import Final, final
 from .messages import HandshakeType
 from .suites import CipherSuite, hash_length, hash_name, hkdf_expand_label, hkdf_extract
 
+try:  # hmac.digest's OpenSSL one-shot, without the Python wrapper in front of it
+    from _hashlib import hmac_digest as _hmac_digest
+except ImportError:  # pragma: no cover - CPython without OpenSSL
+    _hmac_digest = hmac.digest  # type: ignore[assignment]
+
 __all__ = [
     "KeySchedule",
     "Transcript",
@@ -37,20 +42,24 @@ __all__ = [
 ]
 
 _EMPTY_HASHES: Final = {name: hashlib.new(name).digest() for name in ("sha256", "sha384")}
+_DIGEST_SIZES: Final = {name: len(empty) for name, empty in _EMPTY_HASHES.items()}
+
+
+def _digest_size(hash_name: str) -> int:
+    size = _DIGEST_SIZES.get(hash_name)
+    return hashlib.new(hash_name).digest_size if size is None else size
 
 
 def derive_secret(hash_name: str, secret: bytes, label: bytes, transcript_hash: bytes) -> bytes:
     """Derive-Secret(Secret, Label, Messages) given Transcript-Hash(Messages) (§7.1)."""
-    return hkdf_expand_label(
-        hash_name, secret, label, transcript_hash, hashlib.new(hash_name).digest_size
-    )
+    return hkdf_expand_label(hash_name, secret, label, transcript_hash, _digest_size(hash_name))
 
 
 def finished_verify_data(hash_name: str, base_key: bytes, transcript_hash: bytes) -> bytes:
     """HMAC(finished_key(base_key), transcript_hash): Finished and PSK binders (§4.4.4)."""
-    size = hashlib.new(hash_name).digest_size
+    size = _digest_size(hash_name)
     finished_key = hkdf_expand_label(hash_name, base_key, b"finished", b"", size)
-    return hmac.digest(finished_key, transcript_hash, hash_name)
+    return _hmac_digest(finished_key, transcript_hash, hash_name)
 
 
 def resumption_psk(suite: CipherSuite, resumption_master_secret: bytes, nonce: bytes) -> bytes:
@@ -146,16 +155,20 @@ class KeySchedule:
         "early_secret",
         "handshake_secret",
         "master_secret",
+        "_early_derived",
     )
 
     def __init__(self, suite: CipherSuite, psk: bytes | None = None) -> None:
         self.suite = suite
-        self.hash_name = hash_name(suite)
+        self.hash_name = name = hash_name(suite)
         self.hash_length = hash_length(suite)
-        zeros = bytes(self.hash_length)
-        self.early_secret = hkdf_extract(self.hash_name, zeros, psk if psk else zeros)
         self.handshake_secret: bytes | None = None
         self.master_secret: bytes | None = None
+        self._early_derived: bytes | None = None
+        if psk:
+            self.early_secret = hkdf_extract(name, bytes(self.hash_length), psk)
+        else:  # without a PSK the early secret and what derives from it are constants
+            self.early_secret, self._early_derived = _no_psk_secrets(name)
 
     def _derive(self, secret: bytes | None, label: bytes, transcript_hash: bytes) -> bytes:
         if secret is None:
@@ -179,7 +192,9 @@ class KeySchedule:
 
     def set_shared_secret(self, shared_secret: bytes) -> None:
         """Mix in the (EC)DHE shared secret: Handshake Secret."""
-        derived = self._derive(self.early_secret, b"derived", _EMPTY_HASHES[self.hash_name])
+        derived = self._early_derived
+        if derived is None:
+            derived = self._derive(self.early_secret, b"derived", _EMPTY_HASHES[self.hash_name])
         self.handshake_secret = hkdf_extract(self.hash_name, derived, shared_secret)
 
     def client_handshake_traffic_secret(self, transcript_hash: bytes) -> bytes:
@@ -216,3 +231,17 @@ class KeySchedule:
     def verify_data(self, base_key: bytes, transcript_hash: bytes) -> bytes:
         """Finished.verify_data (or a PSK binder) over ``transcript_hash``."""
         return finished_verify_data(self.hash_name, base_key, transcript_hash)
+
+
+_NO_PSK: Final[dict[str, tuple[bytes, bytes]]] = {}
+
+
+def _no_psk_secrets(name: str) -> tuple[bytes, bytes]:
+    """Early Secret without a PSK, and Derive-Secret(it, "derived", ""), for ``name``."""
+    secrets = _NO_PSK.get(name)
+    if secrets is None:
+        zeros = bytes(_digest_size(name))
+        early = hkdf_extract(name, zeros, zeros)
+        derived = derive_secret(name, early, b"derived", _EMPTY_HASHES[name])
+        secrets = _NO_PSK[name] = (early, derived)
+    return secrets

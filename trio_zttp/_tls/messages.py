@@ -100,19 +100,35 @@ def _parse(what: str, body: bytes, parser: Callable[[Reader], _T]) -> _T:
 
 
 def _pull_extensions(r: Reader, *, psk_last: bool = False) -> Extensions:
-    block = r.sub_reader(r.pull_uint16())
+    # one bound check per field straight on the bytes: every hello and EncryptedExtensions
+    # goes through here (the checks and their order are those of pull_uint16 and
+    # pull_uint16_bytes on a sub-reader)
+    size = r.pull_uint16()
+    data = r.data
+    pos = r.position
+    end = pos + size
+    r.skip(size)
     out: list[tuple[int, bytes]] = []
     seen: set[int] = set()
-    while not block.eof():
-        if psk_last and ExtensionType.pre_shared_key in seen:
+    psk = ExtensionType.pre_shared_key
+    while pos < end:
+        if psk_last and psk in seen:
             raise AlertError(AlertDescription.illegal_parameter, "pre_shared_key is not last")
-        ext_type = block.pull_uint16()
+        if pos + 2 > end:
+            raise BufferReadError("truncated extension type")
+        ext_type = (data[pos] << 8) | data[pos + 1]
         if ext_type in seen:
             raise AlertError(
                 AlertDescription.illegal_parameter, f"duplicate extension {ext_type:#06x}"
             )
         seen.add(ext_type)
-        out.append((ext_type, block.pull_uint16_bytes()))
+        if pos + 4 > end:
+            raise BufferReadError("truncated extension length")
+        stop = pos + 4 + ((data[pos + 2] << 8) | data[pos + 3])
+        if stop > end:
+            raise BufferReadError("truncated extension body")
+        out.append((ext_type, bytes(data[pos + 4 : stop])))
+        pos = stop
     return tuple(out)
 
 
@@ -228,8 +244,10 @@ def _client_hello(
     compression: bytes,
     extensions: Extensions,
 ) -> ClientHello:
+    found = dict(extensions)  # no duplicates: _pull_extensions refused them
+
     def get(ext_type: int, decode: Callable[[bytes], _T]) -> _T | None:
-        body = _find(extensions, ext_type)
+        body = found.get(ext_type)
         return None if body is None else decode(body)
 
     def u16_list(what: str) -> Callable[[bytes], tuple[int, ...]]:
@@ -254,9 +272,9 @@ def _client_hello(
         key_shares=get(E.key_share, ext.decode_key_share_client),
         psk_key_exchange_modes=get(E.psk_key_exchange_modes, ext.decode_psk_modes),
         pre_shared_key=get(E.pre_shared_key, ext.decode_pre_shared_key_client),
-        early_data=_empty(_find(extensions, E.early_data), "early_data"),
+        early_data=_empty(found.get(E.early_data), "early_data"),
         cookie=get(E.cookie, ext.decode_cookie),
-        transport_parameters=_find(extensions, E.quic_transport_parameters),
+        transport_parameters=found.get(E.quic_transport_parameters),
     )
 
 
@@ -311,10 +329,11 @@ def parse_server_hello(body: bytes) -> ServerHello:
         extensions = _pull_extensions(r)
         hrr = random == HELLO_RETRY_REQUEST_RANDOM
         E = ExtensionType
-        version = _find(extensions, E.supported_versions)
-        key_share = _find(extensions, E.key_share)
-        psk = _find(extensions, E.pre_shared_key)
-        cookie = _find(extensions, E.cookie)
+        found = dict(extensions)
+        version = found.get(E.supported_versions)
+        key_share = found.get(E.key_share)
+        psk = found.get(E.pre_shared_key)
+        cookie = found.get(E.cookie)
         return ServerHello(
             legacy_version=legacy_version,
             random=random,
@@ -358,8 +377,9 @@ def encode_encrypted_extensions(extensions: Sequence[tuple[int, bytes]]) -> byte
 def parse_encrypted_extensions(body: bytes) -> EncryptedExtensions:
     def pull(r: Reader) -> EncryptedExtensions:
         extensions = _pull_extensions(r)
+        found = dict(extensions)
         alpn: bytes | None = None
-        alpn_body = _find(extensions, ExtensionType.application_layer_protocol_negotiation)
+        alpn_body = found.get(ExtensionType.application_layer_protocol_negotiation)
         if alpn_body is not None:
             protocols = ext.decode_alpn(alpn_body)
             if len(protocols) != 1:
@@ -368,8 +388,8 @@ def parse_encrypted_extensions(body: bytes) -> EncryptedExtensions:
         return EncryptedExtensions(
             extensions=extensions,
             alpn_protocol=alpn,
-            early_data=_empty(_find(extensions, ExtensionType.early_data), "early_data"),
-            transport_parameters=_find(extensions, ExtensionType.quic_transport_parameters),
+            early_data=_empty(found.get(ExtensionType.early_data), "early_data"),
+            transport_parameters=found.get(ExtensionType.quic_transport_parameters),
         )
 
     return _parse("EncryptedExtensions", body, pull)

@@ -55,11 +55,18 @@ class ServerFlow(FlowBase):
         self._signature_algorithms: tuple[int, ...] = ()
         self._server_name: str | None = None
         self._tickets_sent = 0
+        self.parsed_client_hello: tuple[bytes, m.ClientHello] | None = None
+        # a ClientHello message and its parse, from Handshake.use_parsed_client_hello
 
     # --- ClientHello ---------------------------------------------------------------------
 
     def on_client_hello(self, message: bytes) -> None:
-        hello = m.parse_client_hello(message[4:])
+        parsed = self.parsed_client_hello
+        self.parsed_client_hello = None
+        if parsed is not None and parsed[0] == message:
+            hello = parsed[1]
+        else:
+            hello = m.parse_client_hello(message[4:])
         retrying = self.state is State.SERVER_WAIT_SECOND_CLIENT_HELLO
         self._check_client_hello(hello, retrying)
         cfg = self.config

@@ -12,6 +12,11 @@ from typing import Final
 
 from cryptography.hazmat.primitives import hashes
 
+try:  # hmac.digest's OpenSSL one-shot, without the Python wrapper in front of it
+    from _hashlib import hmac_digest as _hmac_digest
+except ImportError:  # pragma: no cover - CPython without OpenSSL
+    _hmac_digest = hmac.digest  # type: ignore[assignment]
+
 __all__ = [
     "CipherSuite",
     "Epoch",
@@ -69,7 +74,7 @@ def hash_length(suite: CipherSuite) -> int:
 
 def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
     """HKDF-Extract (RFC 5869 §2.2)."""
-    return hmac.digest(salt, ikm, hash_name)
+    return _hmac_digest(salt, ikm, hash_name)
 
 
 def hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
@@ -78,7 +83,7 @@ def hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
     block = b""
     counter = 1
     while len(out) < length:
-        block = hmac.digest(prk, block + info + bytes((counter,)), hash_name)
+        block = _hmac_digest(prk, block + info + bytes((counter,)), hash_name)
         out += block
         counter += 1
     return out[:length]
@@ -88,12 +93,24 @@ def hkdf_expand_label(
     hash_name: str, secret: bytes, label: bytes, context: bytes, length: int
 ) -> bytes:
     """HKDF-Expand-Label (RFC 8446 §7.1): ``label`` without the ``"tls13 "`` prefix."""
-    full_label = b"tls13 " + label
-    info = (
-        length.to_bytes(2, "big")
-        + bytes((len(full_label),))
-        + full_label
-        + bytes((len(context),))
-        + context
-    )
+    head = _LABEL_HEADS.get((label, length))
+    if head is None:
+        head = _label_head(label, length)
+    info = head + bytes((len(context),)) + context
+    if length <= _DIGEST_SIZES.get(hash_name, 0):
+        # one block: T(1) = HMAC(secret, info || 0x01)
+        return _hmac_digest(secret, info + b"\x01", hash_name)[:length]
     return hkdf_expand(hash_name, secret, info, length)
+
+
+def _label_head(label: bytes, length: int) -> bytes:
+    """``uint16 length || opaque label<7..255>`` of the HkdfLabel (RFC 8446 §7.1)."""
+    full_label = b"tls13 " + label
+    head = length.to_bytes(2, "big") + bytes((len(full_label),)) + full_label
+    if len(_LABEL_HEADS) < 256:  # the labels are the RFCs' few; never grow without bound
+        _LABEL_HEADS[label, length] = head
+    return head
+
+
+_LABEL_HEADS: Final[dict[tuple[bytes, int], bytes]] = {}
+_DIGEST_SIZES: Final = {"sha256": 32, "sha384": 48}

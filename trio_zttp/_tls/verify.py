@@ -426,6 +426,7 @@ def _anchor_of(chain: Sequence[x509.Certificate], anchors: _Anchors) -> x509.Cer
     return None
 
 
+@functools.lru_cache(maxsize=256)  # a pure function of the name; each connection asks twice
 def server_name_host(server_name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | str:
     """An IP literal (brackets allowed) as an address; else the DNS name in ASCII (A-labels),
     without a trailing dot.  The SNI sender and the certificate check read names alike.

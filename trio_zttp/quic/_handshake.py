@@ -12,6 +12,7 @@ acceptance and rejection.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Final
 
 import attrs
@@ -56,11 +57,11 @@ from ._packet import (
     retry_integrity_ok,
 )
 from ._params import (
+    ParameterTemplate,
     TransportParameters,
     VersionInformation,
     check_peer_parameters,
     decode_transport_parameters,
-    encode_transport_parameters,
 )
 from ._paths import Path
 from ._spaces import PacketSpace
@@ -74,6 +75,50 @@ _ONE_RTT: Final = Epoch.ONE_RTT
 _SPACE: Final = {_INITIAL: 0, _HANDSHAKE: 1, _ZERO_RTT: 2, _ONE_RTT: 2}
 #: Smallest datagram carrying a client Initial a server accepts (RFC 9000 §14.1).
 MIN_INITIAL_DATAGRAM: Final = 1200
+#: Our transport parameters that differ per connection; the rest come from the configuration.
+_PER_CONNECTION_PARAMETERS: Final = (
+    "original_destination_connection_id", "stateless_reset_token",
+    "initial_source_connection_id", "retry_source_connection_id", "version_information")
+
+
+def _parameter_template(config: Configuration) -> tuple[ParameterTemplate, tuple[int, ...]]:
+    """Our transport parameters as the configuration fixes them, encoded once, and the
+    versions we advertise in version_information.
+
+    Cached by the values read (not per configuration object: the trio layer makes a
+    configuration per client connection), so a changed configuration is never served stale
+    parameters.
+    """
+    return _template_for(
+        config.idle_timeout, config.max_data, config.max_stream_data, config.max_streams_bidi,
+        config.max_streams_uni, config.ack_delay_exponent, config.max_ack_delay,
+        config.disable_active_migration, config.active_connection_id_limit,
+        config.max_datagram_frame_size, tuple(config.supported_versions))
+
+
+@functools.lru_cache(maxsize=32)
+def _template_for(idle_timeout: float, max_data: int, max_stream_data: int,
+                  max_streams_bidi: int, max_streams_uni: int, ack_delay_exponent: int,
+                  max_ack_delay: float, disable_active_migration: bool,
+                  active_connection_id_limit: int, max_datagram_frame_size: int | None,
+                  supported_versions: tuple[int, ...],
+                  ) -> tuple[ParameterTemplate, tuple[int, ...]]:
+    base = TransportParameters(
+        max_idle_timeout=int(idle_timeout * 1000),
+        initial_max_data=max_data,
+        initial_max_stream_data_bidi_local=max_stream_data,
+        initial_max_stream_data_bidi_remote=max_stream_data,
+        initial_max_stream_data_uni=max_stream_data,
+        initial_max_streams_bidi=max_streams_bidi,
+        initial_max_streams_uni=max_streams_uni,
+        ack_delay_exponent=ack_delay_exponent,
+        max_ack_delay=int(max_ack_delay * 1000),
+        disable_active_migration=disable_active_migration,
+        active_connection_id_limit=active_connection_id_limit,
+        max_datagram_frame_size=max_datagram_frame_size or 0,
+    )
+    available = tuple(v for v in supported_versions if v in SUPPORTED_VERSIONS)
+    return ParameterTemplate(base, _PER_CONNECTION_PARAMETERS), available
 
 
 def _tls_configuration(config: Configuration) -> TlsConfiguration:
@@ -128,6 +173,10 @@ def default_token_handler(config: Configuration) -> TokenHandler:
 class HandshakeMixin(ConnectionBase):
     """TLS, keys, transport parameters, Retry and version negotiation for a Connection."""
 
+    #: Server: the client's transport parameters, raw and decoded, as read from its
+    #: ClientHello before TLS started (version negotiation needs them first).
+    _client_hello_parameters: tuple[bytes, TransportParameters] | None
+
     def _init_handshake(self, config: Configuration, odcid: bytes | None,
                         retry_scid: bytes | None) -> None:
         self._version = config.supported_versions[0] if config.supported_versions else 1
@@ -151,6 +200,7 @@ class HandshakeMixin(ConnectionBase):
         self._pending_stateless = []
         self._token = config.token if config.is_client else b""
         self._peer_initial_scid = None
+        self._client_hello_parameters = None
         reset_key = config.stateless_reset_key
         if reset_key is None:
             reset_key = config.shared("stateless_reset_key", lambda: config.random_bytes(32))
@@ -172,37 +222,24 @@ class HandshakeMixin(ConnectionBase):
         config = self._config
         return config.shared("tls", lambda: _tls_configuration(config))  # type: ignore[no-any-return]
 
-    def _our_parameters(self) -> TransportParameters:
-        cfg = self._config
+    def _our_parameter_changes(self, available: tuple[int, ...]) -> dict[str, Any]:
+        """The per-connection part of our transport parameters."""
         client = self._is_client
-        window = cfg.max_stream_data
-        return TransportParameters(
-            original_destination_connection_id=None if client else self._original_dcid,
-            max_idle_timeout=int(cfg.idle_timeout * 1000),
-            stateless_reset_token=None if client or not self._local_cids.initial
-            else self._local_cids.token_for(self._local_cids.initial),
-            initial_max_data=cfg.max_data,
-            initial_max_stream_data_bidi_local=window,
-            initial_max_stream_data_bidi_remote=window,
-            initial_max_stream_data_uni=window,
-            initial_max_streams_bidi=cfg.max_streams_bidi,
-            initial_max_streams_uni=cfg.max_streams_uni,
-            ack_delay_exponent=cfg.ack_delay_exponent,
-            max_ack_delay=int(cfg.max_ack_delay * 1000),
-            disable_active_migration=cfg.disable_active_migration,
-            active_connection_id_limit=cfg.active_connection_id_limit,
-            initial_source_connection_id=self._local_cids.initial,
-            retry_source_connection_id=None if client else self._retry_scid,
-            version_information=VersionInformation(
-                chosen_version=self._version,
-                available_versions=tuple(v for v in cfg.supported_versions
-                                         if v in SUPPORTED_VERSIONS)),
-            max_datagram_frame_size=cfg.max_datagram_frame_size or 0,
-        )
+        cids = self._local_cids
+        return {
+            "original_destination_connection_id": None if client else self._original_dcid,
+            "stateless_reset_token": None if client or not cids.initial
+            else cids.token_for(cids.initial),
+            "initial_source_connection_id": cids.initial,
+            "retry_source_connection_id": None if client else self._retry_scid,
+            "version_information": VersionInformation(
+                chosen_version=self._version, available_versions=available),
+        }
 
     def _new_tls(self) -> Handshake:
-        return Handshake(self._tls_config(),
-                         transport_parameters=encode_transport_parameters(self._our_parameters()))
+        template, available = _parameter_template(self._config)
+        return Handshake(self._tls_config(), transport_parameters=template.encode(
+            self._our_parameter_changes(available)))
 
     def _install_initial_keys(self, now: float) -> None:
         sealer, opener = derive_initial_keys(self._version, self._original_dcid_for_keys,
@@ -310,13 +347,17 @@ class HandshakeMixin(ConnectionBase):
 
     def _start_server_tls(self, hello: bytes, now: float) -> None:
         """Server: the whole ClientHello is here; choose the version (RFC 9368) and start TLS."""
+        client_hello = None
         try:
-            body = hello[4:]
-            client_hello = parse_client_hello(bytes(body))
+            client_hello = parse_client_hello(hello[4:])
             raw = client_hello.transport_parameters
             params = decode_transport_parameters(raw) if raw is not None else None
         except (AlertError, TransportError, ValueError):
             params = None
+        if params is not None:
+            assert raw is not None
+            self._client_hello_parameters = (raw, params)  # _apply_peer_parameters reuses it
+        first_version = self._version
         if params is not None and params.version_information is not None:
             info = params.version_information
             if info.chosen_version != self._version:
@@ -327,7 +368,12 @@ class HandshakeMixin(ConnectionBase):
                     if version != self._version:
                         self._switch_version(version)
                     break
-        self._tls = self._new_tls()
+        if self._tls is None or self._version != first_version:
+            # our transport parameters name the version: the TLS made for the first
+            # datagram stands unless the version changed
+            self._tls = self._new_tls()
+        if client_hello is not None:
+            self._tls.use_parsed_client_hello(hello, client_hello)  # parsed once, not twice
         self._tls_started = True
 
     def _switch_version(self, version: int) -> None:
@@ -499,7 +545,10 @@ class HandshakeMixin(ConnectionBase):
                             f"{epoch.name.lower()}_secret", "trigger": "tls"})
 
     def _apply_peer_parameters(self, raw: bytes, now: float) -> None:
-        params = decode_transport_parameters(raw)
+        seen = self._client_hello_parameters
+        self._client_hello_parameters = None
+        params = seen[1] if seen is not None and seen[0] == raw else (
+            decode_transport_parameters(raw))
         check_peer_parameters(params, peer_is_server=self._is_client)
         if params.initial_source_connection_id != self._peer_initial_scid:
             raise TransportParameterError("initial_source_connection_id does not match")

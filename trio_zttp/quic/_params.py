@@ -26,6 +26,7 @@ from ._errors import TransportParameterError
 
 __all__ = [
     "PARAMETER_IDS",
+    "ParameterTemplate",
     "PreferredAddress",
     "TransportParameters",
     "VersionInformation",
@@ -333,6 +334,119 @@ def encode_transport_parameters(
     )
 
 
+@final
+class ParameterTemplate:
+    """Fast encoding of parameters that differ from a fixed base in a few fields only.
+
+    A connection's parameters come from its configuration except for a few per-connection
+    values (connection IDs, the reset token, the chosen version).  The template encodes the
+    base once; :meth:`encode` then only encodes the variable fields and splices them in.  The
+    result is always ``encode_transport_parameters(attrs.evolve(base, **changes))`` (ids in
+    ascending order): the parameters stay data, only their encoding is cached.
+    """
+
+    __slots__ = ("_base", "_chunks", "_slots")
+
+    def __init__(self, base: TransportParameters, variable: Sequence[str]) -> None:
+        """Encode ``base`` once, leaving slots for the fields named in ``variable``.
+
+        Raises:
+            ValueError: ``base`` breaks the RFC's limits, or ``variable`` names no field.
+        """
+        names = set(variable)
+        unknown_names = names - set(PARAMETER_IDS.values())
+        if unknown_names:
+            raise ValueError(f"not transport parameters: {sorted(unknown_names)}")
+        problem = _problem(base)
+        if problem:
+            raise ValueError(problem)
+        # the base with the variable fields at their defaults, encoded id by id
+        fixed = attrs.evolve(base, **{name: _DEFAULTS[name] for name in names})
+        entries: dict[int, bytes] = {}
+        for pid, name, kind in _TABLE:
+            if name in names:
+                continue
+            value = getattr(fixed, name)
+            if value is None or value is False or value == _DEFAULTS[name]:
+                continue
+            body = _encode_value(kind, value)
+            entries[pid] = encode_varint(pid) + encode_varint(len(body)) + body
+        for pid, raw in fixed.unknown:
+            entries[pid] = encode_varint(pid) + encode_varint(len(raw)) + bytes(raw)
+        slots = sorted((pid, name, kind) for pid, name, kind in _TABLE if name in names)
+        chunks: list[bytes] = []
+        previous = -1
+        for pid, _name, _kind in (*slots, (VARINT_MAX + 1, "", _Kind.INT)):
+            chunks.append(b"".join(entries[i] for i in sorted(entries) if previous < i < pid))
+            previous = pid
+        self._base = base
+        self._chunks = tuple(chunks)
+        self._slots = tuple(
+            (name, kind, encode_varint(pid), _DEFAULTS[name], *_RANGES.get(name, (0, VARINT_MAX)))
+            for pid, name, kind in slots
+        )
+
+    @property
+    def base(self) -> TransportParameters:
+        """The parameters the template was made from."""
+        return self._base
+
+    def encode(self, changes: dict[str, Any]) -> bytes:
+        """``encode_transport_parameters(attrs.evolve(base, **changes))``, quickly.
+
+        Only fields named as variable may change; a variable field missing from ``changes``
+        keeps the base's value.
+
+        Raises:
+            ValueError: A value breaks the RFC's limits (as :func:`encode_transport_parameters`),
+                or ``changes`` names a field that is not variable.
+        """
+        parts = [self._chunks[0]]
+        base = self._base
+        used = 0
+        for index, (name, kind, head, default, low, high) in enumerate(self._slots):
+            if name in changes:
+                value = changes[name]
+                used += 1
+            else:
+                value = getattr(base, name)
+            if not (value is None or value is False or value == default):
+                if kind is _Kind.CID:
+                    if len(value) > _MAX_CID_LENGTH:
+                        return self._general(changes)
+                    body = bytes(value)
+                elif kind is _Kind.INT:
+                    if not low <= value <= high:
+                        return self._general(changes)
+                    body = encode_varint(value)
+                elif kind is _Kind.TOKEN:
+                    if len(value) != _RESET_TOKEN_LENGTH:
+                        return self._general(changes)
+                    body = bytes(value)
+                elif kind is _Kind.FLAG:
+                    body = b""
+                elif kind is _Kind.VERSION_INFORMATION:
+                    versions = (value.chosen_version, *value.available_versions)
+                    if not all(0 < v <= 0xFFFFFFFF for v in versions):
+                        return self._general(changes)
+                    body = _encode_value(kind, value)
+                else:
+                    return self._general(changes)
+                parts.append(head)
+                parts.append(encode_varint(len(body)))
+                parts.append(body)
+            parts.append(self._chunks[index + 1])
+        if used != len(changes):
+            raise ValueError(f"not variable in this template: {sorted(changes)}")
+        return b"".join(parts)
+
+    def _general(self, changes: dict[str, Any]) -> bytes:
+        variable = {name for name, *_rest in self._slots}
+        if not variable.issuperset(changes):
+            raise ValueError(f"not variable in this template: {sorted(changes)}")
+        return encode_transport_parameters(attrs.evolve(self._base, **changes))
+
+
 def _decode_address(reader: Reader, size: int) -> tuple[str, int] | None:
     packed = reader.pull_bytes(size)
     port = reader.pull_uint16()
@@ -393,6 +507,106 @@ def decode_transport_parameters(data: bytes | bytearray | memoryview) -> Transpo
             RFC 9368 §4).
     """
     data = bytes(data)
+    params = _decode_fast(data)
+    if params is None:
+        params = _decode_general(data)
+    return params
+
+
+_INT_NAMES: Final[dict[int, str]] = {
+    pid: name for pid, name, kind in _TABLE if kind is _Kind.INT
+}
+# the limits narrower than a varint's, in table order (the order _problem checks them in)
+_NARROW_RANGES: Final[tuple[tuple[str, int, int], ...]] = tuple(
+    (name, *_RANGES[name]) for _pid, name, _kind in _TABLE if name in _RANGES
+)
+
+
+def _decode_fast(data: bytes) -> TransportParameters | None:
+    """One pass over ``data`` for what peers send; None for anything else.
+
+    None means: an error, or a parameter this path leaves alone (preferred_address).  The
+    general decoder then decides, so errors are raised in one place only.  Every value this
+    path accepts passes :func:`_problem` by construction: varints are within 0..2**62-1,
+    connection IDs and tokens are length-checked here, versions are 32-bit and nonzero,
+    unknown ids are not known ones; only the narrower integer limits need a check.
+    """
+    end_all = len(data)
+    pos = 0
+    fields: dict[str, Any] = {}
+    unknown: list[tuple[int, bytes]] = []
+    seen: set[int] = set()
+    int_names = _INT_NAMES
+    try:
+        while pos < end_all:
+            # ids and lengths are one-byte varints but for GREASE and version_information
+            pid = data[pos]
+            if pid < 0x40:
+                pos += 1
+            else:
+                pid, pos = decode_varint(data, pos)
+            length = data[pos]
+            if length < 0x40:
+                pos += 1
+            else:
+                length, pos = decode_varint(data, pos)
+            end = pos + length
+            if end > end_all or pid in seen:
+                return None
+            seen.add(pid)
+            name = int_names.get(pid)
+            if name is not None:
+                if not length:
+                    return None
+                value = data[pos]
+                if value < 0x40:
+                    if length != 1:
+                        return None
+                else:
+                    value, stop = decode_varint(data, pos)
+                    if stop != end:
+                        return None
+                fields[name] = value
+            else:
+                known = _BY_ID.get(pid)
+                if known is None:
+                    unknown.append((pid, data[pos:end]))
+                else:
+                    name, kind = known
+                    if kind is _Kind.CID:
+                        if length > _MAX_CID_LENGTH:
+                            return None
+                        fields[name] = data[pos:end]
+                    elif kind is _Kind.TOKEN:
+                        if length != _RESET_TOKEN_LENGTH:
+                            return None
+                        fields[name] = data[pos:end]
+                    elif kind is _Kind.FLAG:
+                        if length:
+                            return None
+                        fields[name] = True
+                    elif kind is _Kind.VERSION_INFORMATION:
+                        if length < 4 or length % 4:
+                            return None
+                        versions = [v for (v,) in _U32.iter_unpack(data[pos:end])]
+                        if 0 in versions:
+                            return None
+                        fields[name] = VersionInformation(
+                            chosen_version=versions[0], available_versions=tuple(versions[1:]))
+                    else:
+                        return None
+            pos = end
+    except (BufferReadError, IndexError):
+        return None
+    for name, low, high in _NARROW_RANGES:
+        limited = fields.get(name)
+        if limited is not None and not low <= limited <= high:
+            return None
+    return TransportParameters(**fields, unknown=tuple(unknown))
+
+
+def _decode_general(data: bytes) -> TransportParameters:
+    """The reference decoder: every error is raised here."""
     reader = Reader(data)
     fields: dict[str, Any] = {}
     unknown: list[tuple[int, bytes]] = []
