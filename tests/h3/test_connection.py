@@ -604,3 +604,31 @@ def test_connection_send_headers_checks_built_sections_in_its_own_context() -> N
             client.h3.send_headers(client.h3.get_next_request_stream_id(),
                                    [*request_fields(), (b"connection", b"close")])
     client.h3.send_headers(client.h3.get_next_request_stream_id(), request_fields())
+
+
+class _Pair(tuple):  # type: ignore[type-arg]
+    """A tuple subclass: equal to a plain pair, but not what the connection keeps."""
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        lambda n, v: [n, v],
+        lambda n, v: (bytearray(n), v),
+        lambda n, v: (n, memoryview(v)),
+        lambda n, v: _Pair((n, v)),
+    ],
+)
+def test_connection_send_headers_takes_any_field_shape(shape: object) -> None:
+    """Fields given as lists, bytearrays, memoryviews or tuple subclasses are copied into
+    plain byte pairs: the same wire bytes and the same decoded request as plain tuples."""
+    fields = request_fields(b"GET", b"/x", (b"x-a", b"1"))
+    wires, decoded = [], []
+    for given_fields in (fields, [shape(n, v) for n, v in fields]):  # type: ignore[operator]
+        link = MemoryLink()
+        link.pump()
+        stream_id = open_request(link, given_fields, end_stream=True)
+        wires.append(bytes(link.client_quic.sent[stream_id]))
+        decoded.append(link.side("server").of(h3.HeadersReceived, stream_id)[0].headers)
+    assert wires[0] == wires[1]
+    assert decoded[0] == decoded[1] == fields

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable
+from itertools import chain
 from typing import Final, final
 
 from .. import _defaults
@@ -72,21 +73,25 @@ _MAX_REQUEST_STREAM_ID: Final = (1 << 62) - 4
 _SEPARATE_PAYLOAD: Final = 1024
 
 
+_ONLY_TUPLES: Final = frozenset({tuple})
+_ONLY_PAIRS: Final = frozenset({2})
+_ONLY_BYTES: Final = frozenset({bytes})
+
+
 def _field_section_size(headers: list[tuple[bytes, bytes]]) -> int:
-    return sum([len(name) + len(value) for name, value in headers]) + 32 * len(headers)
+    return sum(map(len, chain.from_iterable(headers))) + 32 * len(headers)
 
 
 def _as_fields(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """A list of ``(bytes, bytes)`` tuples of our own (copied, so the caller may reuse its)."""
     fields = list(headers)
-    for field in fields:
-        if (
-            type(field) is not tuple
-            or len(field) != 2
-            or type(field[0]) is not bytes
-            or type(field[1]) is not bytes
-        ):
-            return [(bytes(name), bytes(value)) for name, value in fields]
+    # the checks run in C: every field an exact 2-tuple, every name and value exact bytes
+    if fields and (
+        set(map(type, fields)) != _ONLY_TUPLES
+        or set(map(len, fields)) != _ONLY_PAIRS
+        or set(map(type, chain.from_iterable(fields))) != _ONLY_BYTES
+    ):
+        return [(bytes(name), bytes(value)) for name, value in fields]
     return fields
 
 
@@ -212,16 +217,6 @@ class Connection(ConnectionCore):
         events = self._events
         return events.popleft() if events else None
 
-    def receive_quic_event(self, event: object) -> None:
-        """Process one event of the QUIC connection (``trio_zttp.quic`` event classes).
-
-        Never raises for anything the peer sends: violations close the connection or reset a
-        stream with the RFC's error code, and show up as events. Events HTTP/3 has no use for
-        (handshake, connection IDs ...) are ignored, and so is everything once closed.
-        """
-        if not self._closed:
-            self._receive_event(event)
-
 
     # ---------------------------------------------------------------- commands
 
@@ -266,7 +261,8 @@ class Connection(ConnectionCore):
         """
         fields = _as_fields(headers)
         if self._is_client:
-            self._check_open()
+            if self._closed:
+                raise StateError("the connection is closed")
             stream = self._streams.get(stream_id)
             if stream is None:
                 if stream_id % 4 != 0 or stream_id < self._quic.get_next_available_stream_id():
@@ -311,12 +307,16 @@ class Connection(ConnectionCore):
             state = SendState.CLOSED
         self._send_field_section(stream_id, fields, end_stream)
         stream.send_state = state
-        self._forget_if_done(stream)
+        if state is SendState.CLOSED and stream.receive_done:
+            self._forget(stream_id)
 
     def _check_size(self, fields: list[tuple[bytes, bytes]]) -> None:
         peer = self._peer
         limit = peer.max_field_section_size if peer is not None else None
-        if limit is not None and _field_section_size(fields) > limit:
+        if (
+            limit is not None
+            and sum(map(len, chain.from_iterable(fields))) + 32 * len(fields) > limit
+        ):
             raise ValueError(
                 f"header section of {_field_section_size(fields)} bytes exceeds the peer's "
                 f"SETTINGS_MAX_FIELD_SECTION_SIZE of {limit}"
