@@ -22,6 +22,7 @@ from tests.h3.h3_support import (
 )
 from trio_zttp import h3
 from trio_zttp._buffer import Reader
+from trio_zttp.h3._capsules import decode_h3_datagram, encode_h3_datagram
 from trio_zttp.h3._frames import FrameParser, decode_stream_header
 from trio_zttp.h3._settings import decode_settings
 
@@ -334,6 +335,31 @@ def test_connection_datagrams_both_ways_with_quarter_stream_id() -> None:
     server.h3.send_datagram(stream_id, b"")
     link.pump()
     assert client.of(h3.DatagramReceived) == [h3.DatagramReceived(stream_id=4, data=b"")]
+
+
+def test_connection_datagrams_one_and_longer_quarter_stream_ids() -> None:
+    """Streams below 256 take the one-byte Quarter Stream ID shortcut both ways, longer IDs
+    the general varint codec: the same wire format (RFC 9297 §2.1) and the same events."""
+    link, _ = connect_link()
+    client, server = link.side("client"), link.side("server")
+    sent = 0
+    for round_ in range(80):  # streams 4 .. 320
+        stream_id = open_request(link, connect_fields())
+        server.h3.send_headers(stream_id, RESPONSE)
+        if round_ % 7 and stream_id not in (252, 256, 260):
+            continue
+        payload = bytes([round_]) * round_
+        client.h3.send_datagram(stream_id, payload)
+        server.h3.send_datagram(stream_id, memoryview(payload))
+        link.pump()
+        sent += 1
+        wire = encode_h3_datagram(stream_id, payload)
+        assert link.client_quic.datagrams[-1] == link.server_quic.datagrams[-1] == wire
+        assert decode_h3_datagram(wire) == (stream_id, payload)
+        expected = h3.DatagramReceived(stream_id=stream_id, data=payload)
+        assert server.of(h3.DatagramReceived)[-1] == expected
+        assert client.of(h3.DatagramReceived)[-1] == expected
+    assert sent >= 12 and len(server.of(h3.DatagramReceived)) == sent
 
 
 def test_connection_datagrams_for_unknown_or_finished_streams_are_dropped() -> None:

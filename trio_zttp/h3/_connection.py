@@ -175,13 +175,7 @@ class Connection(ConnectionCore):
     def datagrams_enabled(self) -> bool:
         """Whether HTTP datagrams can travel in QUIC DATAGRAM frames: SETTINGS_H3_DATAGRAM=1
         sent and received (RFC 9297 §2.1.1), and the peer takes DATAGRAM frames."""
-        peer = self._peer
-        return (
-            self._local.h3_datagram
-            and peer is not None
-            and peer.h3_datagram
-            and bool(self._quic.remote_max_datagram_frame_size)
-        )
+        return self._h3_datagrams and bool(self._quic.remote_max_datagram_frame_size)
 
     @property
     def goaway_sent(self) -> int | None:
@@ -429,13 +423,21 @@ class Connection(ConnectionCore):
             StateError: the stream is not an open CONNECT stream whose sending side is open,
                 or HTTP datagrams are not available on it.
         """
-        stream = self._stream_for_send(stream_id)
+        if self._closed:
+            raise StateError("the connection is closed")
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            raise StateError(f"stream {stream_id} is not an open request stream")
         if not stream.datagrams:
             raise StateError(f"stream {stream_id} is not a CONNECT request: no HTTP datagrams")
         if stream.send_state is SendState.CLOSED:
             raise StateError(f"the sending side of stream {stream_id} is closed")
-        if self.datagrams_enabled:
-            self._quic.send_datagram_frame(encode_h3_datagram(stream_id, data))
+        quic = self._quic
+        if self._h3_datagrams and quic.remote_max_datagram_frame_size:
+            if stream_id < 0x100:  # a one-byte Quarter Stream ID
+                quic.send_datagram_frame(bytes((stream_id >> 2,)) + data)
+            else:
+                quic.send_datagram_frame(encode_h3_datagram(stream_id, data))
         elif stream.capsules is not None and stream.send_state is not SendState.IDLE:
             self.send_data(stream_id, encode_capsule(CapsuleType.DATAGRAM, data))
         else:

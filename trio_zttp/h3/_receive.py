@@ -118,6 +118,7 @@ class ConnectionCore:
         "_events",
         "_goaway_received",
         "_goaway_sent",
+        "_h3_datagrams",
         "_highest_peer_request",
         "_is_client",
         "_local",
@@ -140,6 +141,8 @@ class ConnectionCore:
         self._is_client = is_client
         self._local = settings
         self._peer: Settings | None = None
+        # SETTINGS_H3_DATAGRAM=1 sent and received (set when the peer's SETTINGS arrive)
+        self._h3_datagrams = False
         self._events: deque[Event] = deque()
         self._closed = False
         field_limit = settings.max_field_section_size
@@ -294,6 +297,7 @@ class ConnectionCore:
             settings = decode_settings(payload)
             check_datagram_support(settings, self._quic.remote_max_datagram_frame_size)
             self._peer = settings
+            self._h3_datagrams = self._local.h3_datagram and settings.h3_datagram
             instructions = self._encoder.apply_settings(
                 settings.qpack_max_table_capacity, settings.qpack_blocked_streams
             )
@@ -608,7 +612,11 @@ class ConnectionCore:
     def _receive_datagram(self, data: bytes) -> None:
         if not self._local.h3_datagram:
             return  # we never offered HTTP datagrams: nothing to associate it with
-        stream_id, payload = decode_h3_datagram(data)  # H3_DATAGRAM_ERROR (connection)
+        if data and data[0] < 0x40:  # a one-byte Quarter Stream ID (streams below 256)
+            stream_id = data[0] << 2
+            payload = bytes(data[1:])
+        else:
+            stream_id, payload = decode_h3_datagram(data)  # H3_DATAGRAM_ERROR (connection)
         stream = self._streams.get(stream_id)
         if stream is None or stream.request_method is None:
             if stream is None or not stream.receive_done:
@@ -616,7 +624,10 @@ class ConnectionCore:
             return
         if stream.receive_done:
             return  # finished: dropped (RFC 9297 §2.1)
-        self._deliver_datagram(stream, payload)
+        if stream.datagrams:
+            self._events.append(DatagramReceived(stream_id=stream_id, data=payload))
+        else:
+            self._abort(stream, ErrorCode.H3_DATAGRAM_ERROR)
 
     def _deliver_datagram(self, stream: RequestStream, payload: bytes) -> None:
         if not stream.datagrams:
