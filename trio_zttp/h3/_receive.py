@@ -84,6 +84,8 @@ __all__ = ["ConnectionCore"]
 _DATA: Final = 0  # FrameType.DATA, FrameType.HEADERS as plain ints (compared per frame)
 _HEADERS: Final = 1
 _CLOSED: Final = SendState.CLOSED
+_QPACK_DECODER: Final = StreamType.QPACK_DECODER
+_QPACK_ENCODER: Final = StreamType.QPACK_ENCODER
 #: The decoded field-section bound when our settings leave it unlimited.
 _UNLIMITED_FIELD_SECTION: Final = 1 << 20
 #: HTTP/3 datagrams held for request streams whose request has not been read yet (RFC 9297
@@ -236,23 +238,23 @@ class ConnectionCore:
             kind = stream.kind
             data = bytes(stream.header)
             stream.header.clear()
-        if kind is StreamType.CONTROL:
+        if kind is _QPACK_DECODER:  # the busiest: a Section Acknowledgment per response
+            if data:
+                self._encoder.feed_decoder(data)
+            if end_stream:
+                raise ClosedCriticalStreamError("the peer closed its QPACK decoder stream")
+        elif kind is _QPACK_ENCODER:
+            if data:
+                self._receive_encoder_stream(data)
+            if end_stream:
+                raise ClosedCriticalStreamError("the peer closed its QPACK encoder stream")
+        else:
             parser = stream.parser
             assert parser is not None
             for frame_type, payload in parser.feed(data):
                 self._receive_control_frame(stream, frame_type, payload)
             if end_stream:
                 raise ClosedCriticalStreamError("the peer closed its control stream")
-        elif kind is StreamType.QPACK_ENCODER:
-            if data:
-                self._receive_encoder_stream(data)
-            if end_stream:
-                raise ClosedCriticalStreamError("the peer closed its QPACK encoder stream")
-        else:
-            if data:
-                self._encoder.feed_decoder(data)
-            if end_stream:
-                raise ClosedCriticalStreamError("the peer closed its QPACK decoder stream")
 
     def _read_stream_type(
         self, stream_id: int, stream: UniStream, data: bytes, end_stream: bool
