@@ -212,6 +212,15 @@ def test_capsules_h3_datagram_needs_a_request_stream() -> None:
 def test_capsules_capsule_protocol_field(values: list[bytes], expected: bool) -> None:
     headers = [(b":status", b"200"), *((CAPSULE_PROTOCOL_FIELD, v) for v in values)]
     assert parse_capsule_protocol(headers) is expected
+    # a list takes the quick rejection first; any other iterable the plain scan
+    assert parse_capsule_protocol(iter(headers)) is expected
+    assert parse_capsule_protocol(tuple(headers)) is expected
+
+
+def test_capsules_capsule_protocol_field_name_as_a_value_is_not_the_field() -> None:
+    headers = [(b"x-note", CAPSULE_PROTOCOL_FIELD), (b"x-other", b"?1")]
+    assert not parse_capsule_protocol(headers)
+    assert parse_capsule_protocol([*headers, (CAPSULE_PROTOCOL_FIELD, b"?1")])
 
 
 def test_capsules_capsule_protocol_field_round_trip() -> None:

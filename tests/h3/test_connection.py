@@ -22,6 +22,7 @@ from tests.h3.h3_support import (
 )
 from trio_zttp import h3
 from trio_zttp._buffer import Reader
+from trio_zttp.h3._capsules import decode_h3_datagram, encode_h3_datagram
 from trio_zttp.h3._frames import FrameParser, decode_stream_header
 from trio_zttp.h3._settings import decode_settings
 
@@ -336,6 +337,31 @@ def test_connection_datagrams_both_ways_with_quarter_stream_id() -> None:
     assert client.of(h3.DatagramReceived) == [h3.DatagramReceived(stream_id=4, data=b"")]
 
 
+def test_connection_datagrams_one_and_longer_quarter_stream_ids() -> None:
+    """Streams below 256 take the one-byte Quarter Stream ID shortcut both ways, longer IDs
+    the general varint codec: the same wire format (RFC 9297 §2.1) and the same events."""
+    link, _ = connect_link()
+    client, server = link.side("client"), link.side("server")
+    sent = 0
+    for round_ in range(80):  # streams 4 .. 320
+        stream_id = open_request(link, connect_fields())
+        server.h3.send_headers(stream_id, RESPONSE)
+        if round_ % 7 and stream_id not in (252, 256, 260):
+            continue
+        payload = bytes([round_]) * round_
+        client.h3.send_datagram(stream_id, payload)
+        server.h3.send_datagram(stream_id, memoryview(payload))
+        link.pump()
+        sent += 1
+        wire = encode_h3_datagram(stream_id, payload)
+        assert link.client_quic.datagrams[-1] == link.server_quic.datagrams[-1] == wire
+        assert decode_h3_datagram(wire) == (stream_id, payload)
+        expected = h3.DatagramReceived(stream_id=stream_id, data=payload)
+        assert server.of(h3.DatagramReceived)[-1] == expected
+        assert client.of(h3.DatagramReceived)[-1] == expected
+    assert sent >= 12 and len(server.of(h3.DatagramReceived)) == sent
+
+
 def test_connection_datagrams_for_unknown_or_finished_streams_are_dropped() -> None:
     link, stream_id = connect_link()
     client, server = link.side("client"), link.side("server")
@@ -604,3 +630,31 @@ def test_connection_send_headers_checks_built_sections_in_its_own_context() -> N
             client.h3.send_headers(client.h3.get_next_request_stream_id(),
                                    [*request_fields(), (b"connection", b"close")])
     client.h3.send_headers(client.h3.get_next_request_stream_id(), request_fields())
+
+
+class _Pair(tuple):  # type: ignore[type-arg]
+    """A tuple subclass: equal to a plain pair, but not what the connection keeps."""
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        lambda n, v: [n, v],
+        lambda n, v: (bytearray(n), v),
+        lambda n, v: (n, memoryview(v)),
+        lambda n, v: _Pair((n, v)),
+    ],
+)
+def test_connection_send_headers_takes_any_field_shape(shape: object) -> None:
+    """Fields given as lists, bytearrays, memoryviews or tuple subclasses are copied into
+    plain byte pairs: the same wire bytes and the same decoded request as plain tuples."""
+    fields = request_fields(b"GET", b"/x", (b"x-a", b"1"))
+    wires, decoded = [], []
+    for given_fields in (fields, [shape(n, v) for n, v in fields]):  # type: ignore[operator]
+        link = MemoryLink()
+        link.pump()
+        stream_id = open_request(link, given_fields, end_stream=True)
+        wires.append(bytes(link.client_quic.sent[stream_id]))
+        decoded.append(link.side("server").of(h3.HeadersReceived, stream_id)[0].headers)
+    assert wires[0] == wires[1]
+    assert decoded[0] == decoded[1] == fields

@@ -345,3 +345,61 @@ def test_frames_errors_are_h3_errors_with_codes() -> None:
         assert exc.error_code == 0x105 and not exc.stream_error
     else:
         raise AssertionError("no error")
+
+
+def _feed_trace(
+    chunks: list[bytes], as_bytes: bool, max_headers_length: int
+) -> list[object]:
+    """Everything a parser reports for ``chunks``: items per chunk, frame state, the error."""
+    parser = FrameParser(max_headers_length=max_headers_length)
+    trace: list[object] = []
+    try:
+        for chunk in chunks:
+            # bytes input takes the fast path where it can; bytearray always the general loop
+            trace.append(parser.feed(chunk if as_bytes else bytearray(chunk)))
+            trace.append(parser.in_frame)
+        parser.end_of_stream()
+    except Exception as exc:  # the same error, with the same message, either way
+        trace.append((type(exc), str(exc)))
+    return trace
+
+
+@given(
+    frames=st.lists(frame_strategy, max_size=6),
+    noise=st.binary(max_size=12),
+    cuts=st.lists(st.integers(0, 4000), max_size=4),
+    max_headers_length=st.sampled_from([0, 50, DEFAULT_MAX_HEADERS_LENGTH]),
+)
+def test_frames_parser_fast_path_matches_general_loop(
+    frames: list[tuple[int, bytes]], noise: bytes, cuts: list[int], max_headers_length: int
+) -> None:
+    wire = b"".join(encode_frame(t, p) for t, p in frames) + noise
+    points = sorted({c % (len(wire) + 1) for c in cuts})
+    chunks = [wire[a:b] for a, b in zip([0, *points], [*points, len(wire)], strict=True)]
+    assert _feed_trace(chunks, True, max_headers_length) == _feed_trace(
+        chunks, False, max_headers_length
+    )
+
+
+def test_frames_parser_fast_path_request_shapes() -> None:
+    """HEADERS (+ DATA) the way requests and responses arrive, 1- and 2-byte lengths,
+    cut everywhere: the same items as the general loop."""
+    for body in (b"", b"x" * 10, b"y" * 100, b"z" * 20000):
+        wire = encode_frame(FrameType.HEADERS, b"\x00\x00" + b"h" * 70) + encode_frame(
+            FrameType.DATA, body
+        )
+        for cut in range(0, len(wire) + 1, 1 if len(wire) < 500 else 97):
+            chunks = [wire[:cut], wire[cut:]]
+            assert _feed_trace(chunks, True, 100) == _feed_trace(chunks, False, 100)
+            assert _feed_trace(chunks, True, 60) == _feed_trace(chunks, False, 60)
+
+
+@given(
+    frame_type=st.one_of(st.integers(0, 0x45), st.sampled_from(UNKNOWN)),
+    length=st.one_of(st.integers(0, 70), st.integers(0x3FF0, 0x4010)),
+)
+def test_frames_encode_frame_is_type_length_payload(frame_type: int, length: int) -> None:
+    payload = bytes(range(256)) * (length // 256) + bytes(length % 256)
+    frame = encode_frame(frame_type, payload)
+    assert frame == encode_varint(frame_type) + encode_varint(length) + payload
+    assert encode_frame(frame_type, memoryview(payload)) == frame

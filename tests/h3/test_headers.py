@@ -10,6 +10,7 @@ in ``REQUESTS_AIOQUIC_STRICTER``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
 import pytest
@@ -533,3 +534,18 @@ def test_headers_validation_takes_unhashable_parts() -> None:
         validate_trailers(as_lists)
         with pytest.raises(MessageError):
             validate_trailers(spaced)
+
+
+def test_headers_build_with_any_iterable_of_extra_fields() -> None:
+    """Empty containers add nothing; a generator is read like a list."""
+    extra = [("X-A", " 1 "), (b"x-b", b"2")]
+    expected = build_request_headers("GET", "/", authority="a", headers=list(extra))
+    assert expected[-2:] == [(b"x-a", b"1"), (b"x-b", b"2")]
+    assert build_request_headers("GET", "/", authority="a", headers=iter(extra)) == expected
+    plain = build_request_headers(b"GET", b"/", authority=b"a")
+    for empty in ((), [], iter(())):
+        assert build_request_headers("GET", "/", authority="a", headers=empty) == plain
+        assert build_response_headers(204, empty) == [(b":status", b"204")]
+    assert build_response_headers(HTTPStatus.OK, (f for f in extra)) == [
+        (b":status", b"200"), (b"x-a", b"1"), (b"x-b", b"2")
+    ]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
+from itertools import chain
 from typing import Final, final
 
 from .._buffer import BufferReadError, decode_varint, encode_varint
@@ -200,6 +201,8 @@ def parse_capsule_protocol(headers: Iterable[tuple[bytes, bytes]]) -> bool:
     a value that does not parse as an Item, or whose bare item is not a Boolean, counts as
     absent; parameters are ignored (RFC 9297 §3.4).
     """
+    if type(headers) is list and CAPSULE_PROTOCOL_FIELD not in chain.from_iterable(headers):
+        return False  # the usual case, found without a Python-level loop
     values = [value for name, value in headers if name == CAPSULE_PROTOCOL_FIELD]
     if not values:
         return False

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable
+from itertools import chain
 from typing import Final, final
 
 from .. import _defaults
@@ -72,21 +73,25 @@ _MAX_REQUEST_STREAM_ID: Final = (1 << 62) - 4
 _SEPARATE_PAYLOAD: Final = 1024
 
 
+_ONLY_TUPLES: Final = frozenset({tuple})
+_ONLY_PAIRS: Final = frozenset({2})
+_ONLY_BYTES: Final = frozenset({bytes})
+
+
 def _field_section_size(headers: list[tuple[bytes, bytes]]) -> int:
-    return sum([len(name) + len(value) for name, value in headers]) + 32 * len(headers)
+    return sum(map(len, chain.from_iterable(headers))) + 32 * len(headers)
 
 
 def _as_fields(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """A list of ``(bytes, bytes)`` tuples of our own (copied, so the caller may reuse its)."""
     fields = list(headers)
-    for field in fields:
-        if (
-            type(field) is not tuple
-            or len(field) != 2
-            or type(field[0]) is not bytes
-            or type(field[1]) is not bytes
-        ):
-            return [(bytes(name), bytes(value)) for name, value in fields]
+    # the checks run in C: every field an exact 2-tuple, every name and value exact bytes
+    if fields and (
+        set(map(type, fields)) != _ONLY_TUPLES
+        or set(map(len, fields)) != _ONLY_PAIRS
+        or set(map(type, chain.from_iterable(fields))) != _ONLY_BYTES
+    ):
+        return [(bytes(name), bytes(value)) for name, value in fields]
     return fields
 
 
@@ -170,13 +175,7 @@ class Connection(ConnectionCore):
     def datagrams_enabled(self) -> bool:
         """Whether HTTP datagrams can travel in QUIC DATAGRAM frames: SETTINGS_H3_DATAGRAM=1
         sent and received (RFC 9297 §2.1.1), and the peer takes DATAGRAM frames."""
-        peer = self._peer
-        return (
-            self._local.h3_datagram
-            and peer is not None
-            and peer.h3_datagram
-            and bool(self._quic.remote_max_datagram_frame_size)
-        )
+        return self._h3_datagrams and bool(self._quic.remote_max_datagram_frame_size)
 
     @property
     def goaway_sent(self) -> int | None:
@@ -211,16 +210,6 @@ class Connection(ConnectionCore):
         """The next HTTP/3 event, or None when there is none until more QUIC events arrive."""
         events = self._events
         return events.popleft() if events else None
-
-    def receive_quic_event(self, event: object) -> None:
-        """Process one event of the QUIC connection (``trio_zttp.quic`` event classes).
-
-        Never raises for anything the peer sends: violations close the connection or reset a
-        stream with the RFC's error code, and show up as events. Events HTTP/3 has no use for
-        (handshake, connection IDs ...) are ignored, and so is everything once closed.
-        """
-        if not self._closed:
-            self._receive_event(event)
 
 
     # ---------------------------------------------------------------- commands
@@ -266,7 +255,8 @@ class Connection(ConnectionCore):
         """
         fields = _as_fields(headers)
         if self._is_client:
-            self._check_open()
+            if self._closed:
+                raise StateError("the connection is closed")
             stream = self._streams.get(stream_id)
             if stream is None:
                 if stream_id % 4 != 0 or stream_id < self._quic.get_next_available_stream_id():
@@ -311,12 +301,16 @@ class Connection(ConnectionCore):
             state = SendState.CLOSED
         self._send_field_section(stream_id, fields, end_stream)
         stream.send_state = state
-        self._forget_if_done(stream)
+        if state is SendState.CLOSED and stream.receive_done:
+            self._forget(stream_id)
 
     def _check_size(self, fields: list[tuple[bytes, bytes]]) -> None:
         peer = self._peer
         limit = peer.max_field_section_size if peer is not None else None
-        if limit is not None and _field_section_size(fields) > limit:
+        if (
+            limit is not None
+            and sum(map(len, chain.from_iterable(fields))) + 32 * len(fields) > limit
+        ):
             raise ValueError(
                 f"header section of {_field_section_size(fields)} bytes exceeds the peer's "
                 f"SETTINGS_MAX_FIELD_SECTION_SIZE of {limit}"
@@ -429,13 +423,21 @@ class Connection(ConnectionCore):
             StateError: the stream is not an open CONNECT stream whose sending side is open,
                 or HTTP datagrams are not available on it.
         """
-        stream = self._stream_for_send(stream_id)
+        if self._closed:
+            raise StateError("the connection is closed")
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            raise StateError(f"stream {stream_id} is not an open request stream")
         if not stream.datagrams:
             raise StateError(f"stream {stream_id} is not a CONNECT request: no HTTP datagrams")
         if stream.send_state is SendState.CLOSED:
             raise StateError(f"the sending side of stream {stream_id} is closed")
-        if self.datagrams_enabled:
-            self._quic.send_datagram_frame(encode_h3_datagram(stream_id, data))
+        quic = self._quic
+        if self._h3_datagrams and quic.remote_max_datagram_frame_size:
+            if stream_id < 0x100:  # a one-byte Quarter Stream ID
+                quic.send_datagram_frame(bytes((stream_id >> 2,)) + data)
+            else:
+                quic.send_datagram_frame(encode_h3_datagram(stream_id, data))
         elif stream.capsules is not None and stream.send_state is not SendState.IDLE:
             self.send_data(stream_id, encode_capsule(CapsuleType.DATAGRAM, data))
         else:

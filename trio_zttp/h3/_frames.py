@@ -120,7 +120,12 @@ def encode_frame_header(frame_type: int, length: int) -> bytes:
 
 def encode_frame(frame_type: int, payload: bytes | bytearray | memoryview) -> bytes:
     """A whole frame: Type (i), Length (i), Frame Payload (RFC 9114 §7.1)."""
-    return encode_varint(frame_type) + encode_varint(len(payload)) + payload
+    length = len(payload)
+    if 0 <= frame_type < 0x40 and length < 0x4000:  # one-byte type, 1- or 2-byte length
+        if length < 0x40:
+            return bytes((frame_type, length)) + payload
+        return bytes((frame_type, 0x40 | length >> 8, length & 0xFF)) + payload
+    return encode_varint(frame_type) + encode_varint(length) + payload
 
 
 def encode_grease_frame(
@@ -215,6 +220,7 @@ _ID_ONLY: Final = frozenset({FrameType.GOAWAY, FrameType.MAX_PUSH_ID, FrameType.
 _MAX_VARINT_LENGTH: Final = 8
 _shared_limits: dict[tuple[int, int], dict[int, int]] = {}
 _MAX_HEADER_LENGTH: Final = 16  # two 8-byte varints
+_HEADERS: Final = 1  # FrameType.HEADERS as a plain int (the fast path compares bytes to it)
 
 # parser states (plain ints: compared per chunk on the stream hot path)
 READ_HEADER: Final = 0
@@ -292,14 +298,18 @@ class TlvParser:
         view = memoryview(data)
         if view.format != "B":
             view = view.cast("B")
-        pos = 0
+        self._feed_from(view, 0, out)
+        return out
+
+    def _feed_from(self, view: memoryview, pos: int, out: FrameList) -> None:
+        """The streaming loop of :meth:`feed` from ``view[pos]`` on, appending to ``out``."""
         end = len(view)
         while pos < end:
             state = self._state
             if state == READ_HEADER:
                 header = read_tlv_header(self._header, view, pos)
                 if header is None:
-                    return out
+                    return
                 record_type, length, pos = header
                 self._type = record_type
                 self._remaining = length
@@ -323,7 +333,6 @@ class TlvParser:
                     out.append((self._type, bytes(self._payload)))
                     self._payload.clear()
                 self._state = READ_HEADER
-        return out
 
 
 @final
@@ -355,7 +364,12 @@ class FrameParser(TlvParser):
         max_settings_length: int = DEFAULT_MAX_SETTINGS_LENGTH,
         extra_limits: Mapping[int, int] | None = None,
     ) -> None:
-        super().__init__()
+        # TlvParser.__init__, inline (a parser per request stream)
+        self._header = bytearray()
+        self._state = READ_HEADER
+        self._type = 0
+        self._remaining = 0
+        self._payload = bytearray()
         if not extra_limits:
             # one shared, never-modified table per pair of bounds (a parser per request)
             shared = _shared_limits.get((max_headers_length, max_settings_length))
@@ -384,13 +398,59 @@ class FrameParser(TlvParser):
         """Whether the bytes fed so far end inside a frame (header or payload)."""
         return self._in_record()
 
+    def feed(self, data: bytes | bytearray | memoryview) -> FrameList:
+        """Consume ``data``; return the frames (and DATA pieces) it completes, in order.
+
+        Whole HEADERS and DATA frames (and the start of a DATA frame) with short headers,
+        the usual content of a request stream, are cut straight from ``bytes`` input; the
+        rest goes through the general streaming loop, with the same results.
+
+        Raises:
+            H3Error: see the class docstring.
+        """
+        if self._state != READ_HEADER or self._header or type(data) is not bytes:
+            return TlvParser.feed(self, data)
+        out: FrameList = []
+        pos = 0
+        end = len(data)
+        while pos + 1 < end:
+            frame_type = data[pos]
+            if frame_type > _HEADERS:
+                break  # another type, or a longer type varint
+            length = data[pos + 1]
+            if length < 0x40:
+                start = pos + 2
+            elif length < 0x80 and pos + 2 < end:
+                length = (length & 0x3F) << 8 | data[pos + 2]
+                start = pos + 3
+            else:
+                break
+            stop = start + length
+            if frame_type:  # HEADERS: only whole, and within its bound
+                if stop > end or length > self._limits[_HEADERS]:
+                    break
+                out.append((_HEADERS, data[start:stop]))
+            elif stop > end:  # the start of a DATA frame: streamed
+                if start < end:
+                    out.append((0, data[start:]))
+                self._state = STREAM_VALUE
+                self._type = 0
+                self._remaining = stop - end
+                return out
+            else:
+                out.append((0, data[start:stop]))
+            pos = stop
+        if pos < end:
+            self._feed_from(memoryview(data), pos, out)
+        return out
+
     def end_of_stream(self) -> None:
         """The stream ended cleanly (FIN); raise if that cut a frame short.
 
         Raises:
             FrameError: the last frame was truncated (RFC 9114 §7.1).
         """
-        if self.in_frame:
+        if self._state != READ_HEADER or self._header:
             frame_type = self._type if self._state != READ_HEADER else None
             raise FrameError("stream ended inside a frame", frame_type=frame_type)
 

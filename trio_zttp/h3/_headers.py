@@ -469,14 +469,16 @@ class ContentLengthTracker:
 # --- building ------------------------------------------------------------------------------------
 
 
+_HTTPS: Final = (b":scheme", b"https")
+
+
 def _to_bytes(value: str | bytes, what: str) -> bytes:
+    if isinstance(value, str):
+        if value.isascii():
+            return value.encode()
+        raise ValueError(f"{what} {value!r} is not ASCII; pass bytes")
     if isinstance(value, bytes):
         return value
-    if isinstance(value, str):
-        try:
-            return value.encode("ascii")
-        except UnicodeEncodeError:
-            raise ValueError(f"{what} {value!r} is not ASCII; pass bytes") from None
     raise TypeError(f"{what} must be str or bytes, not {type(value).__name__}")
 
 
@@ -515,18 +517,21 @@ def build_request_headers(
     Raises:
         ValueError: the request would be malformed, or a part is not ASCII.
     """
-    method_b = _to_bytes(method, "method")
+    method_b = method if type(method) is bytes else _to_bytes(method, "method")
     plain_connect = method_b == b"CONNECT" and protocol is None
-    pseudo: Headers = [(b":method", method_b)]
-    if scheme is not None or not plain_connect:
-        pseudo.append((b":scheme", _to_bytes(scheme if scheme is not None else "https", "scheme")))
+    fields: Headers = [(b":method", method_b)]
+    if scheme is None and not plain_connect:
+        fields.append(_HTTPS)
+    elif scheme is not None:
+        fields.append((b":scheme", _to_bytes(scheme, "scheme")))
     if authority is not None:
-        pseudo.append((b":authority", _to_bytes(authority, "authority")))
+        fields.append((b":authority", _to_bytes(authority, "authority")))
     if path is not None:
-        pseudo.append((b":path", _to_bytes(path, "path")))
+        fields.append((b":path", _to_bytes(path, "path")))
     if protocol is not None:
-        pseudo.append((b":protocol", _to_bytes(protocol, "protocol")))
-    fields = pseudo + normalize_headers(headers)
+        fields.append((b":protocol", _to_bytes(protocol, "protocol")))
+    if headers:  # an empty list or tuple adds nothing (any other iterable is read)
+        fields += normalize_headers(headers)
     try:
         validate_request_headers(fields, enable_connect_protocol=True)
     except MessageError as exc:
@@ -540,9 +545,11 @@ def build_response_headers(status: int, headers: HeaderInput = ()) -> Headers:
     Raises:
         ValueError: the response would be malformed, or a part is not ASCII.
     """
-    if not isinstance(status, int) or isinstance(status, bool):
+    if type(status) is not int and (not isinstance(status, int) or isinstance(status, bool)):
         raise TypeError("status must be an int")
-    fields = [(b":status", str(status).encode())] + normalize_headers(headers)
+    fields = [(b":status", str(status).encode())]
+    if headers:  # an empty list or tuple adds nothing (any other iterable is read)
+        fields += normalize_headers(headers)
     try:
         validate_response_headers(fields)
     except MessageError as exc:

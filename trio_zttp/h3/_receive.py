@@ -4,7 +4,7 @@
 events: the peer's control and QPACK streams, request streams (frame sequence, QPACK
 decoding with blocked streams, field validation, content length, capsules), HTTP/3
 datagrams, resets and STOP_SENDING. Remote violations are raised deep down as ``H3Error`` /
-``qpack.QpackError`` and caught in one place, :meth:`ConnectionCore._receive_event`, which
+``qpack.QpackError`` and caught in one place, :meth:`ConnectionCore.receive_quic_event`, which
 closes the connection; stream-scoped ones are caught per stream and reset that stream.
 The public commands live in :mod:`._connection`.
 """
@@ -81,6 +81,11 @@ from ._stream import RequestStream, RetiredStreams, SendState, UniStream
 
 __all__ = ["ConnectionCore"]
 
+_DATA: Final = 0  # FrameType.DATA, FrameType.HEADERS as plain ints (compared per frame)
+_HEADERS: Final = 1
+_CLOSED: Final = SendState.CLOSED
+_QPACK_DECODER: Final = StreamType.QPACK_DECODER
+_QPACK_ENCODER: Final = StreamType.QPACK_ENCODER
 #: The decoded field-section bound when our settings leave it unlimited.
 _UNLIMITED_FIELD_SECTION: Final = 1 << 20
 #: HTTP/3 datagrams held for request streams whose request has not been read yet (RFC 9297
@@ -115,6 +120,7 @@ class ConnectionCore:
         "_events",
         "_goaway_received",
         "_goaway_sent",
+        "_h3_datagrams",
         "_highest_peer_request",
         "_is_client",
         "_local",
@@ -137,6 +143,8 @@ class ConnectionCore:
         self._is_client = is_client
         self._local = settings
         self._peer: Settings | None = None
+        # SETTINGS_H3_DATAGRAM=1 sent and received (set when the peer's SETTINGS arrive)
+        self._h3_datagrams = False
         self._events: deque[Event] = deque()
         self._closed = False
         field_limit = settings.max_field_section_size
@@ -165,8 +173,13 @@ class ConnectionCore:
         self._early_datagrams: dict[int, list[bytes]] = {}
         self._early_datagram_bytes = 0
 
-    def _receive_event(self, event: object) -> None:
-        """Dispatch one QUIC event; peer violations end as a close or a stream reset."""
+    def receive_quic_event(self, event: object) -> None:
+        """Process one event of the QUIC connection (``trio_zttp.quic`` event classes).
+
+        Never raises for anything the peer sends: violations close the connection or reset a
+        stream with the RFC's error code, and show up as events. Events HTTP/3 has no use for
+        (handshake, connection IDs ...) are ignored, and so is everything once closed.
+        """
         if self._closed:
             return
         try:
@@ -225,23 +238,23 @@ class ConnectionCore:
             kind = stream.kind
             data = bytes(stream.header)
             stream.header.clear()
-        if kind is StreamType.CONTROL:
+        if kind is _QPACK_DECODER:  # the busiest: a Section Acknowledgment per response
+            if data:
+                self._encoder.feed_decoder(data)
+            if end_stream:
+                raise ClosedCriticalStreamError("the peer closed its QPACK decoder stream")
+        elif kind is _QPACK_ENCODER:
+            if data:
+                self._receive_encoder_stream(data)
+            if end_stream:
+                raise ClosedCriticalStreamError("the peer closed its QPACK encoder stream")
+        else:
             parser = stream.parser
             assert parser is not None
             for frame_type, payload in parser.feed(data):
                 self._receive_control_frame(stream, frame_type, payload)
             if end_stream:
                 raise ClosedCriticalStreamError("the peer closed its control stream")
-        elif kind is StreamType.QPACK_ENCODER:
-            if data:
-                self._receive_encoder_stream(data)
-            if end_stream:
-                raise ClosedCriticalStreamError("the peer closed its QPACK encoder stream")
-        else:
-            if data:
-                self._encoder.feed_decoder(data)
-            if end_stream:
-                raise ClosedCriticalStreamError("the peer closed its QPACK decoder stream")
 
     def _read_stream_type(
         self, stream_id: int, stream: UniStream, data: bytes, end_stream: bool
@@ -286,6 +299,7 @@ class ConnectionCore:
             settings = decode_settings(payload)
             check_datagram_support(settings, self._quic.remote_max_datagram_frame_size)
             self._peer = settings
+            self._h3_datagrams = self._local.h3_datagram and settings.h3_datagram
             instructions = self._encoder.apply_settings(
                 settings.qpack_max_table_capacity, settings.qpack_blocked_streams
             )
@@ -386,10 +400,12 @@ class ConnectionCore:
                 return
             if stream.receive_done:
                 return
-            if frame_type == FrameType.DATA:
+            if frame_type == _DATA:
                 self._receive_data(stream, payload)
-            elif frame_type == FrameType.HEADERS:
-                check_message_frame(stream.receive_state, frame_type)
+            elif frame_type == _HEADERS:
+                state = stream.receive_state
+                if state is not MessageState.HEADERS_EXPECTED and state is not MessageState.BODY:
+                    check_message_frame(state, frame_type)  # raises (they take HEADERS)
                 try:
                     instructions, headers = self._decoder.feed_header(stream.stream_id, payload)
                 except qpack.StreamBlocked:
@@ -460,27 +476,31 @@ class ConnectionCore:
             if not interim:
                 if parse_capsule_protocol(headers):
                     check_capsule_protocol_message(headers, response.status)
-                stream.content = ContentLengthTracker(
-                    expected_response_content_length(method, response)
-                )
+                expected = expected_response_content_length(method, response)
+                if expected is not None:  # without a length to reach nothing is checked
+                    stream.content = ContentLengthTracker(expected)
         else:
             request = validate_request_headers(
                 headers, enable_connect_protocol=self._local.enable_connect_protocol
             )
             if parse_capsule_protocol(headers):
                 check_capsule_protocol_message(headers)
-            stream.request_method = request.method
-            stream.datagrams = request.method == b"CONNECT"
-            move = (
-                MessageInput.TUNNEL_HEADERS
-                if request.method == b"CONNECT"
-                else MessageInput.HEADERS
-            )
-            stream.content = ContentLengthTracker(expected_request_content_length(request))
+            method = request.method
+            stream.request_method = method
+            if method == b"CONNECT":
+                stream.datagrams = True
+                move = MessageInput.TUNNEL_HEADERS
+            else:
+                move = MessageInput.HEADERS
+            expected = expected_request_content_length(request)
+            if expected is not None:  # without a length to reach nothing is checked
+                stream.content = ContentLengthTracker(expected)
         stream.receive_state = next_message_state(state, move)
         self._events.append(
             HeadersReceived(stream_id=stream_id, headers=headers, end_stream=False, interim=interim)
         )
+        if not self._early_datagrams:
+            return
         early = self._early_datagrams.pop(stream_id, None)
         if early is not None:
             self._early_datagram_bytes -= sum(map(len, early))
@@ -503,34 +523,34 @@ class ConnectionCore:
         stream.receive_done = True
         if state is not MessageState.DONE:  # after trailers the message already ended
             self._mark_end(stream.stream_id)
-        self._forget_if_done(stream)
+        if stream.send_state is _CLOSED:
+            self._forget(stream.stream_id)
 
     def _mark_end(self, stream_id: int) -> None:
         """Report the end of the stream: on its last event if still queued, else alone."""
         events = self._events
-        last = events[-1] if events else None
-        if isinstance(last, DataReceived):
-            if last.stream_id == stream_id and not last.end_stream:
-                events[-1] = DataReceived(stream_id=stream_id, data=last.data, end_stream=True)
+        if events:
+            last = events[-1]
+            kind = type(last)
+            if (
+                (kind is DataReceived or kind is HeadersReceived)
+                and last.stream_id == stream_id  # type: ignore[attr-defined]
+                and not last.end_stream  # type: ignore[attr-defined]
+            ):
+                # still in our queue, so nobody has seen it: marked in place instead of
+                # replaced by a copy (the frozen event's fields are otherwise never touched)
+                object.__setattr__(last, "end_stream", True)
                 return
-        elif (
-            isinstance(last, HeadersReceived)
-            and last.stream_id == stream_id
-            and not last.end_stream
-        ):
-            events[-1] = HeadersReceived(
-                stream_id=stream_id, headers=last.headers, end_stream=True, interim=last.interim
-            )
-            return
         events.append(DataReceived(stream_id=stream_id, data=b"", end_stream=True))
 
     def _forget_if_done(self, stream: RequestStream) -> None:
-        if stream.done:
+        if stream.receive_done and stream.send_state is _CLOSED:
             self._forget(stream.stream_id)
 
     def _forget(self, stream_id: int) -> None:
         self._streams.pop(stream_id, None)
-        self._drop_early_datagrams(stream_id)
+        if self._early_datagrams:
+            self._drop_early_datagrams(stream_id)
         if not self._is_client:
             self._retired_requests.add(stream_id)
 
@@ -594,7 +614,11 @@ class ConnectionCore:
     def _receive_datagram(self, data: bytes) -> None:
         if not self._local.h3_datagram:
             return  # we never offered HTTP datagrams: nothing to associate it with
-        stream_id, payload = decode_h3_datagram(data)  # H3_DATAGRAM_ERROR (connection)
+        if data and data[0] < 0x40:  # a one-byte Quarter Stream ID (streams below 256)
+            stream_id = data[0] << 2
+            payload = bytes(data[1:])
+        else:
+            stream_id, payload = decode_h3_datagram(data)  # H3_DATAGRAM_ERROR (connection)
         stream = self._streams.get(stream_id)
         if stream is None or stream.request_method is None:
             if stream is None or not stream.receive_done:
@@ -602,7 +626,10 @@ class ConnectionCore:
             return
         if stream.receive_done:
             return  # finished: dropped (RFC 9297 §2.1)
-        self._deliver_datagram(stream, payload)
+        if stream.datagrams:
+            self._events.append(DatagramReceived(stream_id=stream_id, data=payload))
+        else:
+            self._abort(stream, ErrorCode.H3_DATAGRAM_ERROR)
 
     def _deliver_datagram(self, stream: RequestStream, payload: bytes) -> None:
         if not stream.datagrams:

@@ -246,6 +246,9 @@ def next_control_state(state: ControlState, frame_type: int) -> ControlState:
 # --- unidirectional streams and identifiers ---------------------------------------------------
 
 
+_STREAM_TYPES: Final = {int(t): t for t in StreamType}
+
+
 def check_uni_stream_type(stream_type: int, *, is_client: bool) -> StreamType | None:
     """Classify a peer-initiated unidirectional stream by its type.
 
@@ -258,9 +261,8 @@ def check_uni_stream_type(stream_type: int, *, is_client: bool) -> StreamType | 
     Raises:
         StreamCreationError: a push stream received by a server (§6.2.2).
     """
-    try:
-        known = StreamType(stream_type)
-    except ValueError:
+    known = _STREAM_TYPES.get(stream_type)
+    if known is None:
         return None
     if known is StreamType.PUSH and not is_client:
         raise StreamCreationError("clients cannot open push streams")

@@ -113,11 +113,14 @@ class Decoder:
         self._encoder_buffer = bytearray()
         self._string_cache: dict[bytes, bytes] = {}
         self._string_cache_bytes = 0
-        # (Required Insert Count, section) -> (field lines, _dropped when decoded): a section's
-        # meaning is fixed by its bytes and the absolute indices they name, so a repeat is the
-        # same field lines as long as no entry was evicted since (none it used can be gone)
-        self._section_cache: dict[tuple[int, bytes], tuple[tuple[tuple[bytes, bytes], ...], int]]
-        self._section_cache = {}
+        # section -> (field lines, Required Insert Count, insert count and _dropped when
+        # decoded): a section's meaning is fixed by its bytes and the absolute indices they
+        # name, so a repeat is the same field lines as long as its Required Insert Count is
+        # the same and no entry was evicted since (none it used can be gone); with the insert
+        # count unchanged too, the Required Insert Count is (it depends on nothing else)
+        self._section_cache: dict[
+            bytes, tuple[tuple[tuple[bytes, bytes], ...], int, int, int]
+        ] = {}
 
     # --- the encoder stream ----------------------------------------------------------
 
@@ -223,6 +226,14 @@ class Decoder:
         if stream_id in self._blocked:
             raise ValueError(f"a field section for stream {stream_id} is already blocked")
         data = bytes(data)
+        cached = self._section_cache.get(data)
+        if (
+            cached is not None
+            and cached[2] == self._insert_count
+            and cached[3] == self._dropped
+        ):
+            # decoded before with the same table: the same Required Insert Count and lines
+            return self._acknowledge(stream_id, cached[1]), list(cached[0])
         try:
             encoded, pos = decode_integer(data, 0, 8)
             required = decode_required_insert_count(
@@ -283,12 +294,18 @@ class Decoder:
             write_integer(buf, increment, 6, 0x00)  # Insert Count Increment
             self._known_received = self._insert_count
 
+    def _write_pending(self) -> bytes:
+        if self._insert_count == self._known_received:
+            return b""
+        buf = bytearray()
+        self._write_increment(buf)
+        return bytes(buf)
+
     def _decode(
         self, stream_id: int, data: bytes, pos: int, required: int
     ) -> tuple[bytes, Headers]:
-        key = (required, data)
-        cached = self._section_cache.get(key)
-        if cached is not None and cached[1] == self._dropped:
+        cached = self._section_cache.get(data)
+        if cached is not None and cached[1] == required and cached[3] == self._dropped:
             return self._acknowledge(stream_id, required), list(cached[0])
         try:
             headers, size = self._decode_lines(data, pos, required)
@@ -301,16 +318,22 @@ class Decoder:
             cache = self._section_cache
             if len(cache) >= _SECTION_CACHE_ENTRIES:
                 cache.clear()
-            cache[key] = (tuple(headers), self._dropped)
+            cache[data] = (tuple(headers), required, self._insert_count, self._dropped)
         return self._acknowledge(stream_id, required), headers
 
     def _acknowledge(self, stream_id: int, required: int) -> bytes:
-        buf = bytearray()
-        if required:
-            write_integer(buf, stream_id, 7, 0x80)  # Section Acknowledgment
-            if required > self._known_received:
-                self._known_received = required
-        self._write_increment(buf)
+        if not required:
+            return self._write_pending()
+        # Section Acknowledgment: stream ID as a 7-bit prefix integer
+        if stream_id < 0x7F:
+            buf = bytearray((0x80 | stream_id,))
+        else:
+            buf = bytearray()
+            write_integer(buf, stream_id, 7, 0x80)
+        if required > self._known_received:
+            self._known_received = required
+        if self._insert_count != self._known_received:
+            self._write_increment(buf)
         return bytes(buf)
 
     def _decode_lines(self, data: bytes, pos: int, required: int) -> tuple[Headers, int]:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Sequence
+from itertools import chain
 from typing import Final, cast, final
 
 from .._buffer import BufferReadError
@@ -70,6 +71,10 @@ _HISTORY_ENTRIES: Final = 512
 # every request); the cache is emptied when it would hold more than this many bytes
 _CACHE_BUDGET: Final = 256 * 1024
 _CACHE_ENTRIES: Final = 2048
+# whole encoded sections whose every line is stable (see Encoder.encode), at most this many
+# (then emptied), of at most this many bytes of names and values each
+_SECTION_CACHE_ENTRIES: Final = 256
+_SECTION_CACHE_SECTION: Final = 4096
 
 
 def _static_line(index: int) -> bytes:
@@ -119,6 +124,7 @@ class Encoder:
         "_name_index",
         "_never_indexed",
         "_refs",
+        "_section_cache",
         "_sections",
         "_settings_applied",
         "_size",
@@ -160,6 +166,14 @@ class Encoder:
         self._literal_cache: dict[tuple[bytes, bytes], bytes] = {}
         self._literal_cache_bytes = 0
         self._decoder_buffer = bytearray()
+        # field lines -> (insert count, field section, dynamic references, Required Insert
+        # Count): sections made of static lines and acknowledged, undrained dynamic references
+        # only.  Such a section encodes to the same bytes and references again as long as no
+        # entry was inserted since (inserting is the only way the table, the newest entry per
+        # field or the draining zone change; the Known Received Count only grows).
+        self._section_cache: dict[
+            tuple[tuple[bytes, bytes], ...], tuple[int, bytes, tuple[int, ...], int]
+        ] = {}
 
     def apply_settings(self, max_table_capacity: int, blocked_streams: int) -> bytes:
         """Adopt the peer decoder's QPACK settings; call once, when its SETTINGS arrive.
@@ -177,6 +191,7 @@ class Encoder:
         if max_table_capacity < 0 or blocked_streams < 0:
             raise ValueError("QPACK settings must not be negative")
         self._settings_applied = True
+        self._section_cache.clear()
         self._max_entries = max_table_capacity // 32
         self._blocked_limit = blocked_streams
         capacity = min(max_table_capacity, self._capacity_limit)
@@ -200,12 +215,32 @@ class Encoder:
         """
         if stream_id < 0:
             raise ValueError("stream_id must not be negative")
+        try:
+            key: tuple[tuple[bytes, bytes], ...] | None = tuple(headers)
+            cached = self._section_cache.get(key)  # type: ignore[arg-type]
+        except (TypeError, ValueError):  # unhashable parts: encoded, not remembered
+            key = cached = None
+        if cached is not None and cached[0] == self._insert_count:
+            _, remembered, cached_refs, required = cached
+            if cached_refs:
+                counts = self._refs
+                for absolute in cached_refs:
+                    counts[absolute] = counts.get(absolute, 0) + 1
+                sections = self._sections.get(stream_id)
+                if sections is None:
+                    self._sections[stream_id] = deque(((required, cached_refs),))
+                else:
+                    sections.append((required, cached_refs))
+            return b"", remembered
         encoder_stream = bytearray()
         parts: list[_Part] = []
         refs: list[int] = []
         dynamic = self._capacity > 0
         never_indexed = self._never_indexed
         can_block = stream_id in self._blocking or len(self._blocking) < self._blocked_limit
+        # whether every line is static or an acknowledged, undrained dynamic reference (or,
+        # with the table unused, a literal that may be kept): then the section is remembered
+        stable = key is not None
         for name, value in headers:
             static_index = STATIC_FIELD_INDEX.get((name, value))
             if static_index is not None:
@@ -218,11 +253,25 @@ class Encoder:
                 part = self._plan_dynamic(name, value, can_block, encoder_stream, refs)
                 if part is not None:
                     parts.append(part)
+                    if stable and (
+                        type(part) is not int
+                        or part >= self._known_received
+                        or part < self._draining
+                    ):
+                        stable = False
                     continue
+                stable = False
+            elif never:
+                stable = False  # credentials are not kept around
             parts.append(self._literal(name, value, never))
+        if stable and encoder_stream:
+            stable = False
         if not refs:
             # no dynamic references: every part is pre-encoded bytes
-            return bytes(encoder_stream), b"\x00\x00" + b"".join(cast(list[bytes], parts))
+            static_section = b"\x00\x00" + b"".join(cast(list[bytes], parts))
+            if stable:
+                self._remember_section(key, static_section, (), 0)
+            return bytes(encoder_stream), static_section
         required = max(refs) + 1
         section = bytearray()
         write_section_prefix(section, required, required, self._max_entries)
@@ -237,10 +286,29 @@ class Encoder:
                 write_literal_dynamic_name(
                     section, base_minus_one - absolute, value, huffman=self._huffman
                 )
-        self._sections.setdefault(stream_id, deque()).append((required, tuple(refs)))
+        section_refs = tuple(refs)
+        self._sections.setdefault(stream_id, deque()).append((required, section_refs))
         if required > self._known_received and required > self._blocking.get(stream_id, 0):
             self._blocking[stream_id] = required
-        return bytes(encoder_stream), bytes(section)
+        encoded = bytes(section)
+        if stable:
+            self._remember_section(key, encoded, section_refs, required)
+        return bytes(encoder_stream), encoded
+
+    def _remember_section(
+        self,
+        key: tuple[tuple[bytes, bytes], ...] | None,
+        section: bytes,
+        refs: tuple[int, ...],
+        required: int,
+    ) -> None:
+        assert key is not None
+        if sum(map(len, chain.from_iterable(key))) > _SECTION_CACHE_SECTION:
+            return
+        cache = self._section_cache
+        if len(cache) >= _SECTION_CACHE_ENTRIES:
+            cache.clear()
+        cache[key] = (self._insert_count, section, refs, required)
 
     def _plan_dynamic(
         self,
@@ -404,18 +472,26 @@ class Encoder:
             DecoderStreamError: an instruction is invalid.
         """
         buf = self._decoder_buffer
-        buf += data
+        if buf:
+            buf += data
+            source: bytes | bytearray = buf
+        else:
+            source = data  # parsed in place; only a partial instruction is kept
         pos = 0
         try:
-            end = len(buf)
+            end = len(source)
             while pos < end:
-                first = buf[pos]
+                first = source[pos]
                 try:
                     if first & 0x80:
-                        stream_id, pos = decode_integer(buf, pos, 7)
+                        if first != 0xFF:  # a Section Acknowledgment for a stream below 127
+                            pos += 1
+                            self._section_acknowledged(first & 0x7F)
+                            continue
+                        stream_id, pos = decode_integer(source, pos, 7)
                         self._section_acknowledged(stream_id)
                         continue
-                    value, pos = decode_integer(buf, pos, 6)
+                    value, pos = decode_integer(source, pos, 6)
                 except BufferReadError:
                     break
                 if first & 0x40:
@@ -425,7 +501,10 @@ class Encoder:
         except EncodingError as exc:
             raise DecoderStreamError(str(exc)) from exc
         finally:
-            del buf[:pos]
+            if source is buf:
+                del buf[:pos]
+            elif pos < len(source):
+                buf += source[pos:]
 
     def _section_acknowledged(self, stream_id: int) -> None:
         sections = self._sections.get(stream_id)
@@ -435,7 +514,13 @@ class Encoder:
         required, refs = sections.popleft()
         if not sections:
             del self._sections[stream_id]
-        self._release(refs)
+        counts = self._refs
+        for absolute in refs:
+            remaining = counts[absolute] - 1
+            if remaining:
+                counts[absolute] = remaining
+            else:
+                del counts[absolute]
         if required > self._known_received:
             self._known_received = required
             self._prune_blocking()

@@ -80,8 +80,14 @@ def write_integer(buf: bytearray, value: int, prefix_bits: int, flags: int = 0) 
     if value < mask:
         buf.append(flags | value)
         return
-    buf.append(flags | mask)
     value -= mask
+    if value < 0x4000:  # one or two continuation bytes: no loop
+        if value < 0x80:
+            buf += bytes((flags | mask, value))
+        else:
+            buf += bytes((flags | mask, (value & 0x7F) | 0x80, value >> 7))
+        return
+    buf.append(flags | mask)
     while value >= 0x80:
         buf.append((value & 0x7F) | 0x80)
         value >>= 7
@@ -110,6 +116,13 @@ def decode_integer(data: Buffer, pos: int, prefix_bits: int) -> tuple[int, int]:
     pos += 1
     if value < mask:
         return value, pos
+    if pos + 1 < end:  # one or two continuation bytes: no loop
+        byte = data[pos]
+        if byte < 0x80:
+            return value + byte, pos + 1
+        second = data[pos + 1]
+        if second < 0x80:
+            return value + (byte & 0x7F) + (second << 7), pos + 2
     shift = 0
     while True:
         if pos >= end:
