@@ -258,6 +258,30 @@ async def test_open_quic_connection(fake_net, ca, server_cert, autojump_clock) -
         nursery.cancel_scope.cancel()
 
 
+async def test_open_quic_connection_endpoints_share_the_configuration_setup(
+    fake_net, ca, server_cert, autojump_clock
+) -> None:
+    # One endpoint per connection: the configuration each runs with (and so its TLS setup
+    # and other per-configuration caches) is derived once, until the base changes.
+    config = client_configuration(ca, server_name="localhost")
+    used: list[object] = []
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(
+            serve_quic, _echo_handler, "127.0.0.1", 0, server_configuration(server_cert)
+        )
+        for step in range(3):
+            if step == 2:
+                config.idle_timeout = 20.0  # a change: what was derived from it goes
+            async with trio_zttp.open_quic_connection(
+                server.local_address, config, connection_factory=ENGINE
+            ) as connection:
+                used.append(connection.configuration)
+                assert connection.configuration.idle_timeout == config.idle_timeout
+        nursery.cancel_scope.cancel()
+    assert used[0] is used[1]
+    assert used[2] is not used[1]
+
+
 async def test_endpoint_roles_and_configurations_are_checked(fake_net, ca, server_cert) -> None:
     client = client_configuration(ca)
     server = server_configuration(server_cert)

@@ -36,7 +36,7 @@ import math
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Final, Literal, NoReturn, final
+from typing import Any, Final, Literal, NoReturn, final
 
 import attrs
 import trio
@@ -610,6 +610,23 @@ def _split_configurations(
     return client, server
 
 
+def _endpoint_configuration(base: Configuration, key: bytes, *, share: bool) -> Configuration:
+    """``base`` as an endpoint runs it (its own flow-control crediting and Retry decisions,
+    the endpoint's reset key), made once per base and key: the TLS setup and other caches of
+    a configuration are built once, however many endpoints use it."""
+
+    def derive() -> Configuration:
+        changes: dict[str, Any] = {"consume_on_delivery": False, "stateless_reset_key": key}
+        if not base.is_client:
+            changes["retry"] = False  # the endpoint decides on Retry
+        return attrs.evolve(base, **changes)
+
+    if not share:
+        return derive()  # a key given to this endpoint alone: nothing to share
+    derived: Configuration = base.shared(f"endpoint configuration {key.hex()}", derive)
+    return derived
+
+
 @asynccontextmanager
 async def open_quic_endpoint(
     local_address: tuple[str, int],
@@ -662,13 +679,15 @@ async def open_quic_endpoint(
         if key is None and candidate is not None:
             key = candidate.stateless_reset_key
     if key is None:
-        key = configuration.random_bytes(32)
+        # one per configuration, not per endpoint: endpoints opened one per connection
+        # (open_quic_connection) then share the derived configuration below and its caches
+        key = configuration.shared("endpoint stateless reset key",
+                                   lambda: configuration.random_bytes(32))
+    share = stateless_reset_key is None
     if client is not None:
-        client = attrs.evolve(client, consume_on_delivery=False, stateless_reset_key=key)
+        client = _endpoint_configuration(client, key, share=share)
     if server is not None:
-        server = attrs.evolve(
-            server, consume_on_delivery=False, stateless_reset_key=key, retry=False
-        )
+        server = _endpoint_configuration(server, key, share=share)
     factory = connection_factory if connection_factory is not None else (
         default_connection_factory()
     )

@@ -19,7 +19,16 @@ def _random_bytes_default() -> Callable[[int], bytes]:
     return _defaults.random_bytes
 
 
-@attrs.define(kw_only=True)
+def _forget_derived(instance: Configuration, attribute: Any, value: Any) -> Any:
+    """Changing a field drops what was built from the old values (``shared``)."""
+    cache = getattr(instance, "_cache", None)
+    if cache:
+        cache.clear()
+    return value
+
+
+@attrs.define(kw_only=True, on_setattr=[attrs.setters.convert, attrs.setters.validate,
+                                        _forget_derived])
 class Configuration:
     """Everything a :class:`~trio_zttp.quic.Connection` needs to know before it starts.
 
@@ -154,7 +163,8 @@ class Configuration:
             raise ValueError("congestion_control must be 'cubic' or 'newreno'")
 
     def shared(self, name: str, factory: Callable[[], Any]) -> Any:
-        """A per-configuration object built once (TLS configuration, token keys ...)."""
+        """A per-configuration object built once (TLS configuration, token keys ...); setting
+        any field drops them all, so they never outlive the values they were built from."""
         value = self._cache.get(name)
         if value is None:
             value = self._cache[name] = factory()
