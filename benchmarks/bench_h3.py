@@ -11,7 +11,11 @@ Printed as a table with ratios to aioquic, never asserted (see benchmarks/README
    the response), and, on a row of its own, the closing period each side then waits
    (3 PTO in both libraries, RFC 9000 §10.2: a timer, not work, so not in the rate);
 4. HTTP datagram round trips per second (100 bytes, one in flight) on an extended-CONNECT
-   ``echo`` stream, for ``--seconds``.
+   ``echo`` stream, for ``--seconds``;
+5. the event loops' floor, no goal: plain UDP round trips (100 bytes) from a trio task and
+   from an asyncio datagram protocol to one blocking-socket echo process.  A latency-bound
+   row cannot beat its loop's floor, and the datagram row's ratio is bounded by the two
+   floors plus each stack's processing.
 
 Servers are the interop peers (``tests/interop/peers``) in their own processes; clients run
 in this process (trio for ours, asyncio for aioquic).  Issue 7's goals: at least 2x aioquic
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
@@ -240,6 +245,67 @@ async def _aio_datagrams(port: int, cafile: str, seconds: float) -> float:
     return result
 
 
+# -- the event loops' floor: UDP round trips with no QUIC at all ---------------------------------
+
+_ECHO = (
+    "import socket, sys\n"
+    "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', 0))\n"
+    "print(s.getsockname()[1], flush=True)\n"
+    "while True:\n"
+    "    data, addr = s.recvfrom(2048); s.sendto(data, addr)\n"
+)
+
+
+def _start_udp_echo() -> tuple[subprocess.Popen[str], int]:
+    """A plain blocking-socket UDP echo in its own process (the same for both loops)."""
+    echo = subprocess.Popen([sys.executable, "-c", _ECHO], stdout=subprocess.PIPE, text=True)
+    assert echo.stdout is not None
+    return echo, int(echo.stdout.readline())
+
+
+async def _trio_udp_floor(port: int, _cafile: str, seconds: float) -> float:
+    """What a trio task pays per UDP round trip: wait_readable, recvfrom, sendto."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    sock.bind(("127.0.0.1", 0))
+    payload, rounds = bytes(SMALL), 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        sock.sendto(payload, ("127.0.0.1", port))
+        await trio.lowlevel.wait_readable(sock)
+        sock.recvfrom(2048)
+        rounds += 1
+    elapsed = time.perf_counter() - started
+    sock.close()
+    return rounds / elapsed
+
+
+class _AioUdp(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.waiter: asyncio.Future[bytes] | None = None
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(data)
+
+
+async def _asyncio_udp_floor(port: int, _cafile: str, seconds: float) -> float:
+    """The same with asyncio's datagram protocol, as aioquic uses it."""
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.create_datagram_endpoint(
+        _AioUdp, local_addr=("127.0.0.1", 0))
+    payload, rounds = bytes(SMALL), 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        protocol.waiter = loop.create_future()
+        transport.sendto(payload, ("127.0.0.1", port))
+        await protocol.waiter
+        rounds += 1
+    elapsed = time.perf_counter() - started
+    transport.close()
+    return rounds / elapsed
+
+
 # -- ngtcp2 --------------------------------------------------------------------------------------
 
 
@@ -308,6 +374,19 @@ def main() -> None:
                 continue
             rows[name] = {"ours": ours_value, "aioquic": aio_value, "ngtcp2": None}
             goals[name] = goal
+        print("... UDP round trips without QUIC", file=sys.stderr, flush=True)
+        echo, echo_port = _start_udp_echo()
+        try:
+            floor = "  UDP round trips/s, no QUIC (trio | asyncio)"
+            rows[floor] = {
+                "ours": trio.run(_trio_udp_floor, echo_port, cafile, args.seconds),
+                "aioquic": asyncio.run(_asyncio_udp_floor(echo_port, cafile, args.seconds)),
+                "ngtcp2": None,
+            }
+            goals[floor] = None
+        finally:
+            echo.kill()
+            echo.wait()
         print("... ngtcp2 download", file=sys.stderr, flush=True)
         rows[measures[0][0]]["ngtcp2"] = _ngtcp2_bulk(session, certs, size, tmp)
     shutil.rmtree(tmp, ignore_errors=True)
