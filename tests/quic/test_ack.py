@@ -8,6 +8,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from trio_zttp._buffer import encode_varint
 from trio_zttp._tls.suites import Epoch
 from trio_zttp.quic._ack import on_app_ack_frame
 from trio_zttp.quic._congestion import make_congestion_controller
@@ -15,6 +16,7 @@ from trio_zttp.quic._ecn import EcnValidator
 from trio_zttp.quic._errors import FrameEncodingError, ProtocolViolation
 from trio_zttp.quic._frame_codec import parse_ack, write_ack_frame
 from trio_zttp.quic._recovery import LossRecovery, SentPacket
+from trio_zttp.quic._sender import _varint
 
 APP = Epoch.ONE_RTT
 EXPONENT = 3
@@ -211,3 +213,7 @@ def test_ack_fast_path_agreement_test_settles_packets() -> None:
     test_ack_fast_path_agrees_with_general_path()
     assert sum(SETTLED) > 2 * len(SETTLED)
 
+
+@given(st.integers(0, 2**62 - 1))
+def test_ack_sender_varint_matches_encode_varint(value: int) -> None:
+    assert _varint(value) == encode_varint(value)
