@@ -181,11 +181,22 @@ def parse_stream(buf: _Buf, pos: int, frame_type: int) -> tuple[int, int, _Buf, 
         if first < 0x40:
             stream_id = first
             pos += 1
+        elif first < 0x80:
+            stream_id = (first & 0x3F) << 8 | buf[pos + 1]
+            pos += 2
         else:
             stream_id, pos = decode_varint(buf, pos)
         offset = 0
         if frame_type & 0x04:
-            offset, pos = decode_varint(buf, pos)
+            first = buf[pos]
+            if first < 0x40:
+                offset = first
+                pos += 1
+            elif first < 0x80:
+                offset = (first & 0x3F) << 8 | buf[pos + 1]
+                pos += 2
+            else:
+                offset, pos = decode_varint(buf, pos)
         if frame_type & 0x02:
             first = buf[pos]
             if first < 0x40:

@@ -200,7 +200,7 @@ def _has_app_control(conn: Connection, path: Path) -> bool:
         or conn._new_cids or conn._peer_cids.pending_retire
         or conn._new_token_pending is not None or path.challenge_pending
         or (conn._paths.responses and any(p is path for p, _ in conn._paths.responses))
-        or crypto._sent_end < len(crypto._data) or crypto._pending
+        or crypto._sent_end < len(crypto._data) or crypto._pending._bounds
     )
 
 
