@@ -205,6 +205,9 @@ def on_app_ack_frame(
             if byte < 0x40:
                 ect0 = byte
                 pos += 1
+            elif byte < 0x80:  # ECT(0) counts pass 63 after 64 marked packets
+                ect0 = (byte & 0x3F) << 8 | buf[pos + 1]
+                pos += 2
             else:
                 ect0, pos = decode_varint(buf, pos)
             byte = buf[pos]
