@@ -246,3 +246,28 @@ def test_hostile_initial_violations(payload: bytes, code: int) -> None:
     end = server.next_event()
     assert isinstance(end, quic.ConnectionTerminated)
     assert end.error_code == code
+
+
+def _wide(value: int, width: int) -> bytes:
+    """A varint on ``width`` bytes (longer than needed is allowed, RFC 9000 §16)."""
+    return (value | {1: 0, 2: 1, 4: 2, 8: 3}[width] << (8 * width - 2)).to_bytes(width)
+
+
+@pytest.mark.parametrize("width", [1, 2, 4, 8])
+@pytest.mark.parametrize("size", [0, 1, 63, 64, 1000])
+def test_hostile_datagram_length_in_every_varint_width(width: int, size: int) -> None:
+    if size >= 64 and width == 1:
+        return
+    data = bytes(range(256)) * 4
+    frame = b"\x31" + _wide(size, width) + data[:size]
+    pair, forger = _live_pair(max_datagram_frame_size=65536)
+    _inject(pair, forger, frame + b"\x01")  # a PING after it
+    assert _server_close(pair) is None
+    received = events_named(pair.server_events, "DatagramFrameReceived")
+    assert [event.data for event in received] == [data[:size]]  # type: ignore[attr-defined]
+    if len(frame) > 4:
+        # one byte short: the Length runs past the packet (not padded up to 4 bytes)
+        pair, forger = _live_pair(max_datagram_frame_size=65536)
+        _inject(pair, forger, frame[:-1])
+        end = _server_close(pair)
+        assert end is not None and end.error_code == E.FRAME_ENCODING_ERROR  # type: ignore

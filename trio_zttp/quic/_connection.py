@@ -594,7 +594,20 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
 
     def _on_datagram(self, view: memoryview, pos: int, frame_type: int, now: float) -> int:
         start = pos - 1
-        data, pos = parse_datagram(view, pos, frame_type)
+        byte = view[pos] if frame_type & 0x01 and pos + 1 < len(view) else 0xFF
+        if byte < 0x40:
+            # parse_datagram for a Length of one or two bytes, inline
+            end = pos + 1 + byte
+            if end > len(view):
+                raise FrameEncodingError("DATAGRAM data past the end", frame_type=frame_type)
+            data, pos = view[pos + 1:end], end
+        elif byte < 0x80:
+            end = pos + 2 + ((byte & 0x3F) << 8 | view[pos + 1])
+            if end > len(view):
+                raise FrameEncodingError("DATAGRAM data past the end", frame_type=frame_type)
+            data, pos = view[pos + 2:end], end
+        else:
+            data, pos = parse_datagram(view, pos, frame_type)
         limit = self._config.max_datagram_frame_size
         if not limit:
             raise ProtocolViolation("DATAGRAM frames were not negotiated", frame_type=frame_type)

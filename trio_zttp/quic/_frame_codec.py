@@ -2,24 +2,11 @@
 
 Two levels:
 
-* **Hot path**, no object per frame.  The parsers take the payload and the position just
-  after the frame type and return plain tuples ending with the new position; the writers
-  append straight to a ``bytearray``.  A connection's receive loop looks like::
-
-      view = memoryview(plaintext)          # data slices come back as zero-copy views
-      pos, end = 0, len(view)
-      while pos < end:
-          frame_type, pos = read_frame_type(view, pos)
-          check_frame_allowed(frame_type, epoch)
-          if 0x08 <= frame_type <= 0x0F:
-              stream_id, offset, data, fin, pos = parse_stream(view, pos, frame_type)
-          elif frame_type == 0x00:
-              pos = skip_padding(view, pos)
-          elif frame_type in (0x02, 0x03):
-              ranges, ack_delay, ecn_counts, pos = parse_ack(view, pos, frame_type)
-          ...
-          else:
-              frame, pos = decode_frame_body(view, pos, frame_type)
+* **Hot path**, no object per frame.  The parsers (:func:`parse_stream`, :func:`parse_ack`,
+  :func:`parse_crypto`, :func:`parse_datagram`, :func:`skip_padding`) take the payload and the
+  position just after the frame type and return plain tuples ending with the new position
+  (data slices are zero-copy views of a ``memoryview`` payload); :func:`decode_frame_body`
+  takes any other frame; the writers append straight to a ``bytearray``.
 
 * **Generic**: :func:`decode_frame` / :func:`decode_frames` build the value classes of
   :mod:`._frames` (on top of the hot-path parsers), :func:`encode_frame` writes any of them
@@ -181,11 +168,22 @@ def parse_stream(buf: _Buf, pos: int, frame_type: int) -> tuple[int, int, _Buf, 
         if first < 0x40:
             stream_id = first
             pos += 1
+        elif first < 0x80:
+            stream_id = (first & 0x3F) << 8 | buf[pos + 1]
+            pos += 2
         else:
             stream_id, pos = decode_varint(buf, pos)
         offset = 0
         if frame_type & 0x04:
-            offset, pos = decode_varint(buf, pos)
+            first = buf[pos]
+            if first < 0x40:
+                offset = first
+                pos += 1
+            elif first < 0x80:
+                offset = (first & 0x3F) << 8 | buf[pos + 1]
+                pos += 2
+            else:
+                offset, pos = decode_varint(buf, pos)
         if frame_type & 0x02:
             first = buf[pos]
             if first < 0x40:

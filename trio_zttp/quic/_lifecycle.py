@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from .._buffer import encode_varint
 from .._tls.suites import Epoch
+from ._ack import on_app_ack_frame
 from ._congestion import make_congestion_controller
 from ._conn_base import ConnectionBase, State
 from ._crypto import PacketOpener
@@ -299,13 +300,21 @@ class LifecycleMixin(ConnectionBase):
     # -- acknowledgements ----------------------------------------------------------------------
     def _on_ack(self, view: memoryview, pos: int, frame_type: int, now: float) -> int:
         """The ACK / ACK_ECN frame handler (the receive loop's table points here)."""
-        ranges, delay, ecn, pos = parse_ack(view, pos, frame_type)
-        epoch = self._rx_epoch
-        ack_delay = (delay << self._peer_ack_delay_exponent) / 1_000_000
         recovery = self._recovery
-        result = recovery.on_ack_received(epoch, ranges, ack_delay, now, ecn)
+        epoch = self._rx_epoch
+        fast = None
+        if epoch is _ONE_RTT:
+            # a single range (the usual 1-RTT ACK): parsed and processed in one call
+            fast = on_app_ack_frame(recovery, view, pos, frame_type,
+                                    self._peer_ack_delay_exponent, now)
+        if fast is None:
+            ranges, delay, ecn, pos = parse_ack(view, pos, frame_type)
+            acked, lost, rtt_sample = recovery.on_ack_received(
+                epoch, ranges, (delay << self._peer_ack_delay_exponent) / 1_000_000, now, ecn)
+        else:
+            acked, lost, rtt_sample, pos = fast
         streams = self._streams
-        for packet in result.acked:
+        for packet in acked:
             for record in packet.frames:
                 kind = record[0]
                 if kind == F_STREAM:
@@ -335,12 +344,12 @@ class LifecycleMixin(ConnectionBase):
                 elif kind == F_PING:
                     for uid in record[1]:
                         self._events.append(PingAcknowledged(uid=uid))
-        for packet in result.lost:
+        for packet in lost:
             self._stats_packets_lost += 1
             self._on_records_lost(packet.frames, packet.epoch)
             if self._qlog is not None:
                 self._qlog_lost(now, packet.epoch, packet.packet_number, "reordering_threshold")
-        if result.rtt_sample:
+        if rtt_sample:
             # 3 * recovery.pto_duration(), inline
             rtt = recovery.rtt
             var = 4 * rtt.rttvar

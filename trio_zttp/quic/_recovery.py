@@ -34,14 +34,13 @@ duration. RFC 9002 §7.6.2 allows using just the acknowledged space.
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from typing import Any, Final, NamedTuple, final
 
 from .._tls.suites import Epoch
+from ._ack import AckResult, on_ack_received
 from ._congestion import CongestionController, NewReno, Pacer
 from ._ecn import EcnValidator
-from ._errors import ProtocolViolation
 
 __all__ = [
     "K_GRANULARITY",
@@ -63,19 +62,12 @@ K_GRANULARITY: Final = 0.001
 K_INITIAL_RTT: Final = 0.333
 K_PERSISTENT_CONGESTION_THRESHOLD: Final = 3
 DEFAULT_MAX_ACK_DELAY: Final = 0.025
-_ACK_FRAME_TYPE: Final = 0x02
 # enum members bound once (a class attribute lookup on an enum is slow)
 _INITIAL: Final = Epoch.INITIAL
 _HANDSHAKE: Final = Epoch.HANDSHAKE
 _ZERO_RTT: Final = Epoch.ZERO_RTT
 _ONE_RTT: Final = Epoch.ONE_RTT
-# ECN counts are kept per packet-number space: Initial 0, Handshake 1, application 2
-_ECN_SPACE: Final = {_INITIAL: 0, _ZERO_RTT: 2, _HANDSHAKE: 1, _ONE_RTT: 2}
 
-
-
-def _negated_top(ack_range: tuple[int, int]) -> int:
-    return -ack_range[1]
 
 
 @final
@@ -252,17 +244,6 @@ class PacketSpace:
         self.ecn_ce_count = 0
 
 
-class AckResult(NamedTuple):
-    """What one ACK frame settled."""
-
-    acked: list[SentPacket]
-    """Packets newly acknowledged, in packet-number order."""
-    lost: list[SentPacket]
-    """Packets declared lost by this ACK, in packet-number order."""
-    rtt_sample: bool
-    """Whether the ACK produced an RTT sample."""
-
-
 class TimeoutResult(NamedTuple):
     """What to do when the loss detection timer fires."""
 
@@ -275,8 +256,6 @@ class TimeoutResult(NamedTuple):
 
 
 _NOTHING: Final = TimeoutResult([], None, 0)
-# builds a NamedTuple without its Python-level __new__ (the ACK hot path)
-_ack_result: Final = tuple.__new__
 
 
 @final
@@ -511,98 +490,7 @@ class LossRecovery:
         Raises:
             ProtocolViolation: the frame acknowledges a packet number never sent.
         """
-        space = self._spaces[epoch]
-        largest = ack_ranges[0][1]
-        if space.largest_sent is None or largest > space.largest_sent:
-            raise ProtocolViolation(
-                "ACK for a packet that was not sent", frame_type=_ACK_FRAME_TYPE
-            )
-        if space.largest_acked is None or largest > space.largest_acked:
-            space.largest_acked = largest
-        if epoch == _HANDSHAKE:
-            self._peer_validated = True
-
-        sent = space.sent_packets
-        acked: list[SentPacket] = []
-        if sent and len(ack_ranges) == 1:
-            lo = ack_ranges[0][0]  # one range (the usual ACK)
-            for pn, packet in sent.items():
-                if pn > largest:
-                    break
-                if pn >= lo:
-                    acked.append(packet)
-        elif sent:
-            # the lowest range reaching the oldest unacknowledged packet (ranges descend)
-            k = 0
-            if len(ack_ranges) > 1:
-                k = bisect_right(ack_ranges, -next(iter(sent)), key=_negated_top) - 1
-                if k < 0:
-                    k = 0
-            lo, hi = ack_ranges[k]
-            for pn, packet in sent.items():
-                if pn > largest:
-                    break
-                while pn > hi:
-                    k -= 1
-                    lo, hi = ack_ranges[k]
-                if pn >= lo:
-                    acked.append(packet)
-        if not acked:
-            return _ack_result(AckResult, (acked, [], False))
-        ack_eliciting = False
-        for packet in acked:
-            del sent[packet.packet_number]
-            if packet.ack_eliciting:
-                ack_eliciting = True
-                if packet.in_flight:
-                    space.ack_eliciting_in_flight -= 1
-
-        newest = acked[-1]
-        rtt_sample = ack_eliciting and newest.packet_number == largest
-        rtt = self.rtt
-        if rtt_sample:
-            latest_rtt = now - newest.sent_time
-            if rtt.first_sample_time is None:
-                rtt.update(latest_rtt, 0.0 if epoch == _INITIAL else ack_delay, now,
-                           self._handshake_confirmed)
-            else:
-                # RttEstimator.update after the first sample, inline
-                rtt.latest_rtt = latest_rtt
-                min_rtt = rtt.min_rtt
-                if latest_rtt < min_rtt:
-                    rtt.min_rtt = min_rtt = latest_rtt
-                if epoch == _INITIAL:
-                    ack_delay = 0.0
-                elif self._handshake_confirmed and ack_delay > rtt.max_ack_delay:
-                    ack_delay = rtt.max_ack_delay
-                adjusted = latest_rtt
-                if latest_rtt >= min_rtt + ack_delay:
-                    adjusted = latest_rtt - ack_delay
-                smoothed = rtt.smoothed_rtt
-                rtt.rttvar = 0.75 * rtt.rttvar + 0.25 * abs(smoothed - adjusted)
-                rtt.smoothed_rtt = 0.875 * smoothed + 0.125 * adjusted
-        congestion = self.congestion
-        ecn = self.ecn
-        if ecn is None:
-            if ecn_counts is not None and ecn_counts[2] > space.ecn_ce_count:
-                space.ecn_ce_count = ecn_counts[2]
-                congestion.on_ecn_ce(newest.sent_time, now)
-        elif newest.packet_number == largest and ecn.active and \
-                ecn.on_ack(_ECN_SPACE[epoch], acked, ecn_counts):
-            congestion.on_ecn_ce(newest.sent_time, now)  # RFC 9002 §B.7
-
-        if sent and next(iter(sent)) <= space.largest_acked:
-            lost = self._detect_lost(space, now)
-        else:
-            space.loss_time = None  # nothing up to the largest acknowledged is left
-            lost = []
-        congestion.on_packets_acked(acked, now, rtt.smoothed_rtt)
-        if self._peer_validated:
-            self.pto_count = 0
-        self._timer_now = now  # _set_timer
-        if self.pacer is not None:
-            self.pacer.update_rate(congestion.congestion_window, rtt.smoothed_rtt)
-        return _ack_result(AckResult, (acked, lost, rtt_sample))
+        return on_ack_received(self, epoch, ack_ranges, ack_delay, now, ecn_counts)
 
     def _detect_lost(self, space: PacketSpace, now: float) -> list[SentPacket]:
         """DetectAndRemoveLostPackets plus OnPacketsLost (Appendix A.10, B.8)."""

@@ -209,7 +209,8 @@ class RecvStream:
             FlowControlError: beyond the stream's or the connection's advertised limit.
         """
         end = offset + len(data)
-        if offset != self._read_offset or self._buf or self._ranges or not data \
+        # (RangeSet truthiness read from its bounds list: no __bool__ call on the hot path)
+        if offset != self._read_offset or self._buf or self._ranges._bounds or not data \
                 or self._fin_offset is not None or self._stopped or end < self._highest:
             return None
         # nothing buffered and no final size: only an empty frame can have reached beyond the
@@ -237,7 +238,9 @@ class RecvStream:
             FlowControlError: beyond the stream's or the connection's advertised limit.
         """
         end = offset + len(data)
-        if offset != self._read_offset or self._buf or self._ranges or end < self._highest \
+        # (RangeSet truthiness read from its bounds list: no __bool__ call on the hot path)
+        if offset != self._read_offset or self._buf or self._ranges._bounds \
+                or end < self._highest \
                 or self._fin_offset is not None or self._stopped or self._state is not _RECV:
             return None
         if end > self._highest:

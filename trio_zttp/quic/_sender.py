@@ -69,10 +69,21 @@ _LONG_TYPES: Final = {_INITIAL: PacketType.INITIAL, _HANDSHAKE: PacketType.HANDS
 
 
 _PN_MASKS: Final = (0, 0xFF, 0xFFFF, 0xFFFFFF, 0xFFFFFFFF)
+# the one-byte varints (values below 64)
+_BYTE: Final = tuple(bytes((value,)) for value in range(0x40))
 # first byte of a short header by key phase and packet-number length (fixed bit set)
 _SHORT_FIRST: Final = tuple(
     (b"",) + tuple(bytes((0x40 | phase << 2 | (n - 1),)) for n in range(1, 5)) for phase in (0, 1)
 )
+
+
+def _varint(value: int) -> bytes:
+    """:func:`encode_varint` for a non-negative value, one and two bytes without a call."""
+    if value < 0x40:
+        return _BYTE[value]
+    if value < 0x4000:
+        return (value | 0x4000).to_bytes(2)
+    return encode_varint(value)
 
 
 class _Packet:
@@ -189,7 +200,7 @@ def _has_app_control(conn: Connection, path: Path) -> bool:
         or conn._new_cids or conn._peer_cids.pending_retire
         or conn._new_token_pending is not None or path.challenge_pending
         or (conn._paths.responses and any(p is path for p, _ in conn._paths.responses))
-        or crypto._sent_end < len(crypto._data) or crypto._pending
+        or crypto._sent_end < len(crypto._data) or crypto._pending._bounds
     )
 
 
@@ -266,7 +277,8 @@ def _write_datagrams(conn: Connection, payload: bytearray, records: list[Any],
     while queue:
         data = queue[0]
         n = len(data)
-        length = bytes((n,)) if n < 0x40 else encode_varint(n)
+        length = (_BYTE[n] if n < 0x40 else (n | 0x4000).to_bytes(2) if n < 0x4000
+                  else encode_varint(n))
         size = 1 + len(length) + n
         if len(payload) + size > limit:
             if not payload and size > limit:
@@ -463,18 +475,28 @@ def _build_short(conn: Connection, now: float, budget: int, can_elicit: bool) ->
     if space.ack_now or space.ack_eliciting_unacked > 0 or (
             space.ack_deadline is not None and space.ack_deadline <= now):
         bounds = space.received._bounds
-        if len(bounds) == 2 and space.ecn_received is None:
-            # the usual ACK, one range and no ECN counts: _write_ack and write_ack_frame inline
+        if len(bounds) == 2:
+            # the usual ACK, one range: _write_ack and write_ack_frame inline, the varints of
+            # one and two bytes too
             largest = bounds[1] - 1
             delay = int((now - space.largest_received_time) * 1_000_000) \
                 >> conn._ack_delay_exponent
             if delay < 0:
                 delay = 0
             first = largest - bounds[0]
-            payload += (b"\x02" + (bytes((largest,)) if largest < 0x40
-                                   else encode_varint(largest))
-                        + (bytes((delay,)) if delay < 0x40 else encode_varint(delay)) + b"\x00"
-                        + (bytes((first,)) if first < 0x40 else encode_varint(first)))
+            counts = space.ecn_received
+            payload += ((b"\x02" if counts is None else b"\x03")
+                        + (_BYTE[largest] if largest < 0x40 else
+                           (largest | 0x4000).to_bytes(2) if largest < 0x4000
+                           else encode_varint(largest))
+                        + (_BYTE[delay] if delay < 0x40 else
+                           (delay | 0x4000).to_bytes(2) if delay < 0x4000
+                           else encode_varint(delay))
+                        + b"\x00"
+                        + (_BYTE[first] if first < 0x40 else encode_varint(first)))
+            if counts is not None:
+                # ACK_ECN: ECT(0), ECT(1), CE
+                payload += (_varint(counts[2]) + _varint(counts[1]) + _varint(counts[3]))
             if len(payload) <= limit:
                 records.append((F_ACK, largest))
                 space.largest_ack_sent = largest

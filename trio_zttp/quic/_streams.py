@@ -234,7 +234,8 @@ class SendStream:
         """
         if self._state not in _SEND_ACTIVE:
             return False
-        if self._pending or (self._fin_lost and not self._fin_acked):
+        # RangeSet truthiness read from its bounds list (no __bool__ call on the hot path)
+        if self._pending._bounds or (self._fin_lost and not self._fin_acked):
             return True
         if self.write_offset > self._next_offset:
             if self._credit.available <= 0:
@@ -394,7 +395,7 @@ class SendStream:
             capacity = room - 2
         else:
             capacity = _data_capacity(room)
-        if self._pending or self._fin_lost or (state is not _SEND and state is not _READY):
+        if self._pending._bounds or self._fin_lost or (state is not _SEND and state is not _READY):
             # a retransmission, a lone FIN, or the end of the stream: the general way
             return self._write_frame_slow(buf, capacity, id_bytes)
         unsent = self._sealed_end + len(self._tail) - offset
@@ -471,12 +472,12 @@ class SendStream:
         end = offset + length
         prefix = self._acked_prefix
         if end > prefix:
-            if self._pending:
+            if self._pending._bounds:  # RangeSet truthiness without the call
                 self._pending.subtract(offset, end)
             acked = self._acked  # acknowledged ranges above the prefix only
             if offset <= prefix:
                 # the prefix grows (the usual case: ACKs arrive in order)
-                if acked:
+                if acked._bounds:
                     # it may reach ranges acknowledged out of order: take them in
                     acked.add(prefix, end)
                     end = acked.shift()[1]
