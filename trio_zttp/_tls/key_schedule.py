@@ -22,16 +22,11 @@ implements the HelloRetryRequest rewrite of ClientHello1 into ``message_hash``.
 from __future__ import annotations
 
 import hashlib
-import hmac
 from typing import Final, final
 
 from .messages import HandshakeType
 from .suites import CipherSuite, hash_length, hash_name, hkdf_expand_label, hkdf_extract
-
-try:  # hmac.digest's OpenSSL one-shot, without the Python wrapper in front of it
-    from _hashlib import hmac_digest as _hmac_digest
-except ImportError:  # pragma: no cover - CPython without OpenSSL
-    _hmac_digest = hmac.digest  # type: ignore[assignment]
+from .suites import hmac_digest as _hmac_digest
 
 __all__ = [
     "KeySchedule",

@@ -17,7 +17,11 @@ try:  # hmac.digest's OpenSSL one-shot, without the Python wrapper in front of i
 except ImportError:  # pragma: no cover - CPython without OpenSSL
     _hmac_digest = hmac.digest  # type: ignore[assignment]
 
+#: ``hmac.digest(key, message, hash_name)`` at its C cost (the hot-path spelling).
+hmac_digest: Final = _hmac_digest
+
 __all__ = [
+    "hmac_digest",
     "CipherSuite",
     "Epoch",
     "hash_algorithm",

@@ -11,6 +11,7 @@ import hmac
 from collections.abc import Callable
 from typing import final
 
+from .._tls.suites import hmac_digest
 from ._errors import ConnectionIdLimitError, ProtocolViolation
 
 __all__ = ["LocalConnectionIds", "PeerConnectionIds", "encode_stateless_reset",
@@ -25,7 +26,7 @@ MAX_PENDING_RETIRES = 64
 
 def stateless_reset_token(key: bytes, cid: bytes) -> bytes:
     """The stateless reset token for ``cid`` under the static ``key``."""
-    return hmac.digest(key, cid, "sha256")[:16]
+    return hmac_digest(key, cid, "sha256")[:16]
 
 
 def encode_stateless_reset(key: bytes, cid: bytes, trigger_length: int,

@@ -16,7 +16,6 @@ RFC 9001 §6.6; acting on the counts (key update, AEAD_LIMIT_REACHED) is the con
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Final, final
@@ -25,7 +24,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
-from .._tls.suites import CipherSuite, hash_length, hash_name, hkdf_extract
+from .._tls.suites import CipherSuite, hash_length, hash_name, hkdf_extract, hmac_digest
 from ._errors import QuicError
 from ._packet import decode_packet_number
 
@@ -114,7 +113,7 @@ def _expand_label(name: str, secret: bytes, label: bytes, length: int) -> bytes:
         full = b"tls13 " + label
         info = length.to_bytes(2) + bytes((len(full),)) + full + b"\x00\x01"
         _EXPAND_INFOS[(label, length)] = info
-    return hmac.digest(secret, info, name)[:length]
+    return hmac_digest(secret, info, name)[:length]
 
 
 def _labels(version: int) -> tuple[bytes, bytes, bytes, bytes]:
