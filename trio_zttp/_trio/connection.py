@@ -418,12 +418,8 @@ class QuicConnection(trio.abc.AsyncResource):
         """The engine has output: make sure it leaves soon (the driver flushes it, unless
         the calling task settles first)."""
         self._flush_pending = True
-        if self._driver_parked and not self._wake_pending:
-            self._wake_pending = True
-            try:
-                self._incoming_send.send_nowait(None)
-            except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
-                pass  # a full queue wakes the driver anyway; a finished driver needs no poke
+        if self._driver_parked:
+            self._wake()
 
     def _settle(self) -> None:
         """A user task is about to return or park: send what it (or a batch that woke it)
@@ -467,12 +463,13 @@ class QuicConnection(trio.abc.AsyncResource):
             scope.deadline = deadline
 
     def _wake(self) -> None:
+        """Queue a None for the driver (once until it runs)."""
         if not self._wake_pending:
             self._wake_pending = True
             try:
                 self._incoming_send.send_nowait(None)
             except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
-                pass
+                pass  # a full queue wakes the driver anyway; a finished driver needs no poke
 
     def _fail(self, exc: Exception) -> None:
         """The engine raised (a bug): end the connection as the driver would."""
