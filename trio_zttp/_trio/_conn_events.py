@@ -20,7 +20,7 @@ from ..quic._events import (
     StreamDataReceived,
     StreamReset,
 )
-from ._conn_types import DATAGRAM_QUEUE_SIZE, _Closed, _peer_certificate
+from ._conn_types import DATAGRAM_QUEUE_SIZE, _Closed, _peer_certificate, unpark
 from .stream import QuicReceiveStream, QuicStream, _StreamCore
 
 if TYPE_CHECKING:
@@ -53,8 +53,7 @@ def stream_for(self: QuicConnection, sid: int) -> _StreamCore | None:
         self._accept_bidi.append(bidi)
         stream = bidi
     self._streams[sid] = stream
-    if self._accept_lot:
-        self._accept_lot.unpark_all()
+    if unpark(self._accept_lot):
         self._woke = True
     return stream
 
@@ -76,8 +75,7 @@ def handle_events(self: QuicConnection) -> None:
                     self._datagram_frames_dropped += 1
                 else:
                     self._datagrams.append(data)
-                    if self._datagram_lot:
-                        self._datagram_lot.unpark_all()
+                    if unpark(self._datagram_lot):
                         self._woke = True
             case StreamReset(stream_id=sid, error_code=code):
                 stream = stream_for(self, sid)

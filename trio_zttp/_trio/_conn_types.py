@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final, Protocol, final
 
 import attrs
+import trio
 from cryptography import x509
 
 from ._engine import Address, Engine
@@ -14,7 +15,7 @@ from .errors import ConnectionClosedError
 if TYPE_CHECKING:
     from .connection import QuicConnection
 
-__all__ = ["DATAGRAM_QUEUE_SIZE", "QuicConnectionStatistics"]
+__all__ = ["DATAGRAM_QUEUE_SIZE", "QuicConnectionStatistics", "unpark"]
 
 DATAGRAM_QUEUE_SIZE: Final = 128
 """Received DATAGRAM frames kept until :meth:`QuicConnection.receive_datagram` takes them."""
@@ -90,3 +91,12 @@ class _Closed:
         )
         exc.__cause__ = cause
         return exc
+
+
+def unpark(lot: trio.lowlevel.ParkingLot) -> bool:
+    """Wake every task parked in ``lot``; whether there was any (a batch that woke a task
+    leaves its flush to it, see ``connection.py``)."""
+    if lot:
+        lot.unpark_all()
+        return True
+    return False

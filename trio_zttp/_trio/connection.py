@@ -120,8 +120,7 @@ class QuicConnection(trio.abc.AsyncResource):
         self._unsent: list[tuple[list[tuple[bytes, Address]], int]] = []  # batches, ECN
         self._wait_scope: trio.CancelScope | None = None
         self._wait_deadline = math.inf
-        self._fallback_armed = False  # the wait deadline is the deferred flush's
-        self._fallback_at = math.inf
+        self._fallback_at = math.inf  # when a deferred flush falls back to the driver
         self._woke = False  # the batch being handled woke a task (it may answer)
         # reads since the last flush; the driver is poked for them once they could matter
         self._unflushed_consumed = 0
@@ -450,8 +449,8 @@ class QuicConnection(trio.abc.AsyncResource):
             if self._unsent and self._driver_parked:
                 self._wake()  # the driver waits for the socket (a busy driver checks anyway)
         timer = engine.get_timer()
-        if self._fallback_armed:  # the driver's deferred flush is done: its deadline goes
-            self._fallback_armed = False
+        if self._fallback_at != math.inf:  # the deferred flush is done: its deadline goes
+            self._fallback_at = math.inf
             self._move_wait_deadline(math.inf if timer is None else timer)
         elif timer is not None and timer < self._wait_deadline:
             self._move_wait_deadline(timer)
@@ -583,7 +582,7 @@ class QuicConnection(trio.abc.AsyncResource):
                 deadline = handled_at + TIMER_GRANULARITY
             else:
                 deadline = timer
-            if self._fallback_armed and self._fallback_at < deadline:
+            if self._fallback_at < deadline:
                 deadline = self._fallback_at  # a deferred flush still waits for its tasks
             with trio.CancelScope(deadline=deadline) as scope:
                 self._wait_scope = scope
@@ -655,7 +654,6 @@ class QuicConnection(trio.abc.AsyncResource):
                 # This batch woke tasks: leave the flush to them (their next command or
                 # park), so that what they answer leaves in the same packet as the ACK; if
                 # they do not flush within FLUSH_DEFERRAL, the driver's deadline does.
-                self._fallback_armed = True
                 self._fallback_at = deadline = now + FLUSH_DEFERRAL
                 if deadline < self._wait_deadline:
                     self._move_wait_deadline(deadline)

@@ -40,6 +40,7 @@ from ..quic._events import (
     StreamDataReceived,
     StreamReset,
 )
+from ._conn_types import unpark
 from ._engine import Address, ConnectionFactory, Engine
 from .errors import ConnectionClosedError
 from .h3_stream import (
@@ -461,10 +462,8 @@ class H3Engine:
                 sid = state.stream_id
                 if sid is None or capacity(sid) > 0:
                     blocked.discard(state)
-                    if state.send_lot:
-                        state.send_lot.unpark_all()
-                        if self._connection is not None:
-                            self._connection._woke = True
+                    if unpark(state.send_lot) and self._connection is not None:
+                        self._connection._woke = True
         if self._dirty and self._connection is not None:
             self._dirty = False
             self._connection._poke()
@@ -544,12 +543,10 @@ class H3Engine:
                     state.buffer.append(data)
                 if event.end_stream:
                     state.eof = True
-                if state.recv_lot:
-                    state.recv_lot.unpark_all()
+                if unpark(state.recv_lot):
                     woke = True
                 if event.end_stream:
-                    if state.datagram_lot:
-                        state.datagram_lot.unpark_all()
+                    if unpark(state.datagram_lot):
                         woke = True
             elif type(event) is h3.DatagramReceived:
                 state = streams.get(event.stream_id)
@@ -560,8 +557,7 @@ class H3Engine:
                     self.datagrams_dropped += 1
                 else:
                     state.datagrams.append(event.data)
-                    if state.datagram_lot:
-                        state.datagram_lot.unpark_all()
+                    if unpark(state.datagram_lot):
                         woke = True
             elif type(event) is h3.HeadersReceived:
                 state = streams.get(event.stream_id)
@@ -579,24 +575,20 @@ class H3Engine:
                         else:
                             self.accept_queue.append(state)
                         if self.on_request is None or self.going_away:
-                            if self.accept_lot:  # accept_request, or a drain's check
-                                self.accept_lot.unpark_all()
+                            if unpark(self.accept_lot):  # accept_request, or a drain's check
                                 woke = True
                 if event.end_stream:
                     state.eof = True
-                if state.recv_lot:
-                    state.recv_lot.unpark_all()
+                if unpark(state.recv_lot):
                     woke = True
             elif type(event) is h3.TrailersReceived:
                 state = streams.get(event.stream_id)
                 if state is not None:
                     state.trailers = event.headers  # they end the message
                     state.eof = True
-                    if state.recv_lot:
-                        state.recv_lot.unpark_all()
+                    if unpark(state.recv_lot):
                         woke = True
-                    if state.datagram_lot:
-                        state.datagram_lot.unpark_all()
+                    if unpark(state.datagram_lot):
                         woke = True
             elif type(event) is h3.StreamReset:
                 state = streams.get(event.stream_id)
@@ -610,8 +602,7 @@ class H3Engine:
                     self.credit(state)
                     if state.headers is None and not self.is_client:
                         self.forget(state)  # never became a request
-                        if self.accept_lot:
-                            self.accept_lot.unpark_all()
+                        if unpark(self.accept_lot):
                             woke = True
             elif type(event) is h3.StopSendingReceived:
                 state = streams.get(event.stream_id)

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, final
 import trio
 
 from ._chunks import ChunkBuffer
+from ._conn_types import unpark
 from .errors import StreamResetError, StreamStoppedError
 
 if TYPE_CHECKING:
@@ -132,8 +133,7 @@ class _StreamCore:
             self._buffer.append(data)
         if end_stream:
             self._eof = True
-        if self._recv_lot:
-            self._recv_lot.unpark_all()
+        if unpark(self._recv_lot):
             self._conn._woke = True
 
     def _on_reset(self, error_code: int) -> None:
@@ -141,22 +141,19 @@ class _StreamCore:
             return
         self._reset_code = error_code
         self._discard_buffer()
-        if self._recv_lot:
-            self._recv_lot.unpark_all()
+        if unpark(self._recv_lot):
             self._conn._woke = True
         self._maybe_forget()
 
     def _on_stop_sending(self, error_code: int) -> None:
         if self._stop_code is None:
             self._stop_code = error_code
-        if self._send_lot:
-            self._send_lot.unpark_all()
+        if unpark(self._send_lot):
             self._conn._woke = True
         self._maybe_forget()
 
     def _on_capacity(self) -> None:
-        if self._send_lot:
-            self._send_lot.unpark_all()
+        if unpark(self._send_lot):
             self._conn._woke = True
 
     def _on_connection_closed(self) -> None:
