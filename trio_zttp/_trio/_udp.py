@@ -171,7 +171,7 @@ class DatagramTransport:
         raise NotImplementedError
 
     def send_nowait(self, datagrams: Sequence[tuple[bytes, Address]], ecn: int = 0) -> int:
-        """Send from the start of ``datagrams`` without waiting: how many left (those that
+        """Send from the start of ``datagrams`` without waiting: how many went (those that
         failed are counted, as in :meth:`send`).  Stops at the first one the socket cannot
         take now; 0 from a transport that cannot send synchronously.
 
