@@ -3,13 +3,16 @@ virtual network in virtual time: the tap records when each datagram leaves."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import trio
 
 import trio_zttp
+from trio_zttp import quic
 from trio_zttp._trio.connection import FLUSH_DEFERRAL
 from trio_zttp.testing import LinkConditions, WireDatagram, open_virtual_network
 
-from ._helpers import connected_pair
+from ._helpers import ENGINE, client_configuration, connected_pair, server_configuration
 
 DELAY = 0.005
 
@@ -105,3 +108,54 @@ async def test_flush_a_synchronous_call_wakes_the_driver(ca, server_cert, autoju
                     break
         assert trio.current_time() - started <= DELAY + 1e-6
 
+
+
+async def test_flush_a_slow_batch_still_leaves_its_woken_task_the_deferral(
+    ca, server_cert, autojump_clock, monkeypatch
+) -> None:
+    # The server's flight takes the client a while (a certificate chain to verify: here the
+    # engine's receive_datagram moves the clock 5 ms).  The handshake it completes wakes the
+    # task in connect(), which sends at once: its STREAM frame must leave in the datagram
+    # that carries the client's Finished, not after it (a deferral counted from the batch's
+    # start would already be over when the batch ends).
+    original = quic.Connection.receive_datagram
+    slow: set[int] = set()
+
+    def receive_datagram(self: quic.Connection, *args: Any, **kwargs: Any) -> None:
+        if id(self) in slow:
+            autojump_clock.jump(0.005)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(quic.Connection, "receive_datagram", receive_datagram)
+    def slow_engine(configuration: Any) -> quic.Connection:
+        engine = ENGINE(configuration)
+        slow.add(id(engine))
+        return engine
+
+    seen: list[WireDatagram] = []
+    async with (
+        open_virtual_network(seed=6, conditions=LinkConditions(delay=DELAY)) as network,
+        trio_zttp.open_quic_endpoint(
+            ("127.0.0.1", 0), server_configuration(server_cert), connection_factory=ENGINE
+        ) as server_endpoint,
+        trio_zttp.open_quic_endpoint(
+            ("127.0.0.1", 0), client_configuration(ca), connection_factory=slow_engine
+        ) as client_endpoint,
+    ):
+        server = server_endpoint.local_address
+        network.tap = seen.append
+        # trio runs each scheduling batch in a random order: several handshakes, so that the
+        # driver's turn before the woken task's comes up (it did about every other time)
+        for attempt in range(8):
+            async with client_endpoint.connect(server, server_name="localhost") as client:
+                stream = client.open_stream()
+                await stream.send_all(b"first words")
+                peer = await server_endpoint.accept()
+                async with peer:
+                    assert await (await peer.accept_stream()).receive_some() == b"first words"
+                    sent = [d for d in seen if (d.destination[0], d.destination[1]) == server]
+                    # the Initial, then Finished and the stream data together
+                    assert len(sent) == 2, (attempt, [len(d.data) for d in sent])
+                    seen.clear()
+            seen.clear()
+        network.tap = None

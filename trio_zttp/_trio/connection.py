@@ -653,8 +653,10 @@ class QuicConnection(trio.abc.AsyncResource):
             if received and self._woke:
                 # This batch woke tasks: leave the flush to them (their next command or
                 # park), so that what they answer leaves in the same packet as the ACK; if
-                # they do not flush within FLUSH_DEFERRAL, the driver's deadline does.
-                self._fallback_at = deadline = now + FLUSH_DEFERRAL
+                # they do not flush within FLUSH_DEFERRAL, the driver's deadline does.  From
+                # the time now, not the batch's `now`: a slow batch (a certificate to verify)
+                # must not leave them a deadline already past.
+                self._fallback_at = deadline = trio.current_time() + FLUSH_DEFERRAL
                 if deadline < self._wait_deadline:
                     self._move_wait_deadline(deadline)
             else:
