@@ -16,7 +16,9 @@ Flushing (who calls ``datagrams_to_send``):
   driver, which waits for the socket.  Commands from synchronous calls wake the driver.
 * When a batch woke user tasks (a response for a waiting client, a request for a handler),
   the driver leaves its flush to them: what they answer leaves in the same packet as the
-  ACK.  If none of them flushed within :data:`FLUSH_DEFERRAL`, the driver does.
+  ACK.  If none of them flushed within :data:`FLUSH_DEFERRAL` of the batch's end, the
+  driver does.  Meanwhile a synchronous call's output waits for that flush too, and a task
+  parking in ``accept_stream`` leaves it to the others (it hands streams to them).
 * The driver sleeps in one cancel scope whose deadline is only ever moved earlier (but for
   the deferred flush's); a deadline that passes before the engine's timer is due costs one
   empty wake-up.
@@ -268,7 +270,10 @@ class QuicConnection(trio.abc.AsyncResource):
         waited = False
         while not queue:
             self._check_open()
-            self._settle()
+            if self._fallback_at == math.inf:
+                # (an acceptor hands streams to other tasks: while a deferred flush waits for
+                # the tasks a batch woke, their answers, not its park, send the batch's output)
+                self._settle()
             await self._accept_lot.park()
             waited = True
         if not waited:
@@ -415,9 +420,10 @@ class QuicConnection(trio.abc.AsyncResource):
 
     def _poke(self) -> None:
         """The engine has output: make sure it leaves soon (the driver flushes it, unless
-        the calling task settles first)."""
+        the calling task settles first).  While a deferred flush waits for the tasks a
+        batch woke, that flush takes this output along (within FLUSH_DEFERRAL)."""
         self._flush_pending = True
-        if self._driver_parked:
+        if self._driver_parked and self._fallback_at == math.inf:
             self._wake()
 
     def _settle(self) -> None:
