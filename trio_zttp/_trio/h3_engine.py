@@ -479,6 +479,13 @@ class H3Engine:
                     return
             self.credit(state)
             return
+        if type(event) is DatagramFrameReceived:
+            taken = conn.receive_datagram_frame(event)
+            if taken is None:
+                self._dispatch()
+            elif self._deliver_datagram(*taken) and self._connection is not None:
+                self._connection._woke = True
+            return
         conn.receive_quic_event(event)
         self._dispatch()
 

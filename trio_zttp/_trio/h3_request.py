@@ -141,13 +141,6 @@ class H3Body(trio.abc.ReceiveStream):
         await trio.lowlevel.checkpoint()
 
 
-async def _send_datagram(state: StreamState, data: bytes | bytearray | memoryview) -> None:
-    if not state.is_connect:
-        await trio.lowlevel.checkpoint()
-        raise RuntimeError("HTTP datagrams belong to CONNECT requests (RFC 9297 §2)")
-    await state.send_datagram(data)
-
-
 class _DatagramMixin:
     _state: StreamState
 
@@ -169,7 +162,7 @@ class _DatagramMixin:
             trio.ClosedResourceError: The stream was closed or its sending side finished.
             ConnectionClosedError: The connection ended.
         """
-        await _send_datagram(self._state, data)
+        await self._state.send_datagram(data)
 
     async def receive_datagram(self) -> bytes:
         """The next HTTP datagram the peer sent on this request stream.
@@ -480,7 +473,7 @@ class H3Request:
 
     async def send_datagram(self, data: bytes | bytearray | memoryview) -> None:
         """Send an HTTP datagram on this (CONNECT) request stream; see :class:`H3Stream`."""
-        await _send_datagram(self._state, data)
+        await self._state.send_datagram(data)
 
     async def receive_datagram(self) -> bytes:
         """The next HTTP datagram on this request stream; see :class:`H3Stream`."""

@@ -403,15 +403,19 @@ class StreamState:
 
     async def send_datagram(self, data: bytes | bytearray | memoryview) -> None:
         await _checkpoint_if_cancelled()
-        engine = self.engine
-        if not engine.datagrams_enabled and engine.peer_settings is None:
-            await engine.received_settings()
-        if not engine.datagrams_enabled and engine.connection_error() is None:
+        if not self.is_connect:
             await _cancel_shielded_checkpoint()
-            raise RuntimeError(
-                "HTTP datagrams are not available on this connection: both sides must send "
-                "SETTINGS_H3_DATAGRAM=1 and the peer must take QUIC DATAGRAM frames"
-            )
+            raise RuntimeError("HTTP datagrams belong to CONNECT requests (RFC 9297 §2)")
+        engine = self.engine
+        if not engine.datagrams_enabled:
+            if engine.peer_settings is None:
+                await engine.received_settings()
+            if not engine.datagrams_enabled and engine.connection_error() is None:
+                await _cancel_shielded_checkpoint()
+                raise RuntimeError(
+                    "HTTP datagrams are not available on this connection: both sides must "
+                    "send SETTINGS_H3_DATAGRAM=1 and the peer must take QUIC DATAGRAM frames"
+                )
         error = self.send_error()
         if error is not None:
             await _cancel_shielded_checkpoint()
