@@ -70,13 +70,20 @@ _OWNED_EVENTS: Final = frozenset(
 def default_settings(configuration: Configuration) -> h3.Settings:
     """What we announce: ``h3.DEFAULT_SETTINGS``, HTTP datagrams when the QUIC configuration
     takes DATAGRAM frames, and extended CONNECT on servers."""
-    return h3.Settings(
-        qpack_max_table_capacity=h3.DEFAULT_SETTINGS.qpack_max_table_capacity,
-        qpack_blocked_streams=h3.DEFAULT_SETTINGS.qpack_blocked_streams,
-        max_field_section_size=h3.DEFAULT_SETTINGS.max_field_section_size,
-        enable_connect_protocol=not configuration.is_client,
-        h3_datagram=bool(configuration.max_datagram_frame_size),
-    )
+    key = (not configuration.is_client, bool(configuration.max_datagram_frame_size))
+    settings = _default_settings.get(key)
+    if settings is None:  # one of four, made once (Settings are immutable)
+        settings = _default_settings[key] = h3.Settings(
+            qpack_max_table_capacity=h3.DEFAULT_SETTINGS.qpack_max_table_capacity,
+            qpack_blocked_streams=h3.DEFAULT_SETTINGS.qpack_blocked_streams,
+            max_field_section_size=h3.DEFAULT_SETTINGS.max_field_section_size,
+            enable_connect_protocol=key[0],
+            h3_datagram=key[1],
+        )
+    return settings
+
+
+_default_settings: dict[tuple[bool, bool], h3.Settings] = {}
 
 
 def h3_connection_factory(
@@ -398,7 +405,8 @@ class H3Engine:
             elif type(event) is ConnectionTerminated:
                 self._on_terminated(event)
             return event
-        self._after_batch()
+        if self._blocked or self._dirty:
+            self._after_batch()
         return None
 
     def _start_h3(self) -> None:
