@@ -144,9 +144,12 @@ class StreamState:
     # -- called by the engine (in the driver) ----------------------------------------------
 
     def wake_all(self) -> None:
-        for lot in (self.recv_lot, self.send_lot, self.datagram_lot):
-            if lot is not NO_LOT:
-                lot.unpark_all()
+        if self.recv_lot is not NO_LOT:
+            self.recv_lot.unpark_all()
+        if self.send_lot is not NO_LOT:
+            self.send_lot.unpark_all()
+        if self.datagram_lot is not NO_LOT:
+            self.datagram_lot.unpark_all()
 
     # -- receive ---------------------------------------------------------------------------
 
