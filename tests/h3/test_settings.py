@@ -9,12 +9,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trio_zttp._buffer import Reader, encode_varint
+from trio_zttp._buffer import BufferReadError, Reader, encode_varint
 from trio_zttp.h3._errors import (
     ErrorCode,
     FrameError,
     QpackDecoderStreamError,
     SettingsError,
+    is_grease_value,
     is_reserved_code,
 )
 from trio_zttp.h3._settings import (
@@ -211,3 +212,63 @@ def test_settings_resumed_table_capacity_must_not_change(capacity: int) -> None:
     with pytest.raises(QpackDecoderStreamError) as info:
         check_resumed_settings(REMEMBERED, received)
     assert info.value.error_code == ErrorCode.QPACK_DECODER_STREAM_ERROR
+
+
+def _reference_decode(payload: bytes) -> Settings:
+    """The plain reading of RFC 9114 §7.2.4.1, one pair at a time, nothing remembered."""
+    reader = Reader(payload)
+    pairs: dict[int, int] = {}
+    try:
+        while not reader.eof():
+            identifier, value = reader.pull_varint(), reader.pull_varint()
+            if identifier in RESERVED_HTTP2_SETTINGS or identifier in pairs:
+                raise SettingsError("reserved or repeated")
+            if identifier in (0x8, 0x33) and value > 1:
+                raise SettingsError("boolean")
+            pairs[identifier] = value
+    except BufferReadError:
+        raise FrameError("truncated") from None
+    return Settings(
+        qpack_max_table_capacity=pairs.get(0x1, 0),
+        max_field_section_size=pairs.get(0x6),
+        qpack_blocked_streams=pairs.get(0x7, 0),
+        enable_connect_protocol=pairs.get(0x8) == 1,
+        h3_datagram=pairs.get(0x33) == 1,
+        unknown=tuple(
+            (i, v) for i, v in pairs.items() if i not in KNOWN and not is_grease_value(i)
+        ),
+    )
+
+
+_pair_ids = st.sampled_from([0x0, 0x1, 0x2, 0x6, 0x7, 0x8, 0x21, 0x33, 0x40, 0x1F * 9 + 0x21,
+                             2**30, 2**62 - 1])
+_pair_values = st.sampled_from([0, 1, 2, 63, 64, 16383, 16384, 2**62 - 1])
+
+
+@given(st.lists(st.tuples(_pair_ids, _pair_values), max_size=6), st.integers(0, 3))
+def test_settings_decoding_matches_a_plain_reading(
+    pairs: list[tuple[int, int]], cut: int
+) -> None:
+    """Decoded (and remembered) settings equal a plain one-pair-at-a-time reading, with the
+    same error for reserved, repeated, non-boolean and truncated input; twice in a row, so
+    the second decoding comes from what the first remembered."""
+    payload = b"".join(encode_varint(i) + encode_varint(v) for i, v in pairs)
+    payload = payload[: len(payload) - cut] if cut and payload else payload
+    for _ in range(2):
+        try:
+            expected: Settings | type[Exception] = _reference_decode(payload)
+        except (SettingsError, FrameError) as exc:
+            expected = type(exc)
+        try:
+            got: Settings | type[Exception] = decode_settings(memoryview(payload))
+        except (SettingsError, FrameError) as exc:
+            got = type(exc)
+        assert got == expected
+
+
+@given(settings_strategy, st.integers(0, 2**32))
+def test_settings_encoding_is_the_same_when_remembered(settings: Settings, seed: int) -> None:
+    first = encode_settings(settings, random_bytes=random.Random(seed).randbytes)
+    again = encode_settings(attrs.evolve(settings), random_bytes=random.Random(seed).randbytes)
+    assert first == again
+    assert decode_settings(first) == settings

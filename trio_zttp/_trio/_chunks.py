@@ -28,6 +28,8 @@ class ChunkBuffer:
 
     def clear(self) -> int:
         """Drop everything; return how many bytes were dropped."""
+        if not self._chunks:  # then nothing is held (size and head are 0)
+            return 0
         dropped = self.size
         self._chunks.clear()
         self._head = 0

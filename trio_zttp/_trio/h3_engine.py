@@ -29,6 +29,9 @@ from typing import TYPE_CHECKING, Any, Final, final
 import trio
 
 from .. import h3
+from ..h3._events import DatagramReceived as _DatagramReceived
+from ..h3._events import DataReceived as _DataReceived
+from ..h3._events import HeadersReceived as _HeadersReceived
 from ..h3._stream import StateError
 from ..quic._config import Configuration
 from ..quic._events import (
@@ -46,6 +49,7 @@ from .errors import ConnectionClosedError
 from .h3_stream import (
     DATAGRAM_QUEUE_SIZE,
     H3_INTERNAL_ERROR,
+    NO_LOT,
     StreamState,
 )
 
@@ -56,19 +60,30 @@ __all__ = ["H3Engine", "default_settings", "h3_connection_factory"]
 
 _HEADERLESS_CREDIT: Final = 64 * 1024
 """Bytes of a request stream credited before its header section is decoded."""
-_OWNED_EVENTS: Final = (StreamDataReceived, StreamReset, StopSendingReceived, DatagramFrameReceived)
+#: The QUIC events HTTP/3 takes (all ``@final`` classes: their type is compared).
+_OWNED_EVENTS: Final = frozenset(
+    {StreamDataReceived, StreamReset, StopSendingReceived, DatagramFrameReceived}
+)
+
 
 
 def default_settings(configuration: Configuration) -> h3.Settings:
     """What we announce: ``h3.DEFAULT_SETTINGS``, HTTP datagrams when the QUIC configuration
     takes DATAGRAM frames, and extended CONNECT on servers."""
-    return h3.Settings(
-        qpack_max_table_capacity=h3.DEFAULT_SETTINGS.qpack_max_table_capacity,
-        qpack_blocked_streams=h3.DEFAULT_SETTINGS.qpack_blocked_streams,
-        max_field_section_size=h3.DEFAULT_SETTINGS.max_field_section_size,
-        enable_connect_protocol=not configuration.is_client,
-        h3_datagram=bool(configuration.max_datagram_frame_size),
-    )
+    key = (not configuration.is_client, bool(configuration.max_datagram_frame_size))
+    settings = _default_settings.get(key)
+    if settings is None:  # one of four, made once (Settings are immutable)
+        settings = _default_settings[key] = h3.Settings(
+            qpack_max_table_capacity=h3.DEFAULT_SETTINGS.qpack_max_table_capacity,
+            qpack_blocked_streams=h3.DEFAULT_SETTINGS.qpack_blocked_streams,
+            max_field_section_size=h3.DEFAULT_SETTINGS.max_field_section_size,
+            enable_connect_protocol=key[0],
+            h3_datagram=key[1],
+        )
+    return settings
+
+
+_default_settings: dict[tuple[bool, bool], h3.Settings] = {}
 
 
 def h3_connection_factory(
@@ -115,6 +130,24 @@ class H3Engine:
         window: int,
     ) -> None:
         self._inner = inner
+        # the calls passed through unchanged are the inner engine's own bound methods (the
+        # trio layer and h3.Connection call them per packet and per frame: no extra frame).
+        # receive_datagram: the trio layer passes ``ecn`` only when ecn_codepoint is not
+        # None, that is when the inner engine takes it (see _engine.EcnEngine).
+        self.connect = inner.connect
+        self.receive_datagram = inner.receive_datagram
+        self.get_timer = inner.get_timer
+        self.handle_timer = inner.handle_timer
+        self.get_next_available_stream_id = inner.get_next_available_stream_id
+        self.send_stream_data = inner.send_stream_data
+        self.reset_stream = inner.reset_stream
+        self.stop_sending = inner.stop_sending
+        self.send_datagram_frame = inner.send_datagram_frame
+        self.statistics = inner.statistics
+        self.request_key_update = inner.request_key_update
+        self.change_connection_id = inner.change_connection_id
+        self.stream_send_capacity = self.send_capacity = inner.stream_send_capacity
+        self.consume_stream_data = inner.consume_stream_data
         self.is_client = is_client
         self.local_settings = settings
         self._random_bytes = random_bytes
@@ -277,14 +310,11 @@ class H3Engine:
 
     # -- flow control ------------------------------------------------------------------------
 
-    def send_capacity(self, sid: int) -> int:
-        return self._inner.stream_send_capacity(sid)
-
     async def wait_capacity(self, state: StreamState) -> None:
         self._blocked.add(state)
         self.settle()
         try:
-            await state.send_lot.park()
+            await state.parking_send_lot().park()
         finally:
             self._blocked.discard(state)
 
@@ -342,19 +372,10 @@ class H3Engine:
         value: int | None = getattr(self._inner, "remote_max_datagram_frame_size", None)
         return value
 
-    def connect(self, addr: Address, now: float) -> None:
-        self._inner.connect(addr, now)
-
     @property
     def ecn_codepoint(self) -> int | None:
         value: int | None = getattr(self._inner, "ecn_codepoint", None)
         return value
-
-    def receive_datagram(self, data: bytes, addr: Address, now: float, *, ecn: int = 0) -> None:
-        if ecn:  # only when the inner engine has ecn_codepoint (see _engine.EcnEngine)
-            self._inner.receive_datagram(data, addr, now, ecn=ecn)  # type: ignore[call-arg]
-        else:
-            self._inner.receive_datagram(data, addr, now)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
         self._unflushed_credit = 0
@@ -362,54 +383,18 @@ class H3Engine:
         self._dirty = False
         return self._inner.datagrams_to_send(now)
 
-    def get_timer(self) -> float | None:
-        return self._inner.get_timer()
-
-    def handle_timer(self, now: float) -> None:
-        self._inner.handle_timer(now)
-
-    def get_next_available_stream_id(self, is_unidirectional: bool = False) -> int:
-        return self._inner.get_next_available_stream_id(is_unidirectional)
-
-    def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
-        self._inner.send_stream_data(stream_id, data, end_stream)
-
-    def reset_stream(self, stream_id: int, error_code: int) -> None:
-        self._inner.reset_stream(stream_id, error_code)
-
-    def stop_sending(self, stream_id: int, error_code: int) -> None:
-        self._inner.stop_sending(stream_id, error_code)
-
-    def send_datagram_frame(self, data: bytes) -> None:
-        self._inner.send_datagram_frame(data)
-
     def close(self, error_code: int = 0, reason_phrase: str = "") -> None:
         if self._engine_closed is None:
             self._engine_closed = (error_code, reason_phrase)
         self._inner.close(error_code, reason_phrase)
         self.wake_everything()
 
-    def statistics(self) -> Any:
-        return self._inner.statistics()
-
-    def request_key_update(self) -> None:
-        self._inner.request_key_update()
-
-    def change_connection_id(self) -> None:
-        self._inner.change_connection_id()
-
-    def stream_send_capacity(self, stream_id: int) -> int:
-        return self._inner.stream_send_capacity(stream_id)
-
-    def consume_stream_data(self, stream_id: int, n: int) -> None:
-        self._inner.consume_stream_data(stream_id, n)
-
     # -- events --------------------------------------------------------------------------------
 
     def next_event(self) -> Event | None:
-        inner = self._inner
-        while (event := inner.next_event()) is not None:
-            if isinstance(event, _OWNED_EVENTS):
+        inner_next = self._inner.next_event
+        while (event := inner_next()) is not None:
+            if type(event) in _OWNED_EVENTS:
                 if self.h3 is None:
                     self._early.append(event)
                 else:
@@ -420,7 +405,8 @@ class H3Engine:
             elif type(event) is ConnectionTerminated:
                 self._on_terminated(event)
             return event
-        self._after_batch()
+        if self._blocked or self._dirty:
+            self._after_batch()
         return None
 
     def _start_h3(self) -> None:
@@ -501,6 +487,13 @@ class H3Engine:
                     return
             self.credit(state)
             return
+        if type(event) is DatagramFrameReceived:
+            taken = conn.receive_datagram_frame(event)
+            if taken is None:
+                self._dispatch()
+            elif self._deliver_datagram(*taken) and self._connection is not None:
+                self._connection._woke = True
+            return
         conn.receive_quic_event(event)
         self._dispatch()
 
@@ -528,38 +521,30 @@ class H3Engine:
         else:
             self.credit(state)
 
+    def _deliver_datagram(self, stream_id: int, data: bytes) -> bool:
+        """Queue an HTTP datagram for its stream; whether that woke a task."""
+        state = self.streams.get(stream_id)
+        if state is None or state.closed:
+            self.datagrams_dropped += 1
+        elif len(state.datagrams) >= DATAGRAM_QUEUE_SIZE:
+            state.datagrams_dropped += 1
+            self.datagrams_dropped += 1
+        else:
+            state.datagrams.append(data)
+            lot = state.datagram_lot
+            if lot is not NO_LOT and lot:
+                lot.unpark_all()
+                return True
+        return False
+
     def _dispatch(self) -> None:
         conn = self.h3
         assert conn is not None
         streams = self.streams
         woke = False
-        while (event := conn.next_event()) is not None:
-            if type(event) is h3.DataReceived:
-                state = streams.get(event.stream_id)
-                if state is None:
-                    continue
-                data = event.data
-                if data and not state.closed:
-                    state.buffer.append(data)
-                if event.end_stream:
-                    state.eof = True
-                if unpark(state.recv_lot):
-                    woke = True
-                if event.end_stream:
-                    if unpark(state.datagram_lot):
-                        woke = True
-            elif type(event) is h3.DatagramReceived:
-                state = streams.get(event.stream_id)
-                if state is None or state.closed:
-                    self.datagrams_dropped += 1
-                elif len(state.datagrams) >= DATAGRAM_QUEUE_SIZE:
-                    state.datagrams_dropped += 1
-                    self.datagrams_dropped += 1
-                else:
-                    state.datagrams.append(event.data)
-                    if unpark(state.datagram_lot):
-                        woke = True
-            elif type(event) is h3.HeadersReceived:
+        next_event = conn.next_event
+        while (event := next_event()) is not None:
+            if type(event) is _HeadersReceived:
                 state = streams.get(event.stream_id)
                 if state is None:
                     continue
@@ -579,7 +564,29 @@ class H3Engine:
                                 woke = True
                 if event.end_stream:
                     state.eof = True
-                if unpark(state.recv_lot):
+                lot = state.recv_lot
+                if lot is not NO_LOT and lot:
+                    lot.unpark_all()
+                    woke = True
+            elif type(event) is _DataReceived:
+                state = streams.get(event.stream_id)
+                if state is None:
+                    continue
+                data = event.data
+                if data and not state.closed:
+                    state.buffer.append(data)
+                lot = state.recv_lot
+                if lot is not NO_LOT and lot:
+                    lot.unpark_all()
+                    woke = True
+                if event.end_stream:
+                    state.eof = True
+                    lot = state.datagram_lot
+                    if lot is not NO_LOT and lot:
+                        lot.unpark_all()
+                        woke = True
+            elif type(event) is _DatagramReceived:
+                if self._deliver_datagram(event.stream_id, event.data):
                     woke = True
             elif type(event) is h3.TrailersReceived:
                 state = streams.get(event.stream_id)

@@ -22,9 +22,9 @@ stream; a cancelled receive leaves buffered data for the next read.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Final, Self, final
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, final, overload
 
 import trio
 
@@ -39,18 +39,47 @@ __all__ = ["H3Body", "H3Request", "H3RequestStream", "H3Response", "H3Stream"]
 
 HeaderInput = Iterable[tuple[str | bytes, str | bytes]]
 
-_PSEUDO: Final = 0x3A  # b":"
+_T = TypeVar("_T")
 
 
-def _split(fields: h3.Headers) -> tuple[dict[bytes, bytes], h3.Headers]:
-    pseudo: dict[bytes, bytes] = {}
-    regular: h3.Headers = []
-    for name, value in fields:
-        if name and name[0] == _PSEUDO:
-            pseudo[name] = value
-        else:
-            regular.append((name, value))
-    return pseudo, regular
+def _regular(fields: h3.Headers) -> h3.Headers:
+    """The regular fields of a header section (its pseudo-header fields left out)."""
+    return [field for field in fields if not field[0].startswith(b":")]
+
+
+def _pseudo(fields: h3.Headers, name: bytes) -> bytes | None:
+    """The value of pseudo-header field ``name``; they come first in a validated section."""
+    for field, value in fields:
+        if field == name:
+            return value
+        if not field.startswith(b":"):
+            break
+    return None
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("ascii", "replace")
+
+
+class _lazy(Generic[_T]):
+    """A read-only-looking attribute computed on first access and then stored on the
+    instance (a non-data descriptor: the stored value shadows it; it may be reassigned)."""
+
+    __slots__ = ("_compute", "_name")
+
+    def __init__(self, compute: Callable[[Any], _T]) -> None:
+        self._compute = compute
+        self._name = compute.__name__
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any]) -> Self: ...
+    @overload
+    def __get__(self, instance: object, owner: type[Any]) -> _T: ...
+    def __get__(self, instance: object | None, owner: type[Any]) -> _T | Self:
+        if instance is None:
+            return self
+        value = instance.__dict__[self._name] = self._compute(instance)
+        return value
 
 
 def _get(headers: h3.Headers, name: str | bytes) -> bytes | None:
@@ -112,13 +141,6 @@ class H3Body(trio.abc.ReceiveStream):
         await trio.lowlevel.checkpoint()
 
 
-async def _send_datagram(state: StreamState, data: bytes | bytearray | memoryview) -> None:
-    if not state.is_connect:
-        await trio.lowlevel.checkpoint()
-        raise RuntimeError("HTTP datagrams belong to CONNECT requests (RFC 9297 §2)")
-    await state.send_datagram(data)
-
-
 class _DatagramMixin:
     _state: StreamState
 
@@ -140,7 +162,7 @@ class _DatagramMixin:
             trio.ClosedResourceError: The stream was closed or its sending side finished.
             ConnectionClosedError: The connection ended.
         """
-        await _send_datagram(self._state, data)
+        await self._state.send_datagram(data)
 
     async def receive_datagram(self) -> bytes:
         """The next HTTP datagram the peer sent on this request stream.
@@ -278,20 +300,35 @@ class H3Request:
         self._state = state
         raw = state.headers
         assert raw is not None
-        pseudo, regular = _split(raw)
         self.raw_headers: h3.Headers = raw
-        self.headers: h3.Headers = regular
-        self.method = pseudo.get(b":method", b"").decode("ascii", "replace")
-        self.path = pseudo.get(b":path", b"").decode("ascii", "replace")
-        scheme = pseudo.get(b":scheme")
-        self.scheme = None if scheme is None else scheme.decode("ascii", "replace")
-        authority = pseudo.get(b":authority")
-        self.authority = None if authority is None else authority.decode("ascii", "replace")
-        protocol = pseudo.get(b":protocol")
-        self.protocol = None if protocol is None else protocol.decode("ascii", "replace")
         self._body = H3Body(state, H3_NO_ERROR)
         self._status: int | None = None
         self._taken_over = False
+
+    # the request line and the regular fields are worked out when first read
+    @_lazy
+    def headers(self) -> h3.Headers:
+        return _regular(self.raw_headers)
+
+    @_lazy
+    def method(self) -> str:
+        return _text(_pseudo(self.raw_headers, b":method")) or ""
+
+    @_lazy
+    def path(self) -> str:
+        return _text(_pseudo(self.raw_headers, b":path")) or ""
+
+    @_lazy
+    def scheme(self) -> str | None:
+        return _text(_pseudo(self.raw_headers, b":scheme"))
+
+    @_lazy
+    def authority(self) -> str | None:
+        return _text(_pseudo(self.raw_headers, b":authority"))
+
+    @_lazy
+    def protocol(self) -> str | None:
+        return _text(_pseudo(self.raw_headers, b":protocol"))
 
     @property
     def connection(self) -> H3Connection:
@@ -436,7 +473,7 @@ class H3Request:
 
     async def send_datagram(self, data: bytes | bytearray | memoryview) -> None:
         """Send an HTTP datagram on this (CONNECT) request stream; see :class:`H3Stream`."""
-        await _send_datagram(self._state, data)
+        await self._state.send_datagram(data)
 
     async def receive_datagram(self) -> bytes:
         """The next HTTP datagram on this request stream; see :class:`H3Stream`."""
@@ -483,12 +520,14 @@ class H3Response:
         self._owns = owns_stream
         raw = state.headers
         assert raw is not None
-        pseudo, regular = _split(raw)
         self.raw_headers: h3.Headers = raw
-        self.headers: h3.Headers = regular
-        self.status = int(pseudo.get(b":status", b"0"))
+        self.status = int(_pseudo(raw, b":status") or b"0")
         self.interim: list[h3.Headers] = list(state.interim)
         self._body = H3Body(state, H3_REQUEST_CANCELLED)
+
+    @_lazy
+    def headers(self) -> h3.Headers:
+        return _regular(self.raw_headers)
 
     @property
     def stream_id(self) -> int:

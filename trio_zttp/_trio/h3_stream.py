@@ -45,6 +45,13 @@ _SEND_DATAGRAM: Final = h3.Connection.send_datagram
 
 _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
 _cancel_shielded_checkpoint = trio.lowlevel.cancel_shielded_checkpoint
+_ParkingLot = trio.lowlevel.ParkingLot
+
+NO_LOT: Final = _ParkingLot()
+"""Stands for a stream's parking lot until a task first waits there: most request streams
+never wait to send or for a datagram, and a server's often never waits to receive.  Shared
+and always empty (nobody parks on it: the waiting code makes the stream's own lot first),
+so waking it is a no-op."""
 
 
 class StreamState:
@@ -103,9 +110,8 @@ class StreamState:
         self.aborted = False
         self.datagrams: deque[bytes] = deque()
         self.datagrams_dropped = 0
-        self.recv_lot = trio.lowlevel.ParkingLot()
-        self.send_lot = trio.lowlevel.ParkingLot()
-        self.datagram_lot = trio.lowlevel.ParkingLot()
+        # made on first use (see NO_LOT); each stays once made
+        self.recv_lot = self.send_lot = self.datagram_lot = NO_LOT
         self.request_sent = False
         self.final_sent = False
         self.fin_sent = False
@@ -122,12 +128,28 @@ class StreamState:
             raise RuntimeError("send the request header first")
         return sid
 
+    def _recv_lot(self) -> trio.lowlevel.ParkingLot:
+        lot = self.recv_lot
+        if lot is NO_LOT:
+            lot = self.recv_lot = _ParkingLot()
+        return lot
+
+    def parking_send_lot(self) -> trio.lowlevel.ParkingLot:
+        """The lot a sender waiting for flow-control credit parks in (made on first use)."""
+        lot = self.send_lot
+        if lot is NO_LOT:
+            lot = self.send_lot = _ParkingLot()
+        return lot
+
     # -- called by the engine (in the driver) ----------------------------------------------
 
     def wake_all(self) -> None:
-        self.recv_lot.unpark_all()
-        self.send_lot.unpark_all()
-        self.datagram_lot.unpark_all()
+        if self.recv_lot is not NO_LOT:
+            self.recv_lot.unpark_all()
+        if self.send_lot is not NO_LOT:
+            self.send_lot.unpark_all()
+        if self.datagram_lot is not NO_LOT:
+            self.datagram_lot.unpark_all()
 
     # -- receive ---------------------------------------------------------------------------
 
@@ -184,7 +206,7 @@ class StreamState:
                     if data is None:
                         waited = True
                         self.engine.settle()
-                        await self.recv_lot.park()
+                        await self._recv_lot().park()
                         continue
                     if not whole:
                         break
@@ -219,7 +241,7 @@ class StreamState:
                 if not waited:
                     await _cancel_shielded_checkpoint()
                 raise error
-            await self.recv_lot.park()
+            await self._recv_lot().park()
             waited = True
         if not waited:
             await _cancel_shielded_checkpoint()
@@ -242,7 +264,10 @@ class StreamState:
                     await _cancel_shielded_checkpoint()
                 raise error
             self.engine.settle()
-            await self.datagram_lot.park()
+            lot = self.datagram_lot
+            if lot is NO_LOT:
+                lot = self.datagram_lot = _ParkingLot()
+            await lot.park()
             waited = True
         if not waited:
             await _cancel_shielded_checkpoint()
@@ -381,15 +406,19 @@ class StreamState:
 
     async def send_datagram(self, data: bytes | bytearray | memoryview) -> None:
         await _checkpoint_if_cancelled()
-        engine = self.engine
-        if not engine.datagrams_enabled and engine.peer_settings is None:
-            await engine.received_settings()
-        if not engine.datagrams_enabled and engine.connection_error() is None:
+        if not self.is_connect:
             await _cancel_shielded_checkpoint()
-            raise RuntimeError(
-                "HTTP datagrams are not available on this connection: both sides must send "
-                "SETTINGS_H3_DATAGRAM=1 and the peer must take QUIC DATAGRAM frames"
-            )
+            raise RuntimeError("HTTP datagrams belong to CONNECT requests (RFC 9297 §2)")
+        engine = self.engine
+        if not engine.datagrams_enabled:
+            if engine.peer_settings is None:
+                await engine.received_settings()
+            if not engine.datagrams_enabled and engine.connection_error() is None:
+                await _cancel_shielded_checkpoint()
+                raise RuntimeError(
+                    "HTTP datagrams are not available on this connection: both sides must "
+                    "send SETTINGS_H3_DATAGRAM=1 and the peer must take QUIC DATAGRAM frames"
+                )
         error = self.send_error()
         if error is not None:
             await _cancel_shielded_checkpoint()

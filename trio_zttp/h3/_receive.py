@@ -209,6 +209,31 @@ class ConnectionCore:
         except Exception as exc:  # a bug here must not take the endpoint down
             self._fail(ErrorCode.H3_INTERNAL_ERROR, f"internal error: {type(exc).__name__}")
 
+    def receive_datagram_frame(
+        self, event: QuicDatagramFrameReceived
+    ) -> tuple[int, bytes] | None:
+        """:meth:`receive_quic_event` for a DATAGRAM frame, the common case without an event.
+
+        An HTTP datagram for an open request stream that carries them (short Quarter Stream
+        ID, no event queued before it) comes back as ``(stream_id, payload)``, the fields of
+        the :class:`~._events.DatagramReceived` that :meth:`receive_quic_event` would have
+        queued; anything else is handled exactly as :meth:`receive_quic_event` does (events,
+        errors, early datagrams) and None is returned.
+        """
+        data = event.data
+        if data and data[0] < 0x40 and not self._events and not self._closed:
+            stream = self._streams.get(data[0] << 2)
+            # ``datagrams`` is set with ``request_method`` (CONNECT) on both sides
+            if (
+                stream is not None
+                and stream.datagrams
+                and not stream.receive_done
+                and self._local.h3_datagram
+            ):
+                return stream.stream_id, bytes(data[1:])
+        self.receive_quic_event(event)
+        return None
+
     def _fail(self, error_code: int, reason: str) -> None:
         """A connection error: CONNECTION_CLOSE with ``error_code`` (RFC 9114 §8)."""
         if self._closed:

@@ -14,7 +14,7 @@ from typing import Final
 
 import attrs
 
-from .._buffer import VARINT_MAX, BufferReadError, Reader, Writer
+from .._buffer import VARINT_MAX, BufferReadError, Writer, decode_varint, encode_varint
 from ._errors import (
     GREASE_MAX_N,
     FrameError,
@@ -135,6 +135,36 @@ def encode_settings(
             (N = 0 ... identifier 0x21, value 0), which still exercises the peer's ignoring
             of unknown settings but not its handling of arbitrary identifiers.
     """
+    prefix = _encoded.get(settings)
+    if prefix is None:
+        prefix = _encode_known(settings)
+        if len(_encoded) >= _CACHE_ENTRIES:
+            _encoded.clear()
+        _encoded[settings] = prefix
+    if not grease:
+        return prefix
+    if random_bytes is None:
+        n, value = 0, 0
+    else:
+        n = int.from_bytes(random_bytes(8), "big") % (GREASE_MAX_N + 1)
+        value = int.from_bytes(random_bytes(4), "big")
+    if settings.unknown:
+        used = {identifier for identifier, _ in settings.unknown}
+        while grease_value(n) in used:  # the caller may have put reserved ids in ``unknown``
+            n = (n + 1) % (GREASE_MAX_N + 1)
+    return prefix + encode_varint(grease_value(n)) + encode_varint(value)
+
+
+#: The same few Settings are announced and received by every connection: their encoding and
+#: decoding are remembered (Settings are immutable), at most this many of each.
+_CACHE_ENTRIES: Final = 64
+_encoded: dict[Settings, bytes] = {}
+_Key = tuple[int, int | None, int, bool, bool, tuple[tuple[int, int], ...]]
+_decoded: dict[_Key, Settings] = {}
+
+
+def _encode_known(settings: Settings) -> bytes:
+    """The settings' pairs, GREASE aside."""
     writer = Writer()
     if settings.qpack_max_table_capacity:
         writer.push_varint(SettingsId.QPACK_MAX_TABLE_CAPACITY)
@@ -154,18 +184,6 @@ def encode_settings(
     for identifier, value in settings.unknown:
         writer.push_varint(identifier)
         writer.push_varint(value)
-    if grease:
-        used = {identifier for identifier, _ in settings.unknown}
-        if random_bytes is None:
-            n, value = 0, 0
-        else:
-            n = int.from_bytes(random_bytes(8), "big") % (GREASE_MAX_N + 1)
-            value = int.from_bytes(random_bytes(4), "big")
-        while grease_value(n) in used:  # the caller may have put reserved ids in ``unknown``
-            n = (n + 1) % (GREASE_MAX_N + 1)
-        identifier = grease_value(n)
-        writer.push_varint(identifier)
-        writer.push_varint(value)
     return writer.getvalue()
 
 
@@ -177,14 +195,16 @@ def decode_settings(payload: bytes | bytearray | memoryview) -> Settings:
         SettingsError: a reserved HTTP/2 identifier, a duplicate identifier, or a value other
             than 0 or 1 for ENABLE_CONNECT_PROTOCOL or H3_DATAGRAM.
     """
-    reader = Reader(payload)
+    data = payload if type(payload) is bytes else bytes(payload)
+    end = len(data)
+    pos = 0
     seen: set[int] = set()
     known: dict[int, int] = {}
     unknown: list[tuple[int, int]] = []
     try:
-        while not reader.eof():
-            identifier = reader.pull_varint()
-            value = reader.pull_varint()
+        while pos < end:
+            identifier, pos = decode_varint(data, pos)
+            value, pos = decode_varint(data, pos)
             if identifier in RESERVED_HTTP2_SETTINGS:
                 raise SettingsError(
                     f"HTTP/2 setting {identifier:#x} is reserved in HTTP/3",
@@ -196,7 +216,7 @@ def decode_settings(payload: bytes | bytearray | memoryview) -> Settings:
                 )
             seen.add(identifier)
             if identifier in _KNOWN:
-                if identifier in _BOOLEAN and value > 1:
+                if value > 1 and identifier in _BOOLEAN:
                     raise SettingsError(
                         f"{SettingsId(identifier).name} must be 0 or 1, not {value}",
                         frame_type=FrameType.SETTINGS,
@@ -206,14 +226,29 @@ def decode_settings(payload: bytes | bytearray | memoryview) -> Settings:
                 unknown.append((identifier, value))
     except BufferReadError:
         raise FrameError("truncated SETTINGS frame", frame_type=FrameType.SETTINGS) from None
-    return Settings(
-        qpack_max_table_capacity=known.get(SettingsId.QPACK_MAX_TABLE_CAPACITY, 0),
-        max_field_section_size=known.get(SettingsId.MAX_FIELD_SECTION_SIZE),
-        qpack_blocked_streams=known.get(SettingsId.QPACK_BLOCKED_STREAMS, 0),
-        enable_connect_protocol=known.get(SettingsId.ENABLE_CONNECT_PROTOCOL, 0) == 1,
-        h3_datagram=known.get(SettingsId.H3_DATAGRAM, 0) == 1,
-        unknown=tuple(unknown),
+    get = known.get
+    key: _Key = (
+        get(SettingsId.QPACK_MAX_TABLE_CAPACITY, 0),
+        get(SettingsId.MAX_FIELD_SECTION_SIZE),
+        get(SettingsId.QPACK_BLOCKED_STREAMS, 0),
+        get(SettingsId.ENABLE_CONNECT_PROTOCOL, 0) == 1,
+        get(SettingsId.H3_DATAGRAM, 0) == 1,
+        tuple(unknown),
     )
+    settings = _decoded.get(key)
+    if settings is None:
+        settings = Settings(
+            qpack_max_table_capacity=key[0],
+            max_field_section_size=key[1],
+            qpack_blocked_streams=key[2],
+            enable_connect_protocol=key[3],
+            h3_datagram=key[4],
+            unknown=key[5],
+        )
+        if len(_decoded) >= _CACHE_ENTRIES:
+            _decoded.clear()
+        _decoded[key] = settings
+    return settings
 
 
 def check_datagram_support(settings: Settings, peer_max_datagram_frame_size: int | None) -> None:
