@@ -143,7 +143,13 @@ class LifecycleMixin(ConnectionBase):
             return self._now if deadline is None else deadline
         # the earliest of these (called once per batch of datagrams, so kept flat)
         timer = self._idle_deadline
-        candidate = self._recovery.get_loss_detection_timer()
+        # recovery.get_loss_detection_timer(), inline (private: its deferred computation)
+        recovery = self._recovery
+        changed = recovery._timer_now
+        if changed is not None:
+            recovery._timer_now = None
+            recovery._compute_timer(changed)
+        candidate = recovery._timer
         if candidate is not None and (timer is None or candidate < timer):
             timer = candidate
         candidate = self._spaces[2].ack_deadline

@@ -496,7 +496,12 @@ def _build_short(conn: Connection, now: float, budget: int, can_elicit: bool) ->
                         + (_BYTE[first] if first < 0x40 else encode_varint(first)))
             if counts is not None:
                 # ACK_ECN: ECT(0), ECT(1), CE
-                payload += (_varint(counts[2]) + _varint(counts[1]) + _varint(counts[3]))
+                # (ECT(0) passes 63 after 64 marked packets; ECT(1) and CE stay small)
+                ect0, ect1, ce = counts[2], counts[1], counts[3]
+                payload += ((_BYTE[ect0] if ect0 < 0x40 else (ect0 | 0x4000).to_bytes(2)
+                             if ect0 < 0x4000 else encode_varint(ect0))
+                            + (_BYTE[ect1] if ect1 < 0x40 else _varint(ect1))
+                            + (_BYTE[ce] if ce < 0x40 else _varint(ce)))
             if len(payload) <= limit:
                 records.append((F_ACK, largest))
                 space.largest_ack_sent = largest
