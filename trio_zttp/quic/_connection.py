@@ -179,9 +179,28 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
         state = self._state
         if state is _TERMINATED or state is _DRAINING:
             return
+        if type(data) is not bytes:
+            data = bytes(data)
+        if type(addr) is not tuple:
+            addr = tuple(addr)
         try:
-            self._receive_datagram(data if type(data) is bytes else bytes(data),
-                                   addr if type(addr) is tuple else tuple(addr), now)
+            path = self._paths.current
+            if path is not None and path.address == addr and state is _CONNECTED and data \
+                    and not data[0] & 0x80:
+                # one short-header packet from the current path fills the datagram: the
+                # common case, _receive_datagram without the generality
+                path.bytes_received += len(data)
+                self._stats_datagrams_received += 1
+                processed = self._receive_short(data, path, now)
+                if self._state is not _CONNECTED:
+                    return
+                if not processed and self._peer_cids.is_stateless_reset(data):
+                    self._on_stateless_reset(now)
+                    return
+                if not path.validated or not self._handshake_confirmed:
+                    self._after_datagram_received(path, now)
+                return
+            self._receive_datagram(data, addr, now)
         except TransportError as exc:
             self._close_on_error(exc, now)
         except Exception as exc:  # a bug here must not take the endpoint down

@@ -48,6 +48,7 @@ F_NEW_TOKEN: Final = 6
 F_PING: Final = 7
 F_DATAGRAM: Final = 8
 F_PATH: Final = 9
+_DATAGRAM_RECORD: Final = (F_DATAGRAM,)
 
 MIN_INITIAL_SIZE: Final = 1200
 #: Smallest room worth starting a packet in.
@@ -289,7 +290,7 @@ def _write_datagrams(conn: Connection, payload: bytearray, records: list[Any],
         payload.append(0x31)
         payload += length
         payload += data
-        records.append((F_DATAGRAM,))
+        records.append(_DATAGRAM_RECORD)
         written = True
         queue.popleft()
     return written
@@ -514,8 +515,32 @@ def _build_short(conn: Connection, now: float, budget: int, can_elicit: bool) ->
             _write_ack(conn, payload, records, space, limit, now, True)
     eliciting = False
     if has_content:
-        if conn._datagrams and _write_datagrams(conn, payload, records, limit):
+        queue = conn._datagrams
+        while queue:
+            # _write_datagrams, inline
+            data = queue[0]
+            n = len(data)
+            if n < 0x40:
+                size = 2 + n
+                length = _BYTE[n]
+            elif n < 0x4000:
+                size = 3 + n
+                length = (n | 0x4000).to_bytes(2)
+            else:
+                length = encode_varint(n)
+                size = 1 + len(length) + n
+            if len(payload) + size > limit:
+                if not payload and size > limit:
+                    queue.popleft()  # can never fit this path: drop it (unreliable anyway)
+                    conn._datagrams_dropped += 1
+                    continue
+                break
+            payload.append(0x31)
+            payload += length
+            payload += data
+            records.append(_DATAGRAM_RECORD)
             eliciting = True
+            queue.popleft()
         if streams._send_queue:
             before = len(records)
             streams.write_stream_frames(payload, limit, records)
