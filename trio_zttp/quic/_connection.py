@@ -32,6 +32,7 @@ from typing import Any, Final, final
 
 from .._buffer import decode_varint
 from .._tls.suites import Epoch
+from ._cids import parse_new_connection_id
 from ._config import Configuration
 from ._conn_base import State
 from ._control import ControlMixin
@@ -571,9 +572,14 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
 
     def _on_new_connection_id(self, view: memoryview, pos: int, frame_type: int,
                               now: float) -> int:
-        frame, pos = decode_frame_body(view, pos, frame_type)
-        assert isinstance(frame, NewConnectionIdFrame)
-        self._on_new_connection_id_frame(frame)
+        fields = parse_new_connection_id(view, pos)
+        if fields is None:
+            frame, pos = decode_frame_body(view, pos, frame_type)  # raises the coded errors
+            assert isinstance(frame, NewConnectionIdFrame)
+            fields = (frame.sequence_number, frame.retire_prior_to, frame.connection_id,
+                      frame.stateless_reset_token, pos)
+        sequence, retire_prior_to, cid, token, pos = fields
+        self._on_new_connection_id_frame(sequence, cid, token, retire_prior_to)
         return pos
 
     def _on_retire_connection_id(self, view: memoryview, pos: int, frame_type: int,

@@ -27,7 +27,6 @@ from .._tls.suites import Epoch
 from ._conn_base import ConnectionBase
 from ._errors import QuicError, TransportError
 from ._events import ConnectionIdIssued, ConnectionIdRetired, PathChanged
-from ._frames import NewConnectionIdFrame
 from ._params import TransportParameters
 from ._paths import Path
 from ._qlog import QlogTracer
@@ -249,10 +248,10 @@ class ControlMixin(ConnectionBase):
             raise QuicError("no spare connection ID of the peer's to migrate with "
                             "(RFC 9000 §9.5)")
 
-    def _on_new_connection_id_frame(self, frame: NewConnectionIdFrame) -> None:
+    def _on_new_connection_id_frame(self, sequence: int, cid: bytes, token: bytes,
+                                    retire_prior_to: int) -> None:
         try:
-            self._peer_cids.add(frame.sequence_number, frame.connection_id,
-                                frame.stateless_reset_token, frame.retire_prior_to)
+            self._peer_cids.add(sequence, cid, token, retire_prior_to)
         except TransportError as exc:
             exc.frame_type = 0x18
             raise

@@ -236,7 +236,7 @@ def _write_app_control(conn: Connection, packet: _Packet, limit: int, path: Path
             path.challenge_pending = False
         while conn._new_cids:
             seq, cid, token = conn._new_cids[0]
-            frame = (b"\x18" + encode_varint(seq) + b"\x00"
+            frame = (b"\x18" + _varint(seq) + b"\x00"
                      + bytes((len(cid),)) + cid + token)
             if len(payload) + len(frame) > limit:
                 break
