@@ -424,8 +424,7 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
         view = memoryview(payload)
         pos = 0
         table = _TABLE
-        ack_eliciting = False
-        non_probing = False
+        seen = 0  # the frames' flags, or-ed
         bit = 1 << epoch
         while pos < end:
             frame_type = view[pos]
@@ -433,15 +432,11 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
                 read_frame_type(view, pos)  # raises: unknown type or not shortest encoding
             handler, mask, flags = table[frame_type]
             if not mask & bit:
-                check_frame_allowed(frame_type, epoch)  # raises the right error
-            if handler is None:
-                raise FrameEncodingError(f"unknown frame type 0x{frame_type:02x}",
-                                         frame_type=frame_type)
+                # raises: not allowed in this packet type, or unknown (whose mask is 0)
+                check_frame_allowed(frame_type, epoch)
             pos = handler(self, view, pos + 1, frame_type, now)
-            if flags & 1:
-                ack_eliciting = True
-            if flags & 2:
-                non_probing = True
+            seen |= flags
+        ack_eliciting = (seen & 1) == 1
         if self._qlog is not None:
             self._qlog_packet(now, "transport:packet_received", epoch, pn, size)
         state = self._state
@@ -477,8 +472,8 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
             self._idle_deadline = now + (timeout if timeout > floor else floor)
         self._idle_restart_on_send = True
         self._last_activity = now
-        if epoch is _ONE_RTT and non_probing and pn == space.largest_received and \
-                path is not self._paths.current:
+        if path is not self._paths.current and epoch is _ONE_RTT and seen & 2 and \
+                pn == space.largest_received:
             self._on_peer_migrated(path, now)
         return True
 
@@ -685,13 +680,20 @@ FRAME_HANDLERS: Final[dict[int, tuple[Handler, frozenset[Epoch]]]] = {
 }
 """Frame type -> (handler, the epochs it may arrive in): the receive loop's table."""
 
+
+def _on_unknown(conn: Connection, view: memoryview, pos: int, frame_type: int,
+                now: float) -> int:
+    # never called: an unknown type's epoch mask is 0, so check_frame_allowed raises first
+    raise FrameEncodingError(f"unknown frame type 0x{frame_type:x}", frame_type=frame_type)
+
+
 # flattened for the receive loop: (handler, epoch bit mask, flags: 1 ack-eliciting,
 # 2 non-probing) for every one-byte frame type
-_TABLE: Final[tuple[tuple[Handler | None, int, int], ...]] = tuple(
+_TABLE: Final[tuple[tuple[Handler, int, int], ...]] = tuple(
     (
         FRAME_HANDLERS[t][0], sum(1 << e for e in FRAME_HANDLERS[t][1]),
         (1 if t in ACK_ELICITING_FRAME_TYPES else 0) | (0 if t in PROBING_FRAME_TYPES else 2),
     )
-    if t in FRAME_HANDLERS else (None, 0, 0)
+    if t in FRAME_HANDLERS else (_on_unknown, 0, 0)
     for t in range(0x40)
 )

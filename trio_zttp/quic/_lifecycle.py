@@ -333,7 +333,8 @@ class LifecycleMixin(ConnectionBase):
                 elif kind == F_ACK:
                     # space.on_ack_acked(record[1]), inline: packets up to the largest one
                     # this ACK frame acknowledged need no more acknowledging (RFC 9000 §13.2.4)
-                    space = self._spaces[_SPACE[packet.epoch]]
+                    # (the acknowledged packet was of this packet's space)
+                    space = self._spaces[_SPACE[epoch]]
                     floor = record[1] + 1
                     if floor > space.ack_floor:
                         space.ack_floor = floor
