@@ -24,7 +24,7 @@ from cryptography import x509
 
 from .._buffer import varint_size
 from .._tls.suites import Epoch
-from ._conn_base import ConnectionBase
+from ._conn_base import ConnectionBase, State
 from ._errors import QuicError, TransportError
 from ._events import ConnectionIdIssued, ConnectionIdRetired, PathChanged
 from ._params import TransportParameters
@@ -59,6 +59,9 @@ from ._stream_manager import (
 
 __all__ = ["ControlMixin"]
 
+_CONNECTED: Final = State.CONNECTED
+_FIRSTFLIGHT: Final = State.FIRSTFLIGHT
+
 #: Datagrams waiting to be sent at most; older ones are dropped (they are unreliable).
 MAX_QUEUED_DATAGRAMS: Final = 256
 
@@ -68,7 +71,8 @@ class ControlMixin(ConnectionBase):
 
     # -- streams -------------------------------------------------------------------------------
     def _check_open(self) -> None:
-        if not self._is_open:
+        state = self._state  # not self._is_open: a property call less on every command
+        if state is not _CONNECTED and state is not _FIRSTFLIGHT:
             raise QuicError("the connection is closed")
 
     def get_next_available_stream_id(self, is_unidirectional: bool = False) -> int:
@@ -143,7 +147,8 @@ class ControlMixin(ConnectionBase):
             limit = peer.max_datagram_frame_size
             if not limit:
                 raise QuicError("the peer does not accept DATAGRAM frames")
-            if 1 + varint_size(len(data)) + len(data) > limit:
+            n = len(data)
+            if n + (2 if n < 0x40 else 3 if n < 0x4000 else 1 + varint_size(n)) > limit:
                 raise ValueError(f"datagram of {len(data)} bytes above the peer's limit {limit}")
         elif not self._config.max_datagram_frame_size:
             raise QuicError("DATAGRAM frames are not enabled")
