@@ -69,6 +69,8 @@ __all__ = [
 ]
 
 CHUNK_SIZE: Final = 1 << 15
+_QUARTER_CHUNK: Final = CHUNK_SIZE // 4  # smaller writes are gathered in the tail
+_HALF_CHUNK: Final = CHUNK_SIZE // 2  # a tail this long becomes a chunk
 _EMPTY: Final = memoryview(b"")
 NO_ROOM: Final = (-1, 0, False, True)
 """What :meth:`SendStream.write_frame` returns when no data fits."""
@@ -259,15 +261,25 @@ class SendStream:
             raise StreamStateError(f"cannot write in send state {self._state.value}")
         if self._fin_offset is not None:
             raise StreamStateError("cannot write after FIN")
+        tail = self._tail
+        if data.__class__ is bytes:
+            size = len(data)
+            if size + len(tail) <= CHUNK_SIZE and size < _QUARTER_CHUNK:
+                # a small write (the usual one): into the tail, no view of it needed
+                tail += data
+                if len(tail) >= _HALF_CHUNK:
+                    self._seal()
+                if fin:
+                    self._fin_offset = self._sealed_end + len(self._tail)
+                return
         view = memoryview(data)
         if view.ndim != 1 or view.itemsize != 1:
             view = view.cast("B")
         size = view.nbytes
-        tail = self._tail
         if size:
-            if size + len(tail) <= CHUNK_SIZE and size < CHUNK_SIZE // 4:
+            if size + len(tail) <= CHUNK_SIZE and size < _QUARTER_CHUNK:
                 tail += view
-                if len(tail) >= CHUNK_SIZE // 2:
+                if len(tail) >= _HALF_CHUNK:
                     self._seal()
             else:
                 self._seal()
