@@ -152,8 +152,8 @@ class LocalConnectionIds:
 class PeerConnectionIds:
     """Connection IDs the peer gave us: the one in use, spares, and retirement (§5.1.2)."""
 
-    __slots__ = ("_limit", "_by_seq", "_retire_prior_to", "_current_seq", "pending_retire",
-                 "zero_length")
+    __slots__ = ("_limit", "_by_seq", "_retire_prior_to", "_current_seq", "current",
+                 "pending_retire", "zero_length")
 
     def __init__(self, *, initial: bytes, limit: int) -> None:
         self._limit = limit
@@ -161,19 +161,17 @@ class PeerConnectionIds:
         self._by_seq: dict[int, tuple[bytes, bytes | None]] = {0: (initial, None)}
         self._retire_prior_to = 0
         self._current_seq = 0
+        #: The DCID to put on packets we send (kept as the current sequence changes).
+        self.current = initial
         #: sequence numbers to send in RETIRE_CONNECTION_ID frames.
         self.pending_retire: list[int] = []
         self.zero_length = not initial
-
-    @property
-    def current(self) -> bytes:
-        """The DCID to put on packets we send."""
-        return self._by_seq[self._current_seq][0]
 
     def replace_initial(self, cid: bytes) -> None:
         """Client: the server chose its own CID (first Initial/Retry); sequence 0 changes."""
         self._by_seq[0] = (cid, self._by_seq[0][1])
         self.zero_length = not cid
+        self.current = self._by_seq[self._current_seq][0]
 
     def set_initial_token(self, token: bytes) -> None:
         """The server's stateless_reset_token transport parameter belongs to sequence 0."""
@@ -204,6 +202,7 @@ class PeerConnectionIds:
                 self._queue_retire(seq)
             if self._current_seq < retire_prior_to:
                 self._current_seq = min(self._by_seq)
+                self.current = self._by_seq[self._current_seq][0]
         if len(self._by_seq) > self._limit:
             raise ConnectionIdLimitError("peer exceeded active_connection_id_limit")
 
@@ -222,6 +221,7 @@ class PeerConnectionIds:
             return False
         old = self._current_seq
         self._current_seq = spares[0]
+        self.current = self._by_seq[spares[0]][0]
         del self._by_seq[old]
         self._queue_retire(old)
         return True

@@ -141,7 +141,9 @@ class ControlMixin(ConnectionBase):
             QuicError: the peer does not accept DATAGRAM frames, or the connection is closed.
             ValueError: ``data`` is larger than the peer accepts.
         """
-        self._check_open()
+        state = self._state  # _check_open(), inline
+        if state is not _CONNECTED and state is not _FIRSTFLIGHT:
+            raise QuicError("the connection is closed")
         peer = self._peer_params
         if peer is not None:
             limit = peer.max_datagram_frame_size

@@ -598,8 +598,10 @@ def build_datagrams(conn: Connection, now: float) -> list[tuple[bytes, Any]]:
         if not control:
             _build_short_datagrams(conn, now, path, out)
             streams = conn._streams
+            credit = streams._conn_credit
             if len(out) >= MAX_DATAGRAMS_PER_CALL or not (
-                    streams._control or streams._conn_credit.blocked_due):
+                    streams._control or (credit._blocked_at is not None  # credit.blocked_due
+                                         and credit._blocked_at != credit._blocked_sent)):
                 return out
             # a stream or the connection ran short of credit: its (STREAM_)DATA_BLOCKED goes
             # out the general way (RFC 9000 §4.1)
