@@ -180,11 +180,11 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
         state = self._state
         if state is _TERMINATED or state is _DRAINING:
             return
-        if type(data) is not bytes:
-            data = bytes(data)
-        if type(addr) is not tuple:
-            addr = tuple(addr)
         try:
+            if type(data) is not bytes:
+                data = bytes(data)
+            if type(addr) is not tuple:
+                addr = tuple(addr)
             path = self._paths.current
             if path is not None and path.address == addr and state is _CONNECTED and data \
                     and not data[0] & 0x80:
