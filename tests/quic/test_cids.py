@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import itertools
+import random
 
 import pytest
 
-from trio_zttp.quic._cids import LocalConnectionIds, PeerConnectionIds, stateless_reset_token
-from trio_zttp.quic._errors import ConnectionIdLimitError, ProtocolViolation, TransportErrorCode
+from trio_zttp._buffer import encode_varint
+from trio_zttp.quic._cids import (
+    LocalConnectionIds,
+    PeerConnectionIds,
+    parse_new_connection_id,
+    stateless_reset_token,
+)
+from trio_zttp.quic._errors import (
+    ConnectionIdLimitError,
+    FrameEncodingError,
+    ProtocolViolation,
+    TransportErrorCode,
+)
+from trio_zttp.quic._frame_codec import decode_frame_body
+from trio_zttp.quic._frames import NewConnectionIdFrame
 
 
 def counter_bytes() -> object:
@@ -81,3 +95,42 @@ def test_cids_peer_rotate_and_stateless_reset_detection() -> None:
     assert peer.is_stateless_reset(b"\x40" + b"x" * 20 + b"R" * 16)
     assert not peer.is_stateless_reset(b"\x40" + b"x" * 20 + b"Q" * 16)
     assert not peer.is_stateless_reset(b"R" * 16)  # too short to be a reset
+
+
+def _general_new_connection_id(buf: bytes) -> tuple[int, int, bytes, bytes, int] | None:
+    try:
+        frame, pos = decode_frame_body(memoryview(buf), 1, 0x18)
+    except FrameEncodingError:
+        return None
+    assert isinstance(frame, NewConnectionIdFrame)
+    return (frame.sequence_number, frame.retire_prior_to, frame.connection_id,
+            frame.stateless_reset_token, pos)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_cids_new_connection_id_fast_parse_agrees_with_decode_frame_body(seed: int) -> None:
+    """parse_new_connection_id (the receive loop's shortcut) gives what the general decoder
+    gives, takes every frame with one-byte fields, and leaves every other body (malformed,
+    truncated at any byte, longer fields) to the general decoder."""
+    rng = random.Random(seed)
+    taken = 0
+    for _ in range(50):
+        sequence = rng.choice((0, 1, 7, 63, 64, 300, 2**40))
+        retire = rng.choice((0, 1, sequence, sequence + 1, rng.randrange(sequence + 1)))
+        length = rng.choice((0, 1, 8, 20, 21))
+        buf = bytearray(b"\x18" + encode_varint(sequence) + encode_varint(retire)
+                        + bytes((length,)) + rng.randbytes(length) + rng.randbytes(16)
+                        + rng.randbytes(rng.choice((0, 3))))
+        if rng.random() < 0.2:
+            buf[rng.randrange(1, len(buf))] = rng.randrange(256)
+        for end in range(1, len(buf) + 1):
+            body = bytes(buf[:end])
+            fast = parse_new_connection_id(memoryview(body), 1)
+            general = _general_new_connection_id(body)
+            if fast is not None:
+                taken += 1
+                assert fast == general
+            elif general is not None:
+                # only frames with a field of more than one byte go the general way
+                assert general[0] >= 0x40 or body[1] >= 0x40 or body[2] >= 0x40
+    assert taken > 5

@@ -634,3 +634,92 @@ def test_streams_recv_reassembly_matches_payload(
     assert bytes(out) == payload
     assert stream.at_eof
     assert connection.received == len(payload) == connection.consumed
+
+
+def _send_view(stream: SendStream) -> tuple[object, ...]:
+    return (stream.state, stream.acked_offset, stream.buffered, stream.is_finished,
+            stream.has_data_to_send(), stream.write_offset, stream.sent_offset)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_streams_send_fin_ack_fast_path_agrees_with_general_path(seed: int) -> None:
+    """An acknowledged frame carrying the FIN takes on_data_acked's whole-stream shortcut when
+    the prefix reaches it; a twin stream sees the same frame as its data and then a lone FIN
+    (the general way). Both must agree after every step, retransmissions included."""
+    rng = random.Random(seed)
+    fast, slow = SendStream(0, BIG), SendStream(0, BIG)
+    sizes = [rng.choice((0, 1, 30, 500, 3000, 9000)) for _ in range(rng.randrange(1, 5))]
+    payload = rng.randbytes(sum(sizes))
+    position = 0
+    for i, size in enumerate(sizes):
+        for stream in (fast, slow):
+            stream.write(payload[position:position + size], fin=i == len(sizes) - 1)
+        position += size
+    in_flight: list[tuple[int, int, bool]] = []
+    for _ in range(2000):
+        if fast.is_finished:
+            break
+        room = rng.choice((40, 300, 1200, 20_000))
+        frames = [stream.get_frame(room) for stream in (fast, slow)]
+        assert (None if frames[0] is None else (frames[0][0], bytes(frames[0][1]), frames[0][2])
+                ) == (None if frames[1] is None else
+                      (frames[1][0], bytes(frames[1][1]), frames[1][2]))
+        if frames[0] is not None:
+            offset, data, fin = frames[0]
+            in_flight.append((offset, len(data), fin))
+        if frames[0] is None or rng.random() < 0.4:
+            rng.shuffle(in_flight)
+            late: list[tuple[int, int, bool]] = []
+            for offset, length, fin in in_flight:
+                if rng.random() < 0.3:
+                    fast.on_data_lost(offset, length, fin)
+                    slow.on_data_lost(offset, length, fin)
+                    if rng.random() < 0.5:
+                        late.append((offset, length, fin))  # a spurious loss: acked later
+                else:
+                    finished = fast.on_data_acked(offset, length, fin)
+                    if fin and length:
+                        # the lone FIN first: above the prefix, so the general way
+                        slow.on_data_acked(offset + length, 0, True)
+                        fin = False
+                    assert finished == slow.on_data_acked(offset, length, fin)
+                assert _send_view(fast) == _send_view(slow)
+            in_flight = late
+    assert fast.is_finished and slow.is_finished
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_streams_write_frame_from_the_tail_interleaved_with_writes(seed: int) -> None:
+    """Small writes stay in the stream's tail and write_frame sends them from there; writes
+    after a frame, retransmissions and acknowledgments still see every byte in place."""
+    rng = random.Random(seed)
+    stream = SendStream(4, BIG)
+    payload = bytearray()
+    received: dict[int, int] = {}
+    in_flight: list[tuple[int, int, bool]] = []
+    for step in range(300):
+        if not stream.is_finished and stream.final_size is None and rng.random() < 0.5:
+            data = rng.randbytes(rng.choice((1, 7, 100, 1000, 5000, 20_000)))
+            end = step > 200 or rng.random() < 0.02
+            stream.write(data, fin=end)
+            payload += data
+        buf = bytearray(b"\xff")
+        written = stream.write_frame(buf, rng.choice((20, 200, 1200)), b"\x04")
+        if written is not None and written is not NO_ROOM:
+            offset, length, fin, _ = written
+            _, parsed_offset, data, parsed_fin, _ = parse_stream(memoryview(buf), 2, buf[1])
+            assert (parsed_offset, parsed_fin) == (offset, fin)
+            assert bytes(data) == bytes(payload[offset:offset + length])
+            in_flight.append((offset, length, fin))
+        if rng.random() < 0.3:
+            for offset, length, fin in in_flight:
+                if rng.random() < 0.3:
+                    stream.on_data_lost(offset, length, fin)
+                else:
+                    stream.on_data_acked(offset, length, fin)
+                    for i in range(offset, offset + length):
+                        received[i] = payload[i]
+            in_flight = []
+    assert all(payload[i] == byte for i, byte in received.items())
+    assert stream.buffered == (0 if stream.is_finished else stream.write_offset
+                               - stream.acked_offset)

@@ -312,5 +312,14 @@ def on_app_ack_frame(
     recovery._timer_now = now  # private: LossRecovery._set_timer(now), inline
     pacer = recovery.pacer
     if pacer is not None:
-        pacer.update_rate(congestion.congestion_window, smoothed)
+        # pacer.update_rate(congestion.congestion_window, smoothed), inline (private: the
+        # pacer's state)
+        cwnd = congestion.congestion_window
+        pacer._rate = pacer._multiplier * cwnd / (smoothed if smoothed >= 1e-6 else 1e-6)
+        capacity = pacer._burst if pacer._burst < cwnd else cwnd
+        if capacity < pacer._max_datagram_size:
+            capacity = pacer._max_datagram_size
+        pacer._capacity = capacity
+        if pacer._tokens > capacity:
+            pacer._tokens = capacity
     return acked, lost, rtt_sample, pos

@@ -15,13 +15,41 @@ from .._tls.suites import hmac_digest
 from ._errors import ConnectionIdLimitError, ProtocolViolation
 
 __all__ = ["LocalConnectionIds", "PeerConnectionIds", "encode_stateless_reset",
-           "stateless_reset_token"]
+           "parse_new_connection_id", "stateless_reset_token"]
 
 #: The most connection IDs we keep issued at once, whatever the peer's limit (bounds routing
 #: table growth per connection).
 MAX_ISSUED = 8
 #: The most retired-but-unacknowledged RETIRE_CONNECTION_ID frames we queue.
 MAX_PENDING_RETIRES = 64
+
+
+def parse_new_connection_id(buf: memoryview, pos: int) -> tuple[int, int, bytes, bytes, int] | None:
+    """A NEW_CONNECTION_ID frame body whose Sequence Number and Retire Prior To take one byte
+    each (the frames of all but very long-lived connections), decoded inline.
+
+    Args:
+        buf: the packet payload.
+        pos: just after the frame type.
+
+    Returns:
+        ``(sequence_number, retire_prior_to, connection_id, stateless_reset_token, new_pos)``
+        as :func:`~._frame_codec.decode_frame_body` would give them, or None for any other
+        frame (longer fields, a malformed or truncated frame): the caller then decodes it the
+        general way, which raises the coded errors.
+    """
+    if pos + 3 > len(buf):
+        return None
+    sequence = buf[pos]
+    retire_prior_to = buf[pos + 1]
+    length = buf[pos + 2]
+    start = pos + 3
+    end = start + length + 16
+    if sequence >= 0x40 or retire_prior_to > sequence or not 1 <= length <= 20 \
+            or end > len(buf):
+        return None
+    return (sequence, retire_prior_to, bytes(buf[start:start + length]),
+            bytes(buf[start + length:end]), end)
 
 
 def stateless_reset_token(key: bytes, cid: bytes) -> bytes:
@@ -124,8 +152,8 @@ class LocalConnectionIds:
 class PeerConnectionIds:
     """Connection IDs the peer gave us: the one in use, spares, and retirement (§5.1.2)."""
 
-    __slots__ = ("_limit", "_by_seq", "_retire_prior_to", "_current_seq", "pending_retire",
-                 "zero_length")
+    __slots__ = ("_limit", "_by_seq", "_retire_prior_to", "_current_seq", "current",
+                 "pending_retire", "zero_length")
 
     def __init__(self, *, initial: bytes, limit: int) -> None:
         self._limit = limit
@@ -133,19 +161,17 @@ class PeerConnectionIds:
         self._by_seq: dict[int, tuple[bytes, bytes | None]] = {0: (initial, None)}
         self._retire_prior_to = 0
         self._current_seq = 0
+        #: The DCID to put on packets we send (kept as the current sequence changes).
+        self.current = initial
         #: sequence numbers to send in RETIRE_CONNECTION_ID frames.
         self.pending_retire: list[int] = []
         self.zero_length = not initial
-
-    @property
-    def current(self) -> bytes:
-        """The DCID to put on packets we send."""
-        return self._by_seq[self._current_seq][0]
 
     def replace_initial(self, cid: bytes) -> None:
         """Client: the server chose its own CID (first Initial/Retry); sequence 0 changes."""
         self._by_seq[0] = (cid, self._by_seq[0][1])
         self.zero_length = not cid
+        self.current = self._by_seq[self._current_seq][0]
 
     def set_initial_token(self, token: bytes) -> None:
         """The server's stateless_reset_token transport parameter belongs to sequence 0."""
@@ -161,8 +187,8 @@ class PeerConnectionIds:
             if known[0] != cid or (known[1] is not None and known[1] != token):
                 raise ProtocolViolation("sequence number reused for a different connection ID")
             return
-        for seq, (other, _tok) in self._by_seq.items():
-            if other == cid and seq != sequence:
+        for other in self._by_seq.values():  # (sequence is not among them)
+            if other[0] == cid:
                 raise ProtocolViolation("connection ID reused with a different sequence number")
         if sequence < self._retire_prior_to:
             # already retired by an earlier retire_prior_to: retire it at once (§19.15)
@@ -176,6 +202,7 @@ class PeerConnectionIds:
                 self._queue_retire(seq)
             if self._current_seq < retire_prior_to:
                 self._current_seq = min(self._by_seq)
+                self.current = self._by_seq[self._current_seq][0]
         if len(self._by_seq) > self._limit:
             raise ConnectionIdLimitError("peer exceeded active_connection_id_limit")
 
@@ -194,6 +221,7 @@ class PeerConnectionIds:
             return False
         old = self._current_seq
         self._current_seq = spares[0]
+        self.current = self._by_seq[spares[0]][0]
         del self._by_seq[old]
         self._queue_retire(old)
         return True

@@ -114,6 +114,7 @@ class _WindowController:
     """Bookkeeping shared by NewReno and CUBIC: bytes in flight, slow start, recovery."""
 
     __slots__ = (
+        "_app_limited_since",
         "_bytes_in_flight",
         "_cwnd",
         "_max_datagram_size",
@@ -133,6 +134,7 @@ class _WindowController:
         self._bytes_in_flight = 0
         self._recovery_start: float | None = None
         self.app_limited = False
+        self._app_limited_since: float | None = None  # CUBIC's clock stop (RFC 9438 §5.8)
 
     @property
     def congestion_window(self) -> int:
@@ -184,8 +186,13 @@ class _WindowController:
             if recovery_start is None or packet.sent_time > recovery_start:
                 growing += size
         self._bytes_in_flight = max(0, self._bytes_in_flight - acked)
+        if self.app_limited or self._app_limited_since is not None:
+            self._app_limited_clock(now)
         if growing and not self.app_limited:
-            self._grow(growing, now, smoothed_rtt)
+            if self._cwnd < self._ssthresh:
+                self._cwnd += growing  # slow start (both controllers): _grow's first step
+            else:
+                self._grow(growing, now, smoothed_rtt)
 
     def on_packets_lost(self, packets: Iterable[PacketInfo], now: float) -> None:
         lost = 0
@@ -214,6 +221,9 @@ class _WindowController:
         self._reduce(now)
 
     # subclass hooks
+    def _app_limited_clock(self, now: float) -> None:
+        """An ACK while the application limits sending, or the first after it did."""
+
     def _grow(self, acked_bytes: int, now: float, smoothed_rtt: float) -> None:
         raise NotImplementedError
 
@@ -261,7 +271,6 @@ class Cubic(_WindowController):
     """
 
     __slots__ = (
-        "_app_limited_since",
         "_cwnd_epoch",
         "_cwnd_prior",
         "_fast_convergence",
@@ -280,7 +289,6 @@ class Cubic(_WindowController):
         self._cwnd_epoch = 0.0
         self._cwnd_prior = 0.0
         self._w_est = 0.0
-        self._app_limited_since: float | None = None
 
     @property
     def w_max(self) -> float | None:
@@ -297,9 +305,7 @@ class Cubic(_WindowController):
         w_max = self._w_max if self._w_max is not None else self._cwnd_epoch
         return CUBIC_C * (t - self._k) ** 3 * self._max_datagram_size + w_max
 
-    def on_packets_acked(
-        self, packets: Iterable[PacketInfo], now: float, smoothed_rtt: float
-    ) -> None:
+    def _app_limited_clock(self, now: float) -> None:
         # RFC 9438 §5.8: the cubic clock does not run while the application is the limit
         if self.app_limited:
             if self._app_limited_since is None:
@@ -308,7 +314,6 @@ class Cubic(_WindowController):
             if self._t_epoch is not None:
                 self._t_epoch += now - self._app_limited_since
             self._app_limited_since = None
-        super().on_packets_acked(packets, now, smoothed_rtt)
 
     def _grow(self, acked_bytes: int, now: float, smoothed_rtt: float) -> None:
         mds = self._max_datagram_size

@@ -32,6 +32,7 @@ from typing import Any, Final, final
 
 from .._buffer import decode_varint
 from .._tls.suites import Epoch
+from ._cids import parse_new_connection_id
 from ._config import Configuration
 from ._conn_base import State
 from ._control import ControlMixin
@@ -180,8 +181,27 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
         if state is _TERMINATED or state is _DRAINING:
             return
         try:
-            self._receive_datagram(data if type(data) is bytes else bytes(data),
-                                   addr if type(addr) is tuple else tuple(addr), now)
+            if type(data) is not bytes:
+                data = bytes(data)
+            if type(addr) is not tuple:
+                addr = tuple(addr)
+            path = self._paths.current
+            if path is not None and path.address == addr and state is _CONNECTED and data \
+                    and not data[0] & 0x80:
+                # one short-header packet from the current path fills the datagram: the
+                # common case, _receive_datagram without the generality
+                path.bytes_received += len(data)
+                self._stats_datagrams_received += 1
+                processed = self._receive_short(data, path, now)
+                if self._state is not _CONNECTED:
+                    return
+                if not processed and self._peer_cids.is_stateless_reset(data):
+                    self._on_stateless_reset(now)
+                    return
+                if not path.validated or not self._handshake_confirmed:
+                    self._after_datagram_received(path, now)
+                return
+            self._receive_datagram(data, addr, now)
         except TransportError as exc:
             self._close_on_error(exc, now)
         except Exception as exc:  # a bug here must not take the endpoint down
@@ -404,8 +424,7 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
         view = memoryview(payload)
         pos = 0
         table = _TABLE
-        ack_eliciting = False
-        non_probing = False
+        seen = 0  # the frames' flags, or-ed
         bit = 1 << epoch
         while pos < end:
             frame_type = view[pos]
@@ -413,15 +432,11 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
                 read_frame_type(view, pos)  # raises: unknown type or not shortest encoding
             handler, mask, flags = table[frame_type]
             if not mask & bit:
-                check_frame_allowed(frame_type, epoch)  # raises the right error
-            if handler is None:
-                raise FrameEncodingError(f"unknown frame type 0x{frame_type:02x}",
-                                         frame_type=frame_type)
+                # raises: not allowed in this packet type, or unknown (whose mask is 0)
+                check_frame_allowed(frame_type, epoch)
             pos = handler(self, view, pos + 1, frame_type, now)
-            if flags & 1:
-                ack_eliciting = True
-            if flags & 2:
-                non_probing = True
+            seen |= flags
+        ack_eliciting = (seen & 1) == 1
         if self._qlog is not None:
             self._qlog_packet(now, "transport:packet_received", epoch, pn, size)
         state = self._state
@@ -457,8 +472,8 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
             self._idle_deadline = now + (timeout if timeout > floor else floor)
         self._idle_restart_on_send = True
         self._last_activity = now
-        if epoch is _ONE_RTT and non_probing and pn == space.largest_received and \
-                path is not self._paths.current:
+        if path is not self._paths.current and epoch is _ONE_RTT and seen & 2 and \
+                pn == space.largest_received:
             self._on_peer_migrated(path, now)
         return True
 
@@ -552,9 +567,14 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
 
     def _on_new_connection_id(self, view: memoryview, pos: int, frame_type: int,
                               now: float) -> int:
-        frame, pos = decode_frame_body(view, pos, frame_type)
-        assert isinstance(frame, NewConnectionIdFrame)
-        self._on_new_connection_id_frame(frame)
+        fields = parse_new_connection_id(view, pos)
+        if fields is None:
+            frame, pos = decode_frame_body(view, pos, frame_type)  # raises the coded errors
+            assert isinstance(frame, NewConnectionIdFrame)
+            fields = (frame.sequence_number, frame.retire_prior_to, frame.connection_id,
+                      frame.stateless_reset_token, pos)
+        sequence, retire_prior_to, cid, token, pos = fields
+        self._on_new_connection_id_frame(sequence, cid, token, retire_prior_to)
         return pos
 
     def _on_retire_connection_id(self, view: memoryview, pos: int, frame_type: int,
@@ -660,13 +680,20 @@ FRAME_HANDLERS: Final[dict[int, tuple[Handler, frozenset[Epoch]]]] = {
 }
 """Frame type -> (handler, the epochs it may arrive in): the receive loop's table."""
 
+
+def _on_unknown(conn: Connection, view: memoryview, pos: int, frame_type: int,
+                now: float) -> int:
+    # never called: an unknown type's epoch mask is 0, so check_frame_allowed raises first
+    raise FrameEncodingError(f"unknown frame type 0x{frame_type:x}", frame_type=frame_type)
+
+
 # flattened for the receive loop: (handler, epoch bit mask, flags: 1 ack-eliciting,
 # 2 non-probing) for every one-byte frame type
-_TABLE: Final[tuple[tuple[Handler | None, int, int], ...]] = tuple(
+_TABLE: Final[tuple[tuple[Handler, int, int], ...]] = tuple(
     (
         FRAME_HANDLERS[t][0], sum(1 << e for e in FRAME_HANDLERS[t][1]),
         (1 if t in ACK_ELICITING_FRAME_TYPES else 0) | (0 if t in PROBING_FRAME_TYPES else 2),
     )
-    if t in FRAME_HANDLERS else (None, 0, 0)
+    if t in FRAME_HANDLERS else (_on_unknown, 0, 0)
     for t in range(0x40)
 )

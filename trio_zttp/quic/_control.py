@@ -24,10 +24,9 @@ from cryptography import x509
 
 from .._buffer import varint_size
 from .._tls.suites import Epoch
-from ._conn_base import ConnectionBase
+from ._conn_base import ConnectionBase, State
 from ._errors import QuicError, TransportError
 from ._events import ConnectionIdIssued, ConnectionIdRetired, PathChanged
-from ._frames import NewConnectionIdFrame
 from ._params import TransportParameters
 from ._paths import Path
 from ._qlog import QlogTracer
@@ -60,6 +59,9 @@ from ._stream_manager import (
 
 __all__ = ["ControlMixin"]
 
+_CONNECTED: Final = State.CONNECTED
+_FIRSTFLIGHT: Final = State.FIRSTFLIGHT
+
 #: Datagrams waiting to be sent at most; older ones are dropped (they are unreliable).
 MAX_QUEUED_DATAGRAMS: Final = 256
 
@@ -69,7 +71,8 @@ class ControlMixin(ConnectionBase):
 
     # -- streams -------------------------------------------------------------------------------
     def _check_open(self) -> None:
-        if not self._is_open:
+        state = self._state  # not self._is_open: a property call less on every command
+        if state is not _CONNECTED and state is not _FIRSTFLIGHT:
             raise QuicError("the connection is closed")
 
     def get_next_available_stream_id(self, is_unidirectional: bool = False) -> int:
@@ -138,13 +141,16 @@ class ControlMixin(ConnectionBase):
             QuicError: the peer does not accept DATAGRAM frames, or the connection is closed.
             ValueError: ``data`` is larger than the peer accepts.
         """
-        self._check_open()
+        state = self._state  # _check_open(), inline
+        if state is not _CONNECTED and state is not _FIRSTFLIGHT:
+            raise QuicError("the connection is closed")
         peer = self._peer_params
         if peer is not None:
             limit = peer.max_datagram_frame_size
             if not limit:
                 raise QuicError("the peer does not accept DATAGRAM frames")
-            if 1 + varint_size(len(data)) + len(data) > limit:
+            n = len(data)
+            if n + (2 if n < 0x40 else 3 if n < 0x4000 else 1 + varint_size(n)) > limit:
                 raise ValueError(f"datagram of {len(data)} bytes above the peer's limit {limit}")
         elif not self._config.max_datagram_frame_size:
             raise QuicError("DATAGRAM frames are not enabled")
@@ -249,10 +255,10 @@ class ControlMixin(ConnectionBase):
             raise QuicError("no spare connection ID of the peer's to migrate with "
                             "(RFC 9000 §9.5)")
 
-    def _on_new_connection_id_frame(self, frame: NewConnectionIdFrame) -> None:
+    def _on_new_connection_id_frame(self, sequence: int, cid: bytes, token: bytes,
+                                    retire_prior_to: int) -> None:
         try:
-            self._peer_cids.add(frame.sequence_number, frame.connection_id,
-                                frame.stateless_reset_token, frame.retire_prior_to)
+            self._peer_cids.add(sequence, cid, token, retire_prior_to)
         except TransportError as exc:
             exc.frame_type = 0x18
             raise

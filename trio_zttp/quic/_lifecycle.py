@@ -143,7 +143,13 @@ class LifecycleMixin(ConnectionBase):
             return self._now if deadline is None else deadline
         # the earliest of these (called once per batch of datagrams, so kept flat)
         timer = self._idle_deadline
-        candidate = self._recovery.get_loss_detection_timer()
+        # recovery.get_loss_detection_timer(), inline (private: its deferred computation)
+        recovery = self._recovery
+        changed = recovery._timer_now
+        if changed is not None:
+            recovery._timer_now = None
+            recovery._compute_timer(changed)
+        candidate = recovery._timer
         if candidate is not None and (timer is None or candidate < timer):
             timer = candidate
         candidate = self._spaces[2].ack_deadline
@@ -327,7 +333,8 @@ class LifecycleMixin(ConnectionBase):
                 elif kind == F_ACK:
                     # space.on_ack_acked(record[1]), inline: packets up to the largest one
                     # this ACK frame acknowledged need no more acknowledging (RFC 9000 §13.2.4)
-                    space = self._spaces[_SPACE[packet.epoch]]
+                    # (the acknowledged packet was of this packet's space)
+                    space = self._spaces[_SPACE[epoch]]
                     floor = record[1] + 1
                     if floor > space.ack_floor:
                         space.ack_floor = floor

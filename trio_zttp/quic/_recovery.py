@@ -286,7 +286,9 @@ class LossRecovery:
 
     __slots__ = (
         "_amplification_limited",
+        "_handshake",
         "_handshake_confirmed",
+        "_initial",
         "_is_client",
         "_peer_validated",
         "_probe_packets",
@@ -331,6 +333,8 @@ class LossRecovery:
         # indexed by Epoch: ZERO_RTT and ONE_RTT are the same space object
         self._spaces = (initial, application, handshake, application)
         self.application = application
+        self._initial = initial
+        self._handshake = handshake
         self._space_list = (
             (_INITIAL, initial),
             (_HANDSHAKE, handshake),
@@ -609,7 +613,9 @@ class LossRecovery:
 
     def _compute_timer(self, now: float) -> None:
         """SetLossDetectionTimer (Appendix A.8), in one pass over the spaces."""
-        (_, initial), (_, handshake), (_, app) = self._space_list
+        initial = self._initial
+        handshake = self._handshake
+        app = self.application
         if self._handshake_confirmed and not initial.ack_eliciting_in_flight \
                 and not handshake.ack_eliciting_in_flight and initial.loss_time is None \
                 and handshake.loss_time is None:

@@ -48,6 +48,7 @@ F_NEW_TOKEN: Final = 6
 F_PING: Final = 7
 F_DATAGRAM: Final = 8
 F_PATH: Final = 9
+_DATAGRAM_RECORD: Final = (F_DATAGRAM,)
 
 MIN_INITIAL_SIZE: Final = 1200
 #: Smallest room worth starting a packet in.
@@ -235,7 +236,7 @@ def _write_app_control(conn: Connection, packet: _Packet, limit: int, path: Path
             path.challenge_pending = False
         while conn._new_cids:
             seq, cid, token = conn._new_cids[0]
-            frame = (b"\x18" + encode_varint(seq) + b"\x00"
+            frame = (b"\x18" + _varint(seq) + b"\x00"
                      + bytes((len(cid),)) + cid + token)
             if len(payload) + len(frame) > limit:
                 break
@@ -289,7 +290,7 @@ def _write_datagrams(conn: Connection, payload: bytearray, records: list[Any],
         payload.append(0x31)
         payload += length
         payload += data
-        records.append((F_DATAGRAM,))
+        records.append(_DATAGRAM_RECORD)
         written = True
         queue.popleft()
     return written
@@ -496,7 +497,12 @@ def _build_short(conn: Connection, now: float, budget: int, can_elicit: bool) ->
                         + (_BYTE[first] if first < 0x40 else encode_varint(first)))
             if counts is not None:
                 # ACK_ECN: ECT(0), ECT(1), CE
-                payload += (_varint(counts[2]) + _varint(counts[1]) + _varint(counts[3]))
+                # (ECT(0) passes 63 after 64 marked packets; ECT(1) and CE stay small)
+                ect0, ect1, ce = counts[2], counts[1], counts[3]
+                payload += ((_BYTE[ect0] if ect0 < 0x40 else (ect0 | 0x4000).to_bytes(2)
+                             if ect0 < 0x4000 else encode_varint(ect0))
+                            + (_BYTE[ect1] if ect1 < 0x40 else _varint(ect1))
+                            + (_BYTE[ce] if ce < 0x40 else _varint(ce)))
             if len(payload) <= limit:
                 records.append((F_ACK, largest))
                 space.largest_ack_sent = largest
@@ -509,8 +515,32 @@ def _build_short(conn: Connection, now: float, budget: int, can_elicit: bool) ->
             _write_ack(conn, payload, records, space, limit, now, True)
     eliciting = False
     if has_content:
-        if conn._datagrams and _write_datagrams(conn, payload, records, limit):
+        queue = conn._datagrams
+        while queue:
+            # _write_datagrams, inline
+            data = queue[0]
+            n = len(data)
+            if n < 0x40:
+                size = 2 + n
+                length = _BYTE[n]
+            elif n < 0x4000:
+                size = 3 + n
+                length = (n | 0x4000).to_bytes(2)
+            else:
+                length = encode_varint(n)
+                size = 1 + len(length) + n
+            if len(payload) + size > limit:
+                if not payload and size > limit:
+                    queue.popleft()  # can never fit this path: drop it (unreliable anyway)
+                    conn._datagrams_dropped += 1
+                    continue
+                break
+            payload.append(0x31)
+            payload += length
+            payload += data
+            records.append(_DATAGRAM_RECORD)
             eliciting = True
+            queue.popleft()
         if streams._send_queue:
             before = len(records)
             streams.write_stream_frames(payload, limit, records)
@@ -568,8 +598,10 @@ def build_datagrams(conn: Connection, now: float) -> list[tuple[bytes, Any]]:
         if not control:
             _build_short_datagrams(conn, now, path, out)
             streams = conn._streams
+            credit = streams._conn_credit
             if len(out) >= MAX_DATAGRAMS_PER_CALL or not (
-                    streams._control or streams._conn_credit.blocked_due):
+                    streams._control or (credit._blocked_at is not None  # credit.blocked_due
+                                         and credit._blocked_at != credit._blocked_sent)):
                 return out
             # a stream or the connection ran short of credit: its (STREAM_)DATA_BLOCKED goes
             # out the general way (RFC 9000 §4.1)

@@ -26,7 +26,8 @@ from ._errors import StreamStateError, StreamStateViolation, TransportError
 from ._events import Event, StopSendingReceived, StreamDataReceived, StreamReset
 from ._flow import ReceiveWindow, SendCredit, StreamLimits
 from ._params import TransportParameters
-from ._streams import NO_ROOM, RecvStream, SendStream
+from ._recv_stream import _RECV_FINISHED
+from ._streams import _SEND_FINISHED, NO_ROOM, RecvStream, SendStream
 
 __all__ = ["SEND_ALLOWANCE", "Stream", "StreamManager"]
 
@@ -79,7 +80,9 @@ class Stream:
     @property
     def is_finished(self) -> bool:
         send, recv = self.send, self.recv
-        return (send is None or send.is_finished) and (recv is None or recv.is_finished)
+        # send.is_finished and recv.is_finished, inline (private: their states)
+        return (send is None or send._state in _SEND_FINISHED) and (
+            recv is None or recv._state in _RECV_FINISHED)
 
 
 @final

@@ -69,6 +69,8 @@ __all__ = [
 ]
 
 CHUNK_SIZE: Final = 1 << 15
+_QUARTER_CHUNK: Final = CHUNK_SIZE // 4  # smaller writes are gathered in the tail
+_HALF_CHUNK: Final = CHUNK_SIZE // 2  # a tail this long becomes a chunk
 _EMPTY: Final = memoryview(b"")
 NO_ROOM: Final = (-1, 0, False, True)
 """What :meth:`SendStream.write_frame` returns when no data fits."""
@@ -259,15 +261,25 @@ class SendStream:
             raise StreamStateError(f"cannot write in send state {self._state.value}")
         if self._fin_offset is not None:
             raise StreamStateError("cannot write after FIN")
+        tail = self._tail
+        if data.__class__ is bytes:
+            size = len(data)
+            if size + len(tail) <= CHUNK_SIZE and size < _QUARTER_CHUNK:
+                # a small write (the usual one): into the tail, no view of it needed
+                tail += data
+                if len(tail) >= _HALF_CHUNK:
+                    self._seal()
+                if fin:
+                    self._fin_offset = self._sealed_end + len(self._tail)
+                return
         view = memoryview(data)
         if view.ndim != 1 or view.itemsize != 1:
             view = view.cast("B")
         size = view.nbytes
-        tail = self._tail
         if size:
-            if size + len(tail) <= CHUNK_SIZE and size < CHUNK_SIZE // 4:
+            if size + len(tail) <= CHUNK_SIZE and size < _QUARTER_CHUNK:
                 tail += view
-                if len(tail) >= CHUNK_SIZE // 2:
+                if len(tail) >= _HALF_CHUNK:
                     self._seal()
             else:
                 self._seal()
@@ -420,7 +432,6 @@ class SendStream:
                     connection.mark_blocked()
                 return None
         stop = offset + size
-        data = self._slice(offset, stop)
         self._next_offset = stop
         credit._used += size
         if connection is not None:
@@ -436,7 +447,17 @@ class SendStream:
         elif state is _READY:
             self._state = _SEND
         _write_stream_header(buf, id_bytes, offset, size, fin)
-        buf += data
+        sealed = self._sealed_end
+        if offset >= sealed:
+            # all of it in the tail (small writes not sealed into a chunk yet): copied from
+            # there, the tail stays as it is (a retransmission's _slice seals it)
+            tail = self._tail
+            if offset == sealed and size == len(tail):
+                buf += tail
+            else:
+                buf += tail[offset - sealed:stop - sealed]
+        else:
+            buf += self._slice(offset, stop)
         return offset, size, fin, size >= capacity
 
     def _write_frame_slow(self, buf: bytearray, capacity: int,
@@ -471,6 +492,23 @@ class SendStream:
             return state is _DATA_RECVD or state is _RESET_RECVD
         end = offset + length
         prefix = self._acked_prefix
+        if fin and offset <= prefix and end == self._fin_offset:
+            # the prefix reaches the FIN: everything is acknowledged (a small stream sent and
+            # acknowledged at once, or the last frame of a stream acknowledged in order);
+            # whatever was pending or acknowledged out of order lies below the end
+            self._acked_prefix = end
+            self._fin_acked = True
+            self._fin_lost = False
+            self._state = (_DATA_RECVD if state is _DATA_SENT
+                           else send_transition(state, SendEvent.ALL_DATA_ACKED))
+            if self._pending._bounds:
+                self._pending.clear()
+            self._chunks = []
+            self._chunk_starts = []
+            self._first = 0
+            if self._acked._bounds:
+                self._acked.clear()
+            return True
         if end > prefix:
             if self._pending._bounds:  # RangeSet truthiness without the call
                 self._pending.subtract(offset, end)
