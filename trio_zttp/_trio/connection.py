@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from types import TracebackType
 from typing import Final, Self, TypeVar, final
 
@@ -142,6 +143,9 @@ class QuicConnection(trio.abc.AsyncResource):
         self._local_closed = False
         self._driver_done = trio.Event()
         self._driver_started = False
+        # called (once) when the connection ends, however it ends: the HTTP/3 layer wakes
+        # its own waiters from here instead of watching with a task of its own
+        self._on_terminate: Callable[[], None] | None = None
 
         self._streams: dict[int, _StreamCore] = {}
         # next stream ID the peer has not opened yet, per type (index: stream_id & 3)
@@ -417,7 +421,9 @@ class QuicConnection(trio.abc.AsyncResource):
         """The engine has output: make sure it leaves soon (the driver flushes it, unless
         the calling task settles first)."""
         self._flush_pending = True
-        if self._driver_parked:
+        if self._driver_parked and self._fallback_at == math.inf:
+            # (a deferred flush takes this output along: the tasks its batch woke flush it,
+            # or the driver at the deferral's deadline)
             self._wake()
 
     def _settle(self) -> None:
@@ -718,6 +724,10 @@ class QuicConnection(trio.abc.AsyncResource):
         self._blocked_senders.clear()
         self._accept_lot.unpark_all()
         self._datagram_lot.unpark_all()
+        hook = self._on_terminate
+        if hook is not None:
+            self._on_terminate = None
+            hook()
 
     # -- events -------------------------------------------------------------------------------
 

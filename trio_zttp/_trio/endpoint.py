@@ -175,6 +175,9 @@ class QuicEndpoint:
         self._half_open: set[QuicConnection] = set()
         self._accept_queue: deque[QuicConnection] = deque()
         self._accept_lot = trio.lowlevel.ParkingLot()
+        # set by a server that starts a task per connection (serve_h3): called from the
+        # driver as each handshake completes, instead of queueing for accept()
+        self._on_accept: Callable[[QuicConnection], None] | None = None
         self._outbox: list[tuple[bytes, Address]] = []
         self._send_lock = trio.Lock()
         self._closed = False
@@ -534,8 +537,12 @@ class QuicEndpoint:
     def _on_handshake_complete(self, connection: QuicConnection) -> None:
         if connection in self._half_open:
             self._half_open.discard(connection)
-            self._accept_queue.append(connection)
-            self._accept_lot.unpark_all()
+            hook = self._on_accept
+            if hook is not None:
+                hook(connection)
+            else:
+                self._accept_queue.append(connection)
+                self._accept_lot.unpark_all()
 
     def _add_connection(self, connection: QuicConnection) -> None:
         self._connections.add(connection)
