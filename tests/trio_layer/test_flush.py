@@ -105,3 +105,22 @@ async def test_flush_a_synchronous_call_wakes_the_driver(ca, server_cert, autoju
                     break
         assert trio.current_time() - started <= DELAY + 1e-6
 
+
+
+async def test_flush_first_flights_leave_from_the_tasks_that_made_them(
+    ca, server_cert, autojump_clock
+) -> None:
+    # The client's first Initial leaves from the task that called connect, the server's
+    # answer from the endpoint's receive task: neither waits a scheduling round for the new
+    # connection's driver to start.
+    senders: list[str] = []
+
+    def tap(datagram: WireDatagram) -> None:
+        senders.append(trio.lowlevel.current_task().name)
+
+    async with open_virtual_network(seed=5, tap=tap):
+        async with connected_pair(ca, server_cert) as pair:
+            assert pair.client.alpn_protocol is not None
+    assert len(senders) > 2
+    assert "_receive_loop" not in senders[0] and "_drive" not in senders[0], senders
+    assert senders[1].endswith("_receive_loop"), senders

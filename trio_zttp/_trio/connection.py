@@ -560,12 +560,18 @@ class QuicConnection(trio.abc.AsyncResource):
 
     # -- the driver ---------------------------------------------------------------------------
 
-    async def _drive(self, initial: list[tuple[bytes, Address]] | None = None) -> None:
+    def _send_first(self, datagrams: list[tuple[bytes, Address]]) -> None:
+        """Server: send the answer to the first Initial (the engine already returned it)
+        without waiting; what the socket cannot take now is left to the driver."""
+        ecn = self._ecn_codepoint()
+        sent = self._endpoint._send_now(datagrams, ecn)
+        if sent < len(datagrams):
+            self._unsent.append((datagrams[sent:], ecn))
+
+    async def _drive(self) -> None:
         """The connection's task: runs until the engine has finished closing."""
         self._driver_started = True
         try:
-            if initial:
-                await self._endpoint._send_datagrams(initial, self._ecn_codepoint())
             await self._run()
         except Exception as exc:  # an engine bug must not take the endpoint down
             self._fail(exc)
@@ -573,7 +579,14 @@ class QuicConnection(trio.abc.AsyncResource):
             self._finish()
 
     async def _run(self) -> None:
-        await self._flush()
+        # the endpoint flushed the first flight when it made the connection: the driver
+        # sends only what was left over (a full socket) or queued since
+        if self._flush_pending:
+            self._flush_now()
+        if self._unsent:
+            await self._send_unsent()
+        if self._failure is not None:
+            return
         handled_at = -math.inf
         while True:
             timer = self._engine.get_timer()

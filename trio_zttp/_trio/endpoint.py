@@ -306,6 +306,7 @@ class QuicEndpoint:
         )
         self._add_connection(connection)
         connection._add_cid(engine.local_connection_id)
+        connection._flush_now()  # the first Initial leaves now, not when the driver starts
         self._nursery.start_soon(connection._drive)
         return connection
 
@@ -485,7 +486,8 @@ class QuicEndpoint:
         connection._add_cid(dcid)
         connection._add_cid(engine.local_connection_id)
         connection._handle_events()
-        self._nursery.start_soon(connection._drive, first)
+        connection._send_first(first)  # from this task: the driver starts a round later
+        self._nursery.start_soon(connection._drive)
 
     def _send_retry(
         self, addr: Address, now: float, dcid: bytes, scid: bytes, version: int
