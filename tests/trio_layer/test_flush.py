@@ -106,7 +106,6 @@ async def test_flush_a_synchronous_call_wakes_the_driver(ca, server_cert, autoju
         assert trio.current_time() - started <= DELAY + 1e-6
 
 
-
 async def test_flush_first_flights_leave_from_the_tasks_that_made_them(
     ca, server_cert, autojump_clock
 ) -> None:
@@ -124,3 +123,40 @@ async def test_flush_first_flights_leave_from_the_tasks_that_made_them(
     assert len(senders) > 2
     assert "_receive_loop" not in senders[0] and "_drive" not in senders[0], senders
     assert senders[1].endswith("_receive_loop"), senders
+
+
+class _DriverSteps(trio.abc.Instrument):
+    """Counts the scheduling steps of the connections' driver tasks while ``on``."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.steps = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if self.on and task.name.endswith("._drive"):
+            self.steps += 1
+
+
+async def test_flush_closing_period_costs_each_driver_one_wake_up(
+    ca, server_cert, autojump_clock
+) -> None:
+    # Closing, the engine's timer becomes its closing period's end, later than the timers it
+    # replaced: the drivers wake when it ends, not also at a stale earlier deadline.
+    counter = _DriverSteps()
+    async with open_virtual_network(seed=6, conditions=LinkConditions(delay=DELAY)):
+        async with connected_pair(ca, server_cert) as pair:
+            stream = pair.client.open_stream()
+            await stream.send_all(b"hello")
+            peer = await pair.server.accept_stream()
+            assert await peer.receive_some() == b"hello"
+            await peer.send_all(b"world")
+            assert await stream.receive_some() == b"world"
+            trio.lowlevel.add_instrument(counter)
+            counter.on = True
+            await pair.client.aclose()  # waits out its closing period
+            await pair.server.aclose()  # its draining period ended meanwhile: nothing to wait
+            counter.on = False
+            trio.lowlevel.remove_instrument(counter)
+    # the server's driver: the CONNECTION_CLOSE, then the end of its draining period; the
+    # client's: the end of its closing period
+    assert counter.steps <= 3, counter.steps

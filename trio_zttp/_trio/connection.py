@@ -17,9 +17,10 @@ Flushing (who calls ``datagrams_to_send``):
 * When a batch woke user tasks (a response for a waiting client, a request for a handler),
   the driver leaves its flush to them: what they answer leaves in the same packet as the
   ACK.  If none of them flushed within :data:`FLUSH_DEFERRAL`, the driver does.
-* The driver sleeps in one cancel scope whose deadline is only ever moved earlier (but for
-  the deferred flush's); a deadline that passes before the engine's timer is due costs one
-  empty wake-up.
+* The driver sleeps in one cancel scope until its deadline passes.  Flushes only ever move
+  the deadline earlier (but for the deferred flush's, and closing: the closing period's end
+  replaces every earlier timer); a deadline that passes before the engine's timer is due
+  costs one empty wake-up.  A timer handled on a datagram's wake-up moves it either way.
 
 Closing (DESIGN.md):
 
@@ -458,7 +459,12 @@ class QuicConnection(trio.abc.AsyncResource):
         if self._fallback_at != math.inf:  # the deferred flush is done: its deadline goes
             self._fallback_at = math.inf
             self._move_wait_deadline(math.inf if timer is None else timer)
-        elif timer is not None and timer < self._wait_deadline:
+        elif timer is not None and (
+            timer < self._wait_deadline
+            # closing: the engine's last timer (its closing period) comes later than the
+            # deadline of the timers it replaced; waking at theirs would be an empty wake-up
+            or (timer > self._wait_deadline and self._closed_info is not None)
+        ):
             self._move_wait_deadline(timer)
 
     def _move_wait_deadline(self, deadline: float) -> None:
@@ -589,20 +595,11 @@ class QuicConnection(trio.abc.AsyncResource):
             return
         handled_at = -math.inf
         while True:
-            timer = self._engine.get_timer()
-            if timer is None:
-                if self._closed_info is not None:
-                    return
-                deadline = math.inf
-            elif timer <= handled_at:
-                # The engine's timer did not move past the last handle_timer (float rounding
-                # in a loss-detection deadline, say): wait one timer granularity instead of
-                # spinning, which under a MockClock would never let time advance.
-                deadline = handled_at + TIMER_GRANULARITY
-            else:
-                deadline = timer
-            if self._fallback_at < deadline:
-                deadline = self._fallback_at  # a deferred flush still waits for its tasks
+            deadline = self._deadline_after(handled_at)
+            if deadline is None:
+                return
+            # one scope until its deadline passes: a timer handled on a datagram's wake-up
+            # moves the deadline, which is cheaper than a fresh scope
             with trio.CancelScope(deadline=deadline) as scope:
                 self._wait_scope = scope
                 self._wait_deadline = deadline
@@ -617,7 +614,10 @@ class QuicConnection(trio.abc.AsyncResource):
                         return
                     if handled != _NOT_HANDLED:
                         handled_at = handled
-                        break  # the timer moved: a fresh scope for its new deadline
+                        deadline = self._deadline_after(handled_at)
+                        if deadline is None:
+                            return
+                        self._move_wait_deadline(deadline)
             self._wait_scope = None
             if scope.cancelled_caught:  # the deadline passed: the timer may be due
                 handled = await self._step(None)
@@ -625,6 +625,25 @@ class QuicConnection(trio.abc.AsyncResource):
                     return
                 if handled != _NOT_HANDLED:
                     handled_at = handled
+
+    def _deadline_after(self, handled_at: float) -> float | None:
+        """When the driver wakes up next (no datagram coming): the engine's timer, or the
+        deferred flush's deadline if sooner; None once a closed engine has no timer left."""
+        timer = self._engine.get_timer()
+        if timer is None:
+            if self._closed_info is not None:
+                return None
+            deadline = math.inf
+        elif timer <= handled_at:
+            # The engine's timer did not move past the last handle_timer (float rounding
+            # in a loss-detection deadline, say): wait one timer granularity instead of
+            # spinning, which under a MockClock would never let time advance.
+            deadline = handled_at + TIMER_GRANULARITY
+        else:
+            deadline = timer
+        if self._fallback_at < deadline:
+            deadline = self._fallback_at  # a deferred flush still waits for its tasks
+        return deadline
 
     async def _step(self, item: tuple[bytes, Address, int] | None) -> float | None:
         """One wake-up: the queued datagrams, the timer if due, events, then the flush.
