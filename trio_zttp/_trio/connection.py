@@ -106,18 +106,17 @@ class QuicConnection(trio.abc.AsyncResource):
         self.stream_cancel_error_code = 0
         self.internal_error_code = _INTERNAL_ERROR
 
-        self._incoming_send, self._incoming_receive = trio.open_memory_channel[
-            tuple[bytes, Address, int] | None  # datagram, source, ECN codepoint
-        ](INCOMING_QUEUE_SIZE)
-        self._queued = 0  # datagrams delivered since the driver last drained its queue
+        # datagrams (payload, source, ECN codepoint) the endpoint queued for the driver: a
+        # plain deque, and the driver's task rescheduled directly (no memory channel)
+        self._incoming: deque[tuple[bytes, Address, int]] = deque()
+        self._incoming_closed = False  # the driver finished: nothing is queued any more
+        self._parked: trio.lowlevel.Task | None = None  # the driver, waiting for work
         # ECN: the engine takes and chooses codepoints (see _engine.EcnEngine)
         self._ecn_engine: EcnEngine | None = (
             engine if getattr(engine, "ecn_codepoint", None) is not None else None  # type: ignore
         )
         # flushing (module docstring): the engine may hold output nobody took yet
         self._flush_pending = False
-        self._wake_pending = False  # a None is queued for the driver
-        self._driver_parked = False  # the driver sleeps in its queue's receive()
         self._sending = False  # a task waits for the socket: others queue behind it
         self._unsent: list[tuple[list[tuple[bytes, Address]], int]] = []  # batches, ECN
         self._wait_scope: trio.CancelScope | None = None
@@ -422,7 +421,7 @@ class QuicConnection(trio.abc.AsyncResource):
         """The engine has output: make sure it leaves soon (the driver flushes it, unless
         the calling task settles first)."""
         self._flush_pending = True
-        if self._driver_parked and self._fallback_at == math.inf:
+        if self._parked is not None and self._fallback_at == math.inf:
             # (a deferred flush takes this output along: the tasks its batch woke flush it,
             # or the driver at the deferral's deadline)
             self._wake()
@@ -453,7 +452,7 @@ class QuicConnection(trio.abc.AsyncResource):
                 sent = self._endpoint._send_now(datagrams, ecn)
                 if sent < len(datagrams):
                     self._unsent.append((datagrams[sent:], ecn))
-            if self._unsent and self._driver_parked:
+            if self._unsent and self._parked is not None:
                 self._wake()  # the driver waits for the socket (a busy driver checks anyway)
         timer = engine.get_timer()
         if self._fallback_at != math.inf:  # the deferred flush is done: its deadline goes
@@ -474,13 +473,25 @@ class QuicConnection(trio.abc.AsyncResource):
             scope.deadline = deadline
 
     def _wake(self) -> None:
-        """Queue a None for the driver (once until it runs)."""
-        if not self._wake_pending:
-            self._wake_pending = True
-            try:
-                self._incoming_send.send_nowait(None)
-            except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
-                pass  # a full queue wakes the driver anyway; a finished driver needs no poke
+        """Wake the driver if it waits for work (it then runs a whole step)."""
+        task = self._parked
+        if task is not None:
+            self._parked = None
+            trio.lowlevel.reschedule(task)
+
+    async def _wait_for_work(self) -> None:
+        """The driver: wait until a datagram is queued or :meth:`_wake` is called (a
+        checkpoint either way: an expired deadline raises Cancelled here)."""
+        if self._incoming:
+            await trio.lowlevel.checkpoint()
+            return
+        self._parked = trio.lowlevel.current_task()
+
+        def abort(_: object) -> trio.lowlevel.Abort:
+            self._parked = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
 
     def _fail(self, exc: Exception) -> None:
         """The engine raised (a bug): end the connection as the driver would."""
@@ -491,7 +502,7 @@ class QuicConnection(trio.abc.AsyncResource):
                 _Closed(_INTERNAL_ERROR, f"internal error: {type(exc).__name__}", False,
                         False, None)
             )
-        if self._driver_parked:
+        if self._parked is not None:
             self._wake()
 
     def _consume(self, sid: int, n: int) -> bool:
@@ -548,16 +559,19 @@ class QuicConnection(trio.abc.AsyncResource):
         A queue half full marks the endpoint crowded: it then lets the drivers run before it
         routes another batch, so only a driver that really falls behind loses datagrams.
         """
-        try:
-            self._incoming_send.send_nowait((data, addr, ecn))
-        except trio.WouldBlock:
+        queue = self._incoming
+        if len(queue) >= INCOMING_QUEUE_SIZE:
             self._datagrams_dropped += 1
             return False
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
+        if self._incoming_closed:
             return False
-        self._queued += 1
-        if self._queued == INCOMING_QUEUE_SIZE // 2:
+        queue.append((data, addr, ecn))
+        if len(queue) == INCOMING_QUEUE_SIZE // 2:
             self._endpoint._crowded.append(self)
+        task = self._parked
+        if task is not None:
+            self._parked = None
+            trio.lowlevel.reschedule(task)
         return True
 
     def _add_cid(self, cid: bytes) -> None:
@@ -604,12 +618,8 @@ class QuicConnection(trio.abc.AsyncResource):
                 self._wait_scope = scope
                 self._wait_deadline = deadline
                 while True:
-                    self._driver_parked = True
-                    try:
-                        item = await self._incoming_receive.receive()
-                    finally:
-                        self._driver_parked = False
-                    handled = await self._step(item)
+                    await self._wait_for_work()
+                    handled = await self._step()
                     if handled is None:
                         return
                     if handled != _NOT_HANDLED:
@@ -620,7 +630,7 @@ class QuicConnection(trio.abc.AsyncResource):
                         self._move_wait_deadline(deadline)
             self._wait_scope = None
             if scope.cancelled_caught:  # the deadline passed: the timer may be due
-                handled = await self._step(None)
+                handled = await self._step()
                 if handled is None:
                     return
                 if handled != _NOT_HANDLED:
@@ -645,7 +655,7 @@ class QuicConnection(trio.abc.AsyncResource):
             deadline = self._fallback_at  # a deferred flush still waits for its tasks
         return deadline
 
-    async def _step(self, item: tuple[bytes, Address, int] | None) -> float | None:
+    async def _step(self) -> float | None:
         """One wake-up: the queued datagrams, the timer if due, events, then the flush.
 
         Returns the time the engine's timer was handled (``_NOT_HANDLED`` if it was not), None
@@ -653,23 +663,16 @@ class QuicConnection(trio.abc.AsyncResource):
         """
         engine = self._engine
         ecn_engine = self._ecn_engine
-        receive = self._incoming_receive
+        queue = self._incoming
         now = trio.current_time()
-        received = 0
-        self._wake_pending = False
+        received = len(queue)
         self._woke = False
-        while True:
-            if item is not None:
-                if item[2] and ecn_engine is not None:
-                    ecn_engine.receive_datagram(item[0], item[1], now, ecn=item[2])
-                else:
-                    engine.receive_datagram(item[0], item[1], now)
-                received += 1
-            try:
-                item = receive.receive_nowait()
-            except trio.WouldBlock:
-                break
-        self._queued = 0
+        while queue:
+            data, addr, ecn = queue.popleft()
+            if ecn and ecn_engine is not None:
+                ecn_engine.receive_datagram(data, addr, now, ecn=ecn)
+            else:
+                engine.receive_datagram(data, addr, now)
         handled_at = _NOT_HANDLED
         if received:
             self._datagrams_received += received
@@ -742,7 +745,8 @@ class QuicConnection(trio.abc.AsyncResource):
         for cid in self._cids:
             self._endpoint._remove_route(cid, self)
         self._cids.clear()
-        self._incoming_receive.close()
+        self._incoming_closed = True
+        self._incoming.clear()
         if self._closed_info is None:
             self._terminate(_Closed(_INTERNAL_ERROR, "endpoint closed", False, False, None))
         self._driver_done.set()

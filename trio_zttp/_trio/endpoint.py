@@ -352,7 +352,7 @@ class QuicEndpoint:
         crowded = self._crowded
         for _ in range(_DRAIN_ROUNDS):
             await trio.lowlevel.cancel_shielded_checkpoint()
-            crowded[:] = [c for c in crowded if c._queued >= _CROWDED_QUEUE]
+            crowded[:] = [c for c in crowded if len(c._incoming) >= _CROWDED_QUEUE]
             if not crowded:
                 return
         crowded.clear()
