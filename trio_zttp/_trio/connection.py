@@ -68,6 +68,7 @@ TIMER_GRANULARITY: Final = 0.001
 """Shortest wait after a timer the engine did not clear (kGranularity, RFC 9002 §6.1.2)."""
 FLUSH_DEFERRAL: Final = 0.001
 """Longest the driver leaves its flush (an ACK, say) to the tasks its batch woke."""
+_CLOSE_WAIT_SLACK: Final = 0.05  # seconds aclose waits past the closing period's end
 _NOT_HANDLED: Final = -math.inf
 _INTERNAL_ERROR: Final = 0x1
 _NO_ERROR: Final = 0x0
@@ -368,7 +369,7 @@ class QuicConnection(trio.abc.AsyncResource):
         """Close the connection: CONNECTION_CLOSE, then wait out the closing period.
 
         Idempotent.  Runs shielded from cancellation, bounded by the engine's closing
-        timer (3·PTO).
+        timer (3·PTO, plus 50 ms of slack).
 
         Args:
             error_code: The application error code to send (0: NO_ERROR).
@@ -393,7 +394,11 @@ class QuicConnection(trio.abc.AsyncResource):
                 deadline = self._engine.get_timer()
                 idle = self._configuration.idle_timeout
                 if deadline is not None:
-                    with trio.move_on_at(min(deadline, trio.current_time() + idle)):
+                    # the driver ends at that deadline and wakes us; the bound (for an engine
+                    # that never ends its closing period) leaves it some slack, so that a late
+                    # wake-up on a busy loop does not fire both (two cancellations)
+                    bound = min(deadline, trio.current_time() + idle) + _CLOSE_WAIT_SLACK
+                    with trio.move_on_at(bound):
                         await self._driver_done.wait()
         self._accept_lot.unpark_all()
         self._datagram_lot.unpark_all()
@@ -691,11 +696,14 @@ class QuicConnection(trio.abc.AsyncResource):
         if self._blocked_senders:
             self._wake_senders()
         if self._flush_pending:
-            if received and self._woke:
+            if received and self._woke and self._closed_info is None:
                 # This batch woke tasks: leave the flush to them (their next command or
                 # park), so that what they answer leaves in the same packet as the ACK; if
-                # they do not flush within FLUSH_DEFERRAL, the driver's deadline does.
-                self._fallback_at = deadline = now + FLUSH_DEFERRAL
+                # they do not flush within FLUSH_DEFERRAL, the driver's deadline does.  (A
+                # closed connection has nothing they could add: no deferral.)
+                # (counted from now, not from the wake-up: reading the batch may have taken
+                # a good part of FLUSH_DEFERRAL, a handshake's last flight more than all)
+                self._fallback_at = deadline = trio.current_time() + FLUSH_DEFERRAL
                 if deadline < self._wait_deadline:
                     self._move_wait_deadline(deadline)
             else:
