@@ -427,12 +427,24 @@ class _Server:
             async with trio.open_nursery() as nursery:
                 connection._watch()
                 target = self._handler_nursery or nursery
+                # Without a handler nursery, the first request that came with the handshake
+                # runs in this task (inside the connection's nursery, as its siblings do): it
+                # starts now, not a scheduling round later in a task of its own.
+                first: list[H3Request] = []
+                take_first = [self._handler_nursery is None]
 
                 def start(request: H3Request) -> None:
                     connection._request_started()
-                    target.start_soon(self._run_handler, connection, request)
+                    if take_first[0]:
+                        take_first[0] = False
+                        first.append(request)
+                    else:
+                        target.start_soon(self._run_handler, connection, request)
 
                 connection._serve(start)
+                take_first[0] = False  # later requests come from the driver: tasks of their own
+                if first:
+                    await self._run_handler(connection, first.pop())
                 await connection._wait_done()
                 await connection._wait_idle()
                 nursery.cancel_scope.cancel()
