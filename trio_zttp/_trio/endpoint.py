@@ -726,6 +726,9 @@ async def open_quic_endpoint(
                 else:
                     await endpoint._shutdown(None)
                 finally:
+                    # closing the socket ends the receive task (ClosedResourceError, no
+                    # cancellation to deliver); the cancel ends drivers still running
+                    transport.close()
                     nursery.cancel_scope.cancel()
     finally:
         transport.close()
