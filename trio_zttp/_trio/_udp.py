@@ -51,6 +51,7 @@ from ._engine import Address
 
 __all__ = [
     "MAX_BATCH",
+    "is_ipv4_literal",
     "BatchedTransport",
     "DatagramTransport",
     "LinuxTransport",
@@ -85,6 +86,15 @@ def normalize_address(addr: object) -> Address:
     """``(host, port)`` from a socket address (IPv6 flow info and scope dropped)."""
     host, port = addr[0], addr[1]  # type: ignore[index]
     return (str(host), int(port))
+
+
+def is_ipv4_literal(host: str) -> bool:
+    """Whether ``host`` is an IPv4 address in its canonical dotted form (what
+    ``str(ipaddress.ip_address(host))`` gives back unchanged): ~1 µs, ``ipaddress`` ~10."""
+    try:
+        return socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, host)) == host
+    except (OSError, ValueError):
+        return False
 
 
 def ecn_codepoint(ancillary: list[tuple[int, int, bytes]]) -> int:
@@ -517,6 +527,8 @@ def _best_effort_setsockopt(
 async def _resolve_local(host: str, port: int) -> tuple[int, Address]:
     if host in ("", "*"):
         host = "0.0.0.0"
+    if is_ipv4_literal(host):
+        return int(socket.AF_INET), (host, port)
     try:
         ip = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:

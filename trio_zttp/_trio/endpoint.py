@@ -54,7 +54,7 @@ from ..quic._packet import (
 )
 from ._engine import Address, ConnectionFactory, default_connection_factory
 from ._groups import collapse_exception_groups
-from ._udp import DatagramTransport, normalize_address, open_transport
+from ._udp import DatagramTransport, is_ipv4_literal, normalize_address, open_transport
 from .connection import INCOMING_QUEUE_SIZE, QuicConnection
 
 __all__ = [
@@ -273,6 +273,8 @@ class QuicEndpoint:
     async def _resolve(self, address: tuple[str, int]) -> Address:
         host, port = address[0], address[1]
         family = self._transport.family
+        if family == trio.socket.AF_INET and is_ipv4_literal(host):
+            return (host, int(port))  # the common case, without ipaddress
         try:
             ip = ipaddress.ip_address(host)
         except ValueError:
