@@ -296,3 +296,89 @@ async def test_handshake_failure_raises_connection_closed(fake_net, server_cert,
                 pass  # pragma: no cover
     assert 0x100 <= info.value.error_code < 0x200  # CRYPTO_ERROR: the TLS alert
     assert not info.value.by_peer
+
+
+async def test_closing_the_quic_connection_wakes_a_waiting_request(
+    fake_net, ca, server_cert, autojump_clock
+):
+    # A close from underneath (the QUIC connection's own aclose) wakes the HTTP/3 waiters at
+    # once, not when the engine reports the end after its closing period.
+    arrived = trio.Event()
+
+    async def handler(request: trio_zttp.H3Request) -> None:
+        arrived.set()
+        await trio.sleep_forever()
+
+    async with served(handler, server_cert) as server, h3_client(ca, server.port) as conn:
+        failed: list[BaseException] = []
+        woke_at: list[float] = []
+
+        async def waiting_request() -> None:
+            try:
+                await conn.request("GET", "/")
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                failed.append(exc)
+                woke_at.append(trio.current_time())
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(waiting_request)
+            await arrived.wait()
+            closed_at = trio.current_time()
+            await conn.quic.aclose()  # waits out the closing period
+        assert len(failed) == 1
+        assert woke_at[0] - closed_at < 0.01, woke_at[0] - closed_at
+
+
+class _FailingEngine:
+    """Our QUIC engine, whose ``datagrams_to_send`` raises once ``boom`` is set (a bug)."""
+
+    boom = False
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        self._inner = ENGINE(*args, **kwargs)
+
+    def datagrams_to_send(self, now: float) -> object:
+        if self.boom:
+            raise RuntimeError("engine bug")
+        return self._inner.datagrams_to_send(now)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+
+async def test_an_engine_failure_wakes_a_waiting_request(
+    fake_net, ca, server_cert, autojump_clock
+):
+    # The connection ends without the engine saying so (it raised): the HTTP/3 waiters still
+    # wake, and fail.
+    arrived = trio.Event()
+    engines: list[_FailingEngine] = []
+
+    def factory(*args: object, **kwargs: object) -> _FailingEngine:
+        engines.append(_FailingEngine(*args, **kwargs))
+        return engines[-1]
+
+    async def handler(request: trio_zttp.H3Request) -> None:
+        arrived.set()
+        await trio.sleep_forever()
+
+    async with served(handler, server_cert) as server:
+        failed: list[BaseException] = []
+        async with trio_zttp.open_h3_connection(
+            "127.0.0.1", server.port, client_configuration(ca),
+            server_name="localhost", connection_factory=factory,
+        ) as conn:
+
+            async def waiting_request() -> None:
+                try:
+                    await conn.request("GET", "/")
+                except trio_zttp.ConnectionClosedError as exc:
+                    failed.append(exc)
+
+            with trio.fail_after(5):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(waiting_request)
+                    await arrived.wait()
+                    engines[0].boom = True
+                    conn.quic.request_key_update()  # the driver flushes: the engine raises
+        assert len(failed) == 1

@@ -373,3 +373,57 @@ async def test_http3_over_a_terrible_network(ca, server_cert, autojump_clock, se
             f"/{i}": hashlib.sha256(f"/{i}".encode()).digest() * 4000 for i in range(4)
         }
         assert network.statistics().links.dropped_loss > 0
+
+
+async def test_serve_h3_first_request_runs_beside_later_ones(
+    fake_net, ca, server_cert, autojump_clock
+):
+    # The request that comes with the handshake starts in the connection's own task: it
+    # still runs concurrently with later requests, and a failing one still ends them all.
+    second_arrived = trio.Event()
+    cancelled: list[str] = []
+
+    async def handler(request: trio_zttp.H3Request) -> None:
+        if request.path == "/first":
+            await second_arrived.wait()  # needs the second request's handler to run
+            await request.respond(200, body=b"first")
+        elif request.path == "/second":
+            second_arrived.set()
+            await request.respond(200, body=b"second")
+        elif request.path == "/boom":
+            raise KeyError("handler bug")
+        else:
+            try:
+                await trio.sleep_forever()
+            finally:
+                cancelled.append(request.path)
+
+    async with served(handler, server_cert) as server, h3_client(ca, server.port) as conn:
+        got: dict[str, bytes] = {}
+
+        async def get(path: str) -> None:
+            got[path] = await (await conn.request("GET", path)).read()
+
+        with trio.fail_after(5):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(get, "/first")
+                await trio.sleep(0.5)
+                nursery.start_soon(get, "/second")
+    assert got == {"/first": b"first", "/second": b"second"}
+
+    with pytest.raises(KeyError, match="handler bug"):
+        async with served(handler, server_cert) as server, h3_client(ca, server.port) as conn:
+            with trio.fail_after(5):
+                async with trio.open_nursery() as nursery:
+
+                    async def wait(path: str) -> None:
+                        try:
+                            await conn.request("GET", path)
+                        except trio.BrokenResourceError:
+                            pass
+
+                    nursery.start_soon(wait, "/slow")
+                    await trio.sleep(0.5)
+                    nursery.start_soon(wait, "/boom")
+                    await trio.sleep(2)
+    assert cancelled == ["/slow"]

@@ -283,3 +283,29 @@ async def test_udp_trio_sockets_cannot_send_nowait(fake_net) -> None:
     finally:
         a.close()
         b.close()
+
+
+def test_udp_is_ipv4_literal_agrees_with_ipaddress() -> None:
+    # the fast check stands in for ipaddress: it must say yes exactly when ipaddress parses
+    # an IPv4 address whose canonical form is the string itself
+    import ipaddress
+    import random
+
+    from trio_zttp._trio._udp import is_ipv4_literal
+
+    rng = random.Random(7)
+    parts = ["0", "1", "01", "00", "9", "10", "127", "255", "256", "300", "-1", "", "a", " 1",
+             "0x1", "1e2", "٣"]
+    samples = ["127.0.0.1", "0.0.0.0", "::1", "::ffff:127.0.0.1", "localhost", "1.2.3",
+               "1.2.3.4.5", "1.2.3.4 ", "", "1.2.3.4%eth0", "fe80::1%eth0"]
+    for _ in range(3000):
+        count = rng.choice([3, 4, 4, 4, 5])
+        samples.append(".".join(rng.choice(parts) for _ in range(count)))
+    for host in samples:
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            expected = False
+        else:
+            expected = ip.version == 4 and str(ip) == host
+        assert is_ipv4_literal(host) == expected, host

@@ -51,6 +51,7 @@ from ._engine import Address
 
 __all__ = [
     "MAX_BATCH",
+    "is_ipv4_literal",
     "BatchedTransport",
     "DatagramTransport",
     "LinuxTransport",
@@ -87,6 +88,15 @@ def normalize_address(addr: object) -> Address:
     return (str(host), int(port))
 
 
+def is_ipv4_literal(host: str) -> bool:
+    """Whether ``host`` is an IPv4 address in its canonical dotted form (what
+    ``str(ipaddress.ip_address(host))`` gives back unchanged): ~1 µs, ``ipaddress`` ~10."""
+    try:
+        return socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, host)) == host
+    except (OSError, ValueError):
+        return False
+
+
 def ecn_codepoint(ancillary: list[tuple[int, int, bytes]]) -> int:
     """The ECN codepoint in ``recvmsg`` ancillary data (``IP_TOS`` or ``IPV6_TCLASS``), or 0."""
     for level, kind, data in ancillary:
@@ -97,11 +107,11 @@ def ecn_codepoint(ancillary: list[tuple[int, int, bytes]]) -> int:
     return 0
 
 
-def _enable_ecn(sock: trio.socket.SocketType) -> bool:
+def _enable_ecn(sock: socket.socket | trio.socket.SocketType) -> bool:
     """Ask for each datagram's TOS / traffic class; False if the socket refuses."""
     try:
         sock.setsockopt(IPPROTO_IP, IP_RECVTOS, 1)
-        if sock.family == trio.socket.AF_INET6:
+        if sock.family == socket.AF_INET6:
             sock.setsockopt(IPPROTO_IPV6, IPV6_RECVTCLASS, 1)
     except (OSError, NotImplementedError, AttributeError):
         return False
@@ -506,7 +516,7 @@ class LinuxTransport(BatchedTransport):
 
 
 def _best_effort_setsockopt(
-    sock: trio.socket.SocketType, level: int, name: int, value: int
+    sock: socket.socket | trio.socket.SocketType, level: int, name: int, value: int
 ) -> None:
     try:
         sock.setsockopt(level, name, value)
@@ -517,6 +527,8 @@ def _best_effort_setsockopt(
 async def _resolve_local(host: str, port: int) -> tuple[int, Address]:
     if host in ("", "*"):
         host = "0.0.0.0"
+    if is_ipv4_literal(host):
+        return int(socket.AF_INET), (host, port)
     try:
         ip = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
@@ -542,39 +554,55 @@ async def open_transport(
     host, port = local_address
     family, address = await _resolve_local(host, port)
     sock = trio.socket.socket(family, trio.socket.SOCK_DGRAM)
+    raw = _detach(sock)
+    if raw is None:  # a fake socket (FakeNet, the virtual network): its own calls throughout
+        return await _open_fake(sock, family, address, fast_path)
+    try:
+        # a real socket: set up and bound directly, without trio's resolver and checkpoint
+        # (a client endpoint's first Initial leaves a scheduling round sooner)
+        if family == socket.AF_INET6:
+            _best_effort_setsockopt(raw, socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        _best_effort_setsockopt(raw, socket.SOL_SOCKET, socket.SO_RCVBUF, _SOCKET_BUFFER)
+        _best_effort_setsockopt(raw, socket.SOL_SOCKET, socket.SO_SNDBUF, _SOCKET_BUFFER)
+        raw.bind(address)
+        if fast_path is not False:
+            fast = _try_fast_path(raw)
+            if fast is not None:
+                return fast
+            if fast_path:
+                raise OSError("the Linux GSO/GRO datagram path is not available here")
+        return BatchedTransport(raw)
+    except BaseException:
+        raw.close()
+        raise
+
+
+async def _open_fake(
+    sock: trio.socket.SocketType, family: int, address: Address, fast_path: bool | None
+) -> DatagramTransport:
     try:
         if family == trio.socket.AF_INET6:
             _best_effort_setsockopt(sock, trio.socket.IPPROTO_IPV6, trio.socket.IPV6_V6ONLY, 0)
         _best_effort_setsockopt(sock, trio.socket.SOL_SOCKET, trio.socket.SO_RCVBUF, _SOCKET_BUFFER)
         _best_effort_setsockopt(sock, trio.socket.SOL_SOCKET, trio.socket.SO_SNDBUF, _SOCKET_BUFFER)
         await sock.bind(address)
-        if fast_path is not False:
-            fast = _try_fast_path(sock)
-            if fast is not None:
-                return fast
-            if fast_path:
-                raise OSError("the Linux GSO/GRO datagram path is not available here")
-        raw = _detach(sock)
-        if raw is not None:
-            return BatchedTransport(raw)
+        if fast_path:
+            raise OSError("the Linux GSO/GRO datagram path is not available here")
         return PortableTransport(sock, ecn=_enable_ecn(sock))
     except BaseException:
         sock.close()
         raise
 
 
-def _try_fast_path(sock: trio.socket.SocketType) -> LinuxTransport | None:
+def _try_fast_path(sock: socket.socket) -> LinuxTransport | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        sock.fileno()
         sock.setsockopt(SOL_UDP, UDP_SEGMENT, 0)
         sock.setsockopt(SOL_UDP, UDP_GRO, 1)
     except (OSError, NotImplementedError, AttributeError):
         return None
-    ecn = _enable_ecn(sock)
-    raw = _detach(sock)
-    return None if raw is None else LinuxTransport(raw, ecn=ecn)
+    return LinuxTransport(sock, ecn=_enable_ecn(sock))
 
 
 def _detach(sock: trio.socket.SocketType) -> socket.socket | None:

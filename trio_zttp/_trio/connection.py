@@ -17,11 +17,11 @@ Flushing (who calls ``datagrams_to_send``):
 * When a batch woke user tasks (a response for a waiting client, a request for a handler),
   the driver leaves its flush to them: what they answer leaves in the same packet as the
   ACK.  If none of them flushed within :data:`FLUSH_DEFERRAL` of the batch's end, the
-  driver does.  Meanwhile a synchronous call's output waits for that flush too, and a task
-  parking in ``accept_stream`` leaves it to the others (it hands streams to them).
-* The driver sleeps in one cancel scope whose deadline is only ever moved earlier (but for
-  the deferred flush's); a deadline that passes before the engine's timer is due costs one
-  empty wake-up.
+  driver does; meanwhile a synchronous call's output waits for that flush too.
+* The driver sleeps in one cancel scope until its deadline passes.  Flushes only ever move
+  the deadline earlier (but for the deferred flush's, and closing: the closing period's end
+  replaces every earlier timer); a deadline that passes before the engine's timer is due
+  costs one empty wake-up.  A timer handled on a datagram's wake-up moves it either way.
 
 Closing (DESIGN.md):
 
@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from types import TracebackType
 from typing import Final, Self, TypeVar, final
 
@@ -68,6 +69,7 @@ TIMER_GRANULARITY: Final = 0.001
 """Shortest wait after a timer the engine did not clear (kGranularity, RFC 9002 §6.1.2)."""
 FLUSH_DEFERRAL: Final = 0.001
 """Longest the driver leaves its flush (an ACK, say) to the tasks its batch woke."""
+_CLOSE_WAIT_SLACK: Final = 0.05  # seconds aclose waits past the closing period's end
 _NOT_HANDLED: Final = -math.inf
 _INTERNAL_ERROR: Final = 0x1
 _NO_ERROR: Final = 0x0
@@ -106,18 +108,17 @@ class QuicConnection(trio.abc.AsyncResource):
         self.stream_cancel_error_code = 0
         self.internal_error_code = _INTERNAL_ERROR
 
-        self._incoming_send, self._incoming_receive = trio.open_memory_channel[
-            tuple[bytes, Address, int] | None  # datagram, source, ECN codepoint
-        ](INCOMING_QUEUE_SIZE)
-        self._queued = 0  # datagrams delivered since the driver last drained its queue
+        # datagrams (payload, source, ECN codepoint) the endpoint queued for the driver: a
+        # plain deque, and the driver's task rescheduled directly (no memory channel)
+        self._incoming: deque[tuple[bytes, Address, int]] = deque()
+        self._incoming_closed = False  # the driver finished: nothing is queued any more
+        self._parked: trio.lowlevel.Task | None = None  # the driver, waiting for work
         # ECN: the engine takes and chooses codepoints (see _engine.EcnEngine)
         self._ecn_engine: EcnEngine | None = (
             engine if getattr(engine, "ecn_codepoint", None) is not None else None  # type: ignore
         )
         # flushing (module docstring): the engine may hold output nobody took yet
         self._flush_pending = False
-        self._wake_pending = False  # a None is queued for the driver
-        self._driver_parked = False  # the driver sleeps in its queue's receive()
         self._sending = False  # a task waits for the socket: others queue behind it
         self._unsent: list[tuple[list[tuple[bytes, Address]], int]] = []  # batches, ECN
         self._wait_scope: trio.CancelScope | None = None
@@ -144,6 +145,9 @@ class QuicConnection(trio.abc.AsyncResource):
         self._local_closed = False
         self._driver_done = trio.Event()
         self._driver_started = False
+        # called (once) when the connection ends, however it ends: the HTTP/3 layer wakes
+        # its own waiters from here instead of watching with a task of its own
+        self._on_terminate: Callable[[], None] | None = None
 
         self._streams: dict[int, _StreamCore] = {}
         # next stream ID the peer has not opened yet, per type (index: stream_id & 3)
@@ -270,10 +274,7 @@ class QuicConnection(trio.abc.AsyncResource):
         waited = False
         while not queue:
             self._check_open()
-            if self._fallback_at == math.inf:
-                # (an acceptor hands streams to other tasks: while a deferred flush waits for
-                # the tasks a batch woke, their answers, not its park, send the batch's output)
-                self._settle()
+            self._settle()
             await self._accept_lot.park()
             waited = True
         if not waited:
@@ -369,7 +370,7 @@ class QuicConnection(trio.abc.AsyncResource):
         """Close the connection: CONNECTION_CLOSE, then wait out the closing period.
 
         Idempotent.  Runs shielded from cancellation, bounded by the engine's closing
-        timer (3·PTO).
+        timer (3·PTO, plus 50 ms of slack).
 
         Args:
             error_code: The application error code to send (0: NO_ERROR).
@@ -394,7 +395,11 @@ class QuicConnection(trio.abc.AsyncResource):
                 deadline = self._engine.get_timer()
                 idle = self._configuration.idle_timeout
                 if deadline is not None:
-                    with trio.move_on_at(min(deadline, trio.current_time() + idle)):
+                    # the driver ends at that deadline and wakes us; the bound (for an engine
+                    # that never ends its closing period) leaves it some slack, so that a late
+                    # wake-up on a busy loop does not fire both (two cancellations)
+                    bound = min(deadline, trio.current_time() + idle) + _CLOSE_WAIT_SLACK
+                    with trio.move_on_at(bound):
                         await self._driver_done.wait()
         self._accept_lot.unpark_all()
         self._datagram_lot.unpark_all()
@@ -420,10 +425,11 @@ class QuicConnection(trio.abc.AsyncResource):
 
     def _poke(self) -> None:
         """The engine has output: make sure it leaves soon (the driver flushes it, unless
-        the calling task settles first).  While a deferred flush waits for the tasks a
-        batch woke, that flush takes this output along (within FLUSH_DEFERRAL)."""
+        the calling task settles first)."""
         self._flush_pending = True
-        if self._driver_parked and self._fallback_at == math.inf:
+        if self._parked is not None and self._fallback_at == math.inf:
+            # (a deferred flush takes this output along: the tasks its batch woke flush it,
+            # or the driver at the deferral's deadline)
             self._wake()
 
     def _settle(self) -> None:
@@ -452,13 +458,18 @@ class QuicConnection(trio.abc.AsyncResource):
                 sent = self._endpoint._send_now(datagrams, ecn)
                 if sent < len(datagrams):
                     self._unsent.append((datagrams[sent:], ecn))
-            if self._unsent and self._driver_parked:
+            if self._unsent and self._parked is not None:
                 self._wake()  # the driver waits for the socket (a busy driver checks anyway)
         timer = engine.get_timer()
         if self._fallback_at != math.inf:  # the deferred flush is done: its deadline goes
             self._fallback_at = math.inf
             self._move_wait_deadline(math.inf if timer is None else timer)
-        elif timer is not None and timer < self._wait_deadline:
+        elif timer is not None and (
+            timer < self._wait_deadline
+            # closing: the engine's last timer (its closing period) comes later than the
+            # deadline of the timers it replaced; waking at theirs would be an empty wake-up
+            or (timer > self._wait_deadline and self._closed_info is not None)
+        ):
             self._move_wait_deadline(timer)
 
     def _move_wait_deadline(self, deadline: float) -> None:
@@ -467,14 +478,31 @@ class QuicConnection(trio.abc.AsyncResource):
         if scope is not None:
             scope.deadline = deadline
 
+    @property
+    def _driver_parked(self) -> bool:
+        """Whether the driver waits for work (for tracing tools)."""
+        return self._parked is not None
+
     def _wake(self) -> None:
-        """Queue a None for the driver (once until it runs)."""
-        if not self._wake_pending:
-            self._wake_pending = True
-            try:
-                self._incoming_send.send_nowait(None)
-            except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
-                pass  # a full queue wakes the driver anyway; a finished driver needs no poke
+        """Wake the driver if it waits for work (it then runs a whole step)."""
+        task = self._parked
+        if task is not None:
+            self._parked = None
+            trio.lowlevel.reschedule(task)
+
+    async def _wait_for_work(self) -> None:
+        """The driver: wait until a datagram is queued or :meth:`_wake` is called (a
+        checkpoint either way: an expired deadline raises Cancelled here)."""
+        if self._incoming:
+            await trio.lowlevel.checkpoint()
+            return
+        self._parked = trio.lowlevel.current_task()
+
+        def abort(_: object) -> trio.lowlevel.Abort:
+            self._parked = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
 
     def _fail(self, exc: Exception) -> None:
         """The engine raised (a bug): end the connection as the driver would."""
@@ -485,7 +513,7 @@ class QuicConnection(trio.abc.AsyncResource):
                 _Closed(_INTERNAL_ERROR, f"internal error: {type(exc).__name__}", False,
                         False, None)
             )
-        if self._driver_parked:
+        if self._parked is not None:
             self._wake()
 
     def _consume(self, sid: int, n: int) -> bool:
@@ -542,16 +570,19 @@ class QuicConnection(trio.abc.AsyncResource):
         A queue half full marks the endpoint crowded: it then lets the drivers run before it
         routes another batch, so only a driver that really falls behind loses datagrams.
         """
-        try:
-            self._incoming_send.send_nowait((data, addr, ecn))
-        except trio.WouldBlock:
+        queue = self._incoming
+        if len(queue) >= INCOMING_QUEUE_SIZE:
             self._datagrams_dropped += 1
             return False
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
+        if self._incoming_closed:
             return False
-        self._queued += 1
-        if self._queued == INCOMING_QUEUE_SIZE // 2:
+        queue.append((data, addr, ecn))
+        if len(queue) == INCOMING_QUEUE_SIZE // 2:
             self._endpoint._crowded.append(self)
+        task = self._parked
+        if task is not None:
+            self._parked = None
+            trio.lowlevel.reschedule(task)
         return True
 
     def _add_cid(self, cid: bytes) -> None:
@@ -560,12 +591,18 @@ class QuicConnection(trio.abc.AsyncResource):
 
     # -- the driver ---------------------------------------------------------------------------
 
-    async def _drive(self, initial: list[tuple[bytes, Address]] | None = None) -> None:
+    def _send_first(self, datagrams: list[tuple[bytes, Address]]) -> None:
+        """Server: send the answer to the first Initial (the engine already returned it)
+        without waiting; what the socket cannot take now is left to the driver."""
+        ecn = self._ecn_codepoint()
+        sent = self._endpoint._send_now(datagrams, ecn)
+        if sent < len(datagrams):
+            self._unsent.append((datagrams[sent:], ecn))
+
+    async def _drive(self) -> None:
         """The connection's task: runs until the engine has finished closing."""
         self._driver_started = True
         try:
-            if initial:
-                await self._endpoint._send_datagrams(initial, self._ecn_codepoint())
             await self._run()
         except Exception as exc:  # an engine bug must not take the endpoint down
             self._fail(exc)
@@ -573,47 +610,63 @@ class QuicConnection(trio.abc.AsyncResource):
             self._finish()
 
     async def _run(self) -> None:
-        await self._flush()
+        # the endpoint flushed the first flight when it made the connection: the driver
+        # sends only what was left over (a full socket) or queued since
+        if self._flush_pending:
+            self._flush_now()
+        if self._unsent:
+            await self._send_unsent()
+        if self._failure is not None:
+            return
         handled_at = -math.inf
         while True:
-            timer = self._engine.get_timer()
-            if timer is None:
-                if self._closed_info is not None:
-                    return
-                deadline = math.inf
-            elif timer <= handled_at:
-                # The engine's timer did not move past the last handle_timer (float rounding
-                # in a loss-detection deadline, say): wait one timer granularity instead of
-                # spinning, which under a MockClock would never let time advance.
-                deadline = handled_at + TIMER_GRANULARITY
-            else:
-                deadline = timer
-            if self._fallback_at < deadline:
-                deadline = self._fallback_at  # a deferred flush still waits for its tasks
+            deadline = self._deadline_after(handled_at)
+            if deadline is None:
+                return
+            # one scope until its deadline passes: a timer handled on a datagram's wake-up
+            # moves the deadline, which is cheaper than a fresh scope
             with trio.CancelScope(deadline=deadline) as scope:
                 self._wait_scope = scope
                 self._wait_deadline = deadline
                 while True:
-                    self._driver_parked = True
-                    try:
-                        item = await self._incoming_receive.receive()
-                    finally:
-                        self._driver_parked = False
-                    handled = await self._step(item)
+                    await self._wait_for_work()
+                    handled = await self._step()
                     if handled is None:
                         return
                     if handled != _NOT_HANDLED:
                         handled_at = handled
-                        break  # the timer moved: a fresh scope for its new deadline
+                        deadline = self._deadline_after(handled_at)
+                        if deadline is None:
+                            return
+                        self._move_wait_deadline(deadline)
             self._wait_scope = None
             if scope.cancelled_caught:  # the deadline passed: the timer may be due
-                handled = await self._step(None)
+                handled = await self._step()
                 if handled is None:
                     return
                 if handled != _NOT_HANDLED:
                     handled_at = handled
 
-    async def _step(self, item: tuple[bytes, Address, int] | None) -> float | None:
+    def _deadline_after(self, handled_at: float) -> float | None:
+        """When the driver wakes up next (no datagram coming): the engine's timer, or the
+        deferred flush's deadline if sooner; None once a closed engine has no timer left."""
+        timer = self._engine.get_timer()
+        if timer is None:
+            if self._closed_info is not None:
+                return None
+            deadline = math.inf
+        elif timer <= handled_at:
+            # The engine's timer did not move past the last handle_timer (float rounding
+            # in a loss-detection deadline, say): wait one timer granularity instead of
+            # spinning, which under a MockClock would never let time advance.
+            deadline = handled_at + TIMER_GRANULARITY
+        else:
+            deadline = timer
+        if self._fallback_at < deadline:
+            deadline = self._fallback_at  # a deferred flush still waits for its tasks
+        return deadline
+
+    async def _step(self) -> float | None:
         """One wake-up: the queued datagrams, the timer if due, events, then the flush.
 
         Returns the time the engine's timer was handled (``_NOT_HANDLED`` if it was not), None
@@ -621,23 +674,16 @@ class QuicConnection(trio.abc.AsyncResource):
         """
         engine = self._engine
         ecn_engine = self._ecn_engine
-        receive = self._incoming_receive
+        queue = self._incoming
         now = trio.current_time()
-        received = 0
-        self._wake_pending = False
+        received = len(queue)
         self._woke = False
-        while True:
-            if item is not None:
-                if item[2] and ecn_engine is not None:
-                    ecn_engine.receive_datagram(item[0], item[1], now, ecn=item[2])
-                else:
-                    engine.receive_datagram(item[0], item[1], now)
-                received += 1
-            try:
-                item = receive.receive_nowait()
-            except trio.WouldBlock:
-                break
-        self._queued = 0
+        while queue:
+            data, addr, ecn = queue.popleft()
+            if ecn and ecn_engine is not None:
+                ecn_engine.receive_datagram(data, addr, now, ecn=ecn)
+            else:
+                engine.receive_datagram(data, addr, now)
         handled_at = _NOT_HANDLED
         if received:
             self._datagrams_received += received
@@ -656,12 +702,13 @@ class QuicConnection(trio.abc.AsyncResource):
         if self._blocked_senders:
             self._wake_senders()
         if self._flush_pending:
-            if received and self._woke:
+            if received and self._woke and self._closed_info is None:
                 # This batch woke tasks: leave the flush to them (their next command or
                 # park), so that what they answer leaves in the same packet as the ACK; if
-                # they do not flush within FLUSH_DEFERRAL, the driver's deadline does.  From
-                # the time now, not the batch's `now`: a slow batch (a certificate to verify)
-                # must not leave them a deadline already past.
+                # they do not flush within FLUSH_DEFERRAL, the driver's deadline does.  (A
+                # closed connection has nothing they could add: no deferral.)
+                # (counted from now, not from the wake-up: reading the batch may have taken
+                # a good part of FLUSH_DEFERRAL, a handshake's last flight more than all)
                 self._fallback_at = deadline = trio.current_time() + FLUSH_DEFERRAL
                 if deadline < self._wait_deadline:
                     self._move_wait_deadline(deadline)
@@ -712,7 +759,8 @@ class QuicConnection(trio.abc.AsyncResource):
         for cid in self._cids:
             self._endpoint._remove_route(cid, self)
         self._cids.clear()
-        self._incoming_receive.close()
+        self._incoming_closed = True
+        self._incoming.clear()
         if self._closed_info is None:
             self._terminate(_Closed(_INTERNAL_ERROR, "endpoint closed", False, False, None))
         self._driver_done.set()
@@ -726,6 +774,10 @@ class QuicConnection(trio.abc.AsyncResource):
         self._blocked_senders.clear()
         self._accept_lot.unpark_all()
         self._datagram_lot.unpark_all()
+        hook = self._on_terminate
+        if hook is not None:
+            self._on_terminate = None
+            hook()
 
     # -- events -------------------------------------------------------------------------------
 

@@ -54,7 +54,7 @@ from ..quic._packet import (
 )
 from ._engine import Address, ConnectionFactory, default_connection_factory
 from ._groups import collapse_exception_groups
-from ._udp import DatagramTransport, normalize_address, open_transport
+from ._udp import DatagramTransport, is_ipv4_literal, normalize_address, open_transport
 from .connection import INCOMING_QUEUE_SIZE, QuicConnection
 
 __all__ = [
@@ -175,6 +175,9 @@ class QuicEndpoint:
         self._half_open: set[QuicConnection] = set()
         self._accept_queue: deque[QuicConnection] = deque()
         self._accept_lot = trio.lowlevel.ParkingLot()
+        # set by a server that starts a task per connection (serve_h3): called from the
+        # driver as each handshake completes, instead of queueing for accept()
+        self._on_accept: Callable[[QuicConnection], None] | None = None
         self._outbox: list[tuple[bytes, Address]] = []
         self._send_lock = trio.Lock()
         self._closed = False
@@ -270,6 +273,8 @@ class QuicEndpoint:
     async def _resolve(self, address: tuple[str, int]) -> Address:
         host, port = address[0], address[1]
         family = self._transport.family
+        if family == trio.socket.AF_INET and is_ipv4_literal(host):
+            return (host, int(port))  # the common case, without ipaddress
         try:
             ip = ipaddress.ip_address(host)
         except ValueError:
@@ -303,6 +308,7 @@ class QuicEndpoint:
         )
         self._add_connection(connection)
         connection._add_cid(engine.local_connection_id)
+        connection._flush_now()  # the first Initial leaves now, not when the driver starts
         self._nursery.start_soon(connection._drive)
         return connection
 
@@ -348,7 +354,7 @@ class QuicEndpoint:
         crowded = self._crowded
         for _ in range(_DRAIN_ROUNDS):
             await trio.lowlevel.cancel_shielded_checkpoint()
-            crowded[:] = [c for c in crowded if c._queued >= _CROWDED_QUEUE]
+            crowded[:] = [c for c in crowded if len(c._incoming) >= _CROWDED_QUEUE]
             if not crowded:
                 return
         crowded.clear()
@@ -482,7 +488,8 @@ class QuicEndpoint:
         connection._add_cid(dcid)
         connection._add_cid(engine.local_connection_id)
         connection._handle_events()
-        self._nursery.start_soon(connection._drive, first)
+        connection._send_first(first)  # from this task: the driver starts a round later
+        self._nursery.start_soon(connection._drive)
 
     def _send_retry(
         self, addr: Address, now: float, dcid: bytes, scid: bytes, version: int
@@ -534,8 +541,12 @@ class QuicEndpoint:
     def _on_handshake_complete(self, connection: QuicConnection) -> None:
         if connection in self._half_open:
             self._half_open.discard(connection)
-            self._accept_queue.append(connection)
-            self._accept_lot.unpark_all()
+            hook = self._on_accept
+            if hook is not None:
+                hook(connection)
+            else:
+                self._accept_queue.append(connection)
+                self._accept_lot.unpark_all()
 
     def _add_connection(self, connection: QuicConnection) -> None:
         self._connections.add(connection)
@@ -717,6 +728,9 @@ async def open_quic_endpoint(
                 else:
                     await endpoint._shutdown(None)
                 finally:
+                    # closing the socket ends the receive task (ClosedResourceError, no
+                    # cancellation to deliver); the cancel ends drivers still running
+                    transport.close()
                     nursery.cancel_scope.cancel()
     finally:
         transport.close()

@@ -288,20 +288,25 @@ class H3Connection:
         closing period (bounded, shielded).  Idempotent."""
         await self._quic.aclose(error_code=error_code, reason=reason)
 
-    async def _watch(self) -> None:
-        """Wake every waiter once the QUIC connection ends, however it ends."""
-        try:
-            # no stream ever reaches the QUIC layer (HTTP/3 takes them all): this returns
-            # only by raising when the connection closes
-            while True:
-                await self._quic.accept_stream()
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-        finally:
+    def _watch(self) -> None:
+        """Wake every waiter once the QUIC connection ends, however it ends (at once if it
+        already has)."""
+        quic = self._quic
+        if quic._closed_info is not None:
             self._engine.wake_everything()
+        else:
+            quic._on_terminate = self._engine.wake_everything
 
     def _serve(self, start: Callable[[H3Request], None]) -> None:
-        """Server: hand every new request to ``start`` as soon as it is decoded."""
+        """Server: hand every request to ``start``: those already decoded (they arrived with
+        the handshake) now, each later one as soon as the driver decodes it."""
+        queue = self._engine.accept_queue
+        while queue:
+            state = queue.popleft()
+            if state.closed or state.reset_code is not None:
+                state.close(abort=False)  # as accept_request does: nothing left to handle
+            else:
+                start(H3Request(self, state))
 
         def on_request(state: StreamState) -> None:
             start(H3Request(self, state))
@@ -369,7 +374,6 @@ class _Server:
         self._done = trio.Event()
         self._scope = trio.CancelScope(shield=True)
         self._work_scope = trio.CancelScope()
-        self._accept_scope = trio.CancelScope()
 
     async def run(
         self,
@@ -389,18 +393,20 @@ class _Server:
                     # drivers must live on to send their CONNECTION_CLOSE
                     with self._work_scope:
                         async with trio.open_nursery() as work:
-                            work.start_soon(self._accept, endpoint, work)
-                            task_status.started(endpoint)
-                            await self._stop.wait()
-                            self._accept_scope.cancel()
+
+                            def accept(quic: QuicConnection) -> None:
+                                # from the driver whose handshake completed: no accept task
+                                # in between, so the connection's task starts a round sooner
+                                work.start_soon(self.serve_connection, quic)
+
+                            endpoint._on_accept = accept
+                            try:
+                                task_status.started(endpoint)
+                                await self._stop.wait()
+                            finally:
+                                endpoint._on_accept = None  # later ones wait for shutdown
         finally:
             self._done.set()
-
-    async def _accept(self, endpoint: QuicEndpoint, work: trio.Nursery) -> None:
-        with self._accept_scope:
-            while True:
-                quic = await endpoint.accept()
-                work.start_soon(self.serve_connection, quic)
 
     async def shutdown(self) -> None:
         """GOAWAY on every connection; wait (at most ``drain_timeout``) until they end."""
@@ -419,20 +425,26 @@ class _Server:
             connection.send_goaway()
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(connection._watch)
+                connection._watch()
                 target = self._handler_nursery or nursery
+                # Without a handler nursery, the first request that came with the handshake
+                # runs in this task (inside the connection's nursery, as its siblings do): it
+                # starts now, not a scheduling round later in a task of its own.
+                first: list[H3Request] = []
+                take_first = [self._handler_nursery is None]
 
                 def start(request: H3Request) -> None:
                     connection._request_started()
-                    target.start_soon(self._run_handler, connection, request)
+                    if take_first[0]:
+                        take_first[0] = False
+                        first.append(request)
+                    else:
+                        target.start_soon(self._run_handler, connection, request)
 
-                # requests that arrived with the handshake, then each one straight from the
-                # driver as its header section is decoded
-                while connection._engine.accept_queue:
-                    request = await connection.accept_request()
-                    if request is not None:
-                        start(request)
                 connection._serve(start)
+                take_first[0] = False  # later requests come from the driver: tasks of their own
+                if first:
+                    await self._run_handler(connection, first.pop())
                 await connection._wait_done()
                 await connection._wait_idle()
                 nursery.cancel_scope.cancel()
@@ -581,10 +593,9 @@ async def open_h3_connection(
             connection_factory=factory,
         ) as quic:
             connection = H3Connection(quic, _engine_of(quic), authority=_authority(host, port))
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(connection._watch)
-                try:
-                    yield connection
-                finally:
-                    nursery.cancel_scope.cancel()
+            connection._watch()
+            try:
+                yield connection
+            finally:
+                connection._engine.wake_everything()  # waiters outside the block recheck
             await connection.aclose()
