@@ -24,7 +24,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
-from .._tls.suites import CipherSuite, hash_length, hash_name, hkdf_extract, hmac_digest
+from .._tls.suites import CipherSuite, hash_length, hash_name, hkdf_extract, hmac_new
 from ._errors import QuicError
 from ._packet import decode_packet_number
 
@@ -113,7 +113,7 @@ def _expand_label(name: str, secret: bytes, label: bytes, length: int) -> bytes:
         full = b"tls13 " + label
         info = length.to_bytes(2) + bytes((len(full),)) + full + b"\x00\x01"
         _EXPAND_INFOS[(label, length)] = info
-    return hmac_digest(secret, info, name)[:length]
+    return hmac_new(secret, info, name).digest()[:length]
 
 
 def _labels(version: int) -> tuple[bytes, bytes, bytes, bytes]:
