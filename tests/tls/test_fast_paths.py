@@ -6,14 +6,25 @@ inputs, so a divergence fails.
 
 from __future__ import annotations
 
+import datetime
 import hmac
 import random
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+from cryptography.hazmat.primitives.serialization import Encoding
 
+from trio_zttp._tls import verify as verify_module
+from trio_zttp._tls.alerts import AlertError
 from trio_zttp._tls.suites import hkdf_expand_label, hmac_digest, hmac_new
+from trio_zttp._tls.verify import parse_certificate, verify_certificate_chain
+from trio_zttp.testing import CertificateAuthority
+
+NOW = datetime.datetime.now(datetime.UTC)
+DAY = datetime.timedelta(days=1)
+SECOND = datetime.timedelta(seconds=1)
 
 _HASHES = {"sha256": hashes.SHA256(), "sha384": hashes.SHA384()}
 
@@ -43,3 +54,77 @@ def test_hkdf_expand_label_matches_cryptography_hkdf(name: str) -> None:
         info += bytes((len(context),)) + context
         expected = HKDFExpand(_HASHES[name], length, info).derive(secret)
         assert hkdf_expand_label(name, secret, label, context, length) == expected
+
+
+# ------------------------------------------------------------------ verified-chain cache
+
+
+def _outcome(chain: list[x509.Certificate], name: str | None, trusted: CertificateAuthority,
+             is_server: bool, now: datetime.datetime) -> object:
+    try:
+        return verify_certificate_chain(chain, server_name=name, now=now, cadata=trusted.pem,
+                                        is_server_cert=is_server)
+    except AlertError as error:
+        return error.description
+
+
+def test_verified_chain_cache_answers_like_a_fresh_verification() -> None:
+    """After a chain verified once, every later question (other times, names, trust stores,
+    naive times, the validity boundaries) gets the answer a cold verification gives."""
+    ca = CertificateAuthority.create()
+    other_ca = CertificateAuthority.create(name="other")
+    intermediate = ca.intermediate()
+    leaves = [
+        ca.issue(["localhost", "127.0.0.1"]),
+        intermediate.issue(["localhost"]),
+        ca.issue(["localhost"], not_after=NOW + 2 * DAY),
+    ]
+    for leaf in leaves:
+        chain = list(leaf.chain)
+        path = [*leaf.chain, ca.certificate]
+        start = max(c.not_valid_before_utc for c in path)
+        end = min(c.not_valid_after_utc for c in path)
+        times = [NOW, NOW + DAY, start, end, start - SECOND, end + SECOND,
+                 start + SECOND, end - SECOND, end + 400 * DAY, NOW.replace(tzinfo=None),
+                 end.replace(tzinfo=None), (end + SECOND).replace(tzinfo=None)]
+        for name in ("localhost", "127.0.0.1", "example.com", None):
+            for trusted in (ca, other_ca):
+                for is_server in (True, False):
+                    for now in times:
+                        question = (chain, name, trusted, is_server, now)
+                        verify_module._VERIFIED.clear()
+                        cold = _outcome(*question)
+                        # warm the cache with verifications that succeed, then ask again
+                        assert _outcome(chain, "localhost", ca, True, NOW) == path
+                        _outcome(chain, None, ca, False, NOW)  # a client certificate?
+                        assert _outcome(*question) == cold, question[1:]
+                        assert _outcome(*question) == cold, question[1:]
+
+
+def test_parse_certificate_cache_returns_the_same_certificate() -> None:
+    ca = CertificateAuthority.create()
+    for leaf in (ca.issue(["a.example"]), ca.issue(["b.example"])):
+        der = leaf.certificate.public_bytes(Encoding.DER)
+        first = parse_certificate(der)
+        assert first == leaf.certificate
+        assert parse_certificate(bytes(der)) is first
+        with pytest.raises(AlertError):
+            parse_certificate(der[:-1])
+
+
+def test_certificate_message_is_the_encoded_chain() -> None:
+    from trio_zttp._tls.config import TlsConfiguration
+    from trio_zttp._tls.messages import encode_certificate
+    from trio_zttp._tls.messages import parse_certificate as parse_certificate_message
+
+    ca = CertificateAuthority.create()
+    leaf = ca.intermediate().issue(["localhost"])
+    config = TlsConfiguration(is_client=False, alpn_protocols=("h3",),
+                              certificate_chain=leaf.chain, private_key=leaf.private_key)
+    ders = [c.public_bytes(Encoding.DER) for c in leaf.chain]
+    assert len(ders) == 2
+    assert config.certificate_message == encode_certificate(b"", ders)
+    parsed = parse_certificate_message(config.certificate_message[4:])
+    assert [der for der, _ in parsed.entries] == ders
+    client = TlsConfiguration(is_client=True, alpn_protocols=("h3",))
+    assert client.certificate_message == b""

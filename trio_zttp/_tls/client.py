@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from cryptography.hazmat.primitives.serialization import Encoding
-
 from . import extensions as ext
 from . import messages as m
 from .alerts import AlertDescription, AlertError
@@ -445,8 +443,9 @@ class ClientFlow(FlowBase):
                 scheme = choose_signature_scheme(key, request.signature_algorithms)
             except AlertError:
                 scheme = None  # nothing we can sign: answer with an empty Certificate
-        chain = [c.public_bytes(Encoding.DER) for c in cfg.certificate_chain] if scheme else []
-        certificate = m.encode_certificate(request.request_context, chain)
+        # the request context is empty during the handshake (checked in on_certificate_request)
+        certificate = (cfg.certificate_message if scheme
+                       else m.encode_certificate(request.request_context, []))
         self.transcript.add(certificate)
         if scheme is None or key is None:
             return certificate

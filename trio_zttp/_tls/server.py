@@ -316,9 +316,7 @@ class ServerFlow(FlowBase):
             self.transcript.add(request)
             self._certificate_requested = True
             flight += request
-        certificate = m.encode_certificate(
-            b"", [c.public_bytes(Encoding.DER) for c in cfg.certificate_chain]
-        )
+        certificate = cfg.certificate_message  # encode_certificate(b"", chain), made once
         self.transcript.add(certificate)
         signature = sign_certificate_verify(key, scheme, self.transcript.digest(), is_server=True)
         verify = m.encode_certificate_verify(scheme, signature)
