@@ -18,7 +18,11 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from trio_zttp._tls import verify as verify_module
 from trio_zttp._tls.alerts import AlertError
-from trio_zttp._tls.suites import hkdf_expand_label, hmac_digest, hmac_new
+from trio_zttp._tls.client import ClientFlow, _Grease
+from trio_zttp._tls.config import GREASE, ClientHelloSpec, TlsConfiguration
+from trio_zttp._tls.key_exchange import ClientKeyShare
+from trio_zttp._tls.suites import CipherSuite, hkdf_expand_label, hmac_digest, hmac_new
+from trio_zttp._tls.tickets import SessionTicket
 from trio_zttp._tls.verify import parse_certificate, verify_certificate_chain
 from trio_zttp.testing import CertificateAuthority
 
@@ -113,7 +117,6 @@ def test_parse_certificate_cache_returns_the_same_certificate() -> None:
 
 
 def test_certificate_message_is_the_encoded_chain() -> None:
-    from trio_zttp._tls.config import TlsConfiguration
     from trio_zttp._tls.messages import encode_certificate
     from trio_zttp._tls.messages import parse_certificate as parse_certificate_message
 
@@ -128,3 +131,92 @@ def test_certificate_message_is_the_encoded_chain() -> None:
     assert [der for der, _ in parsed.entries] == ders
     client = TlsConfiguration(is_client=True, alpn_protocols=("h3",))
     assert client.certificate_message == b""
+
+
+# ------------------------------------------------------------------ ClientHello plan
+
+
+def _random_spec(rng: random.Random) -> tuple[dict[str, object], ClientHelloSpec]:
+    from trio_zttp._tls.config import DEFAULT_EXTENSION_ORDER
+    from trio_zttp._tls.extensions import ExtensionType as E
+
+    order = [slot for slot in DEFAULT_EXTENSION_ORDER if slot != E.pre_shared_key]
+    rng.shuffle(order)
+    order = [slot for slot in order if rng.random() < 0.85]
+    if rng.random() < 0.3:
+        order.insert(rng.randrange(len(order) + 1), GREASE)
+    if rng.random() < 0.3:
+        order.append(E.signature_algorithms_cert)
+    extras: list[tuple[int, bytes]] = []
+    if rng.random() < 0.4:
+        extras.append((0x001C, b"\x40\x01"))  # record_size_limit, unlisted: appended
+    if rng.random() < 0.3 and order:
+        extras.append((int(order[rng.randrange(len(order))]) if order[0] != GREASE
+                       else 0x0015, rng.randbytes(rng.randrange(0, 9))))
+    if rng.random() < 0.5:
+        order.append(E.pre_shared_key)
+    suites = list(CipherSuite)
+    rng.shuffle(suites)
+    spec = ClientHelloSpec(
+        extension_order=tuple(order),
+        cipher_suites=None if rng.random() < 0.5 else (
+            *suites[:rng.randrange(1, 4)], *((GREASE,) if rng.random() < 0.3 else ())),
+        signature_algorithms=None if rng.random() < 0.5 else (0x0403, 0x0804, GREASE),
+        signature_algorithms_cert=None if rng.random() < 0.5 else (0x0401,),
+        alpn_protocols=None if rng.random() < 0.5 else ("h3", "hq-interop"),
+        extra_extensions=tuple(dict(extras).items()),
+        grease=rng.random() < 0.2,
+    )
+    settings: dict[str, object] = {
+        "server_name": rng.choice(["localhost", "example.com", "192.0.2.1", "[::1]", None]),
+        "alpn_protocols": rng.choice([("h3",), ("hq-interop", "h3")]),
+        "enable_early_data": rng.random() < 0.5,
+    }
+    return settings, spec
+
+
+def _ticket(rng: random.Random, server_name: str) -> SessionTicket:
+    return SessionTicket(
+        ticket=rng.randbytes(rng.randrange(16, 200)), psk=rng.randbytes(32),
+        cipher_suite=CipherSuite.AES_128_GCM_SHA256, server_name=server_name,
+        received_at=NOW.timestamp() - 5, lifetime=3600, age_add=rng.getrandbits(32),
+        max_early_data_size=0xFFFFFFFF, alpn="h3")
+
+
+def _hello_and_state(flow: ClientFlow, general: bool) -> tuple[object, ...]:
+    flow._offered_suites = ()
+    flow._offered_extensions = frozenset()
+    flow._signature_algorithms = ()
+    hello = flow._client_hello_general() if general else flow._client_hello()
+    return (hello, flow._offered_suites, flow._offered_extensions, flow._signature_algorithms)
+
+
+def test_client_hello_plan_matches_general_encoding() -> None:
+    """The ClientHello from the per-configuration plan is byte for byte the general one, with
+    the same offered suites, extensions and signature algorithms, over many shapes: extension
+    orders, extras, GREASE, tickets (binders), cookies, HelloRetryRequest groups."""
+    rng = random.Random(11)
+    compared = 0
+    for _ in range(150):
+        settings, spec = _random_spec(rng)
+        config = TlsConfiguration(
+            is_client=True, client_hello=spec, random_bytes=rng.randbytes,
+            wall_clock=lambda: NOW, **settings)  # type: ignore[arg-type]
+        for _ in range(3):  # the plan is built by the first and reused by the others
+            parameters = rng.randbytes(rng.randrange(0, 120))
+            flow = ClientFlow(config, parameters)
+            flow.client_random = rng.randbytes(32)
+            if spec.grease:
+                flow._grease = _Grease(rng.randbytes(6))
+            flow._shares = [ClientKeyShare(0x001D, rng.randbytes)]
+            if rng.random() < 0.4:
+                flow._ticket = _ticket(rng, str(settings["server_name"] or ""))
+                flow._now = NOW.timestamp()
+                flow._early_data_offered = rng.random() < 0.5
+            if rng.random() < 0.3:
+                flow._cookie = rng.randbytes(rng.randrange(1, 40))
+            if rng.random() < 0.2:
+                flow._hello_retry_group = 0x0017
+            assert _hello_and_state(flow, False) == _hello_and_state(flow, True)
+            compared += 1
+    assert compared == 450

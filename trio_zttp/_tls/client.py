@@ -161,6 +161,54 @@ class ClientFlow(FlowBase):
         return out
 
     def _client_hello(self) -> bytes:
+        """The ClientHello: from the configuration's :class:`_HelloPlan` without GREASE (the
+        constant extensions encoded once), else :meth:`_client_hello_general`."""
+        plan: _HelloPlan | None = None
+        if self._grease is None:
+            memo = self.config.memo
+            plan = memo.get("client_hello")
+            if plan is None:
+                plan = memo["client_hello"] = _HelloPlan(self)
+        if plan is None or plan.items is None:
+            return self._client_hello_general()
+        self._offered_suites = plan.offered_suites
+        if plan.signature_algorithms is not None:
+            self._signature_algorithms = plan.signature_algorithms
+        types = set(plan.constant_types)
+        chunks: list[bytes | None] = []
+        for item in plan.items:
+            if isinstance(item, bytes):
+                chunks.append(item)
+            else:
+                body = self._extension_body(item)
+                if body is not None:
+                    chunks.append(_entry(item, body))
+                    types.add(item)
+        if self._cookie is not None and plan.cookie_appended:
+            chunks.append(_entry(_E.cookie, ext.encode_cookie(self._cookie)))
+            types.add(_E.cookie)
+        ticket = self._ticket
+        if ticket is not None:
+            length = hash_length(ticket.cipher_suite)
+            identity = (ticket.ticket, ticket.obfuscated_age(self._now))
+            body = ext.encode_pre_shared_key_client([identity], [bytes(length)])
+            chunks.append(_entry(_E.pre_shared_key, body))
+            types.add(_E.pre_shared_key)
+        if None in chunks:
+            return self._client_hello_general()  # a body too long: the general path's error
+        extensions = b"".join(chunks)  # type: ignore[arg-type]  # no None left
+        if len(extensions) > 0xFFFF:
+            return self._client_hello_general()
+        self._offered_extensions = frozenset(types)
+        body = b"".join((b"\x03\x03", self.client_random, plan.middle, _U16[len(extensions)],
+                         extensions))
+        hello = b"\x01" + len(body).to_bytes(3, "big") + body
+        if ticket is None:
+            return hello
+        return self._with_binder(hello, ticket)
+
+    def _client_hello_general(self) -> bytes:
+        """The ClientHello, every part encoded now (with GREASE, and the reference)."""
         cfg = self.config
         spec = cfg.client_hello
         suites = self._fill(
@@ -200,6 +248,11 @@ class ClientFlow(FlowBase):
         )
         if ticket is None:
             return hello
+        return self._with_binder(hello, ticket)
+
+    def _with_binder(self, hello: bytes, ticket: SessionTicket) -> bytes:
+        """``hello`` with its zero PSK binder replaced by the real one."""
+        length = hash_length(ticket.cipher_suite)
         # the binder covers the ClientHello up to the binders list (RFC 8446 §4.2.11.2)
         truncated = hello[: len(hello) - ext.binders_length([length])]
         schedule = KeySchedule(ticket.cipher_suite, ticket.psk)
@@ -490,3 +543,81 @@ def _server_name_extension(server_name: str | None) -> bytes | None:
         return None
     host = server_name_host(server_name)
     return ext.encode_server_name(host) if isinstance(host, str) else None
+
+
+#: ``uint16`` encodings, by value
+_U16: Final = tuple(value.to_bytes(2, "big") for value in range(0x10000))
+#: Extensions whose body changes from one connection to the next
+_PER_CONNECTION: Final = frozenset(
+    {_E.key_share, _E.early_data, _E.cookie, _E.quic_transport_parameters}
+)
+
+
+def _entry(ext_type: int, body: bytes) -> bytes | None:
+    """One encoded extension (type, length, body); None when it does not fit the format."""
+    if len(body) > 0xFFFF or not 0 <= ext_type <= 0xFFFF:
+        return None
+    return _U16[ext_type] + _U16[len(body)] + body
+
+
+class _HelloPlan:
+    """A configuration's ClientHello without GREASE, as far as it is the same for every
+    connection: the cipher suites, the constant extensions already encoded (type, length,
+    body) and, in their places, the extension types to encode per connection.
+
+    ``ClientFlow._client_hello`` fills it in; ``ClientFlow._client_hello_general`` is the
+    reference it is tested against (tests/tls/test_fast_paths.py).  ``items`` is None when
+    something does not fit the wire format: the general path then raises as it always did.
+    """
+
+    __slots__ = ("constant_types", "cookie_appended", "items", "middle", "offered_suites",
+                 "signature_algorithms")
+
+    def __init__(self, flow: ClientFlow) -> None:
+        cfg = flow.config
+        spec = cfg.client_hello
+        suites = [int(s) for s in (
+            spec.cipher_suites if spec.cipher_suites is not None else cfg.cipher_suites)
+            if s != GREASE]
+        self.offered_suites = tuple(s for s in suites if not is_grease(s))
+        self.signature_algorithms: tuple[int, ...] | None = None
+        self.cookie_appended = _E.cookie not in spec.extension_order
+        self.constant_types: frozenset[int] = frozenset()
+        self.items: tuple[bytes | int, ...] | None = None
+        self.middle = b""
+        if (len(suites) > 0x7FFF or not all(0 <= s <= 0xFFFF for s in suites)
+                or len(spec.legacy_compression_methods) > 0xFF):
+            return
+        #: legacy_session_id (empty), cipher_suites and legacy_compression_methods
+        self.middle = (b"\x00" + _U16[2 * len(suites)] + b"".join(_U16[s] for s in suites)
+                       + bytes((len(spec.legacy_compression_methods),))
+                       + spec.legacy_compression_methods)
+        extras = dict(spec.extra_extensions)
+        items: list[bytes | int] = []
+        types: set[int] = set()
+        for slot in spec.extension_order:
+            if slot == GREASE or slot == _E.pre_shared_key:
+                continue
+            if slot in extras:
+                body: bytes | None = extras.pop(slot)
+            elif slot in _PER_CONNECTION:
+                items.append(int(slot))
+                continue
+            else:
+                body = flow._extension_body(slot)
+                if slot == _E.signature_algorithms:
+                    self.signature_algorithms = flow._signature_algorithms
+            if body is not None:
+                entry = _entry(slot, body)
+                if entry is None:
+                    return
+                items.append(entry)
+                types.add(slot)
+        for ext_type, body in extras.items():
+            entry = _entry(ext_type, body)
+            if entry is None:
+                return
+            items.append(entry)
+            types.add(ext_type)
+        self.items = tuple(items)
+        self.constant_types = frozenset(types)

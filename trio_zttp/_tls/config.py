@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable, Mapping
-from typing import Final, Literal, TypeAlias, final
+from typing import Any, Final, Literal, TypeAlias, final
 
 import attrs
 from cryptography import x509
@@ -232,6 +232,9 @@ class TlsConfiguration:
     certificate_message: bytes = attrs.field(init=False, default=b"", eq=False, repr=False)
     """The Certificate message of ``certificate_chain`` with an empty request context (what
     a server sends, and a client answering a CertificateRequest), encoded once."""
+    memo: dict[str, Any] = attrs.field(init=False, factory=dict, eq=False, repr=False)
+    """What the handshakes of this configuration build once (the ClientHello's constant
+    parts); the configuration is frozen, so nothing here goes stale."""
 
     def __attrs_post_init__(self) -> None:
         if not self.alpn_protocols:
