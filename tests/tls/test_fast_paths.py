@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import hmac
 import random
+from collections.abc import Callable
 
 import pytest
 from cryptography import x509
@@ -16,6 +17,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from trio_zttp._buffer import BufferReadError
 from trio_zttp._tls import verify as verify_module
 from trio_zttp._tls.alerts import AlertError
 from trio_zttp._tls.client import ClientFlow, _Grease
@@ -220,3 +222,58 @@ def test_client_hello_plan_matches_general_encoding() -> None:
             assert _hello_and_state(flow, False) == _hello_and_state(flow, True)
             compared += 1
     assert compared == 450
+
+
+# ------------------------------------------------------------------ decoded-extension cache
+
+
+def _decode_outcome(call: Callable[[], object]) -> object:
+    try:
+        return ("ok", call())
+    except AlertError as error:
+        return ("alert", error.description)
+    except BufferReadError:
+        return ("truncated",)
+
+
+def test_client_hello_extension_cache_answers_like_the_decoders() -> None:
+    """Cached decodes of the constant ClientHello extensions equal the decoders' results, and
+    a body that does not decode raises every time (errors are not cached)."""
+    from trio_zttp._tls import extensions as ext
+    from trio_zttp._tls.extensions import ExtensionType as E
+    from trio_zttp._tls.messages import _decoded
+
+    decoders: dict[int, Callable[[bytes], object]] = {
+        E.server_name: ext.decode_server_name,
+        E.supported_groups: lambda body: ext.decode_u16_list(body, "supported_groups"),
+        E.signature_algorithms: lambda body: ext.decode_u16_list(body, "signature_algorithms"),
+        E.signature_algorithms_cert: lambda body: ext.decode_u16_list(body, "x"),
+        E.application_layer_protocol_negotiation: ext.decode_alpn,
+        E.supported_versions: ext.decode_supported_versions_client,
+        E.psk_key_exchange_modes: ext.decode_psk_modes,
+    }
+    valid = {
+        E.server_name: ext.encode_server_name("example.com"),
+        E.supported_groups: ext.encode_u16_list([0x1D, 0x17]),
+        E.signature_algorithms: ext.encode_u16_list([0x0403, 0x0804]),
+        E.signature_algorithms_cert: ext.encode_u16_list([0x0401]),
+        E.application_layer_protocol_negotiation: ext.encode_alpn([b"h3", b"hq"]),
+        E.supported_versions: ext.encode_supported_versions_client([0x0304]),
+        E.psk_key_exchange_modes: ext.encode_psk_modes([1]),
+    }
+    rng = random.Random(3)
+    for _ in range(60):
+        for ext_type, decode in decoders.items():
+            body = valid[ext_type]
+            if rng.random() < 0.6:  # damage it: truncate, extend or flip a byte
+                choice = rng.randrange(3)
+                if choice == 0:
+                    body = body[:rng.randrange(len(body) + 1)]
+                elif choice == 1:
+                    body += rng.randbytes(rng.randrange(1, 4))
+                elif body:
+                    i = rng.randrange(len(body))
+                    body = body[:i] + bytes((body[i] ^ (1 << rng.randrange(8)),)) + body[i + 1:]
+            expected = _decode_outcome(lambda: decode(body))  # noqa: B023
+            for _ in range(2):
+                assert _decode_outcome(lambda: _decoded(ext_type, body)) == expected  # noqa: B023

@@ -126,8 +126,10 @@ class ClientFlow(FlowBase):
         """Pick the ticket to resume with, if any, and whether to send 0-RTT with it."""
         cfg = self.config
         spec = cfg.client_hello
-        self._now = cfg.wall_clock().timestamp()
         ticket = cfg.session_ticket
+        if ticket is None and (cfg.ticket_store is None or not cfg.server_name):
+            return  # nothing to resume with: no need for the time
+        self._now = cfg.wall_clock().timestamp()
         if ticket is None and cfg.ticket_store is not None and cfg.server_name:
             ticket = pop_usable_ticket(cfg.ticket_store, cfg.server_name, self._now)
         suites = spec.cipher_suites if spec.cipher_suites is not None else cfg.cipher_suites
