@@ -513,6 +513,8 @@ def decode_transport_parameters(data: bytes | bytearray | memoryview) -> Transpo
     return params
 
 
+#: The value bits of a varint by its length in bytes (RFC 9000 §16)
+_VARINT_MASKS: Final = {2: (1 << 14) - 1, 4: (1 << 30) - 1, 8: (1 << 62) - 1}
 _INT_NAMES: Final[dict[int, str]] = {
     pid: name for pid, name, kind in _TABLE if kind is _Kind.INT
 }
@@ -537,6 +539,8 @@ def _decode_fast(data: bytes) -> TransportParameters | None:
     unknown: list[tuple[int, bytes]] = []
     seen: set[int] = set()
     int_names = _INT_NAMES
+    from_bytes = int.from_bytes
+    masks = _VARINT_MASKS
     try:
         while pos < end_all:
             # ids and lengths are one-byte varints but for GREASE and version_information
@@ -556,17 +560,11 @@ def _decode_fast(data: bytes) -> TransportParameters | None:
             seen.add(pid)
             name = int_names.get(pid)
             if name is not None:
-                if not length:
+                # a varint that fills the value exactly (its two top bits give its size)
+                if not length or 1 << (data[pos] >> 6) != length:
                     return None
-                value = data[pos]
-                if value < 0x40:
-                    if length != 1:
-                        return None
-                else:
-                    value, stop = decode_varint(data, pos)
-                    if stop != end:
-                        return None
-                fields[name] = value
+                fields[name] = data[pos] if length == 1 else (
+                    from_bytes(data[pos:end], "big") & masks[length])
             else:
                 known = _BY_ID.get(pid)
                 if known is None:
