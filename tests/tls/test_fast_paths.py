@@ -277,3 +277,35 @@ def test_client_hello_extension_cache_answers_like_the_decoders() -> None:
             expected = _decode_outcome(lambda: decode(body))  # noqa: B023
             for _ in range(2):
                 assert _decode_outcome(lambda: _decoded(ext_type, body)) == expected  # noqa: B023
+
+
+@pytest.mark.parametrize("suite", list(CipherSuite))
+def test_key_schedule_derivations_match_derive_secret(suite: CipherSuite) -> None:
+    from trio_zttp._tls.key_schedule import KeySchedule, derive_secret
+    from trio_zttp._tls.suites import hash_length, hash_name
+
+    rng = random.Random(int(suite))
+    name, size = hash_name(suite), hash_length(suite)
+    for _ in range(30):
+        schedule = KeySchedule(suite, rng.randbytes(size) if rng.random() < 0.5 else None)
+        schedule.set_shared_secret(rng.randbytes(32))
+        schedule.set_master()
+        transcript = rng.randbytes(size)
+        for secret, label, method in (
+            (schedule.early_secret, b"c e traffic", schedule.client_early_traffic_secret),
+            (schedule.handshake_secret, b"c hs traffic",
+             schedule.client_handshake_traffic_secret),
+            (schedule.handshake_secret, b"s hs traffic",
+             schedule.server_handshake_traffic_secret),
+            (schedule.master_secret, b"c ap traffic", schedule.client_application_traffic_secret),
+            (schedule.master_secret, b"s ap traffic", schedule.server_application_traffic_secret),
+            (schedule.master_secret, b"exp master", schedule.exporter_master_secret),
+            (schedule.master_secret, b"res master", schedule.resumption_master_secret),
+        ):
+            assert secret is not None
+            expected = derive_secret(name, secret, label, transcript)
+            assert method(transcript) == expected
+            full = b"tls13 " + label
+            info = (size.to_bytes(2, "big") + bytes((len(full),)) + full
+                    + bytes((len(transcript),)) + transcript)
+            assert expected == HKDFExpand(_HASHES[name], size, info).derive(secret)

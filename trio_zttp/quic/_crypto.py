@@ -187,11 +187,13 @@ def _next_secret(version: int, suite: CipherSuite, secret: bytes) -> bytes:
     return _expand_label(hash_name(suite), secret, _labels(version)[3], hash_length(suite))
 
 
-def _cipher_context(algorithm: Any, mode: Any) -> Any:
-    """``Cipher(algorithm, mode).encryptor()`` (see :data:`_create_encryption_ctx`)."""
-    if _create_encryption_ctx is not None:
-        return _create_encryption_ctx(algorithm, mode)
+def _public_cipher_context(algorithm: Any, mode: Any) -> Any:
     return Cipher(algorithm, mode).encryptor()  # pragma: no cover - other cryptography
+
+
+#: ``Cipher(algorithm, mode).encryptor()`` (see :data:`_create_encryption_ctx`)
+_cipher_context: Final[Callable[[Any, Any], Any]] = (
+    _create_encryption_ctx if _create_encryption_ctx is not None else _public_cipher_context)
 
 
 @final
@@ -300,7 +302,8 @@ class _PacketKey:
         header_protection: HeaderProtection | None = None,
     ) -> None:
         # packet_protection_keys(), inlined: each output is one HMAC (one hash block)
-        derivation = self._derivation = _derivation(version, suite)
+        derivation = _DERIVATIONS.get((version, suite)) or _derivation(version, suite)
+        self._derivation = derivation
         name = derivation.hash_name
         self.version = version
         """QUIC version whose labels derived the keys."""
