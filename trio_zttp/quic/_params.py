@@ -537,7 +537,7 @@ def _decode_fast(data: bytes) -> TransportParameters | None:
     pos = 0
     fields: dict[str, Any] = {}
     unknown: list[tuple[int, bytes]] = []
-    seen: set[int] = set()
+    count = 0  # duplicates are found at the end: fewer fields than parameters
     int_names = _INT_NAMES
     from_bytes = int.from_bytes
     masks = _VARINT_MASKS
@@ -555,9 +555,9 @@ def _decode_fast(data: bytes) -> TransportParameters | None:
             else:
                 length, pos = decode_varint(data, pos)
             end = pos + length
-            if end > end_all or pid in seen:
+            if end > end_all:
                 return None
-            seen.add(pid)
+            count += 1
             name = int_names.get(pid)
             if name is not None:
                 # a varint that fills the value exactly (its two top bits give its size)
@@ -596,6 +596,9 @@ def _decode_fast(data: bytes) -> TransportParameters | None:
             pos = end
     except (BufferReadError, IndexError):
         return None
+    if count != len(fields) + len(unknown) or (
+            unknown and len({pid for pid, _ in unknown}) != len(unknown)):
+        return None  # a parameter twice (RFC 9000 §7.4): the general decoder says so
     for name, low, high in _NARROW_RANGES:
         limited = fields.get(name)
         if limited is not None and not low <= limited <= high:
