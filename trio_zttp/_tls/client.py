@@ -170,7 +170,7 @@ class ClientFlow(FlowBase):
             memo = self.config.memo
             plan = memo.get("client_hello")
             if plan is None:
-                plan = memo["client_hello"] = _HelloPlan(self)
+                plan = memo["client_hello"] = _hello_plan(self)
         if plan is None or plan.items is None:
             return self._client_hello_general()
         self._offered_suites = plan.offered_suites
@@ -560,6 +560,23 @@ def _entry(ext_type: int, body: bytes) -> bytes | None:
     if len(body) > 0xFFFF or not 0 <= ext_type <= 0xFFFF:
         return None
     return _U16[ext_type] + _U16[len(body)] + body
+
+
+#: Plans by what they are made of, for configurations made per connection (bounded)
+_PLANS: Final[dict[tuple[object, ...], _HelloPlan]] = {}
+
+
+def _hello_plan(flow: ClientFlow) -> _HelloPlan:
+    """The plan for ``flow``'s configuration: equal inputs share one plan."""
+    cfg = flow.config
+    key = (cfg.client_hello, cfg.cipher_suites, cfg.supported_groups,
+           cfg.signature_algorithms, cfg.alpn_protocols, cfg.server_name)
+    plan = _PLANS.get(key)
+    if plan is None:
+        if len(_PLANS) >= 64:
+            del _PLANS[next(iter(_PLANS))]
+        plan = _PLANS[key] = _HelloPlan(flow)
+    return plan
 
 
 class _HelloPlan:
