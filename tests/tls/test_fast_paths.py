@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from trio_zttp._buffer import BufferReadError
 from trio_zttp._tls import verify as verify_module
-from trio_zttp._tls.alerts import AlertError
+from trio_zttp._tls.alerts import AlertDescription, AlertError
 from trio_zttp._tls.client import ClientFlow, _Grease
 from trio_zttp._tls.config import GREASE, ClientHelloSpec, TlsConfiguration
 from trio_zttp._tls.key_exchange import ClientKeyShare
@@ -309,3 +309,56 @@ def test_key_schedule_derivations_match_derive_secret(suite: CipherSuite) -> Non
             info = (size.to_bytes(2, "big") + bytes((len(full),)) + full
                     + bytes((len(transcript),)) + transcript)
             assert expected == HKDFExpand(_HASHES[name], size, info).derive(secret)
+
+
+def _reference_extensions(data: bytes, psk_last: bool) -> object:
+    """The extension-block reader spelled out field by field (RFC 8446 §4.2)."""
+    try:
+        size = int.from_bytes(data[0:2], "big")
+        if len(data) < 2 or len(data) < 2 + size:
+            return ("truncated",)
+        pos, end, out, seen = 2, 2 + size, [], set()
+        while pos < end:
+            if psk_last and 41 in seen:
+                return ("alert", AlertDescription.illegal_parameter)
+            if pos + 2 > end:
+                return ("truncated",)
+            ext_type = int.from_bytes(data[pos:pos + 2], "big")
+            if ext_type in seen:
+                return ("alert", AlertDescription.illegal_parameter)
+            seen.add(ext_type)
+            if pos + 4 > end:
+                return ("truncated",)
+            stop = pos + 4 + int.from_bytes(data[pos + 2:pos + 4], "big")
+            if stop > end:
+                return ("truncated",)
+            out.append((ext_type, data[pos + 4:stop]))
+            pos = stop
+        return ("ok", tuple(out))
+    except AlertError as error:  # pragma: no cover - the reference raises none
+        return ("alert", error.description)
+
+
+def test_extension_block_reader_matches_reference() -> None:
+    from trio_zttp._buffer import Reader
+    from trio_zttp._tls.messages import _pull_extensions
+
+    rng = random.Random(9)
+    for _ in range(3000):
+        entries = b""
+        for _ in range(rng.randrange(0, 6)):
+            ext_type = rng.choice([0, 10, 13, 16, 41, 43, 51, 57, 0x0A0A, rng.randrange(65536)])
+            body = rng.randbytes(rng.randrange(0, 6))
+            entries += ext_type.to_bytes(2, "big") + len(body).to_bytes(2, "big") + body
+        if rng.random() < 0.5 and entries:
+            entries = entries[:rng.randrange(len(entries))]  # cut inside an entry
+        block = len(entries).to_bytes(2, "big") + entries
+        psk_last = rng.random() < 0.5
+        expected = _reference_extensions(block, psk_last)
+        try:
+            got: object = ("ok", _pull_extensions(Reader(block), psk_last=psk_last))
+        except AlertError as error:
+            got = ("alert", error.description)
+        except BufferReadError:
+            got = ("truncated",)
+        assert got == expected, block.hex()

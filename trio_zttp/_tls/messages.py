@@ -14,6 +14,7 @@ raw in ``extensions`` (in wire order) and otherwise skipped, which is how GREASE
 from __future__ import annotations
 
 import enum
+import struct
 from collections.abc import Callable, Sequence
 from typing import Any, Final, TypeVar
 
@@ -114,22 +115,28 @@ def _pull_extensions(r: Reader, *, psk_last: bool = False) -> Extensions:
     while pos < end:
         if psk_last and psk in seen:
             raise AlertError(AlertDescription.illegal_parameter, "pre_shared_key is not last")
-        if pos + 2 > end:
+        if pos + 4 <= end:  # type and length in one read
+            ext_type, length = _TYPE_AND_LENGTH(data, pos)
+        elif pos + 2 > end:
             raise BufferReadError("truncated extension type")
-        ext_type = (data[pos] << 8) | data[pos + 1]
+        else:
+            ext_type, length = (data[pos] << 8) | data[pos + 1], -1
         if ext_type in seen:
             raise AlertError(
                 AlertDescription.illegal_parameter, f"duplicate extension {ext_type:#06x}"
             )
         seen.add(ext_type)
-        if pos + 4 > end:
+        if length < 0:
             raise BufferReadError("truncated extension length")
-        stop = pos + 4 + ((data[pos + 2] << 8) | data[pos + 3])
+        stop = pos + 4 + length
         if stop > end:
             raise BufferReadError("truncated extension body")
         out.append((ext_type, bytes(data[pos + 4 : stop])))
         pos = stop
     return tuple(out)
+
+
+_TYPE_AND_LENGTH: Final = struct.Struct("!HH").unpack_from
 
 
 def _push_extensions(w: Writer, extensions: Sequence[tuple[int, bytes]]) -> None:
