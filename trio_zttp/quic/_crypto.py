@@ -188,12 +188,31 @@ def _next_secret(version: int, suite: CipherSuite, secret: bytes) -> bytes:
 
 
 def _public_cipher_context(algorithm: Any, mode: Any) -> Any:
-    return Cipher(algorithm, mode).encryptor()  # pragma: no cover - other cryptography
+    return Cipher(algorithm, mode).encryptor()
+
+
+def _direct_contexts_work() -> bool:
+    """Whether the direct call makes the contexts the public API makes (checked once, so a
+    ``cryptography`` whose internals changed falls back to the public API)."""
+    if _create_encryption_ctx is None:
+        return False  # pragma: no cover - another cryptography
+    try:
+        key, sample = bytes(range(16)), bytes(range(16, 32))
+        chacha_key = bytes(range(32))
+        return bool(
+            _create_encryption_ctx(algorithms.AES(key), _ECB).update(sample)
+            == _public_cipher_context(algorithms.AES(key), _ECB).update(sample)
+            and _create_encryption_ctx(algorithms.ChaCha20(chacha_key, sample), None).update(
+                bytes(5))
+            == _public_cipher_context(algorithms.ChaCha20(chacha_key, sample), None).update(
+                bytes(5)))
+    except Exception:  # pragma: no cover - another cryptography
+        return False
 
 
 #: ``Cipher(algorithm, mode).encryptor()`` (see :data:`_create_encryption_ctx`)
 _cipher_context: Final[Callable[[Any, Any], Any]] = (
-    _create_encryption_ctx if _create_encryption_ctx is not None else _public_cipher_context)
+    _create_encryption_ctx if _direct_contexts_work() else _public_cipher_context)  # type: ignore[assignment]
 
 
 @final
