@@ -7,6 +7,7 @@ EndOfEarlyData, ALPN and ``quic_transport_parameters`` required.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from typing import Final
 
@@ -202,7 +203,7 @@ class ClientFlow(FlowBase):
         if len(extensions) > 0xFFFF:
             return self._client_hello_general()
         self._offered_extensions = frozenset(types)
-        body = b"".join((b"\x03\x03", self.client_random, plan.middle, _U16[len(extensions)],
+        body = b"".join((b"\x03\x03", self.client_random, plan.middle, _U16(len(extensions)),
                          extensions))
         hello = b"\x01" + len(body).to_bytes(3, "big") + body
         if ticket is None:
@@ -547,8 +548,8 @@ def _server_name_extension(server_name: str | None) -> bytes | None:
     return ext.encode_server_name(host) if isinstance(host, str) else None
 
 
-#: ``uint16`` encodings, by value
-_U16: Final = tuple(value.to_bytes(2, "big") for value in range(0x10000))
+_U16: Final = struct.Struct("!H").pack
+_TYPE_AND_LENGTH: Final = struct.Struct("!HH").pack
 #: Extensions whose body changes from one connection to the next
 _PER_CONNECTION: Final = frozenset(
     {_E.key_share, _E.early_data, _E.cookie, _E.quic_transport_parameters}
@@ -559,7 +560,7 @@ def _entry(ext_type: int, body: bytes) -> bytes | None:
     """One encoded extension (type, length, body); None when it does not fit the format."""
     if len(body) > 0xFFFF or not 0 <= ext_type <= 0xFFFF:
         return None
-    return _U16[ext_type] + _U16[len(body)] + body
+    return _TYPE_AND_LENGTH(ext_type, len(body)) + body
 
 
 #: Plans by what they are made of, for configurations made per connection (bounded)
@@ -608,7 +609,7 @@ class _HelloPlan:
                 or len(spec.legacy_compression_methods) > 0xFF):
             return
         #: legacy_session_id (empty), cipher_suites and legacy_compression_methods
-        self.middle = (b"\x00" + _U16[2 * len(suites)] + b"".join(_U16[s] for s in suites)
+        self.middle = (b"\x00" + _U16(2 * len(suites)) + b"".join(_U16(s) for s in suites)
                        + bytes((len(spec.legacy_compression_methods),))
                        + spec.legacy_compression_methods)
         extras = dict(spec.extra_extensions)
