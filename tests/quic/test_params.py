@@ -779,3 +779,17 @@ def test_template_refuses_fixed_fields_and_bad_bases() -> None:
         ParameterTemplate(FULL, ["nonsense"])
     with pytest.raises(ValueError, match="max_ack_delay"):
         ParameterTemplate(TransportParameters(max_ack_delay=1 << 14), ["max_idle_timeout"])
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [tp(0x04, encode_varint(1000)), tp(0x0F, b"\x01\x02"), tp(0x0C, b""), tp(0x1B, b"x"),
+     tp(0x11, bytes.fromhex("0000000100000001"))],
+    ids=["int", "cid", "flag", "unknown", "version_information"],
+)
+def test_fast_decoder_leaves_duplicates_to_the_general_one(entry: bytes) -> None:
+    others = tp(0x01, encode_varint(30000)) + tp(0x2A2A, b"")
+    for data in (entry + entry, entry + others + entry, others + entry + entry + others):
+        assert _decode_fast(data) is None
+        assert "duplicate" in str(decode_error(data))
+    assert _decode_fast(entry + others) is not None

@@ -7,10 +7,9 @@ EndOfEarlyData, ALPN and ``quic_transport_parameters`` required.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from typing import Final
-
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from . import extensions as ext
 from . import messages as m
@@ -128,8 +127,10 @@ class ClientFlow(FlowBase):
         """Pick the ticket to resume with, if any, and whether to send 0-RTT with it."""
         cfg = self.config
         spec = cfg.client_hello
-        self._now = cfg.wall_clock().timestamp()
         ticket = cfg.session_ticket
+        if ticket is None and (cfg.ticket_store is None or not cfg.server_name):
+            return  # nothing to resume with: no need for the time
+        self._now = cfg.wall_clock().timestamp()
         if ticket is None and cfg.ticket_store is not None and cfg.server_name:
             ticket = pop_usable_ticket(cfg.ticket_store, cfg.server_name, self._now)
         suites = spec.cipher_suites if spec.cipher_suites is not None else cfg.cipher_suites
@@ -163,6 +164,54 @@ class ClientFlow(FlowBase):
         return out
 
     def _client_hello(self) -> bytes:
+        """The ClientHello: from the configuration's :class:`_HelloPlan` without GREASE (the
+        constant extensions encoded once), else :meth:`_client_hello_general`."""
+        plan: _HelloPlan | None = None
+        if self._grease is None:
+            memo = self.config.memo
+            plan = memo.get("client_hello")
+            if plan is None:
+                plan = memo["client_hello"] = _hello_plan(self)
+        if plan is None or plan.items is None:
+            return self._client_hello_general()
+        self._offered_suites = plan.offered_suites
+        if plan.signature_algorithms is not None:
+            self._signature_algorithms = plan.signature_algorithms
+        types = set(plan.constant_types)
+        chunks: list[bytes | None] = []
+        for item in plan.items:
+            if isinstance(item, bytes):
+                chunks.append(item)
+            else:
+                body = self._extension_body(item)
+                if body is not None:
+                    chunks.append(_entry(item, body))
+                    types.add(item)
+        if self._cookie is not None and plan.cookie_appended:
+            chunks.append(_entry(_E.cookie, ext.encode_cookie(self._cookie)))
+            types.add(_E.cookie)
+        ticket = self._ticket
+        if ticket is not None:
+            length = hash_length(ticket.cipher_suite)
+            identity = (ticket.ticket, ticket.obfuscated_age(self._now))
+            body = ext.encode_pre_shared_key_client([identity], [bytes(length)])
+            chunks.append(_entry(_E.pre_shared_key, body))
+            types.add(_E.pre_shared_key)
+        if None in chunks:
+            return self._client_hello_general()  # a body too long: the general path's error
+        extensions = b"".join(chunks)  # type: ignore[arg-type]  # no None left
+        if len(extensions) > 0xFFFF:
+            return self._client_hello_general()
+        self._offered_extensions = frozenset(types)
+        body = b"".join((b"\x03\x03", self.client_random, plan.middle, _U16(len(extensions)),
+                         extensions))
+        hello = b"\x01" + len(body).to_bytes(3, "big") + body
+        if ticket is None:
+            return hello
+        return self._with_binder(hello, ticket)
+
+    def _client_hello_general(self) -> bytes:
+        """The ClientHello, every part encoded now (with GREASE, and the reference)."""
         cfg = self.config
         spec = cfg.client_hello
         suites = self._fill(
@@ -202,6 +251,11 @@ class ClientFlow(FlowBase):
         )
         if ticket is None:
             return hello
+        return self._with_binder(hello, ticket)
+
+    def _with_binder(self, hello: bytes, ticket: SessionTicket) -> bytes:
+        """``hello`` with its zero PSK binder replaced by the real one."""
+        length = hash_length(ticket.cipher_suite)
         # the binder covers the ClientHello up to the binders list (RFC 8446 §4.2.11.2)
         truncated = hello[: len(hello) - ext.binders_length([length])]
         schedule = KeySchedule(ticket.cipher_suite, ticket.psk)
@@ -445,8 +499,9 @@ class ClientFlow(FlowBase):
                 scheme = choose_signature_scheme(key, request.signature_algorithms)
             except AlertError:
                 scheme = None  # nothing we can sign: answer with an empty Certificate
-        chain = [c.public_bytes(Encoding.DER) for c in cfg.certificate_chain] if scheme else []
-        certificate = m.encode_certificate(request.request_context, chain)
+        # the request context is empty during the handshake (checked in on_certificate_request)
+        certificate = (cfg.certificate_message if scheme
+                       else m.encode_certificate(request.request_context, []))
         self.transcript.add(certificate)
         if scheme is None or key is None:
             return certificate
@@ -491,3 +546,98 @@ def _server_name_extension(server_name: str | None) -> bytes | None:
         return None
     host = server_name_host(server_name)
     return ext.encode_server_name(host) if isinstance(host, str) else None
+
+
+_U16: Final = struct.Struct("!H").pack
+_TYPE_AND_LENGTH: Final = struct.Struct("!HH").pack
+#: Extensions whose body changes from one connection to the next
+_PER_CONNECTION: Final = frozenset(
+    {_E.key_share, _E.early_data, _E.cookie, _E.quic_transport_parameters}
+)
+
+
+def _entry(ext_type: int, body: bytes) -> bytes | None:
+    """One encoded extension (type, length, body); None when it does not fit the format."""
+    if len(body) > 0xFFFF or not 0 <= ext_type <= 0xFFFF:
+        return None
+    return _TYPE_AND_LENGTH(ext_type, len(body)) + body
+
+
+#: Plans by what they are made of, for configurations made per connection (bounded)
+_PLANS: Final[dict[tuple[object, ...], _HelloPlan]] = {}
+
+
+def _hello_plan(flow: ClientFlow) -> _HelloPlan:
+    """The plan for ``flow``'s configuration: equal inputs share one plan."""
+    cfg = flow.config
+    key = (cfg.client_hello, cfg.cipher_suites, cfg.supported_groups,
+           cfg.signature_algorithms, cfg.alpn_protocols, cfg.server_name)
+    plan = _PLANS.get(key)
+    if plan is None:
+        if len(_PLANS) >= 64:
+            del _PLANS[next(iter(_PLANS))]
+        plan = _PLANS[key] = _HelloPlan(flow)
+    return plan
+
+
+class _HelloPlan:
+    """A configuration's ClientHello without GREASE, as far as it is the same for every
+    connection: the cipher suites, the constant extensions already encoded (type, length,
+    body) and, in their places, the extension types to encode per connection.
+
+    ``ClientFlow._client_hello`` fills it in; ``ClientFlow._client_hello_general`` is the
+    reference it is tested against (tests/tls/test_fast_paths.py).  ``items`` is None when
+    something does not fit the wire format: the general path then raises as it always did.
+    """
+
+    __slots__ = ("constant_types", "cookie_appended", "items", "middle", "offered_suites",
+                 "signature_algorithms")
+
+    def __init__(self, flow: ClientFlow) -> None:
+        cfg = flow.config
+        spec = cfg.client_hello
+        suites = [int(s) for s in (
+            spec.cipher_suites if spec.cipher_suites is not None else cfg.cipher_suites)
+            if s != GREASE]
+        self.offered_suites = tuple(s for s in suites if not is_grease(s))
+        self.signature_algorithms: tuple[int, ...] | None = None
+        self.cookie_appended = _E.cookie not in spec.extension_order
+        self.constant_types: frozenset[int] = frozenset()
+        self.items: tuple[bytes | int, ...] | None = None
+        self.middle = b""
+        if (len(suites) > 0x7FFF or not all(0 <= s <= 0xFFFF for s in suites)
+                or len(spec.legacy_compression_methods) > 0xFF):
+            return
+        #: legacy_session_id (empty), cipher_suites and legacy_compression_methods
+        self.middle = (b"\x00" + _U16(2 * len(suites)) + b"".join(_U16(s) for s in suites)
+                       + bytes((len(spec.legacy_compression_methods),))
+                       + spec.legacy_compression_methods)
+        extras = dict(spec.extra_extensions)
+        items: list[bytes | int] = []
+        types: set[int] = set()
+        for slot in spec.extension_order:
+            if slot == GREASE or slot == _E.pre_shared_key:
+                continue
+            if slot in extras:
+                body: bytes | None = extras.pop(slot)
+            elif slot in _PER_CONNECTION:
+                items.append(int(slot))
+                continue
+            else:
+                body = flow._extension_body(slot)
+                if slot == _E.signature_algorithms:
+                    self.signature_algorithms = flow._signature_algorithms
+            if body is not None:
+                entry = _entry(slot, body)
+                if entry is None:
+                    return
+                items.append(entry)
+                types.add(slot)
+        for ext_type, body in extras.items():
+            entry = _entry(ext_type, body)
+            if entry is None:
+                return
+            items.append(entry)
+            types.add(ext_type)
+        self.items = tuple(items)
+        self.constant_types = frozenset(types)

@@ -56,6 +56,11 @@ class State(enum.Enum):
     SERVER_CONNECTED = enum.auto()
     FAILED = enum.auto()
 
+    # members are singletons compared by identity: hash them by identity too, at C speed
+    # (Enum.__hash__ is a Python function hashing the name; the engine looks states up in
+    # its tables for every message)
+    __hash__ = object.__hash__
+
 
 RECEIVE_EPOCH: Final[dict[State, Epoch]] = {
     State.CLIENT_WAIT_SERVER_HELLO: Epoch.INITIAL,

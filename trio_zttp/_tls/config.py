@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable, Mapping
-from typing import Final, Literal, TypeAlias, final
+from typing import Any, Final, Literal, TypeAlias, final
 
 import attrs
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from .. import _defaults
 from .extensions import TLS13, ExtensionType, NamedGroup, PskKeyExchangeMode
+from .messages import encode_certificate
 from .suites import CipherSuite
 from .tickets import SessionTicket, SingleUseTicketGuard, TicketProtector, TicketStore
 from .verify import DEFAULT_SIGNATURE_SCHEMES, SigningKey
@@ -227,6 +229,12 @@ class TlsConfiguration:
     """Largest handshake message we buffer (a bigger one ends in unexpected_message)."""
     ticket_protector: TicketProtector | None = attrs.field(init=False, default=None, eq=False)
     """Server: derived from ``ticket_key`` once per configuration."""
+    certificate_message: bytes = attrs.field(init=False, default=b"", eq=False, repr=False)
+    """The Certificate message of ``certificate_chain`` with an empty request context (what
+    a server sends, and a client answering a CertificateRequest), encoded once."""
+    memo: dict[str, Any] = attrs.field(init=False, factory=dict, eq=False, repr=False)
+    """What the handshakes of this configuration build once (the ClientHello's constant
+    parts); the configuration is frozen, so nothing here goes stale."""
 
     def __attrs_post_init__(self) -> None:
         if not self.alpn_protocols:
@@ -250,6 +258,10 @@ class TlsConfiguration:
                 self.ticket_key, self.random_bytes, previous_keys=self.previous_ticket_keys
             )
             object.__setattr__(self, "ticket_protector", protector)
+        if self.certificate_chain:
+            message = encode_certificate(
+                b"", [c.public_bytes(Encoding.DER) for c in self.certificate_chain])
+            object.__setattr__(self, "certificate_message", message)
         if not self.is_client and self.enable_early_data and self.replay_guard is None:
             object.__setattr__(self, "replay_guard", SingleUseTicketGuard())
 

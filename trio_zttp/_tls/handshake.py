@@ -117,6 +117,9 @@ NEXT_STATES: Final[Mapping[tuple[State, HandshakeType], frozenset[State]]] = {
 """Where each (state, message) may lead; the handler picks one."""
 
 
+_NONE: Final[Mapping[int, Callable[..., None]]] = {}
+
+
 def state_diagram() -> str:
     """The state machine as Graphviz ``dot`` source, drawn from the tables."""
     lines = ["digraph tls13 {", "  rankdir=LR;"]
@@ -218,11 +221,15 @@ class Handshake:
                 AlertDescription.unexpected_message,
                 f"handshake data at {epoch.name} in state {flow.state.name}",
             )
-        self._buffer += data
+        buffer = self._buffer
+        buffer += data
         limit = flow.config.max_message_size
-        while len(self._buffer) >= 4:
-            msg_type = self._buffer[0]
-            length = int.from_bytes(self._buffer[1:4], "big")
+        # HandshakeType is an IntEnum: the tables answer to the wire's int directly
+        table: Mapping[State, Mapping[int, Callable[..., None]]] = (
+            CLIENT_TABLE if flow.config.is_client else SERVER_TABLE)  # type: ignore[assignment]
+        while len(buffer) >= 4:
+            msg_type = buffer[0]
+            length = int.from_bytes(buffer[1:4], "big")
             state = flow.state
             if RECEIVE_EPOCH.get(state) != epoch:
                 # the previous message changed keys: the rest belongs to a new level
@@ -230,42 +237,28 @@ class Handshake:
                     AlertDescription.unexpected_message,
                     "handshake data continues across a key change",
                 )
-            handler = self._handler(state, msg_type)
+            handler = table.get(state, _NONE).get(msg_type)
+            if handler is None:
+                raise AlertError(
+                    AlertDescription.unexpected_message,
+                    f"handshake message type {msg_type} in state {state.name}",
+                )
             if length > limit:
                 raise AlertError(
                     AlertDescription.unexpected_message,
                     f"handshake message of {length} bytes is over the {limit}-byte limit",
                 )
-            if len(self._buffer) < 4 + length:
+            if len(buffer) < 4 + length:
                 return
-            message = bytes(self._buffer[: 4 + length])
-            del self._buffer[: 4 + length]
-            handler(message)
-            assert flow.state in NEXT_STATES[state, HandshakeType(msg_type)], flow.state
-        if self._buffer and RECEIVE_EPOCH.get(flow.state) != epoch:
+            message = bytes(buffer[: 4 + length])
+            del buffer[: 4 + length]
+            handler(flow, message)
+            assert flow.state in NEXT_STATES[state, msg_type], flow.state  # type: ignore[index]
+        if buffer and RECEIVE_EPOCH.get(flow.state) != epoch:
             raise AlertError(
                 AlertDescription.unexpected_message,
                 "handshake data continues across a key change",
             )
-
-    def _handler(self, state: State, msg_type: int) -> Callable[[bytes], None]:
-        flow = self._flow
-        try:
-            message_type = HandshakeType(msg_type)
-        except ValueError:
-            message_type = None
-        if isinstance(flow, ClientFlow) and message_type is not None:
-            client_handler = CLIENT_TABLE.get(state, {}).get(message_type)
-            if client_handler is not None:
-                return lambda message: client_handler(flow, message)
-        elif isinstance(flow, ServerFlow) and message_type is not None:
-            server_handler = SERVER_TABLE.get(state, {}).get(message_type)
-            if server_handler is not None:
-                return lambda message: server_handler(flow, message)
-        raise AlertError(
-            AlertDescription.unexpected_message,
-            f"handshake message type {msg_type} in state {state.name}",
-        )
 
     # --- what was negotiated --------------------------------------------------------------
 

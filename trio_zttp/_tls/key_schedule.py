@@ -27,6 +27,7 @@ from typing import Final, final
 from .messages import HandshakeType
 from .suites import CipherSuite, hash_length, hash_name, hkdf_expand_label, hkdf_extract
 from .suites import hmac_digest as _hmac_digest
+from .suites import hmac_new as _hmac_new
 
 __all__ = [
     "KeySchedule",
@@ -168,7 +169,15 @@ class KeySchedule:
     def _derive(self, secret: bytes | None, label: bytes, transcript_hash: bytes) -> bytes:
         if secret is None:
             raise ValueError("key schedule stage not reached")
-        return derive_secret(self.hash_name, secret, label, transcript_hash)
+        # derive_secret(), one call less: the output is one hash block, one HMAC
+        name = self.hash_name
+        info = _DERIVE_INFOS.get((name, label))
+        if info is None:
+            full = b"tls13 " + label
+            info = (self.hash_length.to_bytes(2, "big") + bytes((len(full),)) + full)
+            _DERIVE_INFOS[name, label] = info
+        return _hmac_new(secret, info + bytes((len(transcript_hash),)) + transcript_hash
+                         + b"\x01", name).digest()
 
     # early secret ----------------------------------------------------------------------
 
@@ -228,6 +237,9 @@ class KeySchedule:
         return finished_verify_data(self.hash_name, base_key, transcript_hash)
 
 
+#: ``uint16 length || opaque label`` of Derive-Secret's HkdfLabel, by (hash, label); the
+#: labels are the RFC's few
+_DERIVE_INFOS: Final[dict[tuple[str, bytes], bytes]] = {}
 _NO_PSK: Final[dict[str, tuple[bytes, bytes]]] = {}
 
 

@@ -14,8 +14,9 @@ raw in ``extensions`` (in wire order) and otherwise skipped, which is how GREASE
 from __future__ import annotations
 
 import enum
+import struct
 from collections.abc import Callable, Sequence
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import attrs
 
@@ -114,22 +115,28 @@ def _pull_extensions(r: Reader, *, psk_last: bool = False) -> Extensions:
     while pos < end:
         if psk_last and psk in seen:
             raise AlertError(AlertDescription.illegal_parameter, "pre_shared_key is not last")
-        if pos + 2 > end:
+        if pos + 4 <= end:  # type and length in one read
+            ext_type, length = _TYPE_AND_LENGTH(data, pos)
+        elif pos + 2 > end:
             raise BufferReadError("truncated extension type")
-        ext_type = (data[pos] << 8) | data[pos + 1]
+        else:
+            ext_type, length = (data[pos] << 8) | data[pos + 1], -1
         if ext_type in seen:
             raise AlertError(
                 AlertDescription.illegal_parameter, f"duplicate extension {ext_type:#06x}"
             )
         seen.add(ext_type)
-        if pos + 4 > end:
+        if length < 0:
             raise BufferReadError("truncated extension length")
-        stop = pos + 4 + ((data[pos + 2] << 8) | data[pos + 3])
+        stop = pos + 4 + length
         if stop > end:
             raise BufferReadError("truncated extension body")
         out.append((ext_type, bytes(data[pos + 4 : stop])))
         pos = stop
     return tuple(out)
+
+
+_TYPE_AND_LENGTH: Final = struct.Struct("!HH").unpack_from
 
 
 def _push_extensions(w: Writer, extensions: Sequence[tuple[int, bytes]]) -> None:
@@ -245,14 +252,7 @@ def _client_hello(
     extensions: Extensions,
 ) -> ClientHello:
     found = dict(extensions)  # no duplicates: _pull_extensions refused them
-
-    def get(ext_type: int, decode: Callable[[bytes], _T]) -> _T | None:
-        body = found.get(ext_type)
-        return None if body is None else decode(body)
-
-    def u16_list(what: str) -> Callable[[bytes], tuple[int, ...]]:
-        return lambda body: ext.decode_u16_list(body, what)
-
+    get = found.get
     E = ExtensionType
     return ClientHello(
         legacy_version=legacy_version,
@@ -261,21 +261,61 @@ def _client_hello(
         cipher_suites=cipher_suites,
         legacy_compression_methods=compression,
         extensions=extensions,
-        server_name=get(E.server_name, ext.decode_server_name),
-        supported_groups=get(E.supported_groups, u16_list("supported_groups")),
-        signature_algorithms=get(E.signature_algorithms, u16_list("signature_algorithms")),
-        signature_algorithms_cert=get(
-            E.signature_algorithms_cert, u16_list("signature_algorithms_cert")
+        server_name=_decoded(E.server_name, get(E.server_name)),
+        supported_groups=_decoded(E.supported_groups, get(E.supported_groups)),
+        signature_algorithms=_decoded(E.signature_algorithms, get(E.signature_algorithms)),
+        signature_algorithms_cert=_decoded(
+            E.signature_algorithms_cert, get(E.signature_algorithms_cert)
         ),
-        alpn_protocols=get(E.application_layer_protocol_negotiation, ext.decode_alpn),
-        supported_versions=get(E.supported_versions, ext.decode_supported_versions_client),
-        key_shares=get(E.key_share, ext.decode_key_share_client),
-        psk_key_exchange_modes=get(E.psk_key_exchange_modes, ext.decode_psk_modes),
-        pre_shared_key=get(E.pre_shared_key, ext.decode_pre_shared_key_client),
-        early_data=_empty(found.get(E.early_data), "early_data"),
-        cookie=get(E.cookie, ext.decode_cookie),
-        transport_parameters=found.get(E.quic_transport_parameters),
+        alpn_protocols=_decoded(
+            E.application_layer_protocol_negotiation,
+            get(E.application_layer_protocol_negotiation),
+        ),
+        supported_versions=_decoded(E.supported_versions, get(E.supported_versions)),
+        key_shares=_decode_or_none(get(E.key_share), ext.decode_key_share_client),
+        psk_key_exchange_modes=_decoded(E.psk_key_exchange_modes, get(E.psk_key_exchange_modes)),
+        pre_shared_key=_decode_or_none(get(E.pre_shared_key), ext.decode_pre_shared_key_client),
+        early_data=_empty(get(E.early_data), "early_data"),
+        cookie=_decode_or_none(get(E.cookie), ext.decode_cookie),
+        transport_parameters=get(E.quic_transport_parameters),
     )
+
+
+def _decode_or_none(body: bytes | None, decode: Callable[[bytes], _T]) -> _T | None:
+    return None if body is None else decode(body)
+
+
+#: The ClientHello extensions whose bodies a client sends alike on every connection, and
+#: their decoders (pure functions of the body, returning immutable values)
+_CONSTANT_DECODERS: Final[dict[int, Callable[[bytes], object]]] = {
+    ExtensionType.server_name: ext.decode_server_name,
+    ExtensionType.supported_groups: lambda body: ext.decode_u16_list(body, "supported_groups"),
+    ExtensionType.signature_algorithms: (
+        lambda body: ext.decode_u16_list(body, "signature_algorithms")),
+    ExtensionType.signature_algorithms_cert: (
+        lambda body: ext.decode_u16_list(body, "signature_algorithms_cert")),
+    ExtensionType.application_layer_protocol_negotiation: ext.decode_alpn,
+    ExtensionType.supported_versions: ext.decode_supported_versions_client,
+    ExtensionType.psk_key_exchange_modes: ext.decode_psk_modes,
+}
+#: Recently decoded bodies of those extensions, by (type, body); bounded, oldest out first
+_DECODED: Final[dict[tuple[int, bytes], Any]] = {}
+_MAX_DECODED: Final = 256
+
+
+def _decoded(ext_type: int, body: bytes | None) -> Any:
+    """``decode(body)`` for one of :data:`_CONSTANT_DECODERS`, from the cache when the same
+    body was decoded before (a decoding error is never cached: it is raised every time)."""
+    if body is None:
+        return None
+    key = (ext_type, body)
+    value = _DECODED.get(key, _DECODED)
+    if value is _DECODED:
+        value = _CONSTANT_DECODERS[ext_type](body)
+        if len(_DECODED) >= _MAX_DECODED:
+            del _DECODED[next(iter(_DECODED))]
+        _DECODED[key] = value
+    return value
 
 
 # --- ServerHello and HelloRetryRequest (§4.1.3, §4.1.4) ------------------------------------

@@ -70,7 +70,8 @@ class ServerFlow(FlowBase):
         retrying = self.state is State.SERVER_WAIT_SECOND_CLIENT_HELLO
         self._check_client_hello(hello, retrying)
         cfg = self.config
-        now = cfg.wall_clock().timestamp()
+        # the time matters only for a ticket the client offers
+        now = cfg.wall_clock().timestamp() if hello.pre_shared_key is not None else 0.0
         suite = self.suite if retrying else self._choose_suite(hello, now)
         assert suite is not None
         if retrying and suite not in hello.cipher_suites:
@@ -316,9 +317,7 @@ class ServerFlow(FlowBase):
             self.transcript.add(request)
             self._certificate_requested = True
             flight += request
-        certificate = m.encode_certificate(
-            b"", [c.public_bytes(Encoding.DER) for c in cfg.certificate_chain]
-        )
+        certificate = cfg.certificate_message  # encode_certificate(b"", chain), made once
         self.transcript.add(certificate)
         signature = sign_certificate_verify(key, scheme, self.transcript.digest(), is_server=True)
         verify = m.encode_certificate_verify(scheme, signature)

@@ -20,7 +20,7 @@ import ipaddress
 import os
 import warnings
 from collections.abc import Container, Sequence
-from typing import TYPE_CHECKING, Final, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 import attrs
 from cryptography import x509
@@ -38,6 +38,7 @@ from .alerts import AlertDescription, AlertError
 
 if TYPE_CHECKING:
     import datetime
+
 
 __all__ = [
     "DEFAULT_SIGNATURE_SCHEMES",
@@ -295,18 +296,35 @@ def _public_key(certificate: x509.Certificate) -> CertificatePublicKeyTypes:
         ) from None
 
 
+#: Recently parsed certificates by DER: a server sends the same chain to every connection,
+#: and a certificate object is immutable (bounded; the oldest entry goes first).
+_PARSED: Final[dict[bytes, x509.Certificate]] = {}
+_MAX_CACHED: Final = 64
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(cache) >= _MAX_CACHED:
+        del cache[next(iter(cache))]
+    cache[key] = value
+
+
 def parse_certificate(der: bytes) -> x509.Certificate:
     """Parse one DER certificate from a Certificate message.
 
     Raises:
         AlertError: ``bad_certificate`` if it does not parse.
     """
+    certificate = _PARSED.get(der)
+    if certificate is not None:
+        return certificate
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return x509.load_der_x509_certificate(der)
+            certificate = x509.load_der_x509_certificate(der)
     except (ValueError, x509.InvalidVersion):
         raise AlertError(AlertDescription.bad_certificate, "certificate does not parse") from None
+    _remember(_PARSED, bytes(der), certificate)
+    return certificate
 
 
 # ---------------------------------------------------------------- trust store and chains
@@ -479,6 +497,19 @@ def _is_valid_at(cert: x509.Certificate, now: datetime.datetime) -> bool:
     return start <= now <= end
 
 
+#: Chains that verified, by (server certificate?, server name, chain): the trust anchors they
+#: verified against, the validity window of the whole path, the path.  A handshake that
+#: brings the same certificates for the same name, against the same anchors and inside that
+#: window, gets the same answer without running the path building and signature checks
+#: again: the verifier is a pure function of these inputs and time enters only through the
+#: certificates' validity periods (RFC 5280 §6.1.3).  The window is open at both ends, so a
+#: time on a boundary is always verified afresh.
+_VERIFIED: Final[dict[
+    tuple[bool, str | None, tuple[x509.Certificate, ...]],
+    tuple[_Anchors, datetime.datetime, datetime.datetime, tuple[x509.Certificate, ...]],
+]] = {}
+
+
 def verify_certificate_chain(
     chain: Sequence[x509.Certificate],
     *,
@@ -524,16 +555,30 @@ def verify_certificate_chain(
     )
     if anchors.store is None:
         raise AlertError(AlertDescription.unknown_ca, "no trusted roots configured")
+    key = (is_server_cert, server_name, tuple(chain))
+    known = _VERIFIED.get(key)
+    if known is not None and known[0] is anchors:
+        start, end = known[1], known[2]
+        if now.tzinfo is None:  # naive: UTC by convention, as in _is_valid_at
+            start, end = start.replace(tzinfo=None), end.replace(tzinfo=None)
+        if start < now < end:
+            return list(known[3])
     leaf = chain[0]
     intermediates = list(chain[1:])
     builder = PolicyBuilder().store(anchors.store).time(now)
     try:
         if is_server_cert:
             subject = _leaf_subject(leaf) if server_name is None else _subject(server_name)
-            return builder.build_server_verifier(subject).verify(leaf, intermediates)
-        return builder.build_client_verifier().verify(leaf, intermediates).chain
+            path = builder.build_server_verifier(subject).verify(leaf, intermediates)
+        else:
+            path = builder.build_client_verifier().verify(leaf, intermediates).chain
     except (VerificationError, ValueError) as exc:
         error = exc
+    else:
+        _remember(_VERIFIED, key, (
+            anchors, max(cert.not_valid_before_utc for cert in path),
+            min(cert.not_valid_after_utc for cert in path), tuple(path)))
+        return path
     # cryptography reports one message; classify by checking the usual causes ourselves
     anchor = _anchor_of(chain, anchors)
     if anchor is None:

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Final, final
+from typing import Any, Final, final
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
-from .._tls.suites import CipherSuite, hash_length, hash_name, hkdf_extract, hmac_digest
+from .._tls.suites import CipherSuite, hash_length, hash_name, hkdf_extract
+from .._tls.suites import hmac_new as _hmac_new
 from ._errors import QuicError
 from ._packet import decode_packet_number
 
@@ -91,6 +92,20 @@ _CHACHA20_ZEROS: Final = bytes(5)
 # bound once: a module global is cheaper than looking up ``int.from_bytes`` per packet
 _from_bytes: Final = int.from_bytes
 _SINGLE_BYTES: Final = tuple(bytes((value,)) for value in range(256))
+_CHACHA20: Final = CipherSuite.CHACHA20_POLY1305_SHA256
+_ZERO_SAMPLE: Final = bytes(SAMPLE_LENGTH)
+_ECB: Final = modes.ECB()
+
+try:
+    # ``Cipher(algorithm, mode).encryptor()`` is this call behind two ABC checks and a
+    # generic wrapper (about 3 us of 7 per context; six contexts per handshake and side).
+    # Its output is compared with the public API's in tests/quic/test_crypto_fast_paths.py.
+    from cryptography.hazmat.bindings._rust import openssl as _rust_openssl
+
+    _create_encryption_ctx: Callable[[Any, Any], Any] | None = (
+        _rust_openssl.ciphers.create_encryption_ctx)
+except (ImportError, AttributeError):  # pragma: no cover - another cryptography
+    _create_encryption_ctx = None
 
 
 class DecryptionError(Exception):
@@ -105,15 +120,21 @@ class DecryptionError(Exception):
 _EXPAND_INFOS: dict[tuple[bytes, int], bytes] = {}
 
 
-def _expand_label(name: str, secret: bytes, label: bytes, length: int) -> bytes:
-    """``hkdf_expand_label(name, secret, label, b"", length)`` for ``length`` up to one hash
-    output (every QUIC key, IV, header-protection key and secret): one HMAC."""
+def _expand_info(label: bytes, length: int) -> bytes:
+    """The HkdfLabel for ``(label, length)`` with an empty context, and HKDF-Expand's
+    counter byte 0x01."""
     info = _EXPAND_INFOS.get((label, length))
     if info is None:
         full = b"tls13 " + label
         info = length.to_bytes(2) + bytes((len(full),)) + full + b"\x00\x01"
         _EXPAND_INFOS[(label, length)] = info
-    return hmac_digest(secret, info, name)[:length]
+    return info
+
+
+def _expand_label(name: str, secret: bytes, label: bytes, length: int) -> bytes:
+    """``hkdf_expand_label(name, secret, label, b"", length)`` for ``length`` up to one hash
+    output (every QUIC key, IV, header-protection key and secret): one HMAC."""
+    return _hmac_new(secret, _expand_info(label, length), name).digest()[:length]
 
 
 def _labels(version: int) -> tuple[bytes, bytes, bytes, bytes]:
@@ -166,6 +187,34 @@ def _next_secret(version: int, suite: CipherSuite, secret: bytes) -> bytes:
     return _expand_label(hash_name(suite), secret, _labels(version)[3], hash_length(suite))
 
 
+def _public_cipher_context(algorithm: Any, mode: Any) -> Any:
+    return Cipher(algorithm, mode).encryptor()
+
+
+def _direct_contexts_work() -> bool:
+    """Whether the direct call makes the contexts the public API makes (checked once, so a
+    ``cryptography`` whose internals changed falls back to the public API)."""
+    if _create_encryption_ctx is None:
+        return False  # pragma: no cover - another cryptography
+    try:
+        key, sample = bytes(range(16)), bytes(range(16, 32))
+        chacha_key = bytes(range(32))
+        return bool(
+            _create_encryption_ctx(algorithms.AES(key), _ECB).update(sample)
+            == _public_cipher_context(algorithms.AES(key), _ECB).update(sample)
+            and _create_encryption_ctx(algorithms.ChaCha20(chacha_key, sample), None).update(
+                bytes(5))
+            == _public_cipher_context(algorithms.ChaCha20(chacha_key, sample), None).update(
+                bytes(5)))
+    except Exception:  # pragma: no cover - another cryptography
+        return False
+
+
+#: ``Cipher(algorithm, mode).encryptor()`` (see :data:`_create_encryption_ctx`)
+_cipher_context: Final[Callable[[Any, Any], Any]] = (
+    _create_encryption_ctx if _direct_contexts_work() else _public_cipher_context)  # type: ignore[assignment]
+
+
 @final
 class HeaderProtection:
     """Header-protection mask function for one key (RFC 9001 §5.4.3, §5.4.4).
@@ -187,21 +236,23 @@ class HeaderProtection:
     def __init__(self, suite: CipherSuite, hp_key: bytes) -> None:
         if len(hp_key) != _KEY_LENGTHS[suite]:
             raise ValueError("header protection key has the wrong length for the suite")
-        if suite == CipherSuite.CHACHA20_POLY1305_SHA256:
+        self._set_key(suite == _CHACHA20, hp_key)
+
+    def _set_key(self, chacha20: bool, hp_key: bytes) -> None:
+        if chacha20:
             # the nonce is replaced by each sample: counter = sample[0:4], nonce = sample[4:16]
-            encryptor = Cipher(algorithms.ChaCha20(hp_key, bytes(SAMPLE_LENGTH)), mode=None
-                               ).encryptor()
+            encryptor = _cipher_context(algorithms.ChaCha20(hp_key, _ZERO_SAMPLE), None)
             reset_nonce = encryptor.reset_nonce
             update = encryptor.update
 
             def chacha20_mask(sample: bytes | bytearray | memoryview) -> bytes:
-                reset_nonce(sample)  # type: ignore[arg-type]  # any buffer works at runtime
-                return update(_CHACHA20_ZEROS)
+                reset_nonce(sample)
+                return update(_CHACHA20_ZEROS)  # type: ignore[no-any-return]
 
             self.compute = chacha20_mask
         else:
             # ECB over exactly one block: the encryptor never holds state between calls
-            encryptor = Cipher(algorithms.AES(hp_key), modes.ECB()).encryptor()
+            encryptor = _cipher_context(algorithms.AES(hp_key), _ECB)
             self.compute = encryptor.update
         self._encryptor = encryptor
 
@@ -216,11 +267,49 @@ class HeaderProtection:
         return self.compute(sample)[:5]
 
 
+def _header_protection(chacha20: bool, hp_key: bytes) -> HeaderProtection:
+    """A :class:`HeaderProtection` for a key of the right length, without the checks."""
+    protection = HeaderProtection.__new__(HeaderProtection)
+    protection._set_key(chacha20, hp_key)
+    return protection
+
+
+class _Derivation:
+    """What deriving the keys of one (version, suite) needs, worked out once: the HkdfLabel
+    structures (RFC 8446 §7.1) with HKDF-Expand's counter byte, the lengths, the AEAD."""
+
+    __slots__ = ("aead", "chacha20", "confidentiality_limit", "hash_name", "hp_info",
+                 "integrity_limit", "iv_info", "key_info", "key_length")
+
+    def __init__(self, version: int, suite: CipherSuite) -> None:
+        key_label, iv_label, hp_label, _ = _labels(version)
+        self.hash_name = hash_name(suite)
+        self.key_length = _KEY_LENGTHS[suite]
+        self.chacha20 = suite == _CHACHA20
+        self.aead: Callable[[bytes], AESGCM | ChaCha20Poly1305] = (
+            ChaCha20Poly1305 if self.chacha20 else AESGCM)
+        self.key_info = _expand_info(key_label, self.key_length)
+        self.iv_info = _expand_info(iv_label, IV_LENGTH)
+        self.hp_info = _expand_info(hp_label, self.key_length)
+        self.confidentiality_limit = CONFIDENTIALITY_LIMITS[suite]
+        self.integrity_limit = INTEGRITY_LIMITS[suite]
+
+
+_DERIVATIONS: dict[tuple[int, int], _Derivation] = {}
+
+
+def _derivation(version: int, suite: CipherSuite) -> _Derivation:
+    derivation = _DERIVATIONS.get((version, suite))
+    if derivation is None:
+        derivation = _DERIVATIONS[version, suite] = _Derivation(version, suite)
+    return derivation
+
+
 class _PacketKey:
     """State shared by both directions: suite, secret, AEAD object, IV, header protection."""
 
-    __slots__ = ("_aead", "_iv", "_mask", "header_protection", "key_phase", "secret", "suite",
-                 "version")
+    __slots__ = ("_aead", "_derivation", "_iv", "_mask", "header_protection", "key_phase",
+                 "secret", "suite", "version")
 
     def __init__(
         self,
@@ -231,7 +320,10 @@ class _PacketKey:
         key_phase: int = 0,
         header_protection: HeaderProtection | None = None,
     ) -> None:
-        key, iv, hp_key = packet_protection_keys(version, suite, secret)
+        # packet_protection_keys(), inlined: each output is one HMAC (one hash block)
+        derivation = _DERIVATIONS.get((version, suite)) or _derivation(version, suite)
+        self._derivation = derivation
+        name = derivation.hash_name
         self.version = version
         """QUIC version whose labels derived the keys."""
         self.suite = suite
@@ -240,16 +332,16 @@ class _PacketKey:
         """The traffic secret the keys came from."""
         self.key_phase = key_phase
         """Key Phase bit (0 or 1) of 1-RTT packets protected with this generation."""
-        self.header_protection = (
-            HeaderProtection(suite, hp_key) if header_protection is None else header_protection
-        )
+        if header_protection is None:
+            header_protection = _header_protection(
+                derivation.chacha20,
+                _hmac_new(secret, derivation.hp_info, name).digest()[:derivation.key_length])
+        self.header_protection = header_protection
         """Header protection, shared by every key generation (RFC 9001 §6.1)."""
-        self._aead: AESGCM | ChaCha20Poly1305 = (
-            ChaCha20Poly1305(key) if suite == CipherSuite.CHACHA20_POLY1305_SHA256
-            else AESGCM(key)
-        )
-        self._iv = int.from_bytes(iv)
-        self._mask = self.header_protection.compute
+        self._aead: AESGCM | ChaCha20Poly1305 = derivation.aead(
+            _hmac_new(secret, derivation.key_info, name).digest()[:derivation.key_length])
+        self._iv = _from_bytes(_hmac_new(secret, derivation.iv_info, name).digest()[:IV_LENGTH])
+        self._mask = header_protection.compute
 
     def _next_arguments(self) -> tuple[int, CipherSuite, bytes]:
         return self.version, self.suite, _next_secret(self.version, self.suite, self.secret)
@@ -282,7 +374,7 @@ class PacketSealer(_PacketKey):
                          header_protection=header_protection)
         self.packets_sealed = 0
         """Packets protected with this key so far."""
-        self.confidentiality_limit = CONFIDENTIALITY_LIMITS[suite]
+        self.confidentiality_limit = self._derivation.confidentiality_limit
         """Packets this key may protect (RFC 9001 §6.6); update the key before reaching it."""
         self._encrypt = self._aead.encrypt
 
@@ -354,7 +446,7 @@ class PacketOpener(_PacketKey):
                          header_protection=header_protection)
         self.decryption_failures = 0
         """Packets whose authentication failed with this key."""
-        self.integrity_limit = INTEGRITY_LIMITS[suite]
+        self.integrity_limit = self._derivation.integrity_limit
         """Authentication failures a connection may see across all its keys (RFC 9001 §6.6)."""
         self._decrypt = self._aead.decrypt
 

@@ -319,8 +319,10 @@ class HandshakeMixin(ConnectionBase):
         config = self._config
         self._address_validated = self._retry_scid is not None
         handler = default_token_handler(config)
-        wall = config.wall_clock().timestamp()
         token = header.token
+        if not token and not (config.retry and self._retry_scid is None):
+            return True  # nothing to check, no Retry to send: no need for the time
+        wall = config.wall_clock().timestamp()
         if token and handler.is_retry_token(token):
             result = handler.check_retry_token(token, addr, wall)
             if result is None or result[1] != header.dcid:

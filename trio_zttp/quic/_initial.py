@@ -14,7 +14,8 @@ from typing import final
 
 import attrs
 
-from ._crypto import DecryptionError, derive_initial_keys
+from .._tls.suites import CipherSuite
+from ._crypto import DecryptionError, PacketOpener, initial_secrets
 from ._errors import TransportError
 from ._frame_codec import decode_frames
 from ._frames import CryptoFrame, Frame
@@ -98,7 +99,9 @@ def decode_client_initial(datagram: bytes | bytearray | memoryview) -> ClientIni
         raise InitialDecodeError(f"not a QUIC long header: {exc}") from None
     if header.packet_type is not PacketType.INITIAL or header.version is None:
         raise InitialDecodeError("the first packet is not an Initial of QUIC v1 or v2")
-    _sealer, opener = derive_initial_keys(header.version, header.dcid, is_client=False)
+    # the client's Initial secret only: nothing is sealed here
+    opener = PacketOpener(header.version, CipherSuite.AES_128_GCM_SHA256,
+                          initial_secrets(header.version, header.dcid)[0])
     packet = data[header.start:header.end]
     try:
         first_byte, pn, _hdr, payload = opener.open(packet, header.pn_offset - header.start, 0)

@@ -513,6 +513,8 @@ def decode_transport_parameters(data: bytes | bytearray | memoryview) -> Transpo
     return params
 
 
+#: The value bits of a varint by its length in bytes (RFC 9000 §16)
+_VARINT_MASKS: Final = {2: (1 << 14) - 1, 4: (1 << 30) - 1, 8: (1 << 62) - 1}
 _INT_NAMES: Final[dict[int, str]] = {
     pid: name for pid, name, kind in _TABLE if kind is _Kind.INT
 }
@@ -535,8 +537,10 @@ def _decode_fast(data: bytes) -> TransportParameters | None:
     pos = 0
     fields: dict[str, Any] = {}
     unknown: list[tuple[int, bytes]] = []
-    seen: set[int] = set()
+    count = 0  # duplicates are found at the end: fewer fields than parameters
     int_names = _INT_NAMES
+    from_bytes = int.from_bytes
+    masks = _VARINT_MASKS
     try:
         while pos < end_all:
             # ids and lengths are one-byte varints but for GREASE and version_information
@@ -551,22 +555,16 @@ def _decode_fast(data: bytes) -> TransportParameters | None:
             else:
                 length, pos = decode_varint(data, pos)
             end = pos + length
-            if end > end_all or pid in seen:
+            if end > end_all:
                 return None
-            seen.add(pid)
+            count += 1
             name = int_names.get(pid)
             if name is not None:
-                if not length:
+                # a varint that fills the value exactly (its two top bits give its size)
+                if not length or 1 << (data[pos] >> 6) != length:
                     return None
-                value = data[pos]
-                if value < 0x40:
-                    if length != 1:
-                        return None
-                else:
-                    value, stop = decode_varint(data, pos)
-                    if stop != end:
-                        return None
-                fields[name] = value
+                fields[name] = data[pos] if length == 1 else (
+                    from_bytes(data[pos:end], "big") & masks[length])
             else:
                 known = _BY_ID.get(pid)
                 if known is None:
@@ -598,6 +596,9 @@ def _decode_fast(data: bytes) -> TransportParameters | None:
             pos = end
     except (BufferReadError, IndexError):
         return None
+    if count != len(fields) + len(unknown) or (
+            unknown and len({pid for pid, _ in unknown}) != len(unknown)):
+        return None  # a parameter twice (RFC 9000 §7.4): the general decoder says so
     for name, low, high in _NARROW_RANGES:
         limited = fields.get(name)
         if limited is not None and not low <= limited <= high:
