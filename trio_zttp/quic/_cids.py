@@ -17,9 +17,10 @@ from ._errors import ConnectionIdLimitError, ProtocolViolation
 __all__ = ["LocalConnectionIds", "PeerConnectionIds", "encode_stateless_reset",
            "parse_new_connection_id", "stateless_reset_token"]
 
-#: The most connection IDs we keep issued at once, whatever the peer's limit (bounds routing
-#: table growth per connection).
-MAX_ISSUED = 8
+#: The most connection IDs we keep issued at once, whatever the peer's limit: three spares for
+#: migration.  Each costs a NEW_CONNECTION_ID, a reset token and a route per connection, and
+#: the bound caps routing-table growth per connection.
+MAX_ISSUED = 4
 #: The most retired-but-unacknowledged RETIRE_CONNECTION_ID frames we queue.
 MAX_PENDING_RETIRES = 64
 

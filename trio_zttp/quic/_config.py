@@ -86,7 +86,7 @@ class Configuration:
     #: Length of the connection IDs we issue (0-20; servers need >= 1 for routing).
     connection_id_length: int = 8
     #: active_connection_id_limit we advertise.
-    active_connection_id_limit: int = 8
+    active_connection_id_limit: int = 4
     #: max_ack_delay we advertise, seconds.
     max_ack_delay: float = 0.025
     #: ack_delay_exponent we advertise.
