@@ -12,10 +12,12 @@ Printed as a table with ratios to aioquic, never asserted (see benchmarks/README
    (3 PTO in both libraries, RFC 9000 §10.2: a timer, not work, so not in the rate);
 4. HTTP datagram round trips per second (100 bytes, one in flight) on an extended-CONNECT
    ``echo`` stream, for ``--seconds``;
-5. the event loops' floor, no goal: plain UDP round trips (100 bytes) from a trio task and
-   from an asyncio datagram protocol to one blocking-socket echo process.  A latency-bound
-   row cannot beat its loop's floor, and the datagram row's ratio is bounded by the two
-   floors plus each stack's processing.
+5. the event loops' floor, no goal: plain UDP round trips (100 bytes), the same loop on both
+   ends as in the rows above: a trio task to a trio echo process, an asyncio datagram
+   protocol to an asyncio echo process.  A latency-bound row cannot beat its loop's floor:
+   under the table, the floor of trio on both ends over aioquic's datagram rate is printed
+   as the ceiling of the datagram row's ratio (what ours would reach with no QUIC work at
+   all on either side).
 
 Servers are the interop peers (``tests/interop/peers``) in their own processes; clients run
 in this process (trio for ours, asyncio for aioquic).  The latency rows (2 to 5) run in
@@ -64,6 +66,8 @@ from trio_zttp.testing import CertificateAuthority  # noqa: E402
 
 MB = 1_000_000
 SMALL = 100
+_DATAGRAMS = "HTTP datagram round trips/s"
+_FLOOR = "  UDP round trips/s, no QUIC (trio | asyncio)"
 
 
 # -- ours (trio) -------------------------------------------------------------------------------
@@ -252,18 +256,36 @@ async def _aio_datagrams(port: int, cafile: str, seconds: float) -> float:
 
 # -- the event loops' floor: UDP round trips with no QUIC at all ---------------------------------
 
-_ECHO = (
-    "import socket, sys\n"
-    "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', 0))\n"
-    "print(s.getsockname()[1], flush=True)\n"
-    "while True:\n"
-    "    data, addr = s.recvfrom(2048); s.sendto(data, addr)\n"
+_TRIO_ECHO = (
+    "import socket, trio\n"
+    "async def main():\n"
+    "    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.setblocking(False)\n"
+    "    s.bind(('127.0.0.1', 0)); print(s.getsockname()[1], flush=True)\n"
+    "    while True:\n"
+    "        await trio.lowlevel.wait_readable(s)\n"
+    "        while True:\n"
+    "            try: data, addr = s.recvfrom(2048)\n"
+    "            except BlockingIOError: break\n"
+    "            s.sendto(data, addr)\n"
+    "trio.run(main)\n"
+)
+_ASYNCIO_ECHO = (
+    "import asyncio\n"
+    "class Echo(asyncio.DatagramProtocol):\n"
+    "    def connection_made(self, transport): self.transport = transport\n"
+    "    def datagram_received(self, data, addr): self.transport.sendto(data, addr)\n"
+    "async def main():\n"
+    "    loop = asyncio.get_running_loop()\n"
+    "    transport, _ = await loop.create_datagram_endpoint(Echo, local_addr=('127.0.0.1', 0))\n"
+    "    print(transport.get_extra_info('sockname')[1], flush=True)\n"
+    "    await loop.create_future()\n"
+    "asyncio.run(main())\n"
 )
 
 
-def _start_udp_echo() -> tuple[subprocess.Popen[str], int]:
-    """A plain blocking-socket UDP echo in its own process (the same for both loops)."""
-    echo = subprocess.Popen([sys.executable, "-c", _ECHO], stdout=subprocess.PIPE, text=True)
+def _start_udp_echo(source: str) -> tuple[subprocess.Popen[str], int]:
+    """A UDP echo in its own process, on the loop the stack under test runs on."""
+    echo = subprocess.Popen([sys.executable, "-c", source], stdout=subprocess.PIPE, text=True)
     assert echo.stdout is not None
     return echo, int(echo.stdout.readline())
 
@@ -390,7 +412,7 @@ def main() -> None:
             (f"{args.connections} new connections + GET, conn/s", _ours_connections,
              _aio_connections,
              args.connections, 1.5),
-            ("HTTP datagram round trips/s", _ours_datagrams, _aio_datagrams, args.seconds, 2.0),
+            (_DATAGRAMS, _ours_datagrams, _aio_datagrams, args.seconds, 2.0),
         ]
         goals: dict[str, float | None] = {}
         ratios: dict[str, float] = {}
@@ -412,19 +434,20 @@ def main() -> None:
                 continue
             _row(rows, ratios, goals, name, ours_values, aio_values, row_goal)
         print("... UDP round trips without QUIC", file=sys.stderr, flush=True)
-        echo, echo_port = _start_udp_echo()
+        trio_echo, trio_port = _start_udp_echo(_TRIO_ECHO)
+        asyncio_echo, asyncio_port = _start_udp_echo(_ASYNCIO_ECHO)
         try:
-            floor = "  UDP round trips/s, no QUIC (trio | asyncio)"
             part = args.seconds / args.slices
             ours_values, aio_values = _paired(
-                lambda: trio.run(_trio_udp_floor, echo_port, cafile, part),
-                lambda: asyncio.run(_asyncio_udp_floor(echo_port, cafile, part)),
+                lambda: trio.run(_trio_udp_floor, trio_port, cafile, part),
+                lambda: asyncio.run(_asyncio_udp_floor(asyncio_port, cafile, part)),
                 args.slices,
             )
-            _row(rows, ratios, goals, floor, ours_values, aio_values, None)
+            _row(rows, ratios, goals, _FLOOR, ours_values, aio_values, None)
         finally:
-            echo.kill()
-            echo.wait()
+            for echo in (trio_echo, asyncio_echo):
+                echo.kill()
+                echo.wait()
         print("... ngtcp2 download", file=sys.stderr, flush=True)
         rows[measures[0][0]]["ngtcp2"] = _ngtcp2_bulk(session, certs, size, tmp)
     shutil.rmtree(tmp, ignore_errors=True)
@@ -442,6 +465,11 @@ def main() -> None:
         verdict = "met" if ratio >= goal else "not met"
         print(f"{name:44} {ours_value:10.1f} {aio_value:10.1f} {native_text} {ratio:12.2f}x "
               f">= {goal}x {verdict}")
+    ceiling = rows[_FLOOR]["ours"]
+    aio_datagrams = rows[_DATAGRAMS]["aioquic"]
+    assert ceiling is not None and aio_datagrams is not None
+    print(f"\nceiling of the datagram row's ratio with no QUIC work on either side "
+          f"(trio's UDP floor / aioquic's datagram rate): {ceiling / aio_datagrams:.2f}x")
 
 
 if __name__ == "__main__":
