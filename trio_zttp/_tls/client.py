@@ -11,6 +11,7 @@ import struct
 from collections.abc import Sequence
 from typing import Final
 
+from .._bounded import remember
 from . import extensions as ext
 from . import messages as m
 from .alerts import AlertDescription, AlertError
@@ -574,9 +575,7 @@ def _hello_plan(flow: ClientFlow) -> _HelloPlan:
            cfg.signature_algorithms, cfg.alpn_protocols, cfg.server_name)
     plan = _PLANS.get(key)
     if plan is None:
-        if len(_PLANS) >= 64:
-            del _PLANS[next(iter(_PLANS))]
-        plan = _PLANS[key] = _HelloPlan(flow)
+        plan = remember(_PLANS, key, _HelloPlan(flow), 64)
     return plan
 
 

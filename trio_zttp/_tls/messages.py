@@ -20,6 +20,7 @@ from typing import Any, Final, TypeVar
 
 import attrs
 
+from .._bounded import remember
 from .._buffer import BufferReadError, Reader, Writer
 from . import extensions as ext
 from .alerts import AlertDescription, AlertError
@@ -312,9 +313,7 @@ def _decoded(ext_type: int, body: bytes | None) -> Any:
     value = _DECODED.get(key, _DECODED)
     if value is _DECODED:
         value = _CONSTANT_DECODERS[ext_type](body)
-        if len(_DECODED) >= _MAX_DECODED:
-            del _DECODED[next(iter(_DECODED))]
-        _DECODED[key] = value
+        remember(_DECODED, key, value, _MAX_DECODED)
     return value
 
 

@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 from cryptography.x509.oid import PublicKeyAlgorithmOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
+from .._bounded import remember
 from .alerts import AlertDescription, AlertError
 
 if TYPE_CHECKING:
@@ -303,9 +304,7 @@ _MAX_CACHED: Final = 64
 
 
 def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
-    if len(cache) >= _MAX_CACHED:
-        del cache[next(iter(cache))]
-    cache[key] = value
+    remember(cache, key, value, _MAX_CACHED)
 
 
 def parse_certificate(der: bytes) -> x509.Certificate:
