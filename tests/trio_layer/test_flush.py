@@ -223,3 +223,70 @@ async def test_flush_deferral_counts_from_the_end_of_a_slow_batch(
                 if d.destination == server_endpoint.local_address and ready <= d.time < got
             ]
             assert len(late) == 1, (seed, [(d.time - ready, len(d.data)) for d in late])
+
+
+async def test_flush_an_idle_connection_is_driven_by_the_receive_task(
+    ca, server_cert, autojump_clock
+) -> None:
+    # Datagram ping-pong on an established connection: each datagram finds its connection's
+    # driver waiting, so the endpoint's receive task handles it right after routing the batch
+    # (connection.py, "Driving"), and the task it wakes sends the answer.  The drivers only
+    # wake for timers (a few ACK delays at most), not once per datagram.
+    counter = _DriverSteps()
+    rounds = 20
+    async with open_virtual_network(seed=8, conditions=LinkConditions(delay=DELAY)):
+        async with connected_pair(ca, server_cert) as pair:
+
+            async def echo() -> None:
+                while True:
+                    await pair.server.send_datagram(await pair.server.receive_datagram())
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(echo)
+                await trio.sleep(1)  # handshake leftovers settle
+                trio.lowlevel.add_instrument(counter)
+                counter.on = True
+                for i in range(rounds):
+                    await pair.client.send_datagram(b"%d" % i)
+                    assert await pair.client.receive_datagram() == b"%d" % i
+                counter.on = False
+                trio.lowlevel.remove_instrument(counter)
+                nursery.cancel_scope.cancel()
+    assert counter.steps[True] + counter.steps[False] <= 4, counter.steps
+
+
+async def test_flush_batches_that_keep_waking_silent_tasks_do_not_push_it_back(
+    ca, server_cert, autojump_clock
+) -> None:
+    # Ten datagrams half a FLUSH_DEFERRAL apart, each waking a reader that then sleeps
+    # without touching the connection: every batch would defer the flush again.  The first
+    # deferral's deadline stands, so the ACK leaves FLUSH_DEFERRAL after the first datagram,
+    # not after the last.
+    seen: list[WireDatagram] = []
+    count = 10
+    async with (
+        open_virtual_network(seed=5, conditions=LinkConditions(delay=DELAY)) as network,
+        connected_pair(ca, server_cert) as pair,
+    ):
+        await trio.sleep(1)  # handshake leftovers settle
+
+        async def silent_reader() -> None:
+            await pair.client.receive_datagram()
+            await trio.sleep(10)  # never touches the connection again
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(count):
+                nursery.start_soon(silent_reader)
+            await trio.sleep(0.1)
+            network.tap = seen.append
+            sent_at = trio.current_time()
+            for i in range(count):
+                await pair.server.send_datagram(b"%d" % i)
+                await trio.sleep(FLUSH_DEFERRAL / 2)
+            await trio.sleep(0.1)
+            network.tap = None
+            nursery.cancel_scope.cancel()
+    server = pair.server_endpoint.local_address
+    to_server = [d.time for d in seen if (d.destination[0], d.destination[1]) == server]
+    assert to_server, "the client never acknowledged"
+    assert to_server[0] <= sent_at + DELAY + FLUSH_DEFERRAL * 1.5 + 1e-6, to_server[0] - sent_at

@@ -34,6 +34,9 @@ class _EndpointLink(Protocol):
 
     #: Connections whose queue became half full (the endpoint waits for their drivers).
     _crowded: list[QuicConnection]
+    #: Connections that got datagrams in the batch being routed while their driver was
+    #: parked (the receive task runs their step after the batch).
+    _touched: list[QuicConnection]
 
     async def _send_datagrams(
         self, datagrams: list[tuple[bytes, Address]], ecn: int = 0

@@ -1,11 +1,18 @@
 """QuicConnection: one QUIC connection, driven by one task in its endpoint's nursery.
 
 The driver task owns the sans-IO engine.  Each wake-up it drains every datagram the
-endpoint queued for it (``receive_nowait`` loop), feeds them to the engine, runs the timer
-if it expired, dispatches the engine's events (waking stream readers, queueing DATAGRAM
-frames and incoming streams), then sends ``datagrams_to_send(now)`` in one batch and
-sleeps until the engine's timer, the next datagram or the next local command, whichever
-comes first.
+endpoint queued for it, feeds them to the engine, runs the timer if it expired, dispatches
+the engine's events (waking stream readers, queueing DATAGRAM frames and incoming streams),
+then sends ``datagrams_to_send(now)`` in one batch and sleeps until the engine's timer, the
+next datagram or the next local command, whichever comes first.
+
+Driving (who runs that step for received datagrams): the endpoint's receive task queues each
+datagram of a batch for its connection; after the batch, for each connection whose driver
+is parked waiting for work, it runs the same step itself (``_run_inline``: all of the batch's
+datagrams, then the timer, events and flush), which saves the driver's task switch on every
+datagram of an established connection.  What that step cannot finish without waiting (a
+full socket, a finished or failed engine) wakes the driver.  A driver that is awake (busy,
+waiting for the socket, not started yet) is never bypassed: it drains its queue itself.
 
 Flushing (who calls ``datagrams_to_send``):
 
@@ -125,6 +132,8 @@ class QuicConnection(trio.abc.AsyncResource):
         self._wait_deadline = math.inf
         self._fallback_at = math.inf  # when a deferred flush falls back to the driver
         self._woke = False  # the batch being handled woke a task (it may answer)
+        self._touched = False  # queued for the endpoint's after-batch pass
+        self._handled_at = -math.inf  # when the driver last handled the engine's timer
         # reads since the last flush; the driver is poked for them once they could matter
         self._unflushed_consumed = 0
         self._consume_poke_threshold = max(
@@ -579,11 +588,35 @@ class QuicConnection(trio.abc.AsyncResource):
         queue.append((data, addr, ecn))
         if len(queue) == INCOMING_QUEUE_SIZE // 2:
             self._endpoint._crowded.append(self)
-        task = self._parked
-        if task is not None:
-            self._parked = None
-            trio.lowlevel.reschedule(task)
+        if self._parked is not None and not self._touched:
+            self._touched = True
+            self._endpoint._touched.append(self)
         return True
+
+    def _run_inline(self) -> None:
+        """The endpoint's receive task, after routing a batch: if the driver still waits for
+        work, handle the queued datagrams here (one task step fewer); otherwise wake it."""
+        self._touched = False
+        if self._parked is None:
+            return  # the driver is awake and drains the queue itself
+        if self._sending or not self._driver_started or self._closed_info is not None:
+            self._wake()
+            return
+        try:
+            handled = self._step_sync()
+        except Exception as exc:  # an engine bug: the driver ends the connection
+            self._fail(exc)
+            return
+        if handled is None or self._unsent or self._failure is not None:
+            self._wake()
+            return
+        if handled != _NOT_HANDLED:  # as the driver does after a step
+            self._handled_at = handled
+            deadline = self._deadline_after(handled)
+            if deadline is None:
+                self._wake()
+            else:
+                self._move_wait_deadline(deadline)
 
     def _add_cid(self, cid: bytes) -> None:
         self._cids.add(cid)
@@ -618,9 +651,9 @@ class QuicConnection(trio.abc.AsyncResource):
             await self._send_unsent()
         if self._failure is not None:
             return
-        handled_at = -math.inf
+        self._handled_at = -math.inf
         while True:
-            deadline = self._deadline_after(handled_at)
+            deadline = self._deadline_after(self._handled_at)
             if deadline is None:
                 return
             # one scope until its deadline passes: a timer handled on a datagram's wake-up
@@ -634,8 +667,8 @@ class QuicConnection(trio.abc.AsyncResource):
                     if handled is None:
                         return
                     if handled != _NOT_HANDLED:
-                        handled_at = handled
-                        deadline = self._deadline_after(handled_at)
+                        self._handled_at = handled
+                        deadline = self._deadline_after(self._handled_at)
                         if deadline is None:
                             return
                         self._move_wait_deadline(deadline)
@@ -645,7 +678,7 @@ class QuicConnection(trio.abc.AsyncResource):
                 if handled is None:
                     return
                 if handled != _NOT_HANDLED:
-                    handled_at = handled
+                    self._handled_at = handled
 
     def _deadline_after(self, handled_at: float) -> float | None:
         """When the driver wakes up next (no datagram coming): the engine's timer, or the
@@ -672,6 +705,17 @@ class QuicConnection(trio.abc.AsyncResource):
         Returns the time the engine's timer was handled (``_NOT_HANDLED`` if it was not), None
         once the connection is finished.
         """
+        handled_at = self._step_sync()
+        if handled_at is None:
+            return None
+        if self._unsent:
+            await self._send_unsent()
+        if self._failure is not None:
+            return None
+        return handled_at
+
+    def _step_sync(self) -> float | None:
+        """:meth:`_step` up to what the socket could not take (left in ``_unsent``)."""
         engine = self._engine
         ecn_engine = self._ecn_engine
         queue = self._incoming
@@ -702,22 +746,21 @@ class QuicConnection(trio.abc.AsyncResource):
         if self._blocked_senders:
             self._wake_senders()
         if self._flush_pending:
-            if received and self._woke and self._closed_info is None:
+            if received and self._woke and self._closed_info is None and self._fallback_at > now:
                 # This batch woke tasks: leave the flush to them (their next command or
                 # park), so that what they answer leaves in the same packet as the ACK; if
                 # they do not flush within FLUSH_DEFERRAL, the driver's deadline does.  (A
-                # closed connection has nothing they could add: no deferral.)
-                # (counted from now, not from the wake-up: reading the batch may have taken
-                # a good part of FLUSH_DEFERRAL, a handshake's last flight more than all)
-                self._fallback_at = deadline = trio.current_time() + FLUSH_DEFERRAL
-                if deadline < self._wait_deadline:
-                    self._move_wait_deadline(deadline)
+                # closed connection has nothing they could add: no deferral.)  A deferral
+                # already pending keeps its deadline, and one that is due flushes now: a
+                # stream of batches waking silent tasks cannot push the flush back forever.
+                if self._fallback_at == math.inf:
+                    # (counted from now, not from the wake-up: reading the batch may have
+                    # taken a good part of FLUSH_DEFERRAL, a handshake's last flight more)
+                    self._fallback_at = deadline = trio.current_time() + FLUSH_DEFERRAL
+                    if deadline < self._wait_deadline:
+                        self._move_wait_deadline(deadline)
             else:
                 self._flush_now()
-        if self._unsent:
-            await self._send_unsent()
-        if self._failure is not None:
-            return None
         return handled_at
 
     async def _flush(self) -> None:

@@ -187,6 +187,7 @@ class QuicEndpoint:
         self._unroutable = 0
         self._dropped = 0
         self._crowded: list[QuicConnection] = []
+        self._touched: list[QuicConnection] = []  # got datagrams in this batch, driver parked
         self._vn_sent = 0
         self._retries_sent = 0
         self._resets_sent = 0
@@ -341,6 +342,11 @@ class QuicEndpoint:
                     dispatch(data, addr, now, ecn)
                 except Exception:  # hostile input must never end the receive task
                     self._internal_errors += 1
+            touched = self._touched
+            if touched:
+                self._touched = []
+                for connection in touched:
+                    connection._run_inline()
             if self._outbox:
                 outbox, self._outbox = self._outbox, []
                 await self._send_datagrams(outbox)
