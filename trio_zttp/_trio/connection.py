@@ -225,7 +225,10 @@ class QuicConnection(trio.abc.AsyncResource):
             raise trio.ClosedResourceError("connection was closed")
         error = self._stream_error()
         if error is not None:
-            raise error
+            try:
+                raise error
+            finally:
+                del error  # the traceback holds this frame: no cycle through it
 
     def _open(self, *, unidirectional: bool) -> int:
         self._check_open()
@@ -789,7 +792,10 @@ class QuicConnection(trio.abc.AsyncResource):
         await self._handshake_done.wait()
         error = self._stream_error()
         if error is not None and not self._handshake_complete:
-            raise error
+            try:
+                raise error
+            finally:
+                del error  # the traceback holds this frame: no cycle through it
 
     def _drain_deadline(self) -> float:
         timer = self._engine.get_timer()

@@ -22,6 +22,7 @@ unidirectional streams (control, QPACK) are credited as soon as ``h3.Connection`
 
 from __future__ import annotations
 
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, final
@@ -84,6 +85,10 @@ def default_settings(configuration: Configuration) -> h3.Settings:
 
 
 _default_settings: dict[tuple[bool, bool], h3.Settings] = {}
+
+
+def _no_connection() -> QuicConnection | None:
+    return None
 
 
 def h3_connection_factory(
@@ -153,7 +158,7 @@ class H3Engine:
         self._random_bytes = random_bytes
         self.h3: h3.Connection | None = None
         self._early: list[Event] = []
-        self._connection: QuicConnection | None = None
+        self._connection_ref: Callable[[], QuicConnection | None] = _no_connection
         self._dirty = False
         self._engine_closed: tuple[int, str] | None = None
         self._terminated = False
@@ -181,10 +186,16 @@ class H3Engine:
 
     def attach(self, connection: QuicConnection) -> None:
         """Called once the trio-level connection exists: commands may now wake its driver."""
-        self._connection = connection
+        # weakly: the connection owns this engine (a strong back reference is a cycle that
+        # only the cyclic GC frees); whoever can reach the engine holds the connection too
+        self._connection_ref = weakref.ref(connection)
         if self._dirty:
             self._dirty = False
             connection._poke()
+
+    @property
+    def _connection(self) -> QuicConnection | None:
+        return self._connection_ref()
 
     @property
     def connection(self) -> QuicConnection:
@@ -250,7 +261,10 @@ class H3Engine:
         if error is not None:
             if quiet:
                 return
-            raise error
+            try:
+                raise error
+            finally:
+                del error  # the traceback holds this frame: no cycle through it
         assert conn is not None
         try:
             method(conn, *args)
@@ -290,7 +304,10 @@ class H3Engine:
             error = self.connection_error()
             if error is None:
                 error = trio.BrokenResourceError("the connection ended before the peer's SETTINGS")
-            raise error
+            try:
+                raise error
+            finally:
+                del error  # the traceback holds this frame: no cycle through it
         return settings
 
     def has_pending_requests(self) -> bool:
@@ -413,7 +430,7 @@ class H3Engine:
         if self.h3 is not None:
             return
         self.h3 = h3.Connection(
-            self,
+            weakref.proxy(self),  # it lives only in self.h3: no cycle through it
             is_client=self.is_client,
             settings=self.local_settings,
             random_bytes=self._random_bytes,
