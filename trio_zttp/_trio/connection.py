@@ -766,6 +766,7 @@ class QuicConnection(trio.abc.AsyncResource):
         self._incoming.clear()
         if self._closed_info is None:
             self._terminate(_Closed(_INTERNAL_ERROR, "endpoint closed", False, False, None))
+        self._streams.clear()  # no more events for them; they hold us (no cycle left)
         self._driver_done.set()
         self._endpoint._on_connection_finished(self)
 

@@ -158,7 +158,7 @@ class H3Engine:
         self._random_bytes = random_bytes
         self.h3: h3.Connection | None = None
         self._early: list[Event] = []
-        self._connection_ref: Callable[[], QuicConnection | None] = _no_connection
+        self._conn_ref: Callable[[], QuicConnection | None] = _no_connection
         self._dirty = False
         self._engine_closed: tuple[int, str] | None = None
         self._terminated = False
@@ -188,25 +188,25 @@ class H3Engine:
         """Called once the trio-level connection exists: commands may now wake its driver."""
         # weakly: the connection owns this engine (a strong back reference is a cycle that
         # only the cyclic GC frees); whoever can reach the engine holds the connection too
-        self._connection_ref = weakref.ref(connection)
+        self._conn_ref = weakref.ref(connection)
         if self._dirty:
             self._dirty = False
             connection._poke()
 
     @property
     def _connection(self) -> QuicConnection | None:
-        return self._connection_ref()
+        return self._conn_ref()
 
     @property
     def connection(self) -> QuicConnection:
-        connection = self._connection
+        connection = self._conn_ref()
         if connection is None:
             raise RuntimeError("the HTTP/3 engine is not attached to a connection")
         return connection
 
     def poke(self) -> None:
         """The engine has output: the driver sends it (unless a task settles first)."""
-        connection = self._connection
+        connection = self._conn_ref()
         if connection is None:
             self._dirty = True
         else:
@@ -214,7 +214,7 @@ class H3Engine:
 
     def settle(self) -> None:
         """The calling task is about to return or park: it sends what is queued itself."""
-        connection = self._connection
+        connection = self._conn_ref()
         if connection is not None:
             connection._settle()
 
@@ -227,7 +227,7 @@ class H3Engine:
 
     def connection_error(self) -> BaseException | None:
         """Why the connection cannot be used, or None while it can."""
-        connection = self._connection
+        connection = self._conn_ref()
         if connection is not None and (
             connection._closed_info is not None or connection._local_closed
         ):
@@ -272,7 +272,7 @@ class H3Engine:
             if quiet:
                 return
             raise trio.BrokenResourceError(str(exc)) from None
-        connection = self._connection
+        connection = self._conn_ref()
         if settle and connection is not None:
             connection._flush_pending = True
         else:
@@ -352,7 +352,7 @@ class H3Engine:
                 # the reader settles (or the driver flushes: credit moved in its batch)
                 self._unflushed_credit = 0
                 self._credit_due = True
-                connection = self._connection
+                connection = self._conn_ref()
                 if connection is not None:
                     connection._flush_pending = True
 
@@ -465,11 +465,11 @@ class H3Engine:
                 sid = state.stream_id
                 if sid is None or capacity(sid) > 0:
                     blocked.discard(state)
-                    if unpark(state.send_lot) and self._connection is not None:
-                        self._connection._woke = True
-        if self._dirty and self._connection is not None:
+                    if unpark(state.send_lot) and (connection := self._conn_ref()) is not None:
+                        connection._woke = True
+        if self._dirty and (connection := self._conn_ref()) is not None:
             self._dirty = False
-            self._connection._poke()
+            connection._poke()
 
     def _feed(self, event: Event) -> None:
         conn = self.h3
@@ -508,8 +508,8 @@ class H3Engine:
             taken = conn.receive_datagram_frame(event)
             if taken is None:
                 self._dispatch()
-            elif self._deliver_datagram(*taken) and self._connection is not None:
-                self._connection._woke = True
+            elif self._deliver_datagram(*taken) and (connection := self._conn_ref()) is not None:
+                connection._woke = True
             return
         conn.receive_quic_event(event)
         self._dispatch()
@@ -651,8 +651,8 @@ class H3Engine:
                 self._terminated = True
                 self._settings_event.set()
             # CapsuleReceived: the Capsule Protocol is left to the application (raw bytes)
-        if woke and self._connection is not None:
-            self._connection._woke = True
+        if woke and (connection := self._conn_ref()) is not None:
+            connection._woke = True
 
     def __repr__(self) -> str:
         role = "client" if self.is_client else "server"
