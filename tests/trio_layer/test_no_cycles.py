@@ -94,6 +94,11 @@ async def test_no_cycles_h3_get_and_post(fake_net, ca, server_cert, autojump_clo
                 assert await (await connection.request("GET", "/")).read() == b"x" * 100
                 response = await connection.request("POST", "/", body=b"y" * 5000)
                 assert await response.read() == b"y" * 5000
+            # kept after the end: still answers, and refuses new work as before
+            assert connection.closed
+            assert connection.quic.statistics().transport is not None
+            with pytest.raises(trio_zttp.ConnectionClosedError, match=r"by us .* 0x100"):
+                connection.open_request_stream()  # H3_NO_ERROR, as we closed it
 
         await _leaves_no_cycles(exchange)
 
