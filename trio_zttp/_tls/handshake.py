@@ -208,7 +208,8 @@ class Handshake:
     # --- the engine ----------------------------------------------------------------------
 
     def _fail(self, error: AlertError) -> None:
-        self._error = error
+        # a copy without the traceback: its frames hold this object (no cycle through them)
+        self._error = AlertError(error.description, error.reason)
         self._flow.state = State.FAILED
         self._buffer.clear()
 

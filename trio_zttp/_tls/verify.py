@@ -579,13 +579,17 @@ def verify_certificate_chain(
             min(cert.not_valid_after_utc for cert in path), tuple(path)))
         return path
     # cryptography reports one message; classify by checking the usual causes ourselves
-    anchor = _anchor_of(chain, anchors)
-    if anchor is None:
-        raise AlertError(
-            AlertDescription.unknown_ca, f"no path to a trusted root: {error}"
-        ) from error
-    if not all(_is_valid_at(cert, now) for cert in (*chain, anchor)):
-        raise AlertError(
-            AlertDescription.certificate_expired, f"certificate expired or not yet valid: {error}"
-        ) from error
-    raise AlertError(AlertDescription.bad_certificate, str(error)) from error
+    try:
+        anchor = _anchor_of(chain, anchors)
+        if anchor is None:
+            raise AlertError(
+                AlertDescription.unknown_ca, f"no path to a trusted root: {error}"
+            ) from error
+        if not all(_is_valid_at(cert, now) for cert in (*chain, anchor)):
+            raise AlertError(
+                AlertDescription.certificate_expired,
+                f"certificate expired or not yet valid: {error}",
+            ) from error
+        raise AlertError(AlertDescription.bad_certificate, str(error)) from error
+    finally:
+        del error  # its traceback holds this frame: no cycle through it

@@ -60,6 +60,7 @@ def _reraise(exc: BaseException) -> None:
         exc.__context__ = context
         exc.__cause__ = cause
         exc.__suppress_context__ = suppress
+        del exc, context, cause  # the traceback holds this frame: no cycle through it
 
 
 @contextmanager
@@ -73,4 +74,7 @@ def collapse_exception_groups() -> Iterator[None]:
         if single is None:
             raise
     if single is not None:
-        _reraise(single)
+        try:
+            _reraise(single)
+        finally:
+            del single  # the traceback holds this frame: no cycle through it

@@ -234,7 +234,10 @@ class QuicConnection(trio.abc.AsyncResource):
             raise trio.ClosedResourceError("connection was closed")
         error = self._stream_error()
         if error is not None:
-            raise error
+            try:
+                raise error
+            finally:
+                del error  # the traceback holds this frame: no cycle through it
 
     def _open(self, *, unidirectional: bool) -> int:
         self._check_open()
@@ -806,6 +809,7 @@ class QuicConnection(trio.abc.AsyncResource):
         self._incoming.clear()
         if self._closed_info is None:
             self._terminate(_Closed(_INTERNAL_ERROR, "endpoint closed", False, False, None))
+        self._streams.clear()  # no more events for them; they hold us (no cycle left)
         self._driver_done.set()
         self._endpoint._on_connection_finished(self)
 
@@ -832,7 +836,10 @@ class QuicConnection(trio.abc.AsyncResource):
         await self._handshake_done.wait()
         error = self._stream_error()
         if error is not None and not self._handshake_complete:
-            raise error
+            try:
+                raise error
+            finally:
+                del error  # the traceback holds this frame: no cycle through it
 
     def _drain_deadline(self) -> float:
         timer = self._engine.get_timer()

@@ -183,7 +183,10 @@ class H3Connection:
             raise RuntimeError("only clients open request streams")
         error = engine.connection_error()
         if error is not None:
-            raise error
+            try:
+                raise error
+            finally:
+                del error  # the traceback holds this frame: no cycle through it
         return H3RequestStream(self, StreamState(engine, None))
 
     def _target(self, url: str) -> tuple[str, str | None, str | None]:
@@ -462,6 +465,7 @@ class _Server:
             await quic.aclose(error_code=H3_NO_ERROR)
         finally:
             self._connections.discard(connection)
+            connection._engine.on_request = None  # its closure holds the connection: no cycle
 
     async def _run_handler(self, connection: H3Connection, request: H3Request) -> None:
         try:

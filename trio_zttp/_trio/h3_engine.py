@@ -22,6 +22,7 @@ unidirectional streams (control, QPACK) are credited as soon as ``h3.Connection`
 
 from __future__ import annotations
 
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, final
@@ -84,6 +85,10 @@ def default_settings(configuration: Configuration) -> h3.Settings:
 
 
 _default_settings: dict[tuple[bool, bool], h3.Settings] = {}
+
+
+def _no_connection() -> QuicConnection | None:
+    return None
 
 
 def h3_connection_factory(
@@ -153,7 +158,7 @@ class H3Engine:
         self._random_bytes = random_bytes
         self.h3: h3.Connection | None = None
         self._early: list[Event] = []
-        self._connection: QuicConnection | None = None
+        self._conn_ref: Callable[[], QuicConnection | None] = _no_connection
         self._dirty = False
         self._engine_closed: tuple[int, str] | None = None
         self._terminated = False
@@ -181,21 +186,27 @@ class H3Engine:
 
     def attach(self, connection: QuicConnection) -> None:
         """Called once the trio-level connection exists: commands may now wake its driver."""
-        self._connection = connection
+        # weakly: the connection owns this engine (a strong back reference is a cycle that
+        # only the cyclic GC frees); whoever can reach the engine holds the connection too
+        self._conn_ref = weakref.ref(connection)
         if self._dirty:
             self._dirty = False
             connection._poke()
 
     @property
+    def _connection(self) -> QuicConnection | None:
+        return self._conn_ref()
+
+    @property
     def connection(self) -> QuicConnection:
-        connection = self._connection
+        connection = self._conn_ref()
         if connection is None:
             raise RuntimeError("the HTTP/3 engine is not attached to a connection")
         return connection
 
     def poke(self) -> None:
         """The engine has output: the driver sends it (unless a task settles first)."""
-        connection = self._connection
+        connection = self._conn_ref()
         if connection is None:
             self._dirty = True
         else:
@@ -203,7 +214,7 @@ class H3Engine:
 
     def settle(self) -> None:
         """The calling task is about to return or park: it sends what is queued itself."""
-        connection = self._connection
+        connection = self._conn_ref()
         if connection is not None:
             connection._settle()
 
@@ -216,7 +227,7 @@ class H3Engine:
 
     def connection_error(self) -> BaseException | None:
         """Why the connection cannot be used, or None while it can."""
-        connection = self._connection
+        connection = self._conn_ref()
         if connection is not None and (
             connection._closed_info is not None or connection._local_closed
         ):
@@ -250,7 +261,10 @@ class H3Engine:
         if error is not None:
             if quiet:
                 return
-            raise error
+            try:
+                raise error
+            finally:
+                del error  # the traceback holds this frame: no cycle through it
         assert conn is not None
         try:
             method(conn, *args)
@@ -258,7 +272,7 @@ class H3Engine:
             if quiet:
                 return
             raise trio.BrokenResourceError(str(exc)) from None
-        connection = self._connection
+        connection = self._conn_ref()
         if settle and connection is not None:
             connection._flush_pending = True
         else:
@@ -290,7 +304,10 @@ class H3Engine:
             error = self.connection_error()
             if error is None:
                 error = trio.BrokenResourceError("the connection ended before the peer's SETTINGS")
-            raise error
+            try:
+                raise error
+            finally:
+                del error  # the traceback holds this frame: no cycle through it
         return settings
 
     def has_pending_requests(self) -> bool:
@@ -335,7 +352,7 @@ class H3Engine:
                 # the reader settles (or the driver flushes: credit moved in its batch)
                 self._unflushed_credit = 0
                 self._credit_due = True
-                connection = self._connection
+                connection = self._conn_ref()
                 if connection is not None:
                     connection._flush_pending = True
 
@@ -413,7 +430,7 @@ class H3Engine:
         if self.h3 is not None:
             return
         self.h3 = h3.Connection(
-            self,
+            weakref.proxy(self),  # it lives only in self.h3: no cycle through it
             is_client=self.is_client,
             settings=self.local_settings,
             random_bytes=self._random_bytes,
@@ -448,11 +465,11 @@ class H3Engine:
                 sid = state.stream_id
                 if sid is None or capacity(sid) > 0:
                     blocked.discard(state)
-                    if unpark(state.send_lot) and self._connection is not None:
-                        self._connection._woke = True
-        if self._dirty and self._connection is not None:
+                    if unpark(state.send_lot) and (connection := self._conn_ref()) is not None:
+                        connection._woke = True
+        if self._dirty and (connection := self._conn_ref()) is not None:
             self._dirty = False
-            self._connection._poke()
+            connection._poke()
 
     def _feed(self, event: Event) -> None:
         conn = self.h3
@@ -491,8 +508,8 @@ class H3Engine:
             taken = conn.receive_datagram_frame(event)
             if taken is None:
                 self._dispatch()
-            elif self._deliver_datagram(*taken) and self._connection is not None:
-                self._connection._woke = True
+            elif self._deliver_datagram(*taken) and (connection := self._conn_ref()) is not None:
+                connection._woke = True
             return
         conn.receive_quic_event(event)
         self._dispatch()
@@ -634,8 +651,8 @@ class H3Engine:
                 self._terminated = True
                 self._settings_event.set()
             # CapsuleReceived: the Capsule Protocol is left to the application (raw bytes)
-        if woke and self._connection is not None:
-            self._connection._woke = True
+        if woke and (connection := self._conn_ref()) is not None:
+            connection._woke = True
 
     def __repr__(self) -> str:
         role = "client" if self.is_client else "server"

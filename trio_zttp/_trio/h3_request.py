@@ -205,7 +205,10 @@ class _StreamMixin(_DatagramMixin):
             while True:
                 error = state.send_error()
                 if error is not None:
-                    raise error
+                    try:
+                        raise error
+                    finally:
+                        del error  # the traceback holds this frame: no cycle through it
                 if state.engine.send_capacity(state.sid) > 0:
                     break
                 await state.engine.wait_capacity(state)
@@ -402,7 +405,10 @@ class H3Request:
         await trio.lowlevel.checkpoint_if_cancelled()
         error = state.send_error()
         if error is not None:
-            raise error
+            try:
+                raise error
+            finally:
+                del error  # the traceback holds this frame: no cycle through it
         interim = 100 <= status < 200
         end = body is not None and not body
         state.engine.command(h3.Connection.send_headers, state.sid, fields, end, settle=True)
@@ -441,7 +447,10 @@ class H3Request:
         await trio.lowlevel.checkpoint_if_cancelled()
         error = state.send_error()
         if error is not None:
-            raise error
+            try:
+                raise error
+            finally:
+                del error  # the traceback holds this frame: no cycle through it
         state.fin_sent = True
         try:
             state.engine.command(h3.Connection.send_trailers, state.sid, fields, settle=True)
@@ -681,7 +690,10 @@ class H3RequestStream(_StreamMixin, trio.abc.HalfCloseableStream):
             raise RuntimeError("the request header was already sent")
         error = engine.connection_error()
         if error is not None:
-            raise error
+            try:
+                raise error
+            finally:
+                del error  # the traceback holds this frame: no cycle through it
         conn = engine.h3
         assert conn is not None
         try:
@@ -707,7 +719,10 @@ class H3RequestStream(_StreamMixin, trio.abc.HalfCloseableStream):
         await trio.lowlevel.checkpoint_if_cancelled()
         error = state.send_error()
         if error is not None:
-            raise error
+            try:
+                raise error
+            finally:
+                del error  # the traceback holds this frame: no cycle through it
         state.engine.command(h3.Connection.send_trailers, state.sid, _normalize(headers),
                              settle=True)
         state.fin_sent = True

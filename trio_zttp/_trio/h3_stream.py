@@ -174,7 +174,10 @@ class StreamState:
             return b""
         error = self.recv_error()
         if error is not None:
-            raise error
+            try:
+                raise error
+            finally:
+                del error  # the traceback holds this frame: no cycle through it
         return None
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
@@ -240,7 +243,10 @@ class StreamState:
             if error is not None:
                 if not waited:
                     await _cancel_shielded_checkpoint()
-                raise error
+                try:
+                    raise error
+                finally:
+                    del error  # the traceback holds this frame: no cycle through it
             await self._recv_lot().park()
             waited = True
         if not waited:
@@ -262,7 +268,10 @@ class StreamState:
             if error is not None:
                 if not waited:
                     await _cancel_shielded_checkpoint()
-                raise error
+                try:
+                    raise error
+                finally:
+                    del error  # the traceback holds this frame: no cycle through it
             self.engine.settle()
             lot = self.datagram_lot
             if lot is NO_LOT:
@@ -303,7 +312,10 @@ class StreamState:
             error = self.send_error()
             if error is not None:
                 await _cancel_shielded_checkpoint()
-                raise error
+                try:
+                    raise error
+                finally:
+                    del error  # the traceback holds this frame: no cycle through it
             engine = self.engine
             sid = self.sid
             total = len(data)
@@ -343,7 +355,10 @@ class StreamState:
                 waited = True
                 error = self.send_error()
                 if error is not None:
-                    raise error
+                    try:
+                        raise error
+                    finally:
+                        del error  # the traceback holds this frame: no cycle through it
             engine.settle()
             if not waited:
                 await _cancel_shielded_checkpoint()
@@ -422,7 +437,10 @@ class StreamState:
         error = self.send_error()
         if error is not None:
             await _cancel_shielded_checkpoint()
-            raise error
+            try:
+                raise error
+            finally:
+                del error  # the traceback holds this frame: no cycle through it
         engine.command(_SEND_DATAGRAM, self.sid, data if type(data) is bytes else bytes(data),
                        settle=True)
         engine.settle()

@@ -202,10 +202,13 @@ class _StreamCore:
                         await self._recv_lot.park()
                         waited = True
                         continue
-                    error = closed
+                    error, closed = closed, None
                 if not waited:
                     await _cancel_shielded_checkpoint()
-                raise error
+                try:
+                    raise error
+                finally:
+                    del error  # the traceback holds this frame: no cycle through it
         finally:
             self._receiving = False
 
@@ -236,7 +239,10 @@ class _StreamCore:
             error = self._send_error()
             if error is not None:
                 await _cancel_shielded_checkpoint()
-                raise error
+                try:
+                    raise error
+                finally:
+                    del error  # the traceback holds this frame: no cycle through it
             total = len(data)
             if not total:
                 await _cancel_shielded_checkpoint()
@@ -270,7 +276,10 @@ class _StreamCore:
                 waited = True
                 error = self._send_error()
                 if error is not None:
-                    raise error
+                    try:
+                        raise error
+                    finally:
+                        del error  # the traceback holds this frame: no cycle through it
             conn._settle()
             if not waited:
                 await _cancel_shielded_checkpoint()
@@ -295,7 +304,10 @@ class _StreamCore:
                 if error is not None:
                     if not waited:
                         await _cancel_shielded_checkpoint()
-                    raise error
+                    try:
+                        raise error
+                    finally:
+                        del error  # the traceback holds this frame: no cycle through it
                 if self._conn._send_capacity(self._sid) > 0:
                     break
                 await self._conn._wait_send_capacity(self)
@@ -320,7 +332,10 @@ class _StreamCore:
                 self._conn._settle()
             await _cancel_shielded_checkpoint()
             if error is not None:
-                raise error
+                try:
+                    raise error
+                finally:
+                    del error  # the traceback holds this frame: no cycle through it
         finally:
             self._sending = False
 
