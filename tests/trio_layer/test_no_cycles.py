@@ -177,3 +177,28 @@ async def test_no_cycles_handshake_failure(fake_net, ca, server_cert, autojump_c
                     pass
 
         await _leaves_no_cycles(exchange)
+
+
+class _Attached:
+    """Stands in for the QuicConnection an H3Engine is attached to (weakly)."""
+
+    _closed_info = None
+    _local_closed = False
+
+    def _poke(self) -> None:
+        pass
+
+
+def test_no_cycles_an_engine_whose_connection_was_collected_refuses_commands(ca) -> None:
+    # The engine holds its connection weakly: once attached, a connection that is gone
+    # means closed, never "usable" (before attach, commands wait for it).
+    from trio_zttp._trio.h3_engine import h3_connection_factory
+
+    engine = h3_connection_factory(quic.Connection)(client_configuration(ca))
+    assert engine.connection_error() is None  # not attached yet
+    attached = _Attached()
+    engine.attach(attached)  # type: ignore[arg-type]
+    assert engine.connection_error() is None
+    del attached
+    gc.collect()
+    assert isinstance(engine.connection_error(), trio.ClosedResourceError)

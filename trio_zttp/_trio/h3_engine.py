@@ -228,9 +228,11 @@ class H3Engine:
     def connection_error(self) -> BaseException | None:
         """Why the connection cannot be used, or None while it can."""
         connection = self._conn_ref()
-        if connection is not None and (
-            connection._closed_info is not None or connection._local_closed
-        ):
+        if connection is None:
+            if self._conn_ref is _no_connection:
+                return None  # not attached yet: commands wait for attach()
+            return trio.ClosedResourceError("the connection was closed")  # and collected
+        if connection._closed_info is not None or connection._local_closed:
             error = connection._stream_error()
             if error is not None:
                 return error
