@@ -127,12 +127,18 @@ class RecvStream:
     def _account(self, end: int) -> None:
         """The peer's highest offset grew to ``end``: charge both windows."""
         delta = end - self._highest
-        self._window.on_received(end)
+        window = self._window
+        if end > window._limit:
+            window.on_received(end)  # raises FlowControlError
+        window._received = end  # the window's usage is always this stream's highest offset
         connection = self._connection
         if connection is not None:
-            connection.on_received(connection.received + delta)
+            total = connection._received + delta
+            if total > connection._limit:
+                connection.on_received(total)  # raises FlowControlError
+            connection._received = total
             if self._stopped:
-                connection.on_consumed(delta)
+                connection._consumed += delta
         self._highest = end
 
     def on_stream_frame(self, offset: int, data: bytes | memoryview, fin: bool = False) -> bool:
@@ -214,14 +220,22 @@ class RecvStream:
                 or self._fin_offset is not None or self._stopped or end < self._highest:
             return None
         # nothing buffered and no final size: only an empty frame can have reached beyond the
-        # read offset, and not beyond this frame's end (checked)
-        self._account(end)
-        self._contig_end = self._read_offset = end
+        # read offset, and not beyond this frame's end (checked). _account, inline (not
+        # stopped: checked), then read()'s consumption
+        window = self._window
+        if end > window._limit:
+            window.on_received(end)  # raises FlowControlError
+        connection = self._connection
+        if connection is not None:
+            total = connection._received + end - self._highest
+            if total > connection._limit:
+                connection.on_received(total)  # raises FlowControlError
+            connection._received = total
+            if consume:
+                connection._consumed += end - offset
+        window._received = self._highest = self._contig_end = self._read_offset = end
         if consume:
-            n = end - offset
-            self._window.on_consumed(n)
-            if self._connection is not None:
-                self._connection.on_consumed(n)
+            window._consumed += end - offset
         return bytes(data)
 
     def receive_last(self, offset: int, data: bytes | memoryview,
@@ -243,16 +257,26 @@ class RecvStream:
                 or end < self._highest \
                 or self._fin_offset is not None or self._stopped or self._state is not _RECV:
             return None
+        window = self._window
+        connection = self._connection
         if end > self._highest:
-            self._account(end)
+            # _account, inline (not stopped: checked)
+            if end > window._limit:
+                window.on_received(end)  # raises FlowControlError
+            if connection is not None:
+                total = connection._received + end - self._highest
+                if total > connection._limit:
+                    connection.on_received(total)  # raises FlowControlError
+                connection._received = total
+            window._received = self._highest = end
         self._fin_offset = self._contig_end = self._read_offset = end
         # RECV -> SIZE_KNOWN -> DATA_RECVD -> DATA_READ (RFC 9000 §3.2)
         self._state = _R_DATA_READ
-        n = end - offset
-        if consume and n:
-            self._window.on_consumed(n)
-            if self._connection is not None:
-                self._connection.on_consumed(n)
+        if consume:
+            n = end - offset
+            window._consumed += n
+            if connection is not None:
+                connection._consumed += n
         return bytes(data)
 
     def on_reset(self, error_code: int, final_size: int) -> bool:

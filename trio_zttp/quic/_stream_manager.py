@@ -326,14 +326,19 @@ class StreamManager:
             raise ValueError("cannot consume a negative number of bytes")
         if self._consume_on_delivery or not n:
             return
-        self._conn_window.on_consumed(n)
-        if self._conn_window.update_due():
+        # on_consumed and update_due of both windows, inline
+        window = self._conn_window
+        window._consumed += n
+        if window._limit - window._consumed <= window._window >> 1:
             self._max_data_due = True
         stream = self._streams.get(stream_id)
-        if stream is not None and stream.recv is not None:
-            stream.recv.window.on_consumed(n)
-            if stream.recv.window.update_due():
-                self._queue_control(stream)
+        if stream is not None:
+            recv = stream.recv
+            if recv is not None:
+                window = recv._window
+                window._consumed += n
+                if window._limit - window._consumed <= window._window >> 1:
+                    self._queue_control(stream)
 
     # -- queues ---------------------------------------------------------------------------------
 
@@ -394,44 +399,48 @@ class StreamManager:
 
     def on_stream_frame(self, stream_id: int, offset: int, data: memoryview | bytes, fin: bool,
                         frame_type: int) -> None:
-        known = self._streams.get(stream_id)
-        if known is not None and not fin and known.recv is not None:
-            # the usual frame: in order, straight to the application (no reassembly)
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            self._check_can_receive(stream_id, frame_type)
+            stream = self._stream_for_receive(stream_id, frame_type)
+            if stream is None:
+                return
+            recv = stream.recv
+            if not fin:
+                # a new stream's first frame without FIN: the general way below
+                recv = None
+        else:
+            recv = stream.recv
+            if recv is None:
+                # our own unidirectional stream (the only kind without a receiving part)
+                self._check_can_receive(stream_id, frame_type)  # raises
+        if recv is not None:
+            # in order with nothing buffered: straight to the application (no reassembly);
+            # a frame with FIN is the whole rest of the stream (a small request or response)
             consume = self._consume_on_delivery
             try:
-                chunk = known.recv.receive_in_order(offset, data, consume)
+                chunk = (recv.receive_last(offset, data, consume) if fin
+                         else recv.receive_in_order(offset, data, consume))
             except TransportError as exc:
                 _tag(exc, frame_type)
                 raise
             if chunk is not None:
                 self._events.append(
-                    StreamDataReceived(stream_id=stream_id, data=chunk, end_stream=False))
-                if consume:
-                    if known.recv.window.update_due():
-                        self._queue_control(known)
-                    if self._conn_window.update_due():
+                    StreamDataReceived(stream_id=stream_id, data=chunk, end_stream=fin))
+                if consume or fin:
+                    # window.update_due() of both windows, inline
+                    window = recv._window
+                    if window._limit - window._consumed <= window._window >> 1:
+                        self._queue_control(stream)
+                    window = self._conn_window
+                    if window._limit - window._consumed <= window._window >> 1:
                         self._max_data_due = True
+                if fin:
+                    self._maybe_forget(stream)
                 return
-        self._check_can_receive(stream_id, frame_type)
-        stream = self._stream_for_receive(stream_id, frame_type)
-        if stream is None:
-            return
         recv = stream.recv
         assert recv is not None
         try:
-            if fin:
-                # the whole rest of the stream in one frame: no reassembly (_deliver inline)
-                consume = self._consume_on_delivery
-                chunk = recv.receive_last(offset, data, consume)
-                if chunk is not None:
-                    self._events.append(
-                        StreamDataReceived(stream_id=stream_id, data=chunk, end_stream=True))
-                    if recv.window.update_due():
-                        self._queue_control(stream)
-                    if self._conn_window.update_due():
-                        self._max_data_due = True
-                    self._maybe_forget(stream)
-                    return
             readable = recv.on_stream_frame(offset, data, fin)
         except TransportError as exc:
             _tag(exc, frame_type)
@@ -509,7 +518,11 @@ class StreamManager:
             self._open_waiting()
 
     def _maybe_forget(self, stream: Stream) -> None:
-        if stream.is_finished and self._streams.get(stream.stream_id) is stream:
+        send, recv = stream.send, stream.recv
+        # stream.is_finished, inline
+        if (send is None or send._state in _SEND_FINISHED) and (
+                recv is None or recv._state in _RECV_FINISHED) and \
+                self._streams.get(stream.stream_id) is stream:
             del self._streams[stream.stream_id]
             self._limits.on_stream_closed(stream.stream_id)
             if not self._is_local(stream.stream_id):
