@@ -17,6 +17,7 @@ from trio_zttp.quic._errors import TransportError
 from trio_zttp.quic._events import Event, StreamDataReceived
 from trio_zttp.quic._flow import ReceiveWindow
 from trio_zttp.quic._params import TransportParameters
+from trio_zttp.quic._recv_stream import NO_RANGES
 from trio_zttp.quic._stream_manager import StreamManager
 from trio_zttp.quic._streams import RecvStream
 
@@ -169,3 +170,53 @@ def test_stream_fast_paths_manager_matches_a_reference_model(seed: int) -> None:
             assert manager.has_control()
         if model_conn.update_due():
             assert window.update_due()
+
+
+@pytest.mark.parametrize("seed", range(150))
+def test_stream_fast_paths_send_queue_never_drops_a_stream_with_data(seed: int) -> None:
+    """StreamManager.write_stream_frames with random packet sizes, loss and acknowledgements
+    on several streams: a stream with something to send is always queued (the manager skips
+    has_data_to_send after a FIN), and every byte and FIN arrives."""
+    rng = random.Random(seed)
+    events: deque[Event] = deque()
+    manager = _manager(True, events)
+    payloads = {sid: rng.randbytes(rng.choice((0, 1, 8, 109, 700, 3000))) for sid in (1, 5, 3)}
+    for sid, payload in payloads.items():
+        cut = rng.randint(0, len(payload))
+        manager.send(sid, payload[:cut], False)
+        manager.send(sid, payload[cut:], True)
+    received = {sid: bytearray(len(p)) for sid, p in payloads.items()}
+    fins: set[int] = set()
+    in_flight: list[tuple[Any, ...]] = []
+    for _ in range(2000):
+        for sid in payloads:
+            stream = manager.get(sid)
+            if stream is not None and stream.send is not None and \
+                    stream.send.has_data_to_send():
+                assert manager.has_data()
+        if not manager.has_data() and not in_flight:
+            break
+        buf = bytearray()
+        records: list[Any] = []
+        manager.write_stream_frames(buf, rng.choice((8, 30, 200, 1200)), records)
+        in_flight += records
+        rng.shuffle(in_flight)
+        keep = rng.randrange(len(in_flight) + 1)
+        settle, in_flight = in_flight[keep:], in_flight[:keep]
+        for record in settle:
+            if rng.random() < 0.3:
+                manager.on_frame_lost(record)
+                continue
+            _, stream, offset, length, fin = record
+            data = payloads[stream.stream_id][offset:offset + length]
+            received[stream.stream_id][offset:offset + length] = data
+            if fin:
+                fins.add(stream.stream_id)
+            manager.on_frame_acked(record)
+    assert {sid: bytes(r) for sid, r in received.items()} == payloads
+    assert fins == set(payloads)
+    for sid in payloads:  # every sending part finished (a finished uni stream is forgotten)
+        stream = manager.get(sid)
+        assert stream is None or (stream.send is not None and stream.send.is_finished)
+    assert manager.get(3) is None
+    assert not NO_RANGES and len(NO_RANGES) == 0  # the shared empty RangeSet stayed empty

@@ -20,6 +20,11 @@ from ._stream_states import RecvEvent, RecvState, recv_transition
 
 __all__ = ["RecvStream"]
 
+NO_RANGES: Final = RangeSet()
+"""The empty RangeSet streams share until they need one of their own (most never do): only
+``add`` grows a RangeSet, and every ``add`` site swaps this one for a new one first; nothing
+else mutates an empty RangeSet (``subtract``/``clear`` leave it empty)."""
+
 # enum members bound once (a class attribute lookup on an enum is slow)
 _RECV: Final = RecvState.RECV
 _SIZE_KNOWN: Final = RecvState.SIZE_KNOWN
@@ -75,7 +80,7 @@ class RecvStream:
         self._read_offset = 0
         self._contig_end = 0
         self._highest = 0
-        self._ranges = RangeSet()  # received ranges above _contig_end
+        self._ranges = NO_RANGES  # received ranges above _contig_end (its own once needed)
         self._fin_offset: int | None = None
         self._reset_code: int | None = None
         self._stopped = False
@@ -192,6 +197,8 @@ class RecvStream:
                 self._contig_end = end
                 grew = True
             else:
+                if ranges is NO_RANGES:
+                    ranges = self._ranges = RangeSet()
                 ranges.add(start, end)
                 # holes: one before every range above the contiguous prefix
                 if len(ranges) > self._max_gaps:

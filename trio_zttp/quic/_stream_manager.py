@@ -264,11 +264,16 @@ class StreamManager:
         self._waiting_open = still
 
     def send(self, stream_id: int, data: bytes | bytearray | memoryview, end_stream: bool) -> None:
-        stream = self._local_stream_for_send(stream_id)
-        if stream.send is None:
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            stream = self._local_stream_for_send(stream_id)
+        send = stream.send
+        if send is None:
             raise StreamStateError(f"stream {stream_id} is receive-only")
-        stream.send.write(data, end_stream)
-        self._queue_send(stream)
+        send.write(data, end_stream)
+        if not stream.queued and stream.opened:  # _queue_send, inline
+            stream.queued = True
+            self._send_queue.append(stream)
 
     def send_capacity(self, stream_id: int) -> int:
         stream = self._streams.get(stream_id)
@@ -661,9 +666,11 @@ class StreamManager:
                 if len(queue) > 1:
                     queue.rotate(-1)
                 return  # the packet is full
-            if send.credit.is_blocked:
+            if send._credit._blocked_at is not None:  # send.credit.is_blocked, inline
                 self._queue_control(stream)
-            if not send.has_data_to_send():
+            # after its FIN the stream has nothing left (get_frame sends the lowest lost range
+            # first, so a frame reaching the FIN leaves nothing pending)
+            if fin or not send.has_data_to_send():
                 queue.popleft()
                 stream.queued = False
             elif len(queue) > 1:

@@ -42,7 +42,7 @@ from typing import Final, final
 from ._errors import StreamStateError
 from ._flow import SendCredit
 from ._ranges import RangeSet
-from ._recv_stream import RecvStream
+from ._recv_stream import NO_RANGES, RecvStream
 from ._stream_states import (
     RECV_TRANSITIONS,
     SEND_TRANSITIONS,
@@ -170,8 +170,9 @@ class SendStream:
         self._sealed_end = 0
         self._tail = bytearray()
         self._next_offset = 0
-        self._pending = RangeSet()
-        self._acked = RangeSet()  # acknowledged ranges above _acked_prefix
+        # lost ranges to resend, acknowledged ranges above _acked_prefix (their own once needed)
+        self._pending = NO_RANGES
+        self._acked = NO_RANGES
         self._acked_prefix = 0
         self._fin_offset: int | None = None
         self._fin_sent = False
@@ -526,6 +527,8 @@ class SendStream:
                 if (starts[i] if i < len(starts) else self._sealed_end) <= end:
                     self._release()
             else:
+                if acked is NO_RANGES:
+                    acked = self._acked = RangeSet()
                 acked.add(offset, end)
         if fin:
             self._fin_acked = True
@@ -548,6 +551,8 @@ class SendStream:
         if end > self._acked_prefix:
             start = offset if offset > self._acked_prefix else self._acked_prefix
             pending = self._pending
+            if pending is NO_RANGES:
+                pending = self._pending = RangeSet()
             pending.add(start, end)
             for acked_start, acked_stop in self._acked.intersection(start, end):
                 pending.subtract(acked_start, acked_stop)
