@@ -15,11 +15,11 @@ import pytest
 
 from trio_zttp.quic._errors import TransportError
 from trio_zttp.quic._events import Event, StreamDataReceived
-from trio_zttp.quic._flow import ReceiveWindow
+from trio_zttp.quic._flow import ReceiveWindow, SendCredit
 from trio_zttp.quic._params import TransportParameters
 from trio_zttp.quic._recv_stream import NO_RANGES
 from trio_zttp.quic._stream_manager import StreamManager
-from trio_zttp.quic._streams import RecvStream
+from trio_zttp.quic._streams import NO_ROOM, RecvStream, SendState, SendStream
 
 
 def _recv_snapshot(stream: RecvStream, connection: ReceiveWindow) -> tuple[Any, ...]:
@@ -220,3 +220,106 @@ def test_stream_fast_paths_send_queue_never_drops_a_stream_with_data(seed: int) 
         assert stream is None or (stream.send is not None and stream.send.is_finished)
     assert manager.get(3) is None
     assert not NO_RANGES and len(NO_RANGES) == 0  # the shared empty RangeSet stayed empty
+
+
+
+def _send_view(stream: SendStream) -> tuple[Any, ...]:
+    credit = stream.credit
+    return (stream.state, stream.write_offset, stream.sent_offset, stream.acked_offset,
+            stream.final_size, stream.has_data_to_send(), stream.buffered, stream.is_finished,
+            credit.used, credit.limit, credit.is_blocked, credit.blocked_due)
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_stream_fast_paths_write_frame_agrees_with_general_path(seed: int) -> None:
+    """write_frame (with its small-frame shortcut) and the general path it shortcuts, on twin
+    streams with small writes, small and boundary rooms, tight credits, loss and acks: the
+    same bytes, the same result, the same stream and credit state after every step."""
+    rng = random.Random(seed)
+    stream_credit = rng.choice((5, 40, 100, 1000, 1 << 20))
+    conn_credit = rng.choice((None, 30, 150, 1 << 20))
+    fast_conn = None if conn_credit is None else SendCredit(conn_credit)
+    slow_conn = None if conn_credit is None else SendCredit(conn_credit)
+    fast = SendStream(4, stream_credit, connection=fast_conn)
+    slow = SendStream(4, stream_credit, connection=slow_conn)
+    id_bytes = rng.choice((b"\x04", b"\x40\x84", b"\x80\x00\x01\x04"))
+    in_flight: list[tuple[int, int, bool]] = []
+    written_size = 0
+    for _ in range(150):
+        if fast.final_size is None and rng.random() < 0.4:
+            data = rng.randbytes(rng.choice((0, 1, 2, 10, 62, 63, 64, 65, 200)))
+            fin = rng.random() < 0.05
+            fast.write(data, fin)
+            slow.write(data, fin)
+            written_size += len(data)
+            if written_size > 0x4200 and fast.final_size is None:
+                fast.write(b"", True)
+                slow.write(b"", True)
+        room = rng.choice((rng.randint(0, 80), 1200, 0x4000 + rng.randint(-3, 3)))
+        fast_buf, slow_buf = bytearray(b"\xff"), bytearray(b"\xff")
+        result = fast.write_frame(fast_buf, room, id_bytes)
+        assert result == slow._write_frame_general(slow_buf, room, id_bytes)
+        assert fast_buf == slow_buf
+        assert _send_view(fast) == _send_view(slow)
+        if fast_conn is not None and slow_conn is not None:
+            assert (fast_conn.used, fast_conn.is_blocked) == (slow_conn.used, slow_conn.is_blocked)
+            if rng.random() < 0.1:
+                raised = fast_conn.limit + rng.randint(1, 100)
+                fast_conn.on_max(raised)
+                slow_conn.on_max(raised)
+        if result is not None and result is not NO_ROOM:
+            in_flight.append(result[:3])
+        if rng.random() < 0.1:
+            raised = fast.credit.limit + rng.randint(1, 100)
+            fast.on_max_stream_data(raised)
+            slow.on_max_stream_data(raised)
+        if rng.random() < 0.3:
+            rng.shuffle(in_flight)
+            for offset, length, fin in in_flight:
+                if rng.random() < 0.3:
+                    fast.on_data_lost(offset, length, fin)
+                    slow.on_data_lost(offset, length, fin)
+                else:
+                    assert fast.on_data_acked(offset, length, fin) == slow.on_data_acked(
+                        offset, length, fin)
+            in_flight = []
+            assert _send_view(fast) == _send_view(slow)
+
+
+def test_stream_fast_paths_fin_written_after_lost_data_rides_the_retransmission() -> None:
+    """Data sent and lost, then FIN written: the retransmission carries the FIN and sends it
+    (DATA_SENT; no lone FIN after it), and its acknowledgement finishes the stream (it used to
+    raise StreamStateError, closing the connection with INTERNAL_ERROR)."""
+    stream = SendStream(0, 1000)
+    stream.write(b"0123456789")
+    assert stream.get_frame(100) is not None
+    stream.on_data_lost(0, 10, False)
+    stream.write(b"", fin=True)
+    offset, data, fin = stream.get_frame(100) or (None, b"", False)
+    assert (offset, bytes(data), fin) == (0, b"0123456789", True)
+    assert stream.state is SendState.DATA_SENT
+    assert stream.get_frame(100) is None and not stream.has_data_to_send()
+    assert stream.on_data_acked(0, 10, True)
+    assert stream.state is SendState.DATA_RECVD
+
+
+def test_stream_fast_paths_write_frame_every_small_size_and_room() -> None:
+    """Unsent sizes around the shortcut's limits (1-byte and 2-byte Length fields, up to its
+    4 KiB) at offsets of every varint width it handles, in rooms around every capacity edge:
+    the same frame and result as the general path."""
+    sizes = [*range(1, 70), *range(4090, 4100)]
+    for sent in (0, 5, 100):
+        for size in sizes:
+            rooms = range(0, 81) if size < 70 else range(size - 3, size + 10)
+            for room in {*rooms, 0x4000, 0x4003, 0x4006}:
+                fast, slow = SendStream(4, 1 << 20), SendStream(4, 1 << 20)
+                for stream in (fast, slow):
+                    if sent:
+                        stream.write(b"s" * sent)
+                        assert stream.get_frame(sent) is not None
+                    stream.write(bytes(i % 251 for i in range(size)), fin=size % 2 == 0)
+                fast_buf, slow_buf = bytearray(), bytearray()
+                assert fast.write_frame(fast_buf, room, b"\x04") == \
+                    slow._write_frame_general(slow_buf, room, b"\x04")
+                assert fast_buf == slow_buf
+                assert _send_view(fast) == _send_view(slow)

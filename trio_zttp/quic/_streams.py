@@ -337,6 +337,11 @@ class SendStream:
             fin = stop == fin_offset and not self._fin_acked
             if fin:
                 self._fin_lost = False
+                if not self._fin_sent:
+                    # FIN written after this data was sent and lost: it rides with the
+                    # retransmission, and that sends it (SEND -> DATA_SENT)
+                    self._fin_sent = True
+                    self._state = send_transition(state, SendEvent.SEND_FIN)
             return start, self._slice(start, stop), fin
         if self._fin_lost and not self._fin_acked and fin_offset is not None:
             self._fin_lost = False
@@ -395,6 +400,53 @@ class SendStream:
             :data:`NO_ROOM` when not even one byte of data fits (nothing written); None
             when there is nothing to send (as :meth:`get_frame`).
         """
+        state = self._state
+        offset = self._next_offset
+        tail = self._tail
+        sealed = self._sealed_end
+        size = sealed + len(tail) - offset
+        if 0 < size < 0x1000 and offset >= sealed and (state is _SEND or state is _READY) \
+                and offset < 0x4000 and not self._pending._bounds and not self._fin_lost:
+            # the usual frame: everything unsent, up to 4 KiB in the tail, with room to spare
+            # (so not ``full``: the data stays below the capacity whatever width the Length
+            # field takes) and within both credits: the header written inline
+            head = (3 if offset >= 0x40 else 2 if offset else 1) + len(id_bytes)
+            credit = self._credit
+            connection = self._connection
+            if head + size + 2 < room and size <= credit._limit - credit._used and (
+                    connection is None or size <= connection._limit - connection._used):
+                stop = offset + size
+                self._next_offset = stop
+                credit._used += size
+                if connection is not None:
+                    connection._used += size
+                if stop == self._fin_offset:
+                    self._fin_sent = True
+                    self._state = _DATA_SENT  # SEND_FIN from READY or SEND (the table's move)
+                    fin = True
+                    buf.append(0x0F if offset else 0x0B)
+                else:
+                    if state is _READY:
+                        self._state = _SEND
+                    fin = False
+                    buf.append(0x0E if offset else 0x0A)
+                buf += id_bytes
+                if offset:
+                    if offset < 0x40:
+                        buf.append(offset)
+                    else:
+                        buf += (offset | 0x4000).to_bytes(2)
+                if size < 0x40:
+                    buf.append(size)
+                else:
+                    buf += (size | 0x4000).to_bytes(2)
+                buf += tail if offset == sealed else tail[offset - sealed:]
+                return offset, size, fin, False
+        return self._write_frame_general(buf, room, id_bytes)
+
+    def _write_frame_general(self, buf: bytearray, room: int,
+                             id_bytes: bytes) -> tuple[int, int, bool, bool] | None:
+        """:meth:`write_frame` for every frame (its small-frame shortcut aside)."""
         state = self._state
         offset = self._next_offset
         room -= 1 + len(id_bytes)
