@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 
+from trio_zttp._buffer import encode_varint
 from trio_zttp.quic._errors import TransportError
 from trio_zttp.quic._events import Event, StreamDataReceived
 from trio_zttp.quic._flow import ReceiveWindow, SendCredit
 from trio_zttp.quic._params import TransportParameters
 from trio_zttp.quic._recv_stream import NO_RANGES
-from trio_zttp.quic._stream_manager import StreamManager
+from trio_zttp.quic._stream_manager import Stream, StreamManager
 from trio_zttp.quic._streams import NO_ROOM, RecvStream, SendState, SendStream
 
 
@@ -323,3 +324,9 @@ def test_stream_fast_paths_write_frame_every_small_size_and_room() -> None:
                     slow._write_frame_general(slow_buf, room, b"\x04")
                 assert fast_buf == slow_buf
                 assert _send_view(fast) == _send_view(slow)
+
+
+def test_stream_fast_paths_stream_id_bytes_are_the_varint() -> None:
+    ids = [*range(0, 0x4100), 0x3FFF_FFFF, 0x4000_0000, (1 << 62) - 1]
+    for stream_id in ids:
+        assert Stream(stream_id, None, None, True).id_bytes == encode_varint(stream_id)

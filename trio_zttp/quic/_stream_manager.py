@@ -67,7 +67,10 @@ class Stream:
     def __init__(self, stream_id: int, send: SendStream | None, recv: RecvStream | None,
                  opened: bool) -> None:
         self.stream_id = stream_id
-        self.id_bytes = encode_varint(stream_id)  # the stream ID as STREAM frames carry it
+        # the stream ID as STREAM frames carry it (encode_varint, the usual widths inline)
+        self.id_bytes = (bytes((stream_id,)) if stream_id < 0x40
+                         else (stream_id | 0x4000).to_bytes(2) if stream_id < 0x4000
+                         else encode_varint(stream_id))
         self.send = send
         self.recv = recv
         self.opened = opened  # counted against the peer's MAX_STREAMS (local streams)
@@ -210,7 +213,7 @@ class StreamManager:
             return stream
         if stream_id < 0 or stream_id >= 1 << 62:
             raise ValueError(f"invalid stream ID {stream_id}")
-        if not self._is_local(stream_id):
+        if (not stream_id & 1) != self._is_client:  # not self._is_local(stream_id)
             raise StreamStateError(f"stream {stream_id} is not open")
         uni = bool(stream_id & 2)
         index = stream_id >> 2
@@ -218,9 +221,18 @@ class StreamManager:
         if index < self._next_local[slot]:
             raise StreamStateError(f"stream {stream_id} is closed")
         self._next_local[slot] = index + 1
-        send = SendStream(stream_id, self._initial_send_credit(stream_id),
-                          connection=self._conn_credit)
-        recv = None if uni else self._new_recv(stream_id)
+        # _initial_send_credit and _new_recv, inline
+        peer = self._peer
+        if uni:
+            send = SendStream(stream_id, peer.initial_max_stream_data_uni,
+                              connection=self._conn_credit)
+            recv = None
+        else:
+            send = SendStream(stream_id, peer.initial_max_stream_data_bidi_remote,
+                              connection=self._conn_credit)
+            recv = RecvStream(stream_id, self._max_stream_data,
+                              max_window=self._max_stream_data_limit,
+                              connection=self._conn_window)
         stream = Stream(stream_id, send, recv, opened=False)
         self._streams[stream_id] = stream
         limits = self._limits
@@ -230,8 +242,8 @@ class StreamManager:
                 opened = limits.open_stream(not uni)
                 if opened is None or opened >= stream_id:
                     break
-            stream.opened = True
-            self._queue_send(stream)
+            stream.opened = stream.queued = True  # _queue_send, inline
+            self._send_queue.append(stream)
         else:
             self._waiting_open.append(stream)
             self._open_waiting()
