@@ -20,7 +20,14 @@ from trio_zttp.quic._flow import ReceiveWindow, SendCredit
 from trio_zttp.quic._params import TransportParameters
 from trio_zttp.quic._recv_stream import NO_RANGES
 from trio_zttp.quic._stream_manager import Stream, StreamManager
-from trio_zttp.quic._streams import NO_ROOM, RecvStream, SendState, SendStream
+from trio_zttp.quic._streams import (
+    NO_CHUNK_STARTS,
+    NO_CHUNKS,
+    NO_ROOM,
+    RecvStream,
+    SendState,
+    SendStream,
+)
 
 
 def _recv_snapshot(stream: RecvStream, connection: ReceiveWindow) -> tuple[Any, ...]:
@@ -220,7 +227,9 @@ def test_stream_fast_paths_send_queue_never_drops_a_stream_with_data(seed: int) 
         stream = manager.get(sid)
         assert stream is None or (stream.send is not None and stream.send.is_finished)
     assert manager.get(3) is None
-    assert not NO_RANGES and len(NO_RANGES) == 0  # the shared empty RangeSet stayed empty
+    # the shared empty RangeSet and chunk lists stayed empty
+    assert not NO_RANGES and len(NO_RANGES) == 0
+    assert NO_CHUNKS == [] and NO_CHUNK_STARTS == []
 
 
 
@@ -285,6 +294,7 @@ def test_stream_fast_paths_write_frame_agrees_with_general_path(seed: int) -> No
                         offset, length, fin)
             in_flight = []
             assert _send_view(fast) == _send_view(slow)
+    assert NO_CHUNKS == [] and NO_CHUNK_STARTS == [] and not NO_RANGES
 
 
 def test_stream_fast_paths_fin_written_after_lost_data_rides_the_retransmission() -> None:

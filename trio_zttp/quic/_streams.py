@@ -75,6 +75,11 @@ _EMPTY: Final = memoryview(b"")
 NO_ROOM: Final = (-1, 0, False, True)
 """What :meth:`SendStream.write_frame` returns when no data fits."""
 _VARINT_MAX: Final = (1 << 62) - 1
+NO_CHUNKS: Final[list[memoryview]] = []
+NO_CHUNK_STARTS: Final[list[int]] = []
+"""The empty chunk lists send streams share until they seal a chunk: only ``_append_chunk``
+adds to them, and it gives the stream its own lists first (``_release`` and the readers never
+write to an empty list)."""
 
 
 def _data_capacity(room: int) -> int:
@@ -164,8 +169,9 @@ class SendStream:
         self._state = _READY
         self._credit = SendCredit(max_stream_data)
         self._connection = connection
-        self._chunks: list[memoryview] = []
-        self._chunk_starts: list[int] = []
+        # the shared empty lists until the first chunk (most streams never seal one)
+        self._chunks: list[memoryview] = NO_CHUNKS
+        self._chunk_starts: list[int] = NO_CHUNK_STARTS
         self._first = 0
         self._sealed_end = 0
         self._tail = bytearray()
@@ -305,8 +311,8 @@ class SendStream:
         self._reset_code = error_code
         self._fin_offset = self._next_offset
         self._reset_pending = True
-        self._chunks = []
-        self._chunk_starts = []
+        self._chunks = NO_CHUNKS
+        self._chunk_starts = NO_CHUNK_STARTS
         self._first = 0
         self._tail = bytearray()
         self._pending.clear()
@@ -556,8 +562,8 @@ class SendStream:
                            else send_transition(state, SendEvent.ALL_DATA_ACKED))
             if self._pending._bounds:
                 self._pending.clear()
-            self._chunks = []
-            self._chunk_starts = []
+            self._chunks = NO_CHUNKS
+            self._chunk_starts = NO_CHUNK_STARTS
             self._first = 0
             if self._acked._bounds:
                 self._acked.clear()
@@ -588,8 +594,8 @@ class SendStream:
         if self._fin_acked and self._acked_prefix == self._fin_offset:
             self._state = (_DATA_RECVD if state is _DATA_SENT
                            else send_transition(state, SendEvent.ALL_DATA_ACKED))
-            self._chunks = []
-            self._chunk_starts = []
+            self._chunks = NO_CHUNKS
+            self._chunk_starts = NO_CHUNK_STARTS
             self._first = 0
             self._acked.clear()
             return True
@@ -634,6 +640,9 @@ class SendStream:
     # -- buffer internals --------------------------------------------------------------------
 
     def _append_chunk(self, chunk: memoryview) -> None:
+        if self._chunks is NO_CHUNKS:  # the stream's own lists, at its first chunk
+            self._chunks = []
+            self._chunk_starts = []
         self._chunks.append(chunk)
         self._chunk_starts.append(self._sealed_end)
         self._sealed_end += chunk.nbytes
