@@ -397,12 +397,18 @@ class StreamManager:
         if new_ids:
             slot = 1 if stream_id & 2 else 0
             self._peer_next[slot] = (stream_id >> 2) + 1
+        # _initial_send_credit (a peer's bidi stream) and _new_recv, inline
+        send_credit = self._peer.initial_max_stream_data_bidi_local
+        window, max_window = self._max_stream_data, self._max_stream_data_limit
+        conn_window = self._conn_window
+        stream = None
         for sid in new_ids:
-            uni = bool(sid & 2)
-            send = None if uni else SendStream(
-                sid, self._initial_send_credit(sid), connection=self._conn_credit)
-            self._streams[sid] = Stream(sid, send, self._new_recv(sid), opened=True)
-        return self._streams.get(stream_id)
+            send = None if sid & 2 else SendStream(sid, send_credit,
+                                                   connection=self._conn_credit)
+            stream = self._streams[sid] = Stream(
+                sid, send, RecvStream(sid, window, max_window=max_window,
+                                      connection=conn_window), opened=True)
+        return stream  # the last one opened is stream_id's (None: none opened, or closed)
 
     def _check_can_receive(self, stream_id: int, frame_type: int) -> None:
         if stream_id & 2 and self._is_local(stream_id):
@@ -540,10 +546,11 @@ class StreamManager:
         if (send is None or send._state in _SEND_FINISHED) and (
                 recv is None or recv._state in _RECV_FINISHED) and \
                 self._streams.get(stream.stream_id) is stream:
-            del self._streams[stream.stream_id]
-            self._limits.on_stream_closed(stream.stream_id)
-            if not self._is_local(stream.stream_id):
-                bidi = not stream.stream_id & 2
+            stream_id = stream.stream_id
+            del self._streams[stream_id]
+            if (not stream_id & 1) != self._is_client:  # the peer's stream (not _is_local)
+                self._limits.on_stream_closed(stream_id)  # (a no-op for ours)
+                bidi = not stream_id & 2
                 if self._limits.max_streams_due(bidi):
                     slot = 0 if bidi else 1
                     self._max_streams_pending[slot] = max(self._max_streams_pending[slot], 1)
