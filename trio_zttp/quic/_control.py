@@ -91,7 +91,9 @@ class ControlMixin(ConnectionBase):
                 closed or reset stream, FIN already sent).
             QuicError: the connection is closed.
         """
-        self._check_open()
+        state = self._state  # _check_open, inline
+        if state is not _CONNECTED and state is not _FIRSTFLIGHT:
+            raise QuicError("the connection is closed")
         self._streams.send(stream_id, data, end_stream)
 
     def stream_send_capacity(self, stream_id: int) -> int:

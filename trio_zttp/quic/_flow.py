@@ -194,7 +194,8 @@ class ReceiveWindow:
 
     def __init__(self, window: int, max_window: int | None = None) -> None:
         self._window = window
-        self._max_window = window if max_window is None else max(window, max_window)
+        self._max_window = (max_window if max_window is not None and max_window > window
+                            else window)
         self._limit = window
         self._received = 0
         self._consumed = 0

@@ -20,6 +20,11 @@ from ._stream_states import RecvEvent, RecvState, recv_transition
 
 __all__ = ["RecvStream"]
 
+NO_RANGES: Final = RangeSet()
+"""The empty RangeSet streams share until they need one of their own (most never do): only
+``add`` grows a RangeSet, and every ``add`` site swaps this one for a new one first; nothing
+else mutates an empty RangeSet (``subtract``/``clear`` leave it empty)."""
+
 # enum members bound once (a class attribute lookup on an enum is slow)
 _RECV: Final = RecvState.RECV
 _SIZE_KNOWN: Final = RecvState.SIZE_KNOWN
@@ -75,7 +80,7 @@ class RecvStream:
         self._read_offset = 0
         self._contig_end = 0
         self._highest = 0
-        self._ranges = RangeSet()  # received ranges above _contig_end
+        self._ranges = NO_RANGES  # received ranges above _contig_end (its own once needed)
         self._fin_offset: int | None = None
         self._reset_code: int | None = None
         self._stopped = False
@@ -127,12 +132,18 @@ class RecvStream:
     def _account(self, end: int) -> None:
         """The peer's highest offset grew to ``end``: charge both windows."""
         delta = end - self._highest
-        self._window.on_received(end)
+        window = self._window
+        if end > window._limit:
+            window.on_received(end)  # raises FlowControlError
+        window._received = end  # the window's usage is always this stream's highest offset
         connection = self._connection
         if connection is not None:
-            connection.on_received(connection.received + delta)
+            total = connection._received + delta
+            if total > connection._limit:
+                connection.on_received(total)  # raises FlowControlError
+            connection._received = total
             if self._stopped:
-                connection.on_consumed(delta)
+                connection._consumed += delta
         self._highest = end
 
     def on_stream_frame(self, offset: int, data: bytes | memoryview, fin: bool = False) -> bool:
@@ -186,6 +197,8 @@ class RecvStream:
                 self._contig_end = end
                 grew = True
             else:
+                if ranges is NO_RANGES:
+                    ranges = self._ranges = RangeSet()
                 ranges.add(start, end)
                 # holes: one before every range above the contiguous prefix
                 if len(ranges) > self._max_gaps:
@@ -214,14 +227,22 @@ class RecvStream:
                 or self._fin_offset is not None or self._stopped or end < self._highest:
             return None
         # nothing buffered and no final size: only an empty frame can have reached beyond the
-        # read offset, and not beyond this frame's end (checked)
-        self._account(end)
-        self._contig_end = self._read_offset = end
+        # read offset, and not beyond this frame's end (checked). _account, inline (not
+        # stopped: checked), then read()'s consumption
+        window = self._window
+        if end > window._limit:
+            window.on_received(end)  # raises FlowControlError
+        connection = self._connection
+        if connection is not None:
+            total = connection._received + end - self._highest
+            if total > connection._limit:
+                connection.on_received(total)  # raises FlowControlError
+            connection._received = total
+            if consume:
+                connection._consumed += end - offset
+        window._received = self._highest = self._contig_end = self._read_offset = end
         if consume:
-            n = end - offset
-            self._window.on_consumed(n)
-            if self._connection is not None:
-                self._connection.on_consumed(n)
+            window._consumed += end - offset
         return bytes(data)
 
     def receive_last(self, offset: int, data: bytes | memoryview,
@@ -243,16 +264,26 @@ class RecvStream:
                 or end < self._highest \
                 or self._fin_offset is not None or self._stopped or self._state is not _RECV:
             return None
+        window = self._window
+        connection = self._connection
         if end > self._highest:
-            self._account(end)
+            # _account, inline (not stopped: checked)
+            if end > window._limit:
+                window.on_received(end)  # raises FlowControlError
+            if connection is not None:
+                total = connection._received + end - self._highest
+                if total > connection._limit:
+                    connection.on_received(total)  # raises FlowControlError
+                connection._received = total
+            window._received = self._highest = end
         self._fin_offset = self._contig_end = self._read_offset = end
         # RECV -> SIZE_KNOWN -> DATA_RECVD -> DATA_READ (RFC 9000 §3.2)
         self._state = _R_DATA_READ
-        n = end - offset
-        if consume and n:
-            self._window.on_consumed(n)
-            if self._connection is not None:
-                self._connection.on_consumed(n)
+        if consume:
+            n = end - offset
+            window._consumed += n
+            if connection is not None:
+                connection._consumed += n
         return bytes(data)
 
     def on_reset(self, error_code: int, final_size: int) -> bool:

@@ -67,7 +67,10 @@ class Stream:
     def __init__(self, stream_id: int, send: SendStream | None, recv: RecvStream | None,
                  opened: bool) -> None:
         self.stream_id = stream_id
-        self.id_bytes = encode_varint(stream_id)  # the stream ID as STREAM frames carry it
+        # the stream ID as STREAM frames carry it (encode_varint, the usual widths inline)
+        self.id_bytes = (bytes((stream_id,)) if stream_id < 0x40
+                         else (stream_id | 0x4000).to_bytes(2) if stream_id < 0x4000
+                         else encode_varint(stream_id))
         self.send = send
         self.recv = recv
         self.opened = opened  # counted against the peer's MAX_STREAMS (local streams)
@@ -210,7 +213,7 @@ class StreamManager:
             return stream
         if stream_id < 0 or stream_id >= 1 << 62:
             raise ValueError(f"invalid stream ID {stream_id}")
-        if not self._is_local(stream_id):
+        if (not stream_id & 1) != self._is_client:  # not self._is_local(stream_id)
             raise StreamStateError(f"stream {stream_id} is not open")
         uni = bool(stream_id & 2)
         index = stream_id >> 2
@@ -218,9 +221,18 @@ class StreamManager:
         if index < self._next_local[slot]:
             raise StreamStateError(f"stream {stream_id} is closed")
         self._next_local[slot] = index + 1
-        send = SendStream(stream_id, self._initial_send_credit(stream_id),
-                          connection=self._conn_credit)
-        recv = None if uni else self._new_recv(stream_id)
+        # _initial_send_credit and _new_recv, inline
+        peer = self._peer
+        if uni:
+            send = SendStream(stream_id, peer.initial_max_stream_data_uni,
+                              connection=self._conn_credit)
+            recv = None
+        else:
+            send = SendStream(stream_id, peer.initial_max_stream_data_bidi_remote,
+                              connection=self._conn_credit)
+            recv = RecvStream(stream_id, self._max_stream_data,
+                              max_window=self._max_stream_data_limit,
+                              connection=self._conn_window)
         stream = Stream(stream_id, send, recv, opened=False)
         self._streams[stream_id] = stream
         limits = self._limits
@@ -230,8 +242,8 @@ class StreamManager:
                 opened = limits.open_stream(not uni)
                 if opened is None or opened >= stream_id:
                     break
-            stream.opened = True
-            self._queue_send(stream)
+            stream.opened = stream.queued = True  # _queue_send, inline
+            self._send_queue.append(stream)
         else:
             self._waiting_open.append(stream)
             self._open_waiting()
@@ -264,11 +276,16 @@ class StreamManager:
         self._waiting_open = still
 
     def send(self, stream_id: int, data: bytes | bytearray | memoryview, end_stream: bool) -> None:
-        stream = self._local_stream_for_send(stream_id)
-        if stream.send is None:
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            stream = self._local_stream_for_send(stream_id)
+        send = stream.send
+        if send is None:
             raise StreamStateError(f"stream {stream_id} is receive-only")
-        stream.send.write(data, end_stream)
-        self._queue_send(stream)
+        send.write(data, end_stream)
+        if not stream.queued and stream.opened:  # _queue_send, inline
+            stream.queued = True
+            self._send_queue.append(stream)
 
     def send_capacity(self, stream_id: int) -> int:
         stream = self._streams.get(stream_id)
@@ -326,14 +343,19 @@ class StreamManager:
             raise ValueError("cannot consume a negative number of bytes")
         if self._consume_on_delivery or not n:
             return
-        self._conn_window.on_consumed(n)
-        if self._conn_window.update_due():
+        # on_consumed and update_due of both windows, inline
+        window = self._conn_window
+        window._consumed += n
+        if window._limit - window._consumed <= window._window >> 1:
             self._max_data_due = True
         stream = self._streams.get(stream_id)
-        if stream is not None and stream.recv is not None:
-            stream.recv.window.on_consumed(n)
-            if stream.recv.window.update_due():
-                self._queue_control(stream)
+        if stream is not None:
+            recv = stream.recv
+            if recv is not None:
+                window = recv._window
+                window._consumed += n
+                if window._limit - window._consumed <= window._window >> 1:
+                    self._queue_control(stream)
 
     # -- queues ---------------------------------------------------------------------------------
 
@@ -375,12 +397,18 @@ class StreamManager:
         if new_ids:
             slot = 1 if stream_id & 2 else 0
             self._peer_next[slot] = (stream_id >> 2) + 1
+        # _initial_send_credit (a peer's bidi stream) and _new_recv, inline
+        send_credit = self._peer.initial_max_stream_data_bidi_local
+        window, max_window = self._max_stream_data, self._max_stream_data_limit
+        conn_window = self._conn_window
+        stream = None
         for sid in new_ids:
-            uni = bool(sid & 2)
-            send = None if uni else SendStream(
-                sid, self._initial_send_credit(sid), connection=self._conn_credit)
-            self._streams[sid] = Stream(sid, send, self._new_recv(sid), opened=True)
-        return self._streams.get(stream_id)
+            send = None if sid & 2 else SendStream(sid, send_credit,
+                                                   connection=self._conn_credit)
+            stream = self._streams[sid] = Stream(
+                sid, send, RecvStream(sid, window, max_window=max_window,
+                                      connection=conn_window), opened=True)
+        return stream  # the last one opened is stream_id's (None: none opened, or closed)
 
     def _check_can_receive(self, stream_id: int, frame_type: int) -> None:
         if stream_id & 2 and self._is_local(stream_id):
@@ -394,44 +422,48 @@ class StreamManager:
 
     def on_stream_frame(self, stream_id: int, offset: int, data: memoryview | bytes, fin: bool,
                         frame_type: int) -> None:
-        known = self._streams.get(stream_id)
-        if known is not None and not fin and known.recv is not None:
-            # the usual frame: in order, straight to the application (no reassembly)
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            self._check_can_receive(stream_id, frame_type)
+            stream = self._stream_for_receive(stream_id, frame_type)
+            if stream is None:
+                return
+            recv = stream.recv
+            if not fin:
+                # a new stream's first frame without FIN: the general way below
+                recv = None
+        else:
+            recv = stream.recv
+            if recv is None:
+                # our own unidirectional stream (the only kind without a receiving part)
+                self._check_can_receive(stream_id, frame_type)  # raises
+        if recv is not None:
+            # in order with nothing buffered: straight to the application (no reassembly);
+            # a frame with FIN is the whole rest of the stream (a small request or response)
             consume = self._consume_on_delivery
             try:
-                chunk = known.recv.receive_in_order(offset, data, consume)
+                chunk = (recv.receive_last(offset, data, consume) if fin
+                         else recv.receive_in_order(offset, data, consume))
             except TransportError as exc:
                 _tag(exc, frame_type)
                 raise
             if chunk is not None:
                 self._events.append(
-                    StreamDataReceived(stream_id=stream_id, data=chunk, end_stream=False))
-                if consume:
-                    if known.recv.window.update_due():
-                        self._queue_control(known)
-                    if self._conn_window.update_due():
+                    StreamDataReceived(stream_id=stream_id, data=chunk, end_stream=fin))
+                if consume or fin:
+                    # window.update_due() of both windows, inline
+                    window = recv._window
+                    if window._limit - window._consumed <= window._window >> 1:
+                        self._queue_control(stream)
+                    window = self._conn_window
+                    if window._limit - window._consumed <= window._window >> 1:
                         self._max_data_due = True
+                if fin:
+                    self._maybe_forget(stream)
                 return
-        self._check_can_receive(stream_id, frame_type)
-        stream = self._stream_for_receive(stream_id, frame_type)
-        if stream is None:
-            return
         recv = stream.recv
         assert recv is not None
         try:
-            if fin:
-                # the whole rest of the stream in one frame: no reassembly (_deliver inline)
-                consume = self._consume_on_delivery
-                chunk = recv.receive_last(offset, data, consume)
-                if chunk is not None:
-                    self._events.append(
-                        StreamDataReceived(stream_id=stream_id, data=chunk, end_stream=True))
-                    if recv.window.update_due():
-                        self._queue_control(stream)
-                    if self._conn_window.update_due():
-                        self._max_data_due = True
-                    self._maybe_forget(stream)
-                    return
             readable = recv.on_stream_frame(offset, data, fin)
         except TransportError as exc:
             _tag(exc, frame_type)
@@ -509,11 +541,16 @@ class StreamManager:
             self._open_waiting()
 
     def _maybe_forget(self, stream: Stream) -> None:
-        if stream.is_finished and self._streams.get(stream.stream_id) is stream:
-            del self._streams[stream.stream_id]
-            self._limits.on_stream_closed(stream.stream_id)
-            if not self._is_local(stream.stream_id):
-                bidi = not stream.stream_id & 2
+        send, recv = stream.send, stream.recv
+        # stream.is_finished, inline
+        if (send is None or send._state in _SEND_FINISHED) and (
+                recv is None or recv._state in _RECV_FINISHED) and \
+                self._streams.get(stream.stream_id) is stream:
+            stream_id = stream.stream_id
+            del self._streams[stream_id]
+            if (not stream_id & 1) != self._is_client:  # the peer's stream (not _is_local)
+                self._limits.on_stream_closed(stream_id)  # (a no-op for ours)
+                bidi = not stream_id & 2
                 if self._limits.max_streams_due(bidi):
                     slot = 0 if bidi else 1
                     self._max_streams_pending[slot] = max(self._max_streams_pending[slot], 1)
@@ -648,9 +685,11 @@ class StreamManager:
                 if len(queue) > 1:
                     queue.rotate(-1)
                 return  # the packet is full
-            if send.credit.is_blocked:
+            if send._credit._blocked_at is not None:  # send.credit.is_blocked, inline
                 self._queue_control(stream)
-            if not send.has_data_to_send():
+            # after its FIN the stream has nothing left (get_frame sends the lowest lost range
+            # first, so a frame reaching the FIN leaves nothing pending)
+            if fin or not send.has_data_to_send():
                 queue.popleft()
                 stream.queued = False
             elif len(queue) > 1:

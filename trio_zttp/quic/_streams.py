@@ -42,7 +42,7 @@ from typing import Final, final
 from ._errors import StreamStateError
 from ._flow import SendCredit
 from ._ranges import RangeSet
-from ._recv_stream import RecvStream
+from ._recv_stream import NO_RANGES, RecvStream
 from ._stream_states import (
     RECV_TRANSITIONS,
     SEND_TRANSITIONS,
@@ -75,6 +75,11 @@ _EMPTY: Final = memoryview(b"")
 NO_ROOM: Final = (-1, 0, False, True)
 """What :meth:`SendStream.write_frame` returns when no data fits."""
 _VARINT_MAX: Final = (1 << 62) - 1
+NO_CHUNKS: Final[list[memoryview]] = []
+NO_CHUNK_STARTS: Final[list[int]] = []
+"""The empty chunk lists send streams share until they seal a chunk: only ``_append_chunk``
+adds to them, and it gives the stream its own lists first (``_release`` and the readers never
+write to an empty list)."""
 
 
 def _data_capacity(room: int) -> int:
@@ -164,14 +169,16 @@ class SendStream:
         self._state = _READY
         self._credit = SendCredit(max_stream_data)
         self._connection = connection
-        self._chunks: list[memoryview] = []
-        self._chunk_starts: list[int] = []
+        # the shared empty lists until the first chunk (most streams never seal one)
+        self._chunks: list[memoryview] = NO_CHUNKS
+        self._chunk_starts: list[int] = NO_CHUNK_STARTS
         self._first = 0
         self._sealed_end = 0
         self._tail = bytearray()
         self._next_offset = 0
-        self._pending = RangeSet()
-        self._acked = RangeSet()  # acknowledged ranges above _acked_prefix
+        # lost ranges to resend, acknowledged ranges above _acked_prefix (their own once needed)
+        self._pending = NO_RANGES
+        self._acked = NO_RANGES
         self._acked_prefix = 0
         self._fin_offset: int | None = None
         self._fin_sent = False
@@ -304,8 +311,8 @@ class SendStream:
         self._reset_code = error_code
         self._fin_offset = self._next_offset
         self._reset_pending = True
-        self._chunks = []
-        self._chunk_starts = []
+        self._chunks = NO_CHUNKS
+        self._chunk_starts = NO_CHUNK_STARTS
         self._first = 0
         self._tail = bytearray()
         self._pending.clear()
@@ -336,6 +343,11 @@ class SendStream:
             fin = stop == fin_offset and not self._fin_acked
             if fin:
                 self._fin_lost = False
+                if not self._fin_sent:
+                    # FIN written after this data was sent and lost: it rides with the
+                    # retransmission, and that sends it (SEND -> DATA_SENT)
+                    self._fin_sent = True
+                    self._state = send_transition(state, SendEvent.SEND_FIN)
             return start, self._slice(start, stop), fin
         if self._fin_lost and not self._fin_acked and fin_offset is not None:
             self._fin_lost = False
@@ -394,6 +406,53 @@ class SendStream:
             :data:`NO_ROOM` when not even one byte of data fits (nothing written); None
             when there is nothing to send (as :meth:`get_frame`).
         """
+        state = self._state
+        offset = self._next_offset
+        tail = self._tail
+        sealed = self._sealed_end
+        size = sealed + len(tail) - offset
+        if 0 < size < 0x1000 and offset >= sealed and (state is _SEND or state is _READY) \
+                and offset < 0x4000 and not self._pending._bounds and not self._fin_lost:
+            # the usual frame: everything unsent, up to 4 KiB in the tail, with room to spare
+            # (so not ``full``: the data stays below the capacity whatever width the Length
+            # field takes) and within both credits: the header written inline
+            head = (3 if offset >= 0x40 else 2 if offset else 1) + len(id_bytes)
+            credit = self._credit
+            connection = self._connection
+            if head + size + 2 < room and size <= credit._limit - credit._used and (
+                    connection is None or size <= connection._limit - connection._used):
+                stop = offset + size
+                self._next_offset = stop
+                credit._used += size
+                if connection is not None:
+                    connection._used += size
+                if stop == self._fin_offset:
+                    self._fin_sent = True
+                    self._state = _DATA_SENT  # SEND_FIN from READY or SEND (the table's move)
+                    fin = True
+                    buf.append(0x0F if offset else 0x0B)
+                else:
+                    if state is _READY:
+                        self._state = _SEND
+                    fin = False
+                    buf.append(0x0E if offset else 0x0A)
+                buf += id_bytes
+                if offset:
+                    if offset < 0x40:
+                        buf.append(offset)
+                    else:
+                        buf += (offset | 0x4000).to_bytes(2)
+                if size < 0x40:
+                    buf.append(size)
+                else:
+                    buf += (size | 0x4000).to_bytes(2)
+                buf += tail if offset == sealed else tail[offset - sealed:]
+                return offset, size, fin, False
+        return self._write_frame_general(buf, room, id_bytes)
+
+    def _write_frame_general(self, buf: bytearray, room: int,
+                             id_bytes: bytes) -> tuple[int, int, bool, bool] | None:
+        """:meth:`write_frame` for every frame (its small-frame shortcut aside)."""
         state = self._state
         offset = self._next_offset
         room -= 1 + len(id_bytes)
@@ -503,8 +562,8 @@ class SendStream:
                            else send_transition(state, SendEvent.ALL_DATA_ACKED))
             if self._pending._bounds:
                 self._pending.clear()
-            self._chunks = []
-            self._chunk_starts = []
+            self._chunks = NO_CHUNKS
+            self._chunk_starts = NO_CHUNK_STARTS
             self._first = 0
             if self._acked._bounds:
                 self._acked.clear()
@@ -526,6 +585,8 @@ class SendStream:
                 if (starts[i] if i < len(starts) else self._sealed_end) <= end:
                     self._release()
             else:
+                if acked is NO_RANGES:
+                    acked = self._acked = RangeSet()
                 acked.add(offset, end)
         if fin:
             self._fin_acked = True
@@ -533,8 +594,8 @@ class SendStream:
         if self._fin_acked and self._acked_prefix == self._fin_offset:
             self._state = (_DATA_RECVD if state is _DATA_SENT
                            else send_transition(state, SendEvent.ALL_DATA_ACKED))
-            self._chunks = []
-            self._chunk_starts = []
+            self._chunks = NO_CHUNKS
+            self._chunk_starts = NO_CHUNK_STARTS
             self._first = 0
             self._acked.clear()
             return True
@@ -548,6 +609,8 @@ class SendStream:
         if end > self._acked_prefix:
             start = offset if offset > self._acked_prefix else self._acked_prefix
             pending = self._pending
+            if pending is NO_RANGES:
+                pending = self._pending = RangeSet()
             pending.add(start, end)
             for acked_start, acked_stop in self._acked.intersection(start, end):
                 pending.subtract(acked_start, acked_stop)
@@ -577,6 +640,9 @@ class SendStream:
     # -- buffer internals --------------------------------------------------------------------
 
     def _append_chunk(self, chunk: memoryview) -> None:
+        if self._chunks is NO_CHUNKS:  # the stream's own lists, at its first chunk
+            self._chunks = []
+            self._chunk_starts = []
         self._chunks.append(chunk)
         self._chunk_starts.append(self._sealed_end)
         self._sealed_end += chunk.nbytes
