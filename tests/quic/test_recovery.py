@@ -52,6 +52,10 @@ class SpyController:
     def on_packet_sent(self, sent_bytes: int, now: float) -> None:
         self.inner.on_packet_sent(sent_bytes, now)
 
+    def set_app_limited(self, app_limited: bool, now: float) -> None:
+        self.inner.set_app_limited(app_limited, now)
+        self.app_limited = self.inner.app_limited
+
     def on_packets_acked(
         self, packets: Iterable[PacketInfo], now: float, smoothed_rtt: float
     ) -> None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .._buffer import encode_varint
 from .._tls.suites import Epoch
+from ._congestion import CongestionController
 from ._crypto import TAG_LENGTH, PacketSealer
 from ._frame_codec import crypto_data_capacity, write_ack_frame, write_crypto_frame
 from ._packet import (
@@ -581,6 +582,20 @@ def _build_short(conn: Connection, now: float, budget: int, can_elicit: bool) ->
     return data
 
 
+def _stopped(congestion: CongestionController, window_limited: bool, max_size: int,
+             now: float) -> None:
+    """Tell congestion control why a sending loop stopped (RFC 9002 §7.8).
+
+    ``window_limited``: the window, the pacer or another limit than the application's data
+    stopped it.  Otherwise the sender is app-limited, unless the window has no room left for
+    a full datagram anyway.
+    """
+    if window_limited or not congestion.can_send(max_size):
+        congestion.set_app_limited(False, now)
+    elif not congestion.app_limited:
+        congestion.set_app_limited(True, now)
+
+
 def build_datagrams(conn: Connection, now: float) -> list[tuple[bytes, Any]]:
     """Everything the connection may send now on its current path."""
     path = conn._paths.current
@@ -594,7 +609,11 @@ def build_datagrams(conn: Connection, now: float) -> list[tuple[bytes, Any]]:
         if not control and not conn._streams._send_queue and not conn._datagrams \
                 and not app.ack_now \
                 and (app.ack_deadline is None or app.ack_deadline > now):
-            return out  # nothing to send (a receiver between two ACKs)
+            # nothing to send (a receiver between two ACKs)
+            congestion = conn._recovery.congestion
+            if not congestion.app_limited:
+                _stopped(congestion, False, conn._max_datagram_size, now)
+            return out
         if not control:
             _build_short_datagrams(conn, now, path, out)
             streams = conn._streams
@@ -622,12 +641,14 @@ def _build_short_datagrams(conn: Connection, now: float, path: Path,
     control = streams._control
     credit = streams._conn_credit
     queue = conn._datagrams
+    congestion = recovery.congestion
     while len(out) < MAX_DATAGRAMS_PER_CALL:
         can_elicit = False
+        window_limited = False
         if send_queue or queue:
-            congestion = recovery.congestion
             pacer = recovery.pacer
             can_elicit = congestion.can_send(max_size)
+            window_limited = not can_elicit
             if can_elicit and pacer is not None:
                 # pacer.next_send_time(now), inline
                 tokens = pacer._tokens
@@ -643,17 +664,21 @@ def _build_short_datagrams(conn: Connection, now: float, path: Path,
                         burst = PACING_BURST * max_size / pacer._rate
                         conn._pacing_at = next_time if next_time - now > burst else now + burst
                         can_elicit = False
+                        window_limited = True
         if not can_elicit and not app.ack_now and not (
                 app.ack_deadline is not None and app.ack_deadline <= now):
+            _stopped(congestion, window_limited, max_size, now)
             return
         datagram = _build_short(conn, now, max_size, can_elicit)
         if datagram is None:
+            _stopped(congestion, window_limited, max_size, now)
             return
         path.bytes_sent += len(datagram)
         out.append((datagram, path.address))
         if control or (credit._blocked_at is not None
                        and credit._blocked_at != credit._blocked_sent):
-            return  # a (STREAM_)DATA_BLOCKED frame to send: the general way
+            return  # a (STREAM_)DATA_BLOCKED frame to send: the general way (which reports)
+    _stopped(congestion, True, max_size, now)  # more to send: the caller comes back
 
 
 def _build_datagrams(conn: Connection, now: float, path: Path,
@@ -672,7 +697,8 @@ def _build_datagrams(conn: Connection, now: float, path: Path,
             if amplification is not None and amplification < budget:
                 if amplification < _MIN_PACKET_ROOM:
                     recovery.set_amplification_limited(True, now)
-                    break
+                    _stopped(congestion, True, max_size, now)  # not the application's limit
+                    return
                 budget = amplification
         probes = bool(initial.probes or handshake.probes or app.probes)
         app_ack = app.ack_now or (app.ack_deadline is not None and app.ack_deadline <= now)
@@ -680,11 +706,13 @@ def _build_datagrams(conn: Connection, now: float, path: Path,
                 streams._send_queue or conn._datagrams or _has_app_control(conn, path)):
             # after the handshake with nothing but perhaps an ACK to send: no need to ask
             # congestion control or the pacer (the common case of a receiver)
+            window_limited = False
             if not app_ack:
                 break
             can_elicit = False
         else:
             can_elicit = probes or congestion.can_send(max_size)
+            window_limited = not can_elicit
             if can_elicit and not probes and pacer is not None:
                 next_time = pacer.next_send_time(now)
                 if next_time > now:
@@ -692,6 +720,7 @@ def _build_datagrams(conn: Connection, now: float, path: Path,
                     burst = PACING_BURST * max_size / pacer.rate
                     conn._pacing_at = next_time if next_time - now > burst else now + burst
                     can_elicit = False
+                    window_limited = True
             if not can_elicit and not (initial.ack_now or handshake.ack_now or app_ack):
                 break
         datagram = _build_datagram(conn, now, budget, path, can_elicit)
@@ -700,6 +729,9 @@ def _build_datagrams(conn: Connection, now: float, path: Path,
         path.bytes_sent += len(datagram)
         out.append((datagram, path.address))
         conn._after_datagram_sent(now)
+    else:
+        window_limited = True  # more to send: the caller comes back
+    _stopped(congestion, window_limited, max_size, now)
 
 
 def amplification_limited(path: Path) -> bool:
