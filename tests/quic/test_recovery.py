@@ -769,3 +769,23 @@ def test_recovery_lossy_transfer_delivers_everything(
     if loss == 0.0:
         assert sent == 300_000  # nothing is retransmitted without loss
         assert duration < 1.0
+
+
+def test_recovery_sent_packet_defaults_fields_and_identity() -> None:
+    eliciting = SentPacket(3, APP, 1.5, 1200)
+    assert (eliciting.ack_eliciting, eliciting.in_flight, eliciting.is_crypto) == (
+        True, True, False)
+    ack_only = SentPacket(4, APP, 1.5, 50, False)
+    assert ack_only.in_flight is False and ack_only.frames == [] and ack_only.ecn is False
+    padded = SentPacket(5, Epoch.INITIAL, 2.0, 1200, False, True, True, [(1,)], True)
+    assert (padded.packet_number, padded.epoch, padded.sent_time, padded.sent_bytes) == (
+        5, Epoch.INITIAL, 2.0, 1200)
+    assert (padded.in_flight, padded.is_crypto, padded.frames, padded.ecn) == (
+        True, True, [(1,)], True)
+    # the sender's way (tuple.__new__ in field order) builds the same fields
+    fast = tuple.__new__(SentPacket, (4, APP, 1.5, 50, False, False, False, [], False))
+    assert isinstance(fast, SentPacket) and tuple(fast) == tuple(ack_only)
+    # packets compare and hash by identity, as distinct packets are distinct
+    assert fast != ack_only and fast == fast
+    assert len({fast, ack_only, eliciting}) == 3
+    assert "pn=4" in repr(fast)

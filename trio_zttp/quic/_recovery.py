@@ -67,7 +67,7 @@ _INITIAL: Final = Epoch.INITIAL
 _HANDSHAKE: Final = Epoch.HANDSHAKE
 _ZERO_RTT: Final = Epoch.ZERO_RTT
 _ONE_RTT: Final = Epoch.ONE_RTT
-
+_new_tuple: Final = tuple.__new__
 
 
 @final
@@ -151,9 +151,25 @@ class RttEstimator:
         return delay if delay > K_GRANULARITY else K_GRANULARITY
 
 
+class _SentPacketFields(NamedTuple):
+    packet_number: int
+    epoch: Epoch
+    sent_time: float
+    sent_bytes: int
+    ack_eliciting: bool
+    in_flight: bool
+    is_crypto: bool
+    frames: list[Any]
+    ecn: bool
+
+
 @final
-class SentPacket:
-    """What recovery remembers about one sent packet (RFC 9002 Appendix A.1.1).
+class SentPacket(_SentPacketFields):
+    """What recovery remembers about one sent packet (RFC 9002 Appendix A.1.1); immutable.
+
+    A tuple, so the sender's hot path builds one without running Python code
+    (``tuple.__new__(SentPacket, (fields...))`` in field order, ``in_flight`` and ``frames``
+    given) and each field reads through a C-level accessor.
 
     Attributes:
         packet_number: the full packet number.
@@ -161,26 +177,17 @@ class SentPacket:
         sent_time: when it was sent (the driver's clock, seconds).
         sent_bytes: its size in bytes, UDP and IP headers excluded.
         ack_eliciting: whether it carries a frame other than ACK, PADDING, CONNECTION_CLOSE.
-        in_flight: whether it counts toward bytes in flight (ack-eliciting or PADDING).
+        in_flight: whether it counts toward bytes in flight (ack-eliciting or PADDING);
+            ``ack_eliciting`` unless given.
         is_crypto: whether it carries CRYPTO data (the connection may prefer it for probes).
         frames: the connection's opaque record of what the packet carried (see module doc).
         ecn: whether it was sent with the ECT(0) codepoint (ECN validation counts them).
     """
 
-    __slots__ = (
-        "ack_eliciting",
-        "ecn",
-        "epoch",
-        "frames",
-        "in_flight",
-        "is_crypto",
-        "packet_number",
-        "sent_bytes",
-        "sent_time",
-    )
+    __slots__ = ()
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         packet_number: int,
         epoch: Epoch,
         sent_time: float,
@@ -190,16 +197,12 @@ class SentPacket:
         is_crypto: bool = False,
         frames: list[Any] | None = None,
         ecn: bool = False,
-    ) -> None:
-        self.packet_number = packet_number
-        self.epoch = epoch
-        self.sent_time = sent_time
-        self.sent_bytes = sent_bytes
-        self.ack_eliciting = ack_eliciting
-        self.in_flight = ack_eliciting if in_flight is None else in_flight
-        self.is_crypto = is_crypto
-        self.frames: list[Any] = [] if frames is None else frames
-        self.ecn = ecn
+    ) -> SentPacket:
+        return _new_tuple(cls, (
+            packet_number, epoch, sent_time, sent_bytes, ack_eliciting,
+            ack_eliciting if in_flight is None else in_flight, is_crypto,
+            [] if frames is None else frames, ecn,
+        ))
 
     def __repr__(self) -> str:
         return (
@@ -207,6 +210,11 @@ class SentPacket:
             f"sent_time={self.sent_time}, bytes={self.sent_bytes}, "
             f"ack_eliciting={self.ack_eliciting}, in_flight={self.in_flight})"
         )
+
+    # identity, not value: two packets are never the same packet (and frames is a list)
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
+    __hash__ = object.__hash__
 
 
 @final

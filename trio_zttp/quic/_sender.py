@@ -50,6 +50,8 @@ F_PING: Final = 7
 F_DATAGRAM: Final = 8
 F_PATH: Final = 9
 _DATAGRAM_RECORD: Final = (F_DATAGRAM,)
+# builds a SentPacket (a tuple) in field order without its Python-level __new__
+_new_tuple: Final = tuple.__new__
 
 MIN_INITIAL_SIZE: Final = 1200
 #: Smallest room worth starting a packet in.
@@ -386,11 +388,10 @@ def _seal(conn: Connection, packet: _Packet, now: float) -> bytes:
         )
     data = packet.sealer.seal(header, memoryview(payload), packet.pn)
     eliciting = packet.ack_eliciting
-    conn._recovery.on_packet_sent(SentPacket(
-        packet.pn, epoch, now, len(data), ack_eliciting=eliciting,
-        in_flight=eliciting or packet.padding_only, is_crypto=packet.is_crypto,
-        frames=packet.records, ecn=conn._ecn_mark,
-    ))
+    conn._recovery.on_packet_sent(_new_tuple(SentPacket, (
+        packet.pn, epoch, now, len(data), eliciting, eliciting or packet.padding_only,
+        packet.is_crypto, packet.records, conn._ecn_mark,
+    )))
     conn._stats_packets_sent += 1
     conn._stats_bytes_sent += len(data)
     if (eliciting and conn._idle_restart_on_send) or epoch != _ONE_RTT \
@@ -565,8 +566,9 @@ def _build_short(conn: Connection, now: float, budget: int, can_elicit: bool) ->
     data = sealer.seal(_SHORT_FIRST[sealer.key_phase][pn_length] + dcid
                        + (pn & _PN_MASKS[pn_length]).to_bytes(pn_length), payload, pn)
     size = len(data)
-    recovery.on_app_packet_sent(SentPacket(pn, _ONE_RTT, now, size, eliciting, eliciting, False,
-                                           records, conn._ecn_mark))
+    recovery.on_app_packet_sent(_new_tuple(SentPacket, (pn, _ONE_RTT, now, size, eliciting,
+                                                        eliciting, False, records,
+                                                        conn._ecn_mark)))
     conn._stats_packets_sent += 1
     conn._stats_bytes_sent += size
     if eliciting and conn._idle_restart_on_send:
