@@ -447,15 +447,36 @@ def test_congestion_avoidance_grows_when_cwnd_limited(
 def test_congestion_full_window_with_nothing_left_is_not_app_limited(
     factory: type[NewReno] | type[Cubic],
 ) -> None:
-    # the sender's rule: out of data with no room for another datagram is window-limited,
-    # reported as such; set_app_limited(False) keeps the time, so the acks grow the window
+    # out of data just as the window filled up: the window was in full use, so the acks
+    # grow it although the sender says it is app-limited
     cc = factory(MDS)
     sender = Sender(cc)
     packets = [sender.send(0.0) for _ in range(10)]
     assert not cc.can_send(MDS)
-    cc.set_app_limited(False, 0.0)
-    cc.set_app_limited(True, 0.05)  # later: idle with an empty window
+    cc.set_app_limited(True, 0.0)
+    assert not cc.app_limited  # no room left: not underutilized
+    cc.set_app_limited(True, 0.05)
     cc.on_packets_acked(packets, 0.1, 0.1)
+    assert cc.congestion_window == 2 * initial_window(MDS)
+
+
+@pytest.mark.parametrize("factory", [NewReno, Cubic])
+def test_congestion_packet_that_fills_the_window_counts_while_app_limited(
+    factory: type[NewReno] | type[Cubic],
+) -> None:
+    cc = factory(MDS)
+    sender = Sender(cc)
+    first = [sender.send(0.0) for _ in range(3)]
+    cc.set_app_limited(True, 0.0)  # room for seven more
+    assert cc.app_limited
+    cc.on_packets_acked(first, 0.04, 0.04)
+    assert cc.congestion_window == initial_window(MDS)
+    burst = [sender.send(0.05) for _ in range(9)]
+    cc.on_packets_acked(burst, 0.09, 0.04)  # room for one more was left: still underused
+    assert cc.congestion_window == initial_window(MDS)
+    burst = [sender.send(0.1) for _ in range(10)]  # a burst that fills the window
+    cc.on_packets_acked(burst, 0.14, 0.04)
+    assert cc.app_limited  # nobody said otherwise, but the window was in full use
     assert cc.congestion_window == 2 * initial_window(MDS)
 
 

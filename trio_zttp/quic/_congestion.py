@@ -18,14 +18,14 @@ driver's monotonic clock). Windows are in bytes.
 
 **Application-limited periods (RFC 9002 §7.8).** Each time the sender stops it tells the
 controller why, through :meth:`CongestionController.set_app_limited`: for lack of data or of
-flow-control credit while the window still had room for a full datagram (app-limited), or
-because the window or the pacer stopped it.  An acknowledged packet grows the window only if
-the sender was not app-limited when it stopped last, or if the window (or the pacer) stopped
-the sender at some time since the packet was sent: that window was then in full use while
-the packet was in flight.  So a latency-bound exchange (one small request at a time) never
-grows the window, and a bulk transfer grows it as before, including for the packets sent
-just before the application ran dry.  CUBIC also stops its clock over app-limited periods
-(RFC 9438 §5.8).
+flow-control credit (app-limited, unless the window has no room for another full datagram
+anyway), or because the window or the pacer stopped it.  A packet sent that leaves no room
+for another full datagram marks the window as in use too.  An acknowledged packet grows the
+window only if the sender is not app-limited, or if the window was last in full use (or the
+pacer stopped the sender) at or after the time the packet was sent.  So a latency-bound
+exchange (one small request at a time) never grows the window, and a bulk transfer grows it
+as before, including for the packets sent just before the application ran dry.  CUBIC also
+stops its clock over app-limited periods (RFC 9438 §5.8).
 """
 
 from __future__ import annotations
@@ -97,9 +97,9 @@ class CongestionController(Protocol):
         ...
 
     def set_app_limited(self, app_limited: bool, now: float) -> None:
-        """The sender stopped at ``now``: True for lack of data or flow-control credit while
-        the window had room for a full datagram, False when the window or the pacer stopped
-        it (RFC 9002 §7.8)."""
+        """The sender stopped at ``now``: True for lack of data or flow-control credit, False
+        when the window or the pacer stopped it (RFC 9002 §7.8).  True with no room left in
+        the window for a full datagram counts as False."""
         ...
 
     def on_packets_acked(
@@ -186,11 +186,16 @@ class _WindowController:
         return self._bytes_in_flight + size <= self._cwnd
 
     def on_packet_sent(self, sent_bytes: int, now: float) -> None:
-        self._bytes_in_flight += sent_bytes
+        in_flight = self._bytes_in_flight + sent_bytes
+        self._bytes_in_flight = in_flight
+        if in_flight + self._max_datagram_size > self._cwnd:
+            self._cwnd_limited_at = now  # no room for another datagram: the window is in use
 
     def set_app_limited(self, app_limited: bool, now: float) -> None:
-        if not app_limited:
+        if not app_limited or self._bytes_in_flight + self._max_datagram_size > self._cwnd:
+            # out of data with a full window is not "underutilized"
             self._cwnd_limited_at = now
+            app_limited = False
         if app_limited != self.app_limited:
             self.app_limited = app_limited
             self._app_limited_clock(now)

@@ -584,15 +584,15 @@ def _build_short(conn: Connection, now: float, budget: int, can_elicit: bool) ->
     return data
 
 
-def _stopped(congestion: CongestionController, window_limited: bool, max_size: int,
-             now: float) -> None:
+def _stopped(congestion: CongestionController, window_limited: bool, now: float) -> None:
     """Tell congestion control why a sending loop stopped (RFC 9002 §7.8).
 
     ``window_limited``: the window, the pacer or another limit than the application's data
-    stopped it.  Otherwise the sender is app-limited, unless the window has no room left for
-    a full datagram anyway.
+    stopped it; otherwise the sender is app-limited (the controller itself checks whether the
+    window has room left).  Telling it again that it is app-limited changes nothing: a packet
+    that fills the window is noted by the controller when it is sent.
     """
-    if window_limited or not congestion.can_send(max_size):
+    if window_limited:
         congestion.set_app_limited(False, now)
     elif not congestion.app_limited:
         congestion.set_app_limited(True, now)
@@ -614,7 +614,7 @@ def build_datagrams(conn: Connection, now: float) -> list[tuple[bytes, Any]]:
             # nothing to send (a receiver between two ACKs)
             congestion = conn._recovery.congestion
             if not congestion.app_limited:
-                _stopped(congestion, False, conn._max_datagram_size, now)
+                congestion.set_app_limited(True, now)
             return out
         if not control:
             _build_short_datagrams(conn, now, path, out)
@@ -646,11 +646,9 @@ def _build_short_datagrams(conn: Connection, now: float, path: Path,
     congestion = recovery.congestion
     while len(out) < MAX_DATAGRAMS_PER_CALL:
         can_elicit = False
-        window_limited = False
         if send_queue or queue:
             pacer = recovery.pacer
             can_elicit = congestion.can_send(max_size)
-            window_limited = not can_elicit
             if can_elicit and pacer is not None:
                 # pacer.next_send_time(now), inline
                 tokens = pacer._tokens
@@ -666,21 +664,25 @@ def _build_short_datagrams(conn: Connection, now: float, path: Path,
                         burst = PACING_BURST * max_size / pacer._rate
                         conn._pacing_at = next_time if next_time - now > burst else now + burst
                         can_elicit = False
-                        window_limited = True
         if not can_elicit and not app.ack_now and not (
                 app.ack_deadline is not None and app.ack_deadline <= now):
-            _stopped(congestion, window_limited, max_size, now)
+            # with data waiting, the window or the pacer stopped it; else the application
+            if send_queue or queue:
+                congestion.set_app_limited(False, now)
+            elif not congestion.app_limited:
+                congestion.set_app_limited(True, now)
             return
         datagram = _build_short(conn, now, max_size, can_elicit)
         if datagram is None:
-            _stopped(congestion, window_limited, max_size, now)
+            # nothing written: flow control (app-limited), unless the window stopped it
+            _stopped(congestion, not can_elicit and bool(send_queue or queue), now)
             return
         path.bytes_sent += len(datagram)
         out.append((datagram, path.address))
         if control or (credit._blocked_at is not None
                        and credit._blocked_at != credit._blocked_sent):
             return  # a (STREAM_)DATA_BLOCKED frame to send: the general way (which reports)
-    _stopped(congestion, True, max_size, now)  # more to send: the caller comes back
+    congestion.set_app_limited(False, now)  # more to send: the caller comes back
 
 
 def _build_datagrams(conn: Connection, now: float, path: Path,
@@ -699,7 +701,7 @@ def _build_datagrams(conn: Connection, now: float, path: Path,
             if amplification is not None and amplification < budget:
                 if amplification < _MIN_PACKET_ROOM:
                     recovery.set_amplification_limited(True, now)
-                    _stopped(congestion, True, max_size, now)  # not the application's limit
+                    congestion.set_app_limited(False, now)  # not the application's limit
                     return
                 budget = amplification
         probes = bool(initial.probes or handshake.probes or app.probes)
@@ -733,7 +735,7 @@ def _build_datagrams(conn: Connection, now: float, path: Path,
         conn._after_datagram_sent(now)
     else:
         window_limited = True  # more to send: the caller comes back
-    _stopped(congestion, window_limited, max_size, now)
+    _stopped(congestion, window_limited, now)
 
 
 def amplification_limited(path: Path) -> bool:
