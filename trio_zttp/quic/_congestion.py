@@ -417,7 +417,7 @@ class Pacer:
     """
 
     __slots__ = ("_capacity", "_last", "_max_datagram_size", "_multiplier", "_burst", "_rate",
-                 "_tokens")
+                 "_tokens", "_window")
 
     def __init__(
         self, max_datagram_size: int = 1200, *, burst_packets: int = 10, multiplier: float = 1.25
@@ -429,6 +429,7 @@ class Pacer:
         self._tokens: float = self._burst
         self._rate = math.inf
         self._last: float | None = None
+        self._window = -1  # the congestion window the capacity was computed for
 
     @property
     def rate(self) -> float:
@@ -440,6 +441,9 @@ class Pacer:
         if smoothed_rtt < 1e-6:
             smoothed_rtt = 1e-6
         self._rate = self._multiplier * congestion_window / smoothed_rtt
+        if congestion_window == self._window:
+            return  # the same capacity (the tokens never exceed it)
+        self._window = congestion_window
         capacity = self._burst if self._burst < congestion_window else congestion_window
         if capacity < self._max_datagram_size:
             capacity = self._max_datagram_size

@@ -294,6 +294,8 @@ class LossRecovery:
 
     __slots__ = (
         "_amplification_limited",
+        "_app_only",
+        "_discarded",
         "_handshake",
         "_handshake_confirmed",
         "_initial",
@@ -353,6 +355,10 @@ class LossRecovery:
         # the timer is computed when read: _set_timer only records that it changed and when
         self._timer_now: float | None = None
         self._handshake_confirmed = False
+        # True once only the application space can ever hold a timer: the handshake is
+        # confirmed and the Initial and Handshake spaces are discarded (RFC 9001 §4.9)
+        self._app_only = False
+        self._discarded = 0  # bits: 1 the Initial space discarded, 2 the Handshake space
         self._peer_validated = not is_client
         self._amplification_limited = False
         self.has_handshake_keys = False
@@ -378,6 +384,7 @@ class LossRecovery:
         """The handshake is confirmed (RFC 9001 §4.1.2): app-space PTO and ack_delay cap on."""
         self._handshake_confirmed = True
         self._peer_validated = True
+        self._app_only = self._discarded == 3
         self._set_timer(now)
 
     def set_amplification_limited(self, limited: bool, now: float) -> None:
@@ -428,6 +435,8 @@ class LossRecovery:
     def on_packet_sent(self, packet: SentPacket) -> None:
         """Record a sent packet (Appendix A.5). Packet numbers must increase per space."""
         space = self._spaces[packet.epoch]
+        if space is not self.application:
+            self._app_only = False  # (never after the space is discarded, but be sure)
         pn = packet.packet_number
         if space.largest_sent is not None and pn <= space.largest_sent:
             raise ValueError(f"packet number {pn} not above {space.largest_sent}")
@@ -624,9 +633,10 @@ class LossRecovery:
         initial = self._initial
         handshake = self._handshake
         app = self.application
-        if self._handshake_confirmed and not initial.ack_eliciting_in_flight \
-                and not handshake.ack_eliciting_in_flight and initial.loss_time is None \
-                and handshake.loss_time is None:
+        if self._app_only or (
+                self._handshake_confirmed and not initial.ack_eliciting_in_flight
+                and not handshake.ack_eliciting_in_flight and initial.loss_time is None
+                and handshake.loss_time is None):
             # only the application space can have a timer (the usual case once the handshake
             # is confirmed, when the peer is validated too): the same arithmetic, one space
             if app.loss_time is not None:
@@ -703,6 +713,7 @@ class LossRecovery:
             space.time_of_last_ack_eliciting = None
             space.loss_time = None
             self.pto_count = 0
+            self._discarded |= 1 if epoch == _INITIAL else 2
         in_flight_bytes = 0
         for packet in dropped:
             if packet.in_flight:
@@ -711,6 +722,9 @@ class LossRecovery:
                     space.ack_eliciting_in_flight -= 1
         if in_flight_bytes:
             self.congestion.on_packets_discarded(in_flight_bytes)
+        self._app_only = (self._handshake_confirmed and self._discarded == 3
+                          and not self._initial.ack_eliciting_in_flight
+                          and not self._handshake.ack_eliciting_in_flight)
         self._set_timer(now)
         return dropped
 
