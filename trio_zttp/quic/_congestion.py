@@ -50,6 +50,8 @@ K_LOSS_REDUCTION_FACTOR: Final = 0.5
 CUBIC_BETA: Final = 0.7
 CUBIC_C: Final = 0.4
 CUBIC_ALPHA: Final = 3 * (1 - CUBIC_BETA) / (1 + CUBIC_BETA)
+_INF: Final = math.inf
+_MINUS_INF: Final = -math.inf
 
 
 def initial_window(max_datagram_size: int) -> int:
@@ -212,8 +214,8 @@ class _WindowController:
         # §7.3.2) and, while app-limited, before the window last limited the sender (§7.8)
         recovery_start = self._recovery_start
         if recovery_start is None:
-            recovery_start = -math.inf
-        limited_at = self._cwnd_limited_at if self.app_limited else math.inf
+            recovery_start = _MINUS_INF
+        limited_at = self._cwnd_limited_at if self.app_limited else _INF
         for packet in packets:
             if not packet.in_flight:
                 continue

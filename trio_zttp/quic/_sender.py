@@ -649,8 +649,9 @@ def _build_short_datagrams(conn: Connection, now: float, path: Path,
         if send_queue or queue:
             pacer = recovery.pacer
             can_elicit = congestion.can_send(max_size)
-            if can_elicit and pacer is not None:
-                # pacer.next_send_time(now), inline
+            if can_elicit and pacer is not None and pacer._tokens < pacer._max_datagram_size:
+                # pacer.next_send_time(now), inline; a bucket that holds a datagram already
+                # holds one after refilling too (the usual case: nothing to compute)
                 tokens = pacer._tokens
                 last = pacer._last
                 if last is not None and now > last:
