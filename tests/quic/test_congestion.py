@@ -340,3 +340,171 @@ def test_congestion_pacer_average_rate_matches_rfc(
     burst = min(10, cwnd_packets)
     expected = (count - burst) * MDS / (1.25 * cwnd / srtt)
     assert now == pytest.approx(expected, rel=1e-6, abs=1e-9)
+
+
+# -- RFC 9002 §7.8: the sender reports why it stopped ----------------------------------------
+
+
+def _lose_one(cc: CongestionController, sender: Sender, now: float) -> None:
+    """A congestion event, so the next packets are in congestion avoidance."""
+    cc.on_packets_lost([sender.send(now)], now)
+    assert cc.congestion_window <= cc.ssthresh
+
+
+@pytest.mark.parametrize("factory", [NewReno, Cubic])
+def test_congestion_slow_start_no_growth_when_app_limited(
+    factory: type[NewReno] | type[Cubic],
+) -> None:
+    cc = factory(MDS)
+    sender = Sender(cc)
+    now = 0.0
+    for _ in range(20):  # one small request at a time: two packets of a ten-packet window
+        packets = [sender.send(now), sender.send(now)]
+        cc.set_app_limited(True, now)  # nothing more to send, the window had room
+        now += 0.1
+        cc.on_packets_acked(packets, now, 0.1)
+    assert cc.app_limited
+    assert cc.congestion_window == initial_window(MDS)
+    assert cc.bytes_in_flight == 0
+
+
+@pytest.mark.parametrize("factory", [NewReno, Cubic])
+def test_congestion_slow_start_grows_when_cwnd_limited(
+    factory: type[NewReno] | type[Cubic],
+) -> None:
+    cc = factory(MDS)
+    sender = Sender(cc)
+    now = 0.0
+    for _ in range(3):
+        packets = []
+        while cc.can_send(MDS):
+            packets.append(sender.send(now))
+        cc.set_app_limited(False, now)  # the window stopped the sender
+        now += 0.1
+        cc.on_packets_acked(packets, now, 0.1)
+    assert not cc.app_limited
+    assert cc.congestion_window == 8 * initial_window(MDS)  # doubled every round trip
+
+
+@pytest.mark.parametrize("factory", [NewReno, Cubic])
+def test_congestion_packets_sent_before_the_window_limited_still_grow(
+    factory: type[NewReno] | type[Cubic],
+) -> None:
+    cc = factory(MDS)
+    sender = Sender(cc)
+    full = [sender.send(0.0) for _ in range(10)]  # the whole initial window
+    cc.set_app_limited(False, 0.0)
+    cc.on_packets_acked(full[:5], 0.1, 0.1)
+    assert cc.congestion_window == 18000
+    late = [sender.send(0.1) for _ in range(3)]  # then the application ran dry
+    cc.set_app_limited(True, 0.1)
+    cc.on_packets_acked(full[5:] + late, 0.2, 0.1)
+    # the five sent while the window was the limit count, the three sent after do not
+    assert cc.congestion_window == 18000 + 5 * MDS
+    assert cc.bytes_in_flight == 0
+
+
+@pytest.mark.parametrize("factory", [NewReno, Cubic])
+def test_congestion_avoidance_no_growth_when_app_limited(
+    factory: type[NewReno] | type[Cubic],
+) -> None:
+    cc = factory(MDS)
+    sender = Sender(cc)
+    _lose_one(cc, sender, 0.0)
+    reduced = cc.congestion_window
+    now = 1.0
+    for _ in range(200):
+        packets = [sender.send(now), sender.send(now)]
+        cc.set_app_limited(True, now)
+        now += 0.01
+        cc.on_packets_acked(packets, now, 0.01)
+    assert cc.congestion_window == reduced
+
+
+@pytest.mark.parametrize("factory", [NewReno, Cubic])
+def test_congestion_avoidance_grows_when_cwnd_limited(
+    factory: type[NewReno] | type[Cubic],
+) -> None:
+    cc = factory(MDS)
+    sender = Sender(cc)
+    _lose_one(cc, sender, 0.0)
+    reduced = cc.congestion_window
+    now = 1.0
+    for _ in range(20):
+        packets = []
+        while cc.can_send(MDS):
+            packets.append(sender.send(now))
+        cc.set_app_limited(False, now)
+        now += 0.01
+        cc.on_packets_acked(packets, now, 0.01)
+    # about a datagram per round trip (NewReno exactly one), not slow start's doubling
+    assert reduced + 10 * MDS <= cc.congestion_window <= reduced + 40 * MDS
+    if factory is NewReno:
+        assert cc.congestion_window == reduced + 20 * MDS
+
+
+@pytest.mark.parametrize("factory", [NewReno, Cubic])
+def test_congestion_full_window_with_nothing_left_is_not_app_limited(
+    factory: type[NewReno] | type[Cubic],
+) -> None:
+    # out of data just as the window filled up: the window was in full use, so the acks
+    # grow it although the sender says it is app-limited
+    cc = factory(MDS)
+    sender = Sender(cc)
+    packets = [sender.send(0.0) for _ in range(10)]
+    assert not cc.can_send(MDS)
+    cc.set_app_limited(True, 0.0)
+    assert not cc.app_limited  # no room left: not underutilized
+    cc.set_app_limited(True, 0.05)
+    cc.on_packets_acked(packets, 0.1, 0.1)
+    assert cc.congestion_window == 2 * initial_window(MDS)
+
+
+@pytest.mark.parametrize("factory", [NewReno, Cubic])
+def test_congestion_packet_that_fills_the_window_counts_while_app_limited(
+    factory: type[NewReno] | type[Cubic],
+) -> None:
+    cc = factory(MDS)
+    sender = Sender(cc)
+    first = [sender.send(0.0) for _ in range(3)]
+    cc.set_app_limited(True, 0.0)  # room for seven more
+    assert cc.app_limited
+    cc.on_packets_acked(first, 0.04, 0.04)
+    assert cc.congestion_window == initial_window(MDS)
+    burst = [sender.send(0.05) for _ in range(9)]
+    cc.on_packets_acked(burst, 0.09, 0.04)  # room for one more was left: still underused
+    assert cc.congestion_window == initial_window(MDS)
+    burst = [sender.send(0.1) for _ in range(10)]  # a burst that fills the window
+    cc.on_packets_acked(burst, 0.14, 0.04)
+    assert cc.app_limited  # nobody said otherwise, but the window was in full use
+    assert cc.congestion_window == 2 * initial_window(MDS)
+
+
+def test_congestion_cubic_app_limited_period_reported_by_the_sender_is_not_counted() -> None:
+    rtt = 0.05
+
+    def full_round(cc: Cubic, sender: Sender, now: float) -> float:
+        packets = [sender.send(now) for _ in range(max(1, cc.congestion_window // MDS))]
+        cc.set_app_limited(False, now)
+        cc.on_packets_acked(packets, now + rtt, rtt)
+        return now + rtt
+
+    def run(pause: float) -> int:
+        cc, sender = cubic_after_loss(300)
+        now = 10.0
+        while now < 11.0:
+            now = full_round(cc, sender, now)
+        end = now + pause
+        while now < end:  # one small packet per round trip: app-limited
+            packet = sender.send(now)
+            cc.set_app_limited(True, now)
+            cc.on_packets_acked([packet], now + rtt, rtt)
+            now += rtt
+        stop = now + 1.0
+        while now < stop:
+            now = full_round(cc, sender, now)
+        return cc.congestion_window
+
+    unpaused = run(0.0)
+    paused = run(2.0)
+    assert paused == pytest.approx(unpaused, rel=0.01)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
 
 import pytest
@@ -51,6 +52,10 @@ class SpyController:
 
     def on_packet_sent(self, sent_bytes: int, now: float) -> None:
         self.inner.on_packet_sent(sent_bytes, now)
+
+    def set_app_limited(self, app_limited: bool, now: float) -> None:
+        self.inner.set_app_limited(app_limited, now)
+        self.app_limited = self.inner.app_limited
 
     def on_packets_acked(
         self, packets: Iterable[PacketInfo], now: float, smoothed_rtt: float
@@ -765,3 +770,70 @@ def test_recovery_lossy_transfer_delivers_everything(
     if loss == 0.0:
         assert sent == 300_000  # nothing is retransmitted without loss
         assert duration < 1.0
+
+
+def test_recovery_sent_packet_defaults_fields_and_identity() -> None:
+    eliciting = SentPacket(3, APP, 1.5, 1200)
+    assert (eliciting.ack_eliciting, eliciting.in_flight, eliciting.is_crypto) == (
+        True, True, False)
+    ack_only = SentPacket(4, APP, 1.5, 50, False)
+    assert ack_only.in_flight is False and ack_only.frames == [] and ack_only.ecn is False
+    padded = SentPacket(5, Epoch.INITIAL, 2.0, 1200, False, True, True, [(1,)], True)
+    assert (padded.packet_number, padded.epoch, padded.sent_time, padded.sent_bytes) == (
+        5, Epoch.INITIAL, 2.0, 1200)
+    assert (padded.in_flight, padded.is_crypto, padded.frames, padded.ecn) == (
+        True, True, [(1,)], True)
+    # the sender's way (tuple.__new__ in field order) builds the same fields
+    fast = tuple.__new__(SentPacket, (4, APP, 1.5, 50, False, False, False, [], False))
+    assert isinstance(fast, SentPacket) and tuple(fast) == tuple(ack_only)
+    # packets compare and hash by identity, as distinct packets are distinct
+    assert fast != ack_only and fast == fast
+    assert len({fast, ack_only, eliciting}) == 3
+    assert "pn=4" in repr(fast)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_recovery_timer_after_handshake_matches_rfc_formula(seed: int) -> None:
+    # once the handshake is confirmed and both handshake spaces are gone, only the
+    # application space arms the timer (the recovery's shortcut): the timer must still be
+    # SetLossDetectionTimer's (RFC 9002 Appendix A.8), computed here from public state
+    rng = random.Random(seed)
+    recovery = LossRecovery(is_client=bool(seed & 1))
+    now = 0.0
+    pn = {Epoch.INITIAL: 0, Epoch.HANDSHAKE: 0}
+    for epoch in (Epoch.INITIAL, Epoch.HANDSHAKE):
+        recovery.on_packet_sent(SentPacket(pn[epoch], epoch, now, MDS))
+        pn[epoch] += 1
+    if seed & 2:
+        recovery.on_handshake_confirmed(now)
+    recovery.discard_space(Epoch.INITIAL, now)
+    recovery.discard_space(Epoch.HANDSHAKE, now)
+    if not seed & 2:
+        recovery.on_handshake_confirmed(now)
+    space = recovery.space(APP)
+    next_pn = 0
+    for _ in range(300):
+        now += rng.choice((0.0, 0.001, 0.01, 0.05))
+        step = rng.random()
+        if step < 0.5:
+            recovery.on_packet_sent(SentPacket(next_pn, APP, now, MDS, rng.random() < 0.8))
+            next_pn += 1
+        elif step < 0.85 and next_pn:
+            hi = rng.randrange(max(0, next_pn - 4), next_pn)
+            lo = rng.randrange(max(0, hi - 3), hi + 1)
+            recovery.on_ack_received(APP, [(lo, hi)], 0.002, now)
+        else:
+            timer = recovery.get_loss_detection_timer()
+            if timer is not None:
+                now = max(now, timer)
+                recovery.on_loss_detection_timeout(now)
+        rtt = recovery.rtt
+        expected: float | None
+        if space.loss_time is not None:
+            expected = space.loss_time
+        elif not space.ack_eliciting_in_flight or space.time_of_last_ack_eliciting is None:
+            expected = None
+        else:
+            expected = space.time_of_last_ack_eliciting + (
+                rtt.pto_base() + rtt.max_ack_delay) * (1 << recovery.pto_count)
+        assert recovery.get_loss_detection_timer() == pytest.approx(expected)

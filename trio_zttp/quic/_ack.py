@@ -237,18 +237,26 @@ def on_app_ack_frame(
     if largest_acked is None or largest > largest_acked:
         space.largest_acked = largest_acked = largest
     sent = space.sent_packets
-    acked: list[SentPacket] = []
-    for pn, packet in sent.items():
-        if pn > largest:
-            break
-        if pn >= smallest:
-            acked.append(packet)
-    if not acked:
-        return acked, [], False, pos
+    acked: list[SentPacket]
+    if largest == largest_sent and sent and next(iter(sent)) >= smallest:
+        # every packet outstanding, the newest included (the usual ACK of a latency-bound
+        # exchange): no search, no deletions one by one
+        acked = list(sent.values())
+        sent.clear()
+    else:
+        acked = []
+        for pn, packet in sent.items():
+            if pn > largest:
+                break
+            if pn >= smallest:
+                acked.append(packet)
+        if not acked:
+            return acked, [], False, pos
+        for packet in acked:
+            del sent[packet.packet_number]
     ack_eliciting = False
     marked = 0
     for packet in acked:
-        del sent[packet.packet_number]
         if packet.ack_eliciting:
             ack_eliciting = True
             if packet.in_flight:
@@ -313,13 +321,15 @@ def on_app_ack_frame(
     pacer = recovery.pacer
     if pacer is not None:
         # pacer.update_rate(congestion.congestion_window, smoothed), inline (private: the
-        # pacer's state)
+        # pacer's state); the bucket's capacity only if the window changed
         cwnd = congestion.congestion_window
         pacer._rate = pacer._multiplier * cwnd / (smoothed if smoothed >= 1e-6 else 1e-6)
-        capacity = pacer._burst if pacer._burst < cwnd else cwnd
-        if capacity < pacer._max_datagram_size:
-            capacity = pacer._max_datagram_size
-        pacer._capacity = capacity
-        if pacer._tokens > capacity:
-            pacer._tokens = capacity
+        if cwnd != pacer._window:
+            pacer._window = cwnd
+            capacity = pacer._burst if pacer._burst < cwnd else cwnd
+            if capacity < pacer._max_datagram_size:
+                capacity = pacer._max_datagram_size
+            pacer._capacity = capacity
+            if pacer._tokens > capacity:
+                pacer._tokens = capacity
     return acked, lost, rtt_sample, pos

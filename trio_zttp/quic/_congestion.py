@@ -16,9 +16,16 @@ reduce the window again, and the window does not grow on their acknowledgment.
 A controller does not read a clock: every method that needs time takes ``now`` (seconds, the
 driver's monotonic clock). Windows are in bytes.
 
-The connection sets :attr:`CongestionController.app_limited` to True when it stops sending
-for lack of data (or flow-control credit) while the window still had room, and back to False
-when the window is what stops it; the window does not grow while app-limited (RFC 9002 §7.8).
+**Application-limited periods (RFC 9002 §7.8).** Each time the sender stops it tells the
+controller why, through :meth:`CongestionController.set_app_limited`: for lack of data or of
+flow-control credit (app-limited, unless the window has no room for another full datagram
+anyway), or because the window or the pacer stopped it.  A packet sent that leaves no room
+for another full datagram marks the window as in use too.  An acknowledged packet grows the
+window only if the sender is not app-limited, or if the window was last in full use (or the
+pacer stopped the sender) at or after the time the packet was sent.  So a latency-bound
+exchange (one small request at a time) never grows the window, and a bulk transfer grows it
+as before, including for the packets sent just before the application ran dry.  CUBIC also
+stops its clock over app-limited periods (RFC 9438 §5.8).
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ K_LOSS_REDUCTION_FACTOR: Final = 0.5
 CUBIC_BETA: Final = 0.7
 CUBIC_C: Final = 0.4
 CUBIC_ALPHA: Final = 3 * (1 - CUBIC_BETA) / (1 + CUBIC_BETA)
+_INF: Final = math.inf
+_MINUS_INF: Final = -math.inf
 
 
 def initial_window(max_datagram_size: int) -> int:
@@ -70,7 +79,9 @@ class CongestionController(Protocol):
     """The interface loss recovery uses; windows and byte counts are in bytes."""
 
     app_limited: bool
-    """Set by the connection: True while it has less to send than the window allows."""
+    """True while the sender has less to send than the window allows (see
+    :meth:`set_app_limited`, which also keeps the time the window last limited the sender;
+    setting the attribute directly makes every packet acknowledged meanwhile not grow it)."""
 
     @property
     def congestion_window(self) -> int: ...
@@ -85,6 +96,12 @@ class CongestionController(Protocol):
 
     def on_packet_sent(self, sent_bytes: int, now: float) -> None:
         """An in-flight packet was sent."""
+        ...
+
+    def set_app_limited(self, app_limited: bool, now: float) -> None:
+        """The sender stopped at ``now``: True for lack of data or flow-control credit, False
+        when the window or the pacer stopped it (RFC 9002 §7.8).  True with no room left in
+        the window for a full datagram counts as False."""
         ...
 
     def on_packets_acked(
@@ -117,6 +134,7 @@ class _WindowController:
         "_app_limited_since",
         "_bytes_in_flight",
         "_cwnd",
+        "_cwnd_limited_at",
         "_max_datagram_size",
         "_minimum_window",
         "_recovery_start",
@@ -134,6 +152,9 @@ class _WindowController:
         self._bytes_in_flight = 0
         self._recovery_start: float | None = None
         self.app_limited = False
+        # when the window (or the pacer) last stopped the sender: packets sent until then
+        # grow the window even if the sender is app-limited now
+        self._cwnd_limited_at = -math.inf
         self._app_limited_since: float | None = None  # CUBIC's clock stop (RFC 9438 §5.8)
 
     @property
@@ -167,7 +188,19 @@ class _WindowController:
         return self._bytes_in_flight + size <= self._cwnd
 
     def on_packet_sent(self, sent_bytes: int, now: float) -> None:
-        self._bytes_in_flight += sent_bytes
+        in_flight = self._bytes_in_flight + sent_bytes
+        self._bytes_in_flight = in_flight
+        if in_flight + self._max_datagram_size > self._cwnd:
+            self._cwnd_limited_at = now  # no room for another datagram: the window is in use
+
+    def set_app_limited(self, app_limited: bool, now: float) -> None:
+        if not app_limited or self._bytes_in_flight + self._max_datagram_size > self._cwnd:
+            # out of data with a full window is not "underutilized"
+            self._cwnd_limited_at = now
+            app_limited = False
+        if app_limited != self.app_limited:
+            self.app_limited = app_limited
+            self._app_limited_clock(now)
 
     def on_packets_discarded(self, sent_bytes: int) -> None:
         self._bytes_in_flight = max(0, self._bytes_in_flight - sent_bytes)
@@ -176,19 +209,25 @@ class _WindowController:
         self, packets: Iterable[PacketInfo], now: float, smoothed_rtt: float
     ) -> None:
         acked = 0
-        recovery_start = self._recovery_start
         growing = 0
+        # a packet grows the window if sent after the recovery period started (RFC 9002
+        # §7.3.2) and, while app-limited, before the window last limited the sender (§7.8)
+        recovery_start = self._recovery_start
+        if recovery_start is None:
+            recovery_start = _MINUS_INF
+        limited_at = self._cwnd_limited_at if self.app_limited else _INF
         for packet in packets:
             if not packet.in_flight:
                 continue
             size = packet.sent_bytes
             acked += size
-            if recovery_start is None or packet.sent_time > recovery_start:
+            if recovery_start < packet.sent_time <= limited_at:
                 growing += size
-        self._bytes_in_flight = max(0, self._bytes_in_flight - acked)
+        in_flight = self._bytes_in_flight - acked
+        self._bytes_in_flight = in_flight if in_flight > 0 else 0
         if self.app_limited or self._app_limited_since is not None:
             self._app_limited_clock(now)
-        if growing and not self.app_limited:
+        if growing:
             if self._cwnd < self._ssthresh:
                 self._cwnd += growing  # slow start (both controllers): _grow's first step
             else:
@@ -380,7 +419,7 @@ class Pacer:
     """
 
     __slots__ = ("_capacity", "_last", "_max_datagram_size", "_multiplier", "_burst", "_rate",
-                 "_tokens")
+                 "_tokens", "_window")
 
     def __init__(
         self, max_datagram_size: int = 1200, *, burst_packets: int = 10, multiplier: float = 1.25
@@ -392,6 +431,7 @@ class Pacer:
         self._tokens: float = self._burst
         self._rate = math.inf
         self._last: float | None = None
+        self._window = -1  # the congestion window the capacity was computed for
 
     @property
     def rate(self) -> float:
@@ -403,6 +443,9 @@ class Pacer:
         if smoothed_rtt < 1e-6:
             smoothed_rtt = 1e-6
         self._rate = self._multiplier * congestion_window / smoothed_rtt
+        if congestion_window == self._window:
+            return  # the same capacity (the tokens never exceed it)
+        self._window = congestion_window
         capacity = self._burst if self._burst < congestion_window else congestion_window
         if capacity < self._max_datagram_size:
             capacity = self._max_datagram_size

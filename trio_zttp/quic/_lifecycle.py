@@ -320,6 +320,7 @@ class LifecycleMixin(ConnectionBase):
         else:
             acked, lost, rtt_sample, pos = fast
         streams = self._streams
+        space: PacketSpace | None = None  # this packet's space, looked up on first need
         for packet in acked:
             for record in packet.frames:
                 kind = record[0]
@@ -334,7 +335,8 @@ class LifecycleMixin(ConnectionBase):
                     # space.on_ack_acked(record[1]), inline: packets up to the largest one
                     # this ACK frame acknowledged need no more acknowledging (RFC 9000 §13.2.4)
                     # (the acknowledged packet was of this packet's space)
-                    space = self._spaces[_SPACE[epoch]]
+                    if space is None:
+                        space = self._spaces[_SPACE[epoch]]
                     floor = record[1] + 1
                     if floor > space.ack_floor:
                         space.ack_floor = floor
@@ -345,9 +347,9 @@ class LifecycleMixin(ConnectionBase):
                             else:
                                 space.received.discard_below(floor)
                 elif kind == F_CRYPTO:
-                    space = self._spaces[_SPACE[record[1]]]
-                    if not space.discarded:
-                        space.crypto_send.on_acked(record[2], record[3])
+                    crypto_space = self._spaces[_SPACE[record[1]]]
+                    if not crypto_space.discarded:
+                        crypto_space.crypto_send.on_acked(record[2], record[3])
                 elif kind == F_PING:
                     for uid in record[1]:
                         self._events.append(PingAcknowledged(uid=uid))

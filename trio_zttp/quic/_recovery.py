@@ -67,7 +67,7 @@ _INITIAL: Final = Epoch.INITIAL
 _HANDSHAKE: Final = Epoch.HANDSHAKE
 _ZERO_RTT: Final = Epoch.ZERO_RTT
 _ONE_RTT: Final = Epoch.ONE_RTT
-
+_new_tuple: Final = tuple.__new__
 
 
 @final
@@ -151,9 +151,25 @@ class RttEstimator:
         return delay if delay > K_GRANULARITY else K_GRANULARITY
 
 
+class _SentPacketFields(NamedTuple):
+    packet_number: int
+    epoch: Epoch
+    sent_time: float
+    sent_bytes: int
+    ack_eliciting: bool
+    in_flight: bool
+    is_crypto: bool
+    frames: list[Any]
+    ecn: bool
+
+
 @final
-class SentPacket:
-    """What recovery remembers about one sent packet (RFC 9002 Appendix A.1.1).
+class SentPacket(_SentPacketFields):
+    """What recovery remembers about one sent packet (RFC 9002 Appendix A.1.1); immutable.
+
+    A tuple, so the sender's hot path builds one without running Python code
+    (``tuple.__new__(SentPacket, (fields...))`` in field order, ``in_flight`` and ``frames``
+    given) and each field reads through a C-level accessor.
 
     Attributes:
         packet_number: the full packet number.
@@ -161,26 +177,17 @@ class SentPacket:
         sent_time: when it was sent (the driver's clock, seconds).
         sent_bytes: its size in bytes, UDP and IP headers excluded.
         ack_eliciting: whether it carries a frame other than ACK, PADDING, CONNECTION_CLOSE.
-        in_flight: whether it counts toward bytes in flight (ack-eliciting or PADDING).
+        in_flight: whether it counts toward bytes in flight (ack-eliciting or PADDING);
+            ``ack_eliciting`` unless given.
         is_crypto: whether it carries CRYPTO data (the connection may prefer it for probes).
         frames: the connection's opaque record of what the packet carried (see module doc).
         ecn: whether it was sent with the ECT(0) codepoint (ECN validation counts them).
     """
 
-    __slots__ = (
-        "ack_eliciting",
-        "ecn",
-        "epoch",
-        "frames",
-        "in_flight",
-        "is_crypto",
-        "packet_number",
-        "sent_bytes",
-        "sent_time",
-    )
+    __slots__ = ()
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         packet_number: int,
         epoch: Epoch,
         sent_time: float,
@@ -190,16 +197,12 @@ class SentPacket:
         is_crypto: bool = False,
         frames: list[Any] | None = None,
         ecn: bool = False,
-    ) -> None:
-        self.packet_number = packet_number
-        self.epoch = epoch
-        self.sent_time = sent_time
-        self.sent_bytes = sent_bytes
-        self.ack_eliciting = ack_eliciting
-        self.in_flight = ack_eliciting if in_flight is None else in_flight
-        self.is_crypto = is_crypto
-        self.frames: list[Any] = [] if frames is None else frames
-        self.ecn = ecn
+    ) -> SentPacket:
+        return _new_tuple(cls, (
+            packet_number, epoch, sent_time, sent_bytes, ack_eliciting,
+            ack_eliciting if in_flight is None else in_flight, is_crypto,
+            [] if frames is None else frames, ecn,
+        ))
 
     def __repr__(self) -> str:
         return (
@@ -207,6 +210,11 @@ class SentPacket:
             f"sent_time={self.sent_time}, bytes={self.sent_bytes}, "
             f"ack_eliciting={self.ack_eliciting}, in_flight={self.in_flight})"
         )
+
+    # identity, not value: two packets are never the same packet (and frames is a list)
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
+    __hash__ = object.__hash__
 
 
 @final
@@ -286,6 +294,8 @@ class LossRecovery:
 
     __slots__ = (
         "_amplification_limited",
+        "_app_only",
+        "_discarded",
         "_handshake",
         "_handshake_confirmed",
         "_initial",
@@ -345,6 +355,10 @@ class LossRecovery:
         # the timer is computed when read: _set_timer only records that it changed and when
         self._timer_now: float | None = None
         self._handshake_confirmed = False
+        # True once only the application space can ever hold a timer: the handshake is
+        # confirmed and the Initial and Handshake spaces are discarded (RFC 9001 §4.9)
+        self._app_only = False
+        self._discarded = 0  # bits: 1 the Initial space discarded, 2 the Handshake space
         self._peer_validated = not is_client
         self._amplification_limited = False
         self.has_handshake_keys = False
@@ -370,6 +384,7 @@ class LossRecovery:
         """The handshake is confirmed (RFC 9001 §4.1.2): app-space PTO and ack_delay cap on."""
         self._handshake_confirmed = True
         self._peer_validated = True
+        self._app_only = self._discarded == 3
         self._set_timer(now)
 
     def set_amplification_limited(self, limited: bool, now: float) -> None:
@@ -420,6 +435,8 @@ class LossRecovery:
     def on_packet_sent(self, packet: SentPacket) -> None:
         """Record a sent packet (Appendix A.5). Packet numbers must increase per space."""
         space = self._spaces[packet.epoch]
+        if space is not self.application:
+            self._app_only = False  # (never after the space is discarded, but be sure)
         pn = packet.packet_number
         if space.largest_sent is not None and pn <= space.largest_sent:
             raise ValueError(f"packet number {pn} not above {space.largest_sent}")
@@ -616,9 +633,10 @@ class LossRecovery:
         initial = self._initial
         handshake = self._handshake
         app = self.application
-        if self._handshake_confirmed and not initial.ack_eliciting_in_flight \
-                and not handshake.ack_eliciting_in_flight and initial.loss_time is None \
-                and handshake.loss_time is None:
+        if self._app_only or (
+                self._handshake_confirmed and not initial.ack_eliciting_in_flight
+                and not handshake.ack_eliciting_in_flight and initial.loss_time is None
+                and handshake.loss_time is None):
             # only the application space can have a timer (the usual case once the handshake
             # is confirmed, when the peer is validated too): the same arithmetic, one space
             if app.loss_time is not None:
@@ -695,6 +713,7 @@ class LossRecovery:
             space.time_of_last_ack_eliciting = None
             space.loss_time = None
             self.pto_count = 0
+            self._discarded |= 1 if epoch == _INITIAL else 2
         in_flight_bytes = 0
         for packet in dropped:
             if packet.in_flight:
@@ -703,6 +722,9 @@ class LossRecovery:
                     space.ack_eliciting_in_flight -= 1
         if in_flight_bytes:
             self.congestion.on_packets_discarded(in_flight_bytes)
+        self._app_only = (self._handshake_confirmed and self._discarded == 3
+                          and not self._initial.ack_eliciting_in_flight
+                          and not self._handshake.ack_eliciting_in_flight)
         self._set_timer(now)
         return dropped
 

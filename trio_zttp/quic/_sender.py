@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .._buffer import encode_varint
 from .._tls.suites import Epoch
+from ._congestion import CongestionController
 from ._crypto import TAG_LENGTH, PacketSealer
 from ._frame_codec import crypto_data_capacity, write_ack_frame, write_crypto_frame
 from ._packet import (
@@ -49,6 +50,8 @@ F_PING: Final = 7
 F_DATAGRAM: Final = 8
 F_PATH: Final = 9
 _DATAGRAM_RECORD: Final = (F_DATAGRAM,)
+# builds a SentPacket (a tuple) in field order without its Python-level __new__
+_new_tuple: Final = tuple.__new__
 
 MIN_INITIAL_SIZE: Final = 1200
 #: Smallest room worth starting a packet in.
@@ -385,11 +388,10 @@ def _seal(conn: Connection, packet: _Packet, now: float) -> bytes:
         )
     data = packet.sealer.seal(header, memoryview(payload), packet.pn)
     eliciting = packet.ack_eliciting
-    conn._recovery.on_packet_sent(SentPacket(
-        packet.pn, epoch, now, len(data), ack_eliciting=eliciting,
-        in_flight=eliciting or packet.padding_only, is_crypto=packet.is_crypto,
-        frames=packet.records, ecn=conn._ecn_mark,
-    ))
+    conn._recovery.on_packet_sent(_new_tuple(SentPacket, (
+        packet.pn, epoch, now, len(data), eliciting, eliciting or packet.padding_only,
+        packet.is_crypto, packet.records, conn._ecn_mark,
+    )))
     conn._stats_packets_sent += 1
     conn._stats_bytes_sent += len(data)
     if (eliciting and conn._idle_restart_on_send) or epoch != _ONE_RTT \
@@ -564,8 +566,9 @@ def _build_short(conn: Connection, now: float, budget: int, can_elicit: bool) ->
     data = sealer.seal(_SHORT_FIRST[sealer.key_phase][pn_length] + dcid
                        + (pn & _PN_MASKS[pn_length]).to_bytes(pn_length), payload, pn)
     size = len(data)
-    recovery.on_app_packet_sent(SentPacket(pn, _ONE_RTT, now, size, eliciting, eliciting, False,
-                                           records, conn._ecn_mark))
+    recovery.on_app_packet_sent(_new_tuple(SentPacket, (pn, _ONE_RTT, now, size, eliciting,
+                                                        eliciting, False, records,
+                                                        conn._ecn_mark)))
     conn._stats_packets_sent += 1
     conn._stats_bytes_sent += size
     if eliciting and conn._idle_restart_on_send:
@@ -581,6 +584,20 @@ def _build_short(conn: Connection, now: float, budget: int, can_elicit: bool) ->
     return data
 
 
+def _stopped(congestion: CongestionController, window_limited: bool, now: float) -> None:
+    """Tell congestion control why a sending loop stopped (RFC 9002 §7.8).
+
+    ``window_limited``: the window, the pacer or another limit than the application's data
+    stopped it; otherwise the sender is app-limited (the controller itself checks whether the
+    window has room left).  Telling it again that it is app-limited changes nothing: a packet
+    that fills the window is noted by the controller when it is sent.
+    """
+    if window_limited:
+        congestion.set_app_limited(False, now)
+    elif not congestion.app_limited:
+        congestion.set_app_limited(True, now)
+
+
 def build_datagrams(conn: Connection, now: float) -> list[tuple[bytes, Any]]:
     """Everything the connection may send now on its current path."""
     path = conn._paths.current
@@ -594,7 +611,11 @@ def build_datagrams(conn: Connection, now: float) -> list[tuple[bytes, Any]]:
         if not control and not conn._streams._send_queue and not conn._datagrams \
                 and not app.ack_now \
                 and (app.ack_deadline is None or app.ack_deadline > now):
-            return out  # nothing to send (a receiver between two ACKs)
+            # nothing to send (a receiver between two ACKs)
+            congestion = conn._recovery.congestion
+            if not congestion.app_limited:
+                congestion.set_app_limited(True, now)
+            return out
         if not control:
             _build_short_datagrams(conn, now, path, out)
             streams = conn._streams
@@ -622,14 +643,15 @@ def _build_short_datagrams(conn: Connection, now: float, path: Path,
     control = streams._control
     credit = streams._conn_credit
     queue = conn._datagrams
+    congestion = recovery.congestion
     while len(out) < MAX_DATAGRAMS_PER_CALL:
         can_elicit = False
         if send_queue or queue:
-            congestion = recovery.congestion
             pacer = recovery.pacer
             can_elicit = congestion.can_send(max_size)
-            if can_elicit and pacer is not None:
-                # pacer.next_send_time(now), inline
+            if can_elicit and pacer is not None and pacer._tokens < pacer._max_datagram_size:
+                # pacer.next_send_time(now), inline; a bucket that holds a datagram already
+                # holds one after refilling too (the usual case: nothing to compute)
                 tokens = pacer._tokens
                 last = pacer._last
                 if last is not None and now > last:
@@ -645,15 +667,23 @@ def _build_short_datagrams(conn: Connection, now: float, path: Path,
                         can_elicit = False
         if not can_elicit and not app.ack_now and not (
                 app.ack_deadline is not None and app.ack_deadline <= now):
+            # with data waiting, the window or the pacer stopped it; else the application
+            if send_queue or queue:
+                congestion.set_app_limited(False, now)
+            elif not congestion.app_limited:
+                congestion.set_app_limited(True, now)
             return
         datagram = _build_short(conn, now, max_size, can_elicit)
         if datagram is None:
+            # nothing written: flow control (app-limited), unless the window stopped it
+            _stopped(congestion, not can_elicit and bool(send_queue or queue), now)
             return
         path.bytes_sent += len(datagram)
         out.append((datagram, path.address))
         if control or (credit._blocked_at is not None
                        and credit._blocked_at != credit._blocked_sent):
-            return  # a (STREAM_)DATA_BLOCKED frame to send: the general way
+            return  # a (STREAM_)DATA_BLOCKED frame to send: the general way (which reports)
+    congestion.set_app_limited(False, now)  # more to send: the caller comes back
 
 
 def _build_datagrams(conn: Connection, now: float, path: Path,
@@ -672,7 +702,8 @@ def _build_datagrams(conn: Connection, now: float, path: Path,
             if amplification is not None and amplification < budget:
                 if amplification < _MIN_PACKET_ROOM:
                     recovery.set_amplification_limited(True, now)
-                    break
+                    congestion.set_app_limited(False, now)  # not the application's limit
+                    return
                 budget = amplification
         probes = bool(initial.probes or handshake.probes or app.probes)
         app_ack = app.ack_now or (app.ack_deadline is not None and app.ack_deadline <= now)
@@ -680,11 +711,13 @@ def _build_datagrams(conn: Connection, now: float, path: Path,
                 streams._send_queue or conn._datagrams or _has_app_control(conn, path)):
             # after the handshake with nothing but perhaps an ACK to send: no need to ask
             # congestion control or the pacer (the common case of a receiver)
+            window_limited = False
             if not app_ack:
                 break
             can_elicit = False
         else:
             can_elicit = probes or congestion.can_send(max_size)
+            window_limited = not can_elicit
             if can_elicit and not probes and pacer is not None:
                 next_time = pacer.next_send_time(now)
                 if next_time > now:
@@ -692,6 +725,7 @@ def _build_datagrams(conn: Connection, now: float, path: Path,
                     burst = PACING_BURST * max_size / pacer.rate
                     conn._pacing_at = next_time if next_time - now > burst else now + burst
                     can_elicit = False
+                    window_limited = True
             if not can_elicit and not (initial.ack_now or handshake.ack_now or app_ack):
                 break
         datagram = _build_datagram(conn, now, budget, path, can_elicit)
@@ -700,6 +734,9 @@ def _build_datagrams(conn: Connection, now: float, path: Path,
         path.bytes_sent += len(datagram)
         out.append((datagram, path.address))
         conn._after_datagram_sent(now)
+    else:
+        window_limited = True  # more to send: the caller comes back
+    _stopped(congestion, window_limited, now)
 
 
 def amplification_limited(path: Path) -> bool:
