@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, final, overload
+from typing import TYPE_CHECKING, Any, Final, Generic, Self, TypeVar, final, overload
 
 import trio
 
@@ -97,6 +97,29 @@ def _normalize(headers: HeaderInput) -> list[tuple[bytes, bytes]]:
         v = value.encode("ascii") if isinstance(value, str) else bytes(value)
         out.append((n.lower(), v))
     return out
+
+
+#: ``h3.Connection`` with already validated fields (built by ``h3.build_*_headers``); with
+#: a payload, the DATA frame and FIN follow the header section in the same QUIC write.
+_SEND_HEADERS: Final = h3.Connection._send_headers
+
+#: (status, content length) -> the fields of ``respond(status, body=...)`` without headers.
+_simple_responses: dict[tuple[int, int], tuple[tuple[bytes, bytes], ...]] = {}
+
+
+def _simple_response(status: int, length: int) -> list[tuple[bytes, bytes]]:
+    """``h3.build_response_headers(status, [(b"content-length", b"<length>")])``, built once
+    per (status, length) (the common responses repeat them)."""
+    key = (status, length)
+    fields = _simple_responses.get(key)
+    if fields is None:
+        fields = tuple(
+            h3.build_response_headers(status, [(b"content-length", str(length).encode())])
+        )
+        if len(_simple_responses) >= 256:
+            _simple_responses.clear()
+        _simple_responses[key] = fields
+    return list(fields)
 
 
 async def _read_all(body: H3Body, max_size: int | None) -> bytes:
@@ -395,17 +418,40 @@ class H3Request:
         if self._status is not None:
             await trio.lowlevel.checkpoint()
             raise RuntimeError(f"a {self._status} response was already sent")
-        extra = _normalize(headers)
-        if body is not None and all(name != b"content-length" for name, _ in extra):
-            extra.append((b"content-length", str(len(body)).encode()))
-        fields = h3.build_response_headers(status, extra)
+        if headers == () and body is not None:
+            fields = _simple_response(status, len(body))
+        else:
+            extra = _normalize(headers)
+            if body is not None and all(name != b"content-length" for name, _ in extra):
+                extra.append((b"content-length", str(len(body)).encode()))
+            fields = h3.build_response_headers(status, extra)
         await trio.lowlevel.checkpoint_if_cancelled()
         error = state.send_error()
         if error is not None:
             raise error
         interim = 100 <= status < 200
+        engine = state.engine
+        sid = state.sid
+        if (
+            body
+            and not interim
+            and not state.sending
+            and engine.send_capacity(sid) >= len(body)
+        ):
+            # the whole response in one command and one QUIC write: what send_headers and
+            # send_data(body, end_stream=True) would queue, since all of it fits the credit
+            engine.command(
+                _SEND_HEADERS, sid, fields, False,
+                body if type(body) is bytes else bytes(body), settle=True,
+            )
+            self._status = status
+            state.final_sent = True
+            state.fin_sent = True
+            engine.settle()
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return
         end = body is not None and not body
-        state.engine.command(h3.Connection.send_headers, state.sid, fields, end, settle=True)
+        engine.command(_SEND_HEADERS, sid, fields, end, None, settle=True)
         if not interim:
             self._status = status
             state.final_sent = True
@@ -414,7 +460,7 @@ class H3Request:
         if body:
             await state.send_data(body, end_stream=True)  # settles
         else:
-            state.engine.settle()
+            engine.settle()
             await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def send_body(
@@ -484,12 +530,8 @@ class H3Request:
         state = self._state
         if self._status is None and state.send_error() is None:
             try:
-                state.engine.command(
-                    h3.Connection.send_headers,
-                    state.sid,
-                    h3.build_response_headers(500, [(b"content-length", b"0")]),
-                    True,
-                )
+                state.engine.command(_SEND_HEADERS, state.sid, _simple_response(500, 0), True,
+                                     None)
                 state.fin_sent = True
                 self._status = 500
             except trio.BrokenResourceError:
@@ -691,8 +733,7 @@ class H3RequestStream(_StreamMixin, trio.abc.HalfCloseableStream):
         engine.register(state, stream_id)
         state.is_connect = method == "CONNECT"
         try:
-            engine.command(h3.Connection.send_headers, stream_id, fields, end_stream,
-                           settle=True)
+            engine.command(_SEND_HEADERS, stream_id, fields, end_stream, None, settle=True)
         except (ValueError, trio.BrokenResourceError):
             engine.forget(state)
             state.stream_id = None
