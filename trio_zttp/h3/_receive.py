@@ -91,6 +91,11 @@ _UNLIMITED_FIELD_SECTION: Final = 1 << 20
 #: HTTP/3 datagrams held for request streams whose request has not been read yet (RFC 9297
 #: §2.1 "buffer it temporarily"), at most this many and this many payload bytes in all;
 #: beyond that they are dropped, as UDP would.
+#: Field sections we send whose fields outside the QPACK static table hold at most this many
+#: bytes of names and values use no dynamic table (``qpack.Encoder``'s
+#: ``literal_section_size``): a small request or response (``:authority``, ``content-length``)
+#: then costs the peer no Section Acknowledgment, and often saves a packet per exchange.
+LITERAL_SECTION_SIZE: Final = 48
 MAX_EARLY_DATAGRAMS: Final = 32
 MAX_EARLY_DATAGRAM_BYTES: Final = 64 * 1024
 
@@ -157,7 +162,7 @@ class ConnectionCore:
             settings.qpack_blocked_streams,
             max_field_section_size=field_limit,
         )
-        self._encoder = qpack.Encoder()
+        self._encoder = qpack.Encoder(literal_section_size=LITERAL_SECTION_SIZE)
         self._streams: dict[int, RequestStream] = {}
         self._uni: dict[int, UniStream] = {}
         # the peer's control, encoder and decoder streams, by type
