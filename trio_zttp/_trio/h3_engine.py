@@ -542,14 +542,16 @@ class H3Engine:
         assert conn is not None
         streams = self.streams
         woke = False
-        next_event = conn.next_event
-        while (event := next_event()) is not None:
+        # conn.next_event() without a call per event (re-read: enable_capsule_protocol
+        # replaces the queue)
+        while events := conn._events:
+            event = events.popleft()
             if type(event) is _HeadersReceived:
                 state = streams.get(event.stream_id)
                 if state is None:
                     continue
                 if event.interim:
-                    state.interim.append(event.headers)
+                    state.interim += (event.headers,)
                 else:
                     state.headers = event.headers
                     if not self.is_client:

@@ -111,7 +111,7 @@ def _simple_response(status: int, length: int) -> list[tuple[bytes, bytes]]:
     """``h3.build_response_headers(status, [(b"content-length", b"<length>")])``, built once
     per (status, length) (the common responses repeat them)."""
     key = (status, length)
-    fields = _simple_responses.get(key)
+    fields = _simple_responses.get(key) if type(status) is int else None  # (200.0 == 200)
     if fields is None:
         fields = tuple(
             h3.build_response_headers(status, [(b"content-length", str(length).encode())])
@@ -119,6 +119,32 @@ def _simple_response(status: int, length: int) -> list[tuple[bytes, bytes]]:
         if len(_simple_responses) >= 256:
             _simple_responses.clear()
         _simple_responses[key] = fields
+    return list(fields)
+
+
+_RequestKey = tuple[str, str | None, str | None, str | None]
+#: (method, path, authority, scheme) -> the fields of a request without header fields or
+#: ``:protocol``.
+_simple_requests: dict[_RequestKey, tuple[tuple[bytes, bytes], ...]] = {}
+
+
+def _simple_request(
+    method: str, path: str | None, authority: str | None, scheme: str | None
+) -> list[tuple[bytes, bytes]]:
+    """``h3.build_request_headers(method, path, authority=authority, scheme=scheme)``, built
+    once per distinct arguments (a client repeats them)."""
+    key = (method, path, authority, scheme)
+    try:
+        fields = _simple_requests.get(key)
+    except TypeError:  # unhashable arguments: build_request_headers says what is wrong
+        return h3.build_request_headers(method, path, authority=authority, scheme=scheme)
+    if fields is None:
+        fields = tuple(
+            h3.build_request_headers(method, path, authority=authority, scheme=scheme)
+        )
+        if len(_simple_requests) >= 256:
+            _simple_requests.clear()
+        _simple_requests[key] = fields
     return list(fields)
 
 
@@ -706,14 +732,17 @@ class H3RequestStream(_StreamMixin, trio.abc.HalfCloseableStream):
             authority = connection.authority
         if method == "CONNECT" and protocol is None and path == "/":
             path = None  # a plain CONNECT has no :path
-        fields = h3.build_request_headers(
-            method,
-            path,
-            authority=authority,
-            scheme=scheme,
-            protocol=protocol,
-            headers=headers,
-        )
+        if headers == () and protocol is None:
+            fields = _simple_request(method, path, authority, scheme)
+        else:
+            fields = h3.build_request_headers(
+                method,
+                path,
+                authority=authority,
+                scheme=scheme,
+                protocol=protocol,
+                headers=headers,
+            )
         engine = state.engine
         if protocol is not None and engine.peer_settings is None:
             await engine.received_settings()  # extended CONNECT needs the server's SETTINGS
