@@ -12,6 +12,7 @@ The public commands live in :mod:`._connection`.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from typing import Final
 
 from .. import qpack
@@ -370,7 +371,7 @@ class ConnectionCore:
                 continue
             self._send_decoder(instructions)
             stream.blocked = False
-            queued, stream.queued = stream.queued, []
+            queued, stream.queued = stream.queued, ()
             fin, stream.queued_fin = stream.queued_fin, False
             try:
                 self._receive_headers(stream, headers)
@@ -421,11 +422,11 @@ class ConnectionCore:
         return stream
 
     def _process_frames(
-        self, stream: RequestStream, frames: list[tuple[int, bytes]], end_stream: bool
+        self, stream: RequestStream, frames: Sequence[tuple[int, bytes]], end_stream: bool
     ) -> None:
         for index, (frame_type, payload) in enumerate(frames):
             if stream.blocked:
-                stream.queued.extend(frames[index:])
+                stream.queued = [*stream.queued, *frames[index:]]
                 stream.queued_fin |= end_stream
                 return
             if stream.receive_done:
@@ -603,7 +604,7 @@ class ConnectionCore:
     def _cancel_decoding(self, stream: RequestStream) -> None:
         """RFC 9204 §4.4.2: abandoning a stream releases its field sections at the encoder."""
         stream.blocked = False
-        stream.queued = []
+        stream.queued = ()
         self._send_decoder(self._decoder.cancel_stream(stream.stream_id))
 
     # ------------------------------------------------------- resets, datagrams
