@@ -171,7 +171,11 @@ class RetiredStreams:
 
     def add(self, stream_id: int) -> None:
         """Mark ``stream_id`` finished."""
-        if stream_id < self._floor:
+        floor = self._floor
+        if stream_id == floor and not self._ids:  # the usual case: streams end in order
+            self._floor = floor + 4
+            return
+        if stream_id < floor:
             return
         self._ids.add(stream_id)
         while self._floor in self._ids:
