@@ -349,7 +349,8 @@ class StreamState:
             self.engine.command(_STOP_SENDING, self.stream_id, error_code, quiet=True)
             self.eof = True  # nothing more will be delivered
         self.buffer.clear()
-        self.engine.credit(self)
+        if self.raw_in != self.credited:  # (else credit() finds nothing to report)
+            self.engine.credit(self)
 
     def close(
         self,
