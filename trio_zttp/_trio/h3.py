@@ -232,10 +232,11 @@ class H3Connection:
         stream = self.open_request_stream()
         state = stream._state
         try:
-            await stream._send_request_header(
-                method, path, headers, authority, scheme, None, body is None
+            whole = body if type(body) is bytes else None  # (others: no copy made here)
+            sent = await stream._send_request_header(
+                method, path, headers, authority, scheme, None, body is None, whole
             )
-            if body is not None:
+            if body is not None and not sent:
                 try:
                     if isinstance(body, bytes | bytearray | memoryview):
                         await state.send_data(body, end_stream=True)

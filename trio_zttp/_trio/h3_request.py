@@ -720,9 +720,13 @@ class H3RequestStream(_StreamMixin, trio.abc.HalfCloseableStream):
         scheme: str | None,
         protocol: str | None,
         end_stream: bool,
-    ) -> None:
+        body: bytes | None = None,
+    ) -> bool:
         """:meth:`send_request_header` without its final settle and checkpoint (a caller that
-        parks right after, such as :meth:`H3Connection.request`, settles there anyway)."""
+        parks right after, such as :meth:`H3Connection.request`, settles there anyway).
+
+        A non-empty ``body`` that the stream's credit takes whole goes in the same command
+        (what ``send_data(body, end_stream=True)`` would send): then True is returned."""
         state = self._state
         if state.request_sent:
             await trio.lowlevel.checkpoint()
@@ -761,15 +765,19 @@ class H3RequestStream(_StreamMixin, trio.abc.HalfCloseableStream):
             raise trio.BrokenResourceError(str(exc)) from None
         engine.register(state, stream_id)
         state.is_connect = method == "CONNECT"
+        if body and engine.send_capacity(stream_id) < len(body):
+            body = None  # flow control: the caller sends it (send_data waits for credit)
         try:
-            engine.command(_SEND_HEADERS, stream_id, fields, end_stream, None, settle=True)
+            engine.command(_SEND_HEADERS, stream_id, fields, end_stream, body or None,
+                           settle=True)
         except (ValueError, trio.BrokenResourceError):
             engine.forget(state)
             state.stream_id = None
             raise
         state.request_sent = True
-        if end_stream:
+        if end_stream or body:
             state.fin_sent = True
+        return bool(body)
 
     async def send_trailers(self, headers: HeaderInput) -> None:
         """Send request trailer fields; they end the request."""
