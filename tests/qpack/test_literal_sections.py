@@ -94,3 +94,22 @@ def test_literal_section_size_zero_is_the_default_policy() -> None:
 def test_literal_section_size_must_not_be_negative() -> None:
     with pytest.raises(ValueError, match="literal_section_size"):
         qpack.Encoder(literal_section_size=-1)
+
+
+def test_literal_sections_follow_each_encoders_never_indexed_names() -> None:
+    # small sections are shared between encoders of the default policy only: one with other
+    # never-indexed names encodes its own way, before and after a default one did
+    fields = [(b":status", b"200"), (b"x-secret", b"abc")]
+    default = qpack.Encoder(literal_section_size=48)
+    default.apply_settings(4096, 16)
+    custom = qpack.Encoder(literal_section_size=48, never_indexed_names={b"x-secret"})
+    custom.apply_settings(4096, 16)
+    plain = default.encode(0, fields)[1]
+    secret = custom.encode(0, fields)[1]
+    assert plain != secret  # the N bit
+    raw = qpack.Encoder(literal_section_size=48, huffman=False)
+    raw.apply_settings(4096, 16)
+    assert raw.encode(0, fields)[1] == qpack.Encoder(huffman=False).encode(0, fields)[1]
+    for encoder, expected in ((default, plain), (custom, secret)):
+        assert encoder.encode(4, fields)[1] == expected
+        assert qpack.Decoder(4096, 16).feed_header(4, expected)[1] == fields

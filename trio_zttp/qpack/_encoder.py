@@ -75,6 +75,11 @@ _CACHE_ENTRIES: Final = 2048
 # (then emptied), of at most this many bytes of names and values each
 _SECTION_CACHE_ENTRIES: Final = 256
 _SECTION_CACHE_SECTION: Final = 4096
+#: Small sections (see ``literal_section_size``) as encoders with the default never-indexed
+#: names encode them, by Huffman use and field lines: static lines and literals only, so
+#: the same bytes on every connection (a new connection's first request is not encoded line
+#: by line).  At most _SECTION_CACHE_ENTRIES (then emptied).
+_small_sections: dict[tuple[bool, tuple[tuple[bytes, bytes], ...]], bytes] = {}
 
 
 def _static_line(index: int) -> bytes:
@@ -151,7 +156,11 @@ class Encoder:
         self._literal_section_size = literal_section_size
         self._capacity_limit = capacity_limit
         self._huffman = huffman
-        self._never_indexed = frozenset(never_indexed_names)
+        self._never_indexed = (
+            NEVER_INDEXED_NAMES
+            if never_indexed_names is NEVER_INDEXED_NAMES
+            else frozenset(never_indexed_names)
+        )
         self._settings_applied = False
         self._max_entries = 0
         self._capacity = 0
@@ -312,6 +321,11 @@ class Encoder:
     def _encode_small(self, key: tuple[tuple[bytes, bytes], ...]) -> bytes | None:
         """The section as static lines and literals if it is small (see
         ``literal_section_size``), else None."""
+        shared_key = (self._huffman, key)
+        if self._never_indexed is NEVER_INDEXED_NAMES:
+            shared = _small_sections.get(shared_key)
+            if shared is not None:
+                return shared
         budget = self._literal_section_size
         never_indexed = self._never_indexed
         lines: list[bytes] = []
@@ -331,6 +345,10 @@ class Encoder:
         section = b"\x00\x00" + b"".join(lines)
         if remember:
             self._remember_section(key, section, (), 0)
+            if never_indexed is NEVER_INDEXED_NAMES and len(section) <= _SECTION_CACHE_SECTION:
+                if len(_small_sections) >= _SECTION_CACHE_ENTRIES:
+                    _small_sections.clear()
+                _small_sections[shared_key] = section
         return section
 
     def _remember_section(
