@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any, Final, Generic, Self, TypeVar, final, ove
 import trio
 
 from .. import h3
+from ..h3._headers import simple_request as _simple_request
+from ..h3._headers import simple_response as _simple_response
 from ._engine import Address
 from .h3_stream import H3_NO_ERROR, H3_REQUEST_CANCELLED, StreamState
 
@@ -102,51 +104,6 @@ def _normalize(headers: HeaderInput) -> list[tuple[bytes, bytes]]:
 #: ``h3.Connection`` with already validated fields (built by ``h3.build_*_headers``); with
 #: a payload, the DATA frame and FIN follow the header section in the same QUIC write.
 _SEND_HEADERS: Final = h3.Connection._send_headers
-
-#: (status, content length) -> the fields of ``respond(status, body=...)`` without headers.
-_simple_responses: dict[tuple[int, int], tuple[tuple[bytes, bytes], ...]] = {}
-
-
-def _simple_response(status: int, length: int) -> list[tuple[bytes, bytes]]:
-    """``h3.build_response_headers(status, [(b"content-length", b"<length>")])``, built once
-    per (status, length) (the common responses repeat them)."""
-    key = (status, length)
-    fields = _simple_responses.get(key) if type(status) is int else None  # (200.0 == 200)
-    if fields is None:
-        fields = tuple(
-            h3.build_response_headers(status, [(b"content-length", str(length).encode())])
-        )
-        if len(_simple_responses) >= 256:
-            _simple_responses.clear()
-        _simple_responses[key] = fields
-    return list(fields)
-
-
-_RequestKey = tuple[str, str | None, str | None, str | None]
-#: (method, path, authority, scheme) -> the fields of a request without header fields or
-#: ``:protocol``.
-_simple_requests: dict[_RequestKey, tuple[tuple[bytes, bytes], ...]] = {}
-
-
-def _simple_request(
-    method: str, path: str | None, authority: str | None, scheme: str | None
-) -> list[tuple[bytes, bytes]]:
-    """``h3.build_request_headers(method, path, authority=authority, scheme=scheme)``, built
-    once per distinct arguments (a client repeats them)."""
-    key = (method, path, authority, scheme)
-    try:
-        fields = _simple_requests.get(key)
-    except TypeError:  # unhashable arguments: build_request_headers says what is wrong
-        return h3.build_request_headers(method, path, authority=authority, scheme=scheme)
-    if fields is None:
-        fields = tuple(
-            h3.build_request_headers(method, path, authority=authority, scheme=scheme)
-        )
-        if len(_simple_requests) >= 256:
-            _simple_requests.clear()
-        _simple_requests[key] = fields
-    return list(fields)
-
 
 async def _read_all(body: H3Body, max_size: int | None) -> bytes:
     if body._closed:
