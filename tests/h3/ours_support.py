@@ -503,8 +503,10 @@ def serve(app: App) -> None:
             app.send_headers(sid, [(b":status", b"200"), (b"capsule-protocol", b"?1")])
         elif path.startswith(b"/download/"):
             size = int(path.rsplit(b"/", 1)[1])
+            # x-echo comes back (a response large enough for the QPACK dynamic table)
+            echo = [(b"x-echo", fields[b"x-echo"])] if b"x-echo" in fields else []
             app.send_headers(sid, [(b":status", b"200"), (b"content-length",
-                                                          str(size).encode())])
+                                                          str(size).encode()), *echo])
             app.send_data(sid, pattern(size), end=True)
 
     def on_end(app: App, sid: int) -> None:

@@ -475,7 +475,8 @@ def test_connection_blocked_header_block_waits_for_the_encoder_stream() -> None:
     client, server = link.side("client"), link.side("server")
     encoder_stream = 6  # the client's QPACK encoder stream
     server.held.add(encoder_stream)
-    fields = request_fields(b"POST", b"/", (b"x-tenant", b"blue-team"), (b"x-trace", b"1234"))
+    fields = request_fields(b"POST", b"/", (b"x-tenant", b"blue-team-of-the-north-wing"),
+                            (b"x-trace", b"1234"))  # too large for literals only
     stream_id = client.h3.get_next_request_stream_id()
     client.h3.send_headers(stream_id, fields)
     client.h3.send_data(stream_id, b"body", end_stream=True)
@@ -498,7 +499,7 @@ def test_connection_reset_of_a_blocked_stream_cancels_it_at_the_encoder() -> Non
     client, server = link.side("client"), link.side("server")
     server.held.add(6)
     stream_id = client.h3.get_next_request_stream_id()
-    client.h3.send_headers(stream_id, request_fields(b"GET", b"/", (b"x-a", b"b")))
+    client.h3.send_headers(stream_id, request_fields(b"GET", b"/", (b"x-a", b"b" * 40)))
     client.h3.reset_stream(stream_id)
     link.pump()
     decoder_stream = bytes(link.server_quic.sent[11])

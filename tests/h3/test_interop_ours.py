@@ -379,7 +379,8 @@ def test_interop_ours_qpack_dynamic_table_used_both_ways(identity: Identity, cli
             wave.append(sid)
             app.send_headers(sid, request(b"GET", b"/download/3", (b"cookie", cookie),
                                           (b"user-agent", b"interop/1.0"),
-                                          (b"x-n", str(n).encode())), end=True)
+                                          (b"x-n", str(n).encode()),
+                                          (b"x-echo", b"e" * 60)), end=True)
         session.run_until(lambda wave=wave: all(sid in app.ended for sid in wave))
         sids += wave
     for n, sid in enumerate(sids):

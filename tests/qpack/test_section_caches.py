@@ -145,3 +145,23 @@ def test_decoder_remembered_section_refused_after_capacity_eviction() -> None:
     decoder.feed_encoder(bytes([0x20]))  # Set Dynamic Table Capacity 0: evicts everything
     with pytest.raises(qpack.DecompressionFailed):
         decoder.feed_header(8, section)
+
+
+def test_static_sections_are_shared_between_decoders_within_their_limits() -> None:
+    # a section with Required Insert Count 0 is remembered for every decoder: a second
+    # decoder gets the same lines, and one whose max_field_section_size the section exceeds
+    # still gets FieldSectionTooLargeError
+    fields = [(b":status", b"200"), (b"x-shared-" + bytes(range(97, 107)), b"v" * 150)]
+    _, section = qpack.Encoder().encode(0, fields)  # no dynamic table: literals only
+    assert section[:1] == b"\x00"
+    size = sum(len(n) + len(v) + 32 for n, v in fields)
+    for _ in range(2):
+        assert qpack.Decoder(4096, 16).feed_header(0, section) == (b"", fields)
+    assert qpack.Decoder(4096, 16, max_field_section_size=size).feed_header(4, section)[1] \
+        == fields
+    with pytest.raises(qpack.FieldSectionTooLargeError):
+        qpack.Decoder(4096, 16, max_field_section_size=size - 1).feed_header(0, section)
+    decoder = qpack.Decoder(4096, 16)
+    result = decoder.feed_header(8, section)
+    result[1].append((b"mutated", b"list"))  # the caller's list is its own
+    assert qpack.Decoder(4096, 16).feed_header(0, section)[1] == fields

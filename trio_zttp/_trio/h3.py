@@ -32,6 +32,7 @@ code given to :meth:`H3Connection.aclose`.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Final, Literal, NoReturn, final
@@ -43,6 +44,7 @@ import trio
 from .. import h3
 from ..quic._config import Configuration
 from . import _engine
+from ._conn_types import unpark
 from ._engine import Address, ConnectionFactory
 from ._groups import collapse_exception_groups, leaves
 from .connection import QuicConnection
@@ -233,10 +235,11 @@ class H3Connection:
         stream = self.open_request_stream()
         state = stream._state
         try:
-            await stream._send_request_header(
-                method, path, headers, authority, scheme, None, body is None
+            whole = body if type(body) is bytes else None  # (others: no copy made here)
+            sent = await stream._send_request_header(
+                method, path, headers, authority, scheme, None, body is None, whole
             )
-            if body is not None:
+            if body is not None and not sent:
                 try:
                     if isinstance(body, bytes | bytearray | memoryview):
                         await state.send_data(body, end_stream=True)
@@ -316,15 +319,18 @@ class H3Connection:
 
         self._engine.on_request = on_request
 
-    async def _wait_done(self) -> None:
-        """Server: until no more requests will come (connection ended, or GOAWAY drained)."""
+    async def _wait_done(self, queue: deque[H3Request]) -> bool:
+        """Server: until no more requests will come (connection ended, or GOAWAY drained:
+        False), or a request was put in ``queue`` for the waiting task (True)."""
         engine = self._engine
-        while not (
-            engine.connection_error() is not None
-            or (engine.going_away and not engine.has_pending_requests())
-        ):
+        while not queue:
+            if engine.connection_error() is not None or (
+                engine.going_away and not engine.has_pending_requests()
+            ):
+                await trio.lowlevel.checkpoint()
+                return False
             await engine.accept_lot.park()
-        await trio.lowlevel.checkpoint()
+        return True
 
     def _request_started(self) -> None:
         self._active += 1
@@ -424,31 +430,38 @@ class _Server:
     async def serve_connection(self, quic: QuicConnection) -> None:
         connection = H3Connection(quic, _engine_of(quic))
         self._connections.add(connection)
+        queue: deque[H3Request] = deque()  # requests handed to this task
         if self._draining:
             connection.send_goaway()
         try:
             async with trio.open_nursery() as nursery:
                 connection._watch()
                 target = self._handler_nursery or nursery
-                # Without a handler nursery, the first request that came with the handshake
-                # runs in this task (inside the connection's nursery, as its siblings do): it
-                # starts now, not a scheduling round later in a task of its own.
-                first: list[H3Request] = []
-                take_first = [self._handler_nursery is None]
+                # Without a handler nursery, a request that arrives while this task waits
+                # (the first one, with the handshake, or any later one on an idle
+                # connection) runs in this task, inside the connection's nursery as its
+                # siblings do: no task to spawn and schedule for it.  Requests that arrive
+                # while it runs one get tasks of their own, so handlers still run concurrently.
+                own = self._handler_nursery is None
+                idle = [own]
 
                 def start(request: H3Request) -> None:
                     connection._request_started()
-                    if take_first[0]:
-                        take_first[0] = False
-                        first.append(request)
+                    if idle[0]:
+                        idle[0] = False
+                        queue.append(request)
+                        unpark(connection._engine.accept_lot)  # this task, in _wait_done
                     else:
                         target.start_soon(self._run_handler, connection, request)
 
                 connection._serve(start)
-                take_first[0] = False  # later requests come from the driver: tasks of their own
-                if first:
-                    await self._run_handler(connection, first.pop())
-                await connection._wait_done()
+                while True:
+                    while queue:
+                        await self._run_handler(connection, queue.popleft())
+                    idle[0] = own
+                    if not await connection._wait_done(queue):
+                        break
+                idle[0] = False
                 await connection._wait_idle()
                 nursery.cancel_scope.cancel()
         except BaseException as exc:
@@ -465,6 +478,9 @@ class _Server:
             await quic.aclose(error_code=H3_NO_ERROR)
         finally:
             self._connections.discard(connection)
+            for request in queue:  # handed to this task, which was cancelled before them
+                request._abort()
+                connection._request_done()
             connection._engine.on_request = None  # its closure holds the connection: no cycle
 
     async def _run_handler(self, connection: H3Connection, request: H3Request) -> None:

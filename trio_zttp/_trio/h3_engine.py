@@ -179,6 +179,11 @@ class H3Engine:
         self._credit_due = False  # enough credit moved for a reader to settle
         self._datagrams_ready = False  # HTTP datagrams negotiated (cached once true)
         self.going_away = False
+        #: An application command (request, response, body, reset ...) queued bytes since
+        #: the last ``datagrams_to_send``: what a closing connection must flush before its
+        #: CONNECTION_CLOSE (ACKs, flow-control credit and QPACK decoder-stream bytes need not
+        #: go out then).
+        self.commands_queued = False
         self.goaway_received: int | None = None
         self.datagrams_dropped = 0
 
@@ -274,6 +279,7 @@ class H3Engine:
             if quiet:
                 return
             raise trio.BrokenResourceError(str(exc)) from None
+        self.commands_queued = True
         connection = self._conn_ref()
         if settle and connection is not None:
             connection._flush_pending = True
@@ -400,6 +406,7 @@ class H3Engine:
         self._unflushed_credit = 0
         self._credit_due = False
         self._dirty = False
+        self.commands_queued = False
         return self._inner.datagrams_to_send(now)
 
     def close(self, error_code: int = 0, reason_phrase: str = "") -> None:
@@ -561,14 +568,16 @@ class H3Engine:
         assert conn is not None
         streams = self.streams
         woke = False
-        next_event = conn.next_event
-        while (event := next_event()) is not None:
+        # conn.next_event() without a call per event (re-read: enable_capsule_protocol
+        # replaces the queue)
+        while events := conn._events:
+            event = events.popleft()
             if type(event) is _HeadersReceived:
                 state = streams.get(event.stream_id)
                 if state is None:
                     continue
                 if event.interim:
-                    state.interim.append(event.headers)
+                    state.interim += (event.headers,)
                 else:
                     state.headers = event.headers
                     if not self.is_client:

@@ -24,11 +24,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, final, overload
+from typing import TYPE_CHECKING, Any, Final, Generic, Self, TypeVar, final, overload
 
 import trio
 
 from .. import h3
+from ..h3._headers import simple_request as _simple_request
+from ..h3._headers import simple_response as _simple_response
 from ._engine import Address
 from .h3_stream import H3_NO_ERROR, H3_REQUEST_CANCELLED, StreamState
 
@@ -98,6 +100,10 @@ def _normalize(headers: HeaderInput) -> list[tuple[bytes, bytes]]:
         out.append((n.lower(), v))
     return out
 
+
+#: ``h3.Connection`` with already validated fields (built by ``h3.build_*_headers``); with
+#: a payload, the DATA frame and FIN follow the header section in the same QUIC write.
+_SEND_HEADERS: Final = h3.Connection._send_headers
 
 async def _read_all(body: H3Body, max_size: int | None) -> bytes:
     if body._closed:
@@ -398,10 +404,13 @@ class H3Request:
         if self._status is not None:
             await trio.lowlevel.checkpoint()
             raise RuntimeError(f"a {self._status} response was already sent")
-        extra = _normalize(headers)
-        if body is not None and all(name != b"content-length" for name, _ in extra):
-            extra.append((b"content-length", str(len(body)).encode()))
-        fields = h3.build_response_headers(status, extra)
+        if headers == () and body is not None:
+            fields = _simple_response(status, len(body))
+        else:
+            extra = _normalize(headers)
+            if body is not None and all(name != b"content-length" for name, _ in extra):
+                extra.append((b"content-length", str(len(body)).encode()))
+            fields = h3.build_response_headers(status, extra)
         await trio.lowlevel.checkpoint_if_cancelled()
         error = state.send_error()
         if error is not None:
@@ -410,8 +419,28 @@ class H3Request:
             finally:
                 del error  # the traceback holds this frame: no cycle through it
         interim = 100 <= status < 200
+        engine = state.engine
+        sid = state.sid
+        if (
+            body
+            and not interim
+            and not state.sending
+            and engine.send_capacity(sid) >= len(body)
+        ):
+            # the whole response in one command and one QUIC write: what send_headers and
+            # send_data(body, end_stream=True) would queue, since all of it fits the credit
+            engine.command(
+                _SEND_HEADERS, sid, fields, False,
+                body if type(body) is bytes else bytes(body), settle=True,
+            )
+            self._status = status
+            state.final_sent = True
+            state.fin_sent = True
+            engine.settle()
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return
         end = body is not None and not body
-        state.engine.command(h3.Connection.send_headers, state.sid, fields, end, settle=True)
+        engine.command(_SEND_HEADERS, sid, fields, end, None, settle=True)
         if not interim:
             self._status = status
             state.final_sent = True
@@ -420,7 +449,7 @@ class H3Request:
         if body:
             await state.send_data(body, end_stream=True)  # settles
         else:
-            state.engine.settle()
+            engine.settle()
             await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def send_body(
@@ -493,12 +522,8 @@ class H3Request:
         state = self._state
         if self._status is None and state.send_error() is None:
             try:
-                state.engine.command(
-                    h3.Connection.send_headers,
-                    state.sid,
-                    h3.build_response_headers(500, [(b"content-length", b"0")]),
-                    True,
-                )
+                state.engine.command(_SEND_HEADERS, state.sid, _simple_response(500, 0), True,
+                                     None)
                 state.fin_sent = True
                 self._status = 500
             except trio.BrokenResourceError:
@@ -661,9 +686,13 @@ class H3RequestStream(_StreamMixin, trio.abc.HalfCloseableStream):
         scheme: str | None,
         protocol: str | None,
         end_stream: bool,
-    ) -> None:
+        body: bytes | None = None,
+    ) -> bool:
         """:meth:`send_request_header` without its final settle and checkpoint (a caller that
-        parks right after, such as :meth:`H3Connection.request`, settles there anyway)."""
+        parks right after, such as :meth:`H3Connection.request`, settles there anyway).
+
+        A non-empty ``body`` that the stream's credit takes whole goes in the same command
+        (what ``send_data(body, end_stream=True)`` would send): then True is returned."""
         state = self._state
         if state.request_sent:
             await trio.lowlevel.checkpoint()
@@ -673,14 +702,17 @@ class H3RequestStream(_StreamMixin, trio.abc.HalfCloseableStream):
             authority = connection.authority
         if method == "CONNECT" and protocol is None and path == "/":
             path = None  # a plain CONNECT has no :path
-        fields = h3.build_request_headers(
-            method,
-            path,
-            authority=authority,
-            scheme=scheme,
-            protocol=protocol,
-            headers=headers,
-        )
+        if headers == () and protocol is None:
+            fields = _simple_request(method, path, authority, scheme)
+        else:
+            fields = h3.build_request_headers(
+                method,
+                path,
+                authority=authority,
+                scheme=scheme,
+                protocol=protocol,
+                headers=headers,
+            )
         engine = state.engine
         if protocol is not None and engine.peer_settings is None:
             await engine.received_settings()  # extended CONNECT needs the server's SETTINGS
@@ -702,16 +734,19 @@ class H3RequestStream(_StreamMixin, trio.abc.HalfCloseableStream):
             raise trio.BrokenResourceError(str(exc)) from None
         engine.register(state, stream_id)
         state.is_connect = method == "CONNECT"
+        if body and engine.send_capacity(stream_id) < len(body):
+            body = None  # flow control: the caller sends it (send_data waits for credit)
         try:
-            engine.command(h3.Connection.send_headers, stream_id, fields, end_stream,
+            engine.command(_SEND_HEADERS, stream_id, fields, end_stream, body or None,
                            settle=True)
         except (ValueError, trio.BrokenResourceError):
             engine.forget(state)
             state.stream_id = None
             raise
         state.request_sent = True
-        if end_stream:
+        if end_stream or body:
             state.fin_sent = True
+        return bool(body)
 
     async def send_trailers(self, headers: HeaderInput) -> None:
         """Send request trailer fields; they end the request."""

@@ -62,64 +62,42 @@ class StreamState:
     not been sent yet.
     """
 
-    __slots__ = (
-        "engine",
-        "stream_id",
-        "raw_in",
-        "credited",
-        "headers",
-        "interim",
-        "buffer",
-        "eof",
-        "eof_read",
-        "trailers",
-        "reset_code",
-        "stop_code",
-        "aborted",
-        "datagrams",
-        "datagrams_dropped",
-        "recv_lot",
-        "send_lot",
-        "datagram_lot",
-        "request_sent",
-        "final_sent",
-        "fin_sent",
-        "send_broken",
-        "closed",
-        "receiving",
-        "sending",
-        "is_connect",
-    )
+    # No __slots__: most fields keep their class-level default for the stream's whole life
+    # (a request's is made per request, and 26 slot stores cost more than the instance dict
+    # of the few that change).  Only the mutable containers are made per instance.
+    raw_in: int = 0
+    credited: int = 0
+    #: the request (server) or final response (client) header section
+    headers: h3.Headers | None = None
+    #: interim (1xx) header sections, in order (a new tuple per section: rare)
+    interim: tuple[h3.Headers, ...] = ()
+    eof: bool = False
+    eof_read: bool = False
+    trailers: h3.Headers | None = None
+    #: the peer reset its sending side (or this layer aborted the stream)
+    reset_code: int | None = None
+    #: the peer sent STOP_SENDING
+    stop_code: int | None = None
+    aborted: bool = False
+    datagrams_dropped: int = 0
+    # each made on first use (see NO_LOT) and kept once made
+    recv_lot: trio.lowlevel.ParkingLot = NO_LOT
+    send_lot: trio.lowlevel.ParkingLot = NO_LOT
+    datagram_lot: trio.lowlevel.ParkingLot = NO_LOT
+    request_sent: bool = False
+    final_sent: bool = False
+    fin_sent: bool = False
+    send_broken: bool = False
+    closed: bool = False
+    receiving: bool = False
+    sending: bool = False
+    is_connect: bool = False
 
     def __init__(self, engine: H3Engine, stream_id: int | None) -> None:
         self.engine = engine
         self.stream_id = stream_id
-        self.raw_in = 0
-        self.credited = 0
-        #: the request (server) or final response (client) header section
-        self.headers: h3.Headers | None = None
-        self.interim: list[h3.Headers] = []
         self.buffer = ChunkBuffer()
-        self.eof = False
-        self.eof_read = False
-        self.trailers: h3.Headers | None = None
-        #: the peer reset its sending side (or this layer aborted the stream)
-        self.reset_code: int | None = None
-        #: the peer sent STOP_SENDING
-        self.stop_code: int | None = None
-        self.aborted = False
         self.datagrams: deque[bytes] = deque()
-        self.datagrams_dropped = 0
-        # made on first use (see NO_LOT); each stays once made
-        self.recv_lot = self.send_lot = self.datagram_lot = NO_LOT
-        self.request_sent = False
-        self.final_sent = False
-        self.fin_sent = False
-        self.send_broken = False
-        self.closed = False
-        self.receiving = False
-        self.sending = False
-        self.is_connect = False
 
     @property
     def sid(self) -> int:
@@ -386,7 +364,8 @@ class StreamState:
             self.engine.command(_STOP_SENDING, self.stream_id, error_code, quiet=True)
             self.eof = True  # nothing more will be delivered
         self.buffer.clear()
-        self.engine.credit(self)
+        if self.raw_in != self.credited:  # (else credit() finds nothing to report)
+            self.engine.credit(self)
 
     def close(
         self,

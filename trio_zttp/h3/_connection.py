@@ -73,6 +73,8 @@ _MAX_REQUEST_STREAM_ID: Final = (1 << 62) - 4
 _SEPARATE_PAYLOAD: Final = 1024
 
 
+_DATA: Final = int(FrameType.DATA)
+_HEADERS: Final = int(FrameType.HEADERS)
 _ONLY_TUPLES: Final = frozenset({tuple})
 _ONLY_PAIRS: Final = frozenset({2})
 _ONLY_BYTES: Final = frozenset({bytes})
@@ -253,7 +255,18 @@ class Connection(ConnectionCore):
                 the peer's SETTINGS_MAX_FIELD_SECTION_SIZE.
             StateError: a header section is not allowed on this stream now.
         """
-        fields = _as_fields(headers)
+        self._send_headers(stream_id, _as_fields(headers), end_stream, None)
+
+    def _send_headers(
+        self,
+        stream_id: int,
+        fields: list[tuple[bytes, bytes]],
+        end_stream: bool,
+        data: bytes | None,
+    ) -> None:
+        """:meth:`send_headers` for ``fields`` already made a list of ``(bytes, bytes)``; with
+        ``data`` (a final header section only), the DATA frame and FIN of
+        ``send_data(stream_id, data, end_stream=True)`` follow in the same QUIC write."""
         if self._is_client:
             if self._closed:
                 raise StateError("the connection is closed")
@@ -297,9 +310,17 @@ class Connection(ConnectionCore):
             else:
                 move = SendInput.HEADERS
         state = next_send_state(stream.send_state, move, stream_id)
-        if end_stream:
+        if data is not None:
+            if move is SendInput.INTERIM_HEADERS:  # as send_headers, then send_data (raises)
+                self._send_headers(stream_id, fields, False, None)
+                self.send_data(stream_id, data, end_stream=True)
+                return
             state = SendState.CLOSED
-        self._send_field_section(stream_id, fields, end_stream)
+            self._send_field_section(stream_id, fields, False, data)
+        else:
+            if end_stream:
+                state = SendState.CLOSED
+            self._send_field_section(stream_id, fields, end_stream)
         stream.send_state = state
         if state is SendState.CLOSED and stream.receive_done:
             self._forget(stream_id)
@@ -317,14 +338,28 @@ class Connection(ConnectionCore):
             )
 
     def _send_field_section(
-        self, stream_id: int, fields: list[tuple[bytes, bytes]], end_stream: bool
+        self,
+        stream_id: int,
+        fields: list[tuple[bytes, bytes]],
+        end_stream: bool,
+        data: bytes | None = None,
     ) -> None:
+        """HEADERS (after its encoder instructions); with ``data``, a DATA frame and FIN
+        follow in the same write (a long payload in a second one, uncopied)."""
         instructions, section = self._encoder.encode(stream_id, fields)
+        quic = self._quic
         if instructions:
-            self._quic.send_stream_data(self._encoder_id, instructions)
-        self._quic.send_stream_data(
-            stream_id, encode_frame(FrameType.HEADERS, section), end_stream=end_stream
-        )
+            quic.send_stream_data(self._encoder_id, instructions)
+        frame = encode_frame(_HEADERS, section)
+        if data is None:
+            quic.send_stream_data(stream_id, frame, end_stream=end_stream)
+        elif not data:
+            quic.send_stream_data(stream_id, frame, end_stream=True)
+        elif len(data) >= _SEPARATE_PAYLOAD:
+            quic.send_stream_data(stream_id, frame + encode_frame_header(_DATA, len(data)))
+            quic.send_stream_data(stream_id, data, end_stream=True)
+        else:
+            quic.send_stream_data(stream_id, frame + encode_frame(_DATA, data), end_stream=True)
 
     def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
         """Send message content (or tunnel data after CONNECT) in one DATA frame.

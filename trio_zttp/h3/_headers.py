@@ -555,3 +555,48 @@ def build_response_headers(status: int, headers: HeaderInput = ()) -> Headers:
     except MessageError as exc:
         raise ValueError(f"invalid response: {exc.reason}") from None
     return fields
+
+
+#: (status, content length) -> the fields of ``respond(status, body=...)`` without headers.
+_simple_responses: dict[tuple[int, int], tuple[tuple[bytes, bytes], ...]] = {}
+
+
+def simple_response(status: int, length: int) -> Headers:
+    """``build_response_headers(status, [(b"content-length", b"<length>")])``, built once
+    per (status, length) (the common responses repeat them); a new list each time."""
+    key = (status, length)
+    fields = _simple_responses.get(key) if type(status) is int else None  # (200.0 == 200)
+    if fields is None:
+        fields = tuple(
+            build_response_headers(status, [(b"content-length", str(length).encode())])
+        )
+        if len(_simple_responses) >= 256:
+            _simple_responses.clear()
+        _simple_responses[key] = fields
+    return list(fields)
+
+
+_RequestKey = tuple[str, str | None, str | None, str | None]
+#: (method, path, authority, scheme) -> the fields of a request without header fields or
+#: ``:protocol``.
+_simple_requests: dict[_RequestKey, tuple[tuple[bytes, bytes], ...]] = {}
+
+
+def simple_request(
+    method: str, path: str | None, authority: str | None, scheme: str | None
+) -> Headers:
+    """``build_request_headers(method, path, authority=authority, scheme=scheme)``, built
+    once per distinct arguments (a client repeats them)."""
+    key = (method, path, authority, scheme)
+    try:
+        fields = _simple_requests.get(key)
+    except TypeError:  # unhashable arguments: build_request_headers says what is wrong
+        return build_request_headers(method, path, authority=authority, scheme=scheme)
+    if fields is None:
+        fields = tuple(
+            build_request_headers(method, path, authority=authority, scheme=scheme)
+        )
+        if len(_simple_requests) >= 256:
+            _simple_requests.clear()
+        _simple_requests[key] = fields
+    return list(fields)

@@ -12,6 +12,7 @@ The public commands live in :mod:`._connection`.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from typing import Final
 
 from .. import qpack
@@ -91,6 +92,11 @@ _UNLIMITED_FIELD_SECTION: Final = 1 << 20
 #: HTTP/3 datagrams held for request streams whose request has not been read yet (RFC 9297
 #: §2.1 "buffer it temporarily"), at most this many and this many payload bytes in all;
 #: beyond that they are dropped, as UDP would.
+#: Field sections we send whose fields outside the QPACK static table hold at most this many
+#: bytes of names and values use no dynamic table (``qpack.Encoder``'s
+#: ``literal_section_size``): a small request or response (``:authority``, ``content-length``)
+#: then costs the peer no Section Acknowledgment, and often saves a packet per exchange.
+LITERAL_SECTION_SIZE: Final = 48
 MAX_EARLY_DATAGRAMS: Final = 32
 MAX_EARLY_DATAGRAM_BYTES: Final = 64 * 1024
 
@@ -157,7 +163,7 @@ class ConnectionCore:
             settings.qpack_blocked_streams,
             max_field_section_size=field_limit,
         )
-        self._encoder = qpack.Encoder()
+        self._encoder = qpack.Encoder(literal_section_size=LITERAL_SECTION_SIZE)
         self._streams: dict[int, RequestStream] = {}
         self._uni: dict[int, UniStream] = {}
         # the peer's control, encoder and decoder streams, by type
@@ -365,7 +371,7 @@ class ConnectionCore:
                 continue
             self._send_decoder(instructions)
             stream.blocked = False
-            queued, stream.queued = stream.queued, []
+            queued, stream.queued = stream.queued, ()
             fin, stream.queued_fin = stream.queued_fin, False
             try:
                 self._receive_headers(stream, headers)
@@ -416,11 +422,11 @@ class ConnectionCore:
         return stream
 
     def _process_frames(
-        self, stream: RequestStream, frames: list[tuple[int, bytes]], end_stream: bool
+        self, stream: RequestStream, frames: Sequence[tuple[int, bytes]], end_stream: bool
     ) -> None:
         for index, (frame_type, payload) in enumerate(frames):
             if stream.blocked:
-                stream.queued.extend(frames[index:])
+                stream.queued = [*stream.queued, *frames[index:]]
                 stream.queued_fin |= end_stream
                 return
             if stream.receive_done:
@@ -598,7 +604,7 @@ class ConnectionCore:
     def _cancel_decoding(self, stream: RequestStream) -> None:
         """RFC 9204 §4.4.2: abandoning a stream releases its field sections at the encoder."""
         stream.blocked = False
-        stream.queued = []
+        stream.queued = ()
         self._send_decoder(self._decoder.cancel_stream(stream.stream_id))
 
     # ------------------------------------------------------- resets, datagrams

@@ -8,7 +8,7 @@ of :mod:`._rules` (``MessageState``); the send side follows :data:`SEND_TRANSITI
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final, final
 
 from ._capsules import CapsuleParser
@@ -98,43 +98,33 @@ def next_send_state(state: SendState, event: SendInput, stream_id: int) -> SendS
 class RequestStream:
     """One request stream (a client-initiated bidirectional QUIC stream)."""
 
-    __slots__ = (
-        "blocked",
-        "capsules",
-        "content",
-        "datagrams",
-        "parser",
-        "queued",
-        "queued_fin",
-        "receive_done",
-        "receive_state",
-        "request_method",
-        "send_state",
-        "stream_id",
-    )
+    # No __slots__: one is made per request, and most fields keep their class-level default
+    # for the stream's whole life (2 stores instead of 12).  ``queued`` is replaced, never
+    # changed in place, so the shared empty default is never mutated.
+
+    #: Receive side: the frame-sequence state (RFC 9114 §4.1).
+    receive_state: MessageState = MessageState.HEADERS_EXPECTED
+    #: Receive side finished: FIN processed, reset by the peer, or abandoned by us.
+    receive_done: bool = False
+    #: Our side.
+    send_state: SendState = SendState.IDLE
+    #: The request's method, once known (sent by a client, received by a server).
+    request_method: bytes | None = None
+    #: Content-Length check of the message being received.
+    content: ContentLengthTracker | None = None
+    #: The Capsule Protocol parser, once the application switched the stream to it.
+    capsules: CapsuleParser | None = None
+    #: Whether HTTP datagrams belong to this request (CONNECT, incl. extended CONNECT).
+    datagrams: bool = False
+    #: A HEADERS frame waits for QPACK encoder-stream data (RFC 9204 §2.1.2).
+    blocked: bool = False
+    #: Frames parsed while blocked, processed in order once unblocked (never mutated).
+    queued: Sequence[tuple[int, bytes]] = ()
+    queued_fin: bool = False
 
     def __init__(self, stream_id: int, *, max_headers_length: int) -> None:
         self.stream_id = stream_id
         self.parser = FrameParser(max_headers_length=max_headers_length)
-        #: Receive side: the frame-sequence state (RFC 9114 §4.1).
-        self.receive_state = MessageState.HEADERS_EXPECTED
-        #: Receive side finished: FIN processed, reset by the peer, or abandoned by us.
-        self.receive_done = False
-        #: Our side.
-        self.send_state = SendState.IDLE
-        #: The request's method, once known (sent by a client, received by a server).
-        self.request_method: bytes | None = None
-        #: Content-Length check of the message being received.
-        self.content: ContentLengthTracker | None = None
-        #: The Capsule Protocol parser, once the application switched the stream to it.
-        self.capsules: CapsuleParser | None = None
-        #: Whether HTTP datagrams belong to this request (CONNECT, incl. extended CONNECT).
-        self.datagrams = False
-        #: A HEADERS frame waits for QPACK encoder-stream data (RFC 9204 §2.1.2).
-        self.blocked = False
-        #: Frames parsed while blocked, processed in order once unblocked.
-        self.queued: list[tuple[int, bytes]] = []
-        self.queued_fin = False
 
     @property
     def done(self) -> bool:
@@ -181,7 +171,11 @@ class RetiredStreams:
 
     def add(self, stream_id: int) -> None:
         """Mark ``stream_id`` finished."""
-        if stream_id < self._floor:
+        floor = self._floor
+        if stream_id == floor and not self._ids:  # the usual case: streams end in order
+            self._floor = floor + 4
+            return
+        if stream_id < floor:
             return
         self._ids.add(stream_id)
         while self._floor in self._ids:

@@ -55,6 +55,11 @@ _STRING_CACHE_ENTRIES: Final = 2048
 # most this many encoded or decoded bytes each
 _SECTION_CACHE_ENTRIES: Final = 512
 _SECTION_CACHE_SECTION: Final = 4096
+#: Sections with Required Insert Count 0 (static lines and literals only: their bytes alone
+#: fix their meaning), shared by every decoder, so a new connection's first request or
+#: response is not decoded line by line again: section -> (field lines, size as counted
+#: against max_field_section_size).  At most _SECTION_CACHE_ENTRIES (then emptied).
+_static_sections: dict[bytes, tuple[tuple[tuple[bytes, bytes], ...], int]] = {}
 
 
 @final
@@ -226,6 +231,10 @@ class Decoder:
         if stream_id in self._blocked:
             raise ValueError(f"a field section for stream {stream_id} is already blocked")
         data = bytes(data)
+        if data[:1] == b"\x00":  # Required Insert Count 0: the same lines on any decoder
+            shared = _static_sections.get(data)
+            if shared is not None and shared[1] <= self._max_field_section_size:
+                return self._write_pending(), list(shared[0])
         cached = self._section_cache.get(data)
         if (
             cached is not None
@@ -315,10 +324,15 @@ class Decoder:
         except (BufferReadError, EncodingError) as exc:
             raise DecompressionFailed(f"stream {stream_id}: {exc}") from exc
         if size <= _SECTION_CACHE_SECTION and len(data) <= _SECTION_CACHE_SECTION:
-            cache = self._section_cache
-            if len(cache) >= _SECTION_CACHE_ENTRIES:
-                cache.clear()
-            cache[data] = (tuple(headers), required, self._insert_count, self._dropped)
+            if not required:
+                if len(_static_sections) >= _SECTION_CACHE_ENTRIES:
+                    _static_sections.clear()
+                _static_sections[data] = (tuple(headers), size)
+            else:
+                cache = self._section_cache
+                if len(cache) >= _SECTION_CACHE_ENTRIES:
+                    cache.clear()
+                cache[data] = (tuple(headers), required, self._insert_count, self._dropped)
         return self._acknowledge(stream_id, required), headers
 
     def _acknowledge(self, stream_id: int, required: int) -> bytes:

@@ -75,6 +75,11 @@ _CACHE_ENTRIES: Final = 2048
 # (then emptied), of at most this many bytes of names and values each
 _SECTION_CACHE_ENTRIES: Final = 256
 _SECTION_CACHE_SECTION: Final = 4096
+#: Small sections (see ``literal_section_size``) as encoders with the default never-indexed
+#: names encode them, by Huffman use and field lines: static lines and literals only, so
+#: the same bytes on every connection (a new connection's first request is not encoded line
+#: by line).  At most _SECTION_CACHE_ENTRIES (then emptied).
+_small_sections: dict[tuple[bool, tuple[tuple[bytes, bytes], ...]], bytes] = {}
 
 
 def _static_line(index: int) -> bytes:
@@ -100,6 +105,11 @@ class Encoder:
         huffman: Huffman-code string literals when that makes them shorter.
         never_indexed_names: field names always sent as never-indexed literals (N bit) and
             kept out of the dynamic table; cookies shorter than 20 bytes are treated so too.
+        literal_section_size: a field section whose lines outside the static table hold at
+            most this many bytes of names and values is sent as static lines and literals
+            only: it neither inserts nor references dynamic entries, so the peer sends no
+            Section Acknowledgment for it (RFC 9204 §4.4.1), which would cost more than the
+            few bytes the table saves; 0 (the default) leaves every section to the policy.
     """
 
     __slots__ = (
@@ -119,6 +129,7 @@ class Encoder:
         "_known_received",
         "_literal_cache",
         "_literal_cache_bytes",
+        "_literal_section_size",
         "_live",
         "_max_entries",
         "_name_index",
@@ -136,12 +147,20 @@ class Encoder:
         capacity_limit: int = 65536,
         huffman: bool = True,
         never_indexed_names: Iterable[bytes] = NEVER_INDEXED_NAMES,
+        literal_section_size: int = 0,
     ) -> None:
         if capacity_limit < 0:
             raise ValueError("capacity_limit must not be negative")
+        if literal_section_size < 0:
+            raise ValueError("literal_section_size must not be negative")
+        self._literal_section_size = literal_section_size
         self._capacity_limit = capacity_limit
         self._huffman = huffman
-        self._never_indexed = frozenset(never_indexed_names)
+        self._never_indexed = (
+            NEVER_INDEXED_NAMES
+            if never_indexed_names is NEVER_INDEXED_NAMES
+            else frozenset(never_indexed_names)
+        )
         self._settings_applied = False
         self._max_entries = 0
         self._capacity = 0
@@ -232,10 +251,14 @@ class Encoder:
                 else:
                     sections.append((required, cached_refs))
             return b"", remembered
+        dynamic = self._capacity > 0
+        if dynamic and key is not None and self._literal_section_size:
+            small = self._encode_small(key)
+            if small is not None:
+                return b"", small
         encoder_stream = bytearray()
         parts: list[_Part] = []
         refs: list[int] = []
-        dynamic = self._capacity > 0
         never_indexed = self._never_indexed
         can_block = stream_id in self._blocking or len(self._blocking) < self._blocked_limit
         # whether every line is static or an acknowledged, undrained dynamic reference (or,
@@ -294,6 +317,39 @@ class Encoder:
         if stable:
             self._remember_section(key, encoded, section_refs, required)
         return bytes(encoder_stream), encoded
+
+    def _encode_small(self, key: tuple[tuple[bytes, bytes], ...]) -> bytes | None:
+        """The section as static lines and literals if it is small (see
+        ``literal_section_size``), else None."""
+        shared_key = (self._huffman, key)
+        if self._never_indexed is NEVER_INDEXED_NAMES:
+            shared = _small_sections.get(shared_key)
+            if shared is not None:
+                return shared
+        budget = self._literal_section_size
+        never_indexed = self._never_indexed
+        lines: list[bytes] = []
+        remember = True
+        for name, value in key:
+            static_index = STATIC_FIELD_INDEX.get((name, value))
+            if static_index is not None:
+                lines.append(_STATIC_LINES[static_index])
+                continue
+            budget -= len(name) + len(value)
+            if budget < 0:
+                return None
+            never = name in never_indexed or (name == b"cookie" and len(value) < SHORT_COOKIE)
+            if never:
+                remember = False  # credentials are not kept around
+            lines.append(self._literal(name, value, never))
+        section = b"\x00\x00" + b"".join(lines)
+        if remember:
+            self._remember_section(key, section, (), 0)
+            if never_indexed is NEVER_INDEXED_NAMES and len(section) <= _SECTION_CACHE_SECTION:
+                if len(_small_sections) >= _SECTION_CACHE_ENTRIES:
+                    _small_sections.clear()
+                _small_sections[shared_key] = section
+        return section
 
     def _remember_section(
         self,
