@@ -429,40 +429,6 @@ async def test_serve_h3_first_request_runs_beside_later_ones(
     assert cancelled == ["/slow"]
 
 
-async def test_serve_h3_request_on_an_idle_connection_runs_beside_later_ones(
-    fake_net, ca, server_cert, autojump_clock
-):
-    # A request that arrives while no handler runs starts in the connection's own task
-    # (no task spawned for it); one arriving meanwhile still gets a task and runs beside it.
-    second_arrived = trio.Event()
-    tasks: dict[str, object] = {}
-
-    async def handler(request: trio_zttp.H3Request) -> None:
-        tasks[request.path] = trio.lowlevel.current_task()
-        if request.path == "/blocked":
-            await second_arrived.wait()  # needs the next request's handler to run
-        elif request.path == "/next":
-            second_arrived.set()
-        await request.respond(200, body=request.path.encode())
-
-    async with served(handler, server_cert) as server, h3_client(ca, server.port) as conn:
-        got: dict[str, bytes] = {}
-
-        async def get(path: str) -> None:
-            got[path] = await (await conn.request("GET", path)).read()
-
-        with trio.fail_after(5):
-            for path in ("/warm-1", "/warm-2"):  # one after the other: the idle path
-                await get(path)
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(get, "/blocked")
-                await trio.sleep(0.5)
-                nursery.start_soon(get, "/next")
-    assert got == {path: path.encode() for path in ("/warm-1", "/warm-2", "/blocked", "/next")}
-    assert tasks["/warm-1"] is tasks["/warm-2"] is tasks["/blocked"]
-    assert tasks["/next"] is not tasks["/blocked"]
-
-
 async def test_engine_commands_queued_tracks_application_output(
     fake_net, ca, server_cert, autojump_clock
 ):

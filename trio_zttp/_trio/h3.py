@@ -32,7 +32,6 @@ code given to :meth:`H3Connection.aclose`.
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Final, Literal, NoReturn, final
@@ -44,7 +43,6 @@ import trio
 from .. import h3
 from ..quic._config import Configuration
 from . import _engine
-from ._conn_types import unpark
 from ._engine import Address, ConnectionFactory
 from ._groups import collapse_exception_groups, leaves
 from .connection import QuicConnection
@@ -319,18 +317,15 @@ class H3Connection:
 
         self._engine.on_request = on_request
 
-    async def _wait_done(self, queue: deque[H3Request]) -> bool:
-        """Server: until no more requests will come (connection ended, or GOAWAY drained:
-        False), or a request was put in ``queue`` for the waiting task (True)."""
+    async def _wait_done(self) -> None:
+        """Server: until no more requests will come (connection ended, or GOAWAY drained)."""
         engine = self._engine
-        while not queue:
-            if engine.connection_error() is not None or (
-                engine.going_away and not engine.has_pending_requests()
-            ):
-                await trio.lowlevel.checkpoint()
-                return False
+        while not (
+            engine.connection_error() is not None
+            or (engine.going_away and not engine.has_pending_requests())
+        ):
             await engine.accept_lot.park()
-        return True
+        await trio.lowlevel.checkpoint()
 
     def _request_started(self) -> None:
         self._active += 1
@@ -430,38 +425,31 @@ class _Server:
     async def serve_connection(self, quic: QuicConnection) -> None:
         connection = H3Connection(quic, _engine_of(quic))
         self._connections.add(connection)
-        queue: deque[H3Request] = deque()  # requests handed to this task
         if self._draining:
             connection.send_goaway()
         try:
             async with trio.open_nursery() as nursery:
                 connection._watch()
                 target = self._handler_nursery or nursery
-                # Without a handler nursery, a request that arrives while this task waits
-                # (the first one, with the handshake, or any later one on an idle
-                # connection) runs in this task, inside the connection's nursery as its
-                # siblings do: no task to spawn and schedule for it.  Requests that arrive
-                # while it runs one get tasks of their own, so handlers still run concurrently.
-                own = self._handler_nursery is None
-                idle = [own]
+                # Without a handler nursery, the first request that came with the handshake
+                # runs in this task (inside the connection's nursery, as its siblings do): it
+                # starts now, not a scheduling round later in a task of its own.
+                first: list[H3Request] = []
+                take_first = [self._handler_nursery is None]
 
                 def start(request: H3Request) -> None:
                     connection._request_started()
-                    if idle[0]:
-                        idle[0] = False
-                        queue.append(request)
-                        unpark(connection._engine.accept_lot)  # this task, in _wait_done
+                    if take_first[0]:
+                        take_first[0] = False
+                        first.append(request)
                     else:
                         target.start_soon(self._run_handler, connection, request)
 
                 connection._serve(start)
-                while True:
-                    while queue:
-                        await self._run_handler(connection, queue.popleft())
-                    idle[0] = own
-                    if not await connection._wait_done(queue):
-                        break
-                idle[0] = False
+                take_first[0] = False  # later requests come from the driver: tasks of their own
+                if first:
+                    await self._run_handler(connection, first.pop())
+                await connection._wait_done()
                 await connection._wait_idle()
                 nursery.cancel_scope.cancel()
         except BaseException as exc:
@@ -478,9 +466,6 @@ class _Server:
             await quic.aclose(error_code=H3_NO_ERROR)
         finally:
             self._connections.discard(connection)
-            for request in queue:  # handed to this task, which was cancelled before them
-                request._abort()
-                connection._request_done()
             connection._engine.on_request = None  # its closure holds the connection: no cycle
 
     async def _run_handler(self, connection: H3Connection, request: H3Request) -> None:
