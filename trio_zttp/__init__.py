@@ -27,12 +27,12 @@ from ._trio.connection import QuicConnection as QuicConnection
 from ._trio.connection import QuicConnectionStatistics as QuicConnectionStatistics
 from ._trio.endpoint import QuicEndpoint as QuicEndpoint
 from ._trio.endpoint import QuicEndpointStatistics as QuicEndpointStatistics
-from ._trio.endpoint import open_quic_connection as open_quic_connection
-from ._trio.endpoint import open_quic_endpoint as open_quic_endpoint
-from ._trio.endpoint import serve_quic as serve_quic
 from ._trio.errors import ConnectionClosedError as ConnectionClosedError
 from ._trio.errors import StreamResetError as StreamResetError
 from ._trio.errors import StreamStoppedError as StreamStoppedError
+from ._trio.quic_api import open_quic_connection as open_quic_connection
+from ._trio.quic_api import open_quic_endpoint as open_quic_endpoint
+from ._trio.quic_api import serve_quic as serve_quic
 from ._trio.stream import QuicReceiveStream as QuicReceiveStream
 from ._trio.stream import QuicSendStream as QuicSendStream
 from ._trio.stream import QuicStream as QuicStream

@@ -3,10 +3,12 @@
 The receive task reads batches of datagrams and looks only at each header's invariant
 fields (:func:`~trio_zttp.quic._packet.peek_dcid`):
 
-* a Destination Connection ID that routes to a connection: ``send_nowait`` into that
-  connection's bounded queue (full: the datagram is dropped and counted).  Once a queue is
-  half full the receive task gives that connection's driver a few scheduling rounds before
-  it routes the next batch, so only a driver that really falls behind loses datagrams;
+* a Destination Connection ID that routes to a connection: appended to that connection's
+  bounded queue (full: the datagram is dropped and counted).  After the batch, a connection
+  whose driver waits for work has its queue handled by the receive task itself; a busy
+  driver is woken instead (``connection.py``, "Driving").  Once a queue is half full the
+  receive task gives that connection's driver a few scheduling rounds before it routes the
+  next batch, so only a driver that really falls behind loses datagrams;
 * a long header with a version the server does not speak: Version Negotiation
   (datagrams of at least 1200 bytes only, rate-limited);
 * an Initial for an unknown connection ID (server role): admission.  A valid Retry or
@@ -34,9 +36,9 @@ from __future__ import annotations
 import ipaddress
 import math
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Final, Literal, NoReturn, final
+from typing import Final, Literal, final
 
 import attrs
 import trio
@@ -52,18 +54,11 @@ from ..quic._packet import (
     parse_header,
     peek_dcid,
 )
-from ._engine import Address, ConnectionFactory, default_connection_factory
-from ._groups import collapse_exception_groups
-from ._udp import DatagramTransport, is_ipv4_literal, normalize_address, open_transport
+from ._engine import Address, ConnectionFactory
+from ._udp import DatagramTransport, is_ipv4_literal, normalize_address
 from .connection import INCOMING_QUEUE_SIZE, QuicConnection
 
-__all__ = [
-    "QuicEndpoint",
-    "QuicEndpointStatistics",
-    "open_quic_connection",
-    "open_quic_endpoint",
-    "serve_quic",
-]
+__all__ = ["QuicEndpoint", "QuicEndpointStatistics"]
 
 _MIN_INITIAL_DATAGRAM: Final = 1200  # RFC 9000 §14.1
 _MIN_CLIENT_DCID: Final = 8  # RFC 9000 §7.2
@@ -602,220 +597,3 @@ class QuicEndpoint:
                     with trio.move_on_at(deadline):
                         for connection in connections:
                             await connection._driver_done.wait()
-
-
-def _split_configurations(
-    configuration: Configuration, server_configuration: Configuration | None
-) -> tuple[Configuration | None, Configuration | None]:
-    if configuration.is_client:
-        client, server = configuration, server_configuration
-    else:
-        if server_configuration is not None:
-            raise ValueError("configuration is already a server configuration")
-        client, server = None, configuration
-    if server is not None:
-        if server.is_client:
-            raise ValueError("server_configuration must have is_client=False")
-        if not server.certificate_chain or server.private_key is None:
-            raise ValueError("a server configuration needs certificate_chain and private_key")
-    lengths = {c.connection_id_length for c in (client, server) if c is not None}
-    if len(lengths) != 1 or 0 in lengths:
-        raise ValueError(
-            "the endpoint routes by connection ID: client and server configurations need the "
-            "same connection_id_length, at least 1"
-        )
-    return client, server
-
-
-def _endpoint_configuration(base: Configuration, key: bytes, *, share: bool) -> Configuration:
-    """``base`` as an endpoint runs it (its own flow-control crediting and Retry decisions,
-    the endpoint's reset key), made once per base and key: the TLS setup and other caches of
-    a configuration are built once, however many endpoints use it."""
-
-    def derive() -> Configuration:
-        changes: dict[str, Any] = {"consume_on_delivery": False, "stateless_reset_key": key}
-        if not base.is_client:
-            changes["retry"] = False  # the endpoint decides on Retry
-        return attrs.evolve(base, **changes)
-
-    if not share:
-        return derive()  # a key given to this endpoint alone: nothing to share
-    derived: Configuration = base.shared(f"endpoint configuration {key.hex()}", derive)
-    return derived
-
-
-@asynccontextmanager
-async def open_quic_endpoint(
-    local_address: tuple[str, int],
-    configuration: Configuration,
-    *,
-    server_configuration: Configuration | None = None,
-    connection_factory: ConnectionFactory | None = None,
-    retry: Literal["never", "under_load", "always"] | None = None,
-    backlog: int = 128,
-    stateless_reset_key: bytes | None = None,
-    fast_path: bool | None = None,
-) -> AsyncIterator[QuicEndpoint]:
-    """Bind a UDP socket and run a QUIC endpoint on it for the duration of the block.
-
-    ``configuration`` is the client configuration when ``is_client`` is true (then
-    ``server_configuration`` optionally adds the server role on the same socket), or
-    the server configuration otherwise.  Leaving the block closes every connection:
-    NO_ERROR and a bounded drain after a normal exit, an error code after an exception.
-
-    Args:
-        local_address: ``(host, port)`` to bind; port 0 picks one.
-        configuration: Client or server configuration.
-        server_configuration: A server configuration for an endpoint that is both.
-        connection_factory: Builds the sans-IO engine per connection (default
-            :class:`trio_zttp.quic.Connection`).
-        retry: When the server sends Retry to validate a client address before keeping
-            any state for it: "never", "under_load" (once half the backlog is in use) or
-            "always".  Default: "always" if the server configuration says ``retry=True``,
-            else "under_load".  Tokens come from the server configuration's
-            ``token_handler`` (share one between processes on one port).
-        backlog: Most server connections in the handshake or waiting for
-            :meth:`QuicEndpoint.accept` at once; further Initials are dropped.
-        stateless_reset_key: 32-byte static key for stateless reset tokens (share it
-            between processes on one port).  Default: the configuration's
-            ``stateless_reset_key``, else random.  The endpoint's connections use it too.
-        fast_path: None: GSO/GRO when the kernel has it; True: require it; False: never.
-
-    The endpoint hands its connections copies of the configurations with
-    ``consume_on_delivery=False`` (credit follows what the application reads),
-    ``stateless_reset_key`` set to the endpoint's key, and ``retry=False`` (the endpoint
-    sends Retry itself, statelessly).
-    """
-    client, server = _split_configurations(configuration, server_configuration)
-    if backlog < 1:
-        raise ValueError("backlog must be at least 1")
-    if retry is None:
-        retry = "always" if server is not None and server.retry else "under_load"
-    key = stateless_reset_key
-    for candidate in (server, client):
-        if key is None and candidate is not None:
-            key = candidate.stateless_reset_key
-    if key is None:
-        # one per configuration, not per endpoint: endpoints opened one per connection
-        # (open_quic_connection) then share the derived configuration below and its caches
-        key = configuration.shared("endpoint stateless reset key",
-                                   lambda: configuration.random_bytes(32))
-    share = stateless_reset_key is None
-    if client is not None:
-        client = _endpoint_configuration(client, key, share=share)
-    if server is not None:
-        server = _endpoint_configuration(server, key, share=share)
-    factory = connection_factory if connection_factory is not None else (
-        default_connection_factory()
-    )
-    random_bytes = configuration.random_bytes
-    transport = await open_transport(local_address, fast_path=fast_path)
-    try:
-        with collapse_exception_groups():
-            async with trio.open_nursery() as nursery:
-                endpoint = QuicEndpoint(
-                    transport=transport,
-                    nursery=nursery,
-                    client_configuration=client,
-                    server_configuration=server,
-                    connection_factory=factory,
-                    retry=retry,
-                    backlog=backlog,
-                    stateless_reset_key=key,
-                    random_bytes=random_bytes,
-                    connection_id_length=configuration.connection_id_length,
-                )
-                nursery.start_soon(endpoint._receive_loop)
-                try:
-                    yield endpoint
-                except BaseException as exc:
-                    await endpoint._shutdown(exc)
-                    raise
-                else:
-                    await endpoint._shutdown(None)
-                finally:
-                    # closing the socket ends the receive task (ClosedResourceError, no
-                    # cancellation to deliver); the cancel ends drivers still running
-                    transport.close()
-                    nursery.cancel_scope.cancel()
-    finally:
-        transport.close()
-
-
-@asynccontextmanager
-async def open_quic_connection(
-    address: tuple[str, int],
-    configuration: Configuration,
-    *,
-    server_name: str | None = None,
-    local_address: tuple[str, int] | None = None,
-    connection_factory: ConnectionFactory | None = None,
-) -> AsyncIterator[QuicConnection]:
-    """Open an endpoint of its own and one client connection on it.
-
-    Args:
-        address: The server's ``(host, port)``.
-        configuration: A client configuration.
-        server_name: See :meth:`QuicEndpoint.connect`.
-        local_address: Where to bind (default: any address, port 0, matching the
-            server address's family when it is an IP literal).
-        connection_factory: See :func:`open_quic_endpoint`.
-    """
-    if local_address is None:
-        local_address = ("::", 0) if ":" in address[0] else ("0.0.0.0", 0)
-    async with (
-        open_quic_endpoint(
-            local_address, configuration, connection_factory=connection_factory
-        ) as endpoint,
-        endpoint.connect(address, server_name=server_name) as connection,
-    ):
-        yield connection
-
-
-async def _run_handler(
-    handler: Callable[[QuicConnection], Awaitable[object]], connection: QuicConnection
-) -> None:
-    async with connection:
-        await handler(connection)
-
-
-async def serve_quic(
-    handler: Callable[[QuicConnection], Awaitable[object]],
-    host: str,
-    port: int,
-    configuration: Configuration,
-    *,
-    handler_nursery: trio.Nursery | None = None,
-    connection_factory: ConnectionFactory | None = None,
-    task_status: trio.TaskStatus[QuicEndpoint] = trio.TASK_STATUS_IGNORED,
-) -> NoReturn:
-    """Serve QUIC forever: one ``handler(connection)`` task per incoming connection.
-
-    Use with ``await nursery.start(serve_quic, handler, host, port, configuration)``,
-    which returns the bound :class:`QuicEndpoint`.  Each handler runs inside
-    ``async with connection``: returning closes the connection with NO_ERROR, an
-    exception closes it with an error code and then propagates (as in
-    :func:`trio.serve_tcp`), into ``handler_nursery`` if one is given.
-
-    Args:
-        handler: Called with each connection once its handshake completed.
-        host: Address to bind.
-        port: Port to bind (0 picks one; read it from the endpoint's ``local_address``).
-        configuration: A server configuration.
-        handler_nursery: Where handler tasks run (default: a nursery inside this task).
-        connection_factory: See :func:`open_quic_endpoint`.
-        task_status: Set by ``nursery.start``.
-    """
-    if configuration.is_client:
-        raise ValueError("serve_quic needs a server configuration (is_client=False)")
-    async with open_quic_endpoint(
-        (host, port), configuration, connection_factory=connection_factory
-    ) as endpoint:
-        with collapse_exception_groups():
-            async with trio.open_nursery() as nursery:
-                task_status.started(endpoint)
-                target = handler_nursery if handler_nursery is not None else nursery
-                while True:
-                    connection = await endpoint.accept()
-                    target.start_soon(_run_handler, handler, connection)
-    raise AssertionError("unreachable")  # pragma: no cover

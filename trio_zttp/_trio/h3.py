@@ -46,11 +46,12 @@ from . import _engine
 from ._engine import Address, ConnectionFactory
 from ._groups import collapse_exception_groups, leaves
 from .connection import QuicConnection
-from .endpoint import QuicEndpoint, open_quic_connection, open_quic_endpoint
+from .endpoint import QuicEndpoint
 from .errors import ConnectionClosedError, StreamResetError, StreamStoppedError
 from .h3_engine import H3Engine, h3_connection_factory
 from .h3_request import H3Request, H3RequestStream, H3Response, HeaderInput
 from .h3_stream import H3_INTERNAL_ERROR, H3_NO_ERROR, H3_REQUEST_CANCELLED, StreamState
+from .quic_api import open_quic_connection, open_quic_endpoint
 
 __all__ = ["H3Connection", "open_h3_connection", "serve_h3"]
 
