@@ -165,3 +165,56 @@ def test_static_sections_are_shared_between_decoders_within_their_limits() -> No
     result = decoder.feed_header(8, section)
     result[1].append((b"mutated", b"list"))  # the caller's list is its own
     assert qpack.Decoder(4096, 16).feed_header(0, section)[1] == fields
+
+
+def _shared_decoded(name: bytes) -> list[object]:
+    return [v for v in _decoder._static_sections.values() if any(n == name for n, _ in v[0])]
+
+
+def test_process_wide_caches_keep_no_credentials() -> None:
+    # The small-section caches outlive connections: a section with credentials (a
+    # never-indexed line, or authorization / cookie names) is decoded and encoded every
+    # time, never kept where another connection could be served from it.
+    _decoder._static_sections.clear()
+    _encoder._small_sections.clear()
+    secret = [(b":method", b"GET"), (b"authorization", b"Bearer s3cr3t-tok")]
+    cookie = [(b":method", b"GET"), (b"cookie", b"session=0123456789abcdef")]
+    token = [(b":method", b"GET"), (b"x-token", b"t0k")]
+    for fields, never in ((secret, ()), (cookie, ()), (token, (b"x-token",))):
+        encoder = qpack.Encoder(literal_section_size=48, never_indexed_names=never)
+        encoder.apply_settings(4096, 16)
+        _, section = encoder.encode(0, fields)
+        assert section[:2] == b"\x00\x00"  # a small section: static lines and literals
+        decoder = qpack.Decoder(4096, 16)
+        assert decoder.feed_header(0, section)[1] == fields
+    assert not _shared_decoded(b"authorization")
+    assert not _shared_decoded(b"cookie")
+    assert not _shared_decoded(b"x-token")  # N bit set by its encoder
+    kept = [fields for (_, _, fields) in _encoder._small_sections]
+    assert all(name not in (b"authorization", b"cookie") for f in kept for name, _ in f)
+
+
+def test_shared_small_sections_respect_each_encoders_budget() -> None:
+    # A section another encoder sent as literals (its budget 48) is not reused by an
+    # encoder whose budget (8) puts those fields in the dynamic table.
+    _encoder._small_sections.clear()
+    fields = [(b":method", b"GET"), (b"x-client", b"abcdefghijklmnopqrstuv")]
+    big = qpack.Encoder(literal_section_size=48)
+    big.apply_settings(4096, 16)
+    assert big.encode(0, fields)[1][:1] == b"\x00"
+    small = qpack.Encoder(literal_section_size=8)
+    small.apply_settings(4096, 16)
+    encoder_stream, section = small.encode(0, fields)
+    assert encoder_stream and section[:1] != b"\x00"  # inserted, referenced: not the literal
+
+
+def test_shared_small_sections_bound_the_fields_they_keep() -> None:
+    # Static lines take one or two bytes of a section: thousands of them fit a small one.
+    # The shared cache bounds the fields (names and values) it keeps, not only the section.
+    _encoder._small_sections.clear()
+    static = [(b":method", b"GET")] * 3000  # 3000 one-byte static lines, 30 kB of fields
+    encoder = qpack.Encoder(literal_section_size=48)
+    encoder.apply_settings(4096, 16)
+    section = encoder.encode(0, static)[1]
+    assert len(section) <= 4096
+    assert not _encoder._small_sections

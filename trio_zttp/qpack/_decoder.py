@@ -40,7 +40,7 @@ from ._instructions import (
     write_decoder_instruction,
     write_integer,
 )
-from ._static_table import STATIC_TABLE
+from ._static_table import PRIVATE_NAMES, STATIC_TABLE
 
 __all__ = ["Decoder", "Headers"]
 
@@ -86,6 +86,7 @@ class Decoder:
         "_max_capacity",
         "_max_entries",
         "_max_field_section_size",
+        "_never_indexed_seen",
         "_size",
         "_section_cache",
         "_string_cache",
@@ -105,6 +106,7 @@ class Decoder:
         self._max_entries = max_table_capacity // 32
         self._blocked_limit = blocked_streams
         self._max_field_section_size = max_field_section_size
+        self._never_indexed_seen = False  # the last section decoded had an N bit
         self._capacity = 0
         # absolute index -> (name, value); entries [_dropped, _insert_count) are present
         self._entries: dict[int, tuple[bytes, bytes]] = {}
@@ -325,9 +327,14 @@ class Decoder:
             raise DecompressionFailed(f"stream {stream_id}: {exc}") from exc
         if size <= _SECTION_CACHE_SECTION and len(data) <= _SECTION_CACHE_SECTION:
             if not required:
-                if len(_static_sections) >= _SECTION_CACHE_ENTRIES:
-                    _static_sections.clear()
-                _static_sections[data] = (tuple(headers), size)
+                # shared by every decoder in the process: never credentials (a never-indexed
+                # line, or a name that carries them), which outlive their connection there
+                if not self._never_indexed_seen and not any(
+                    name in PRIVATE_NAMES for name, _ in headers
+                ):
+                    if len(_static_sections) >= _SECTION_CACHE_ENTRIES:
+                        _static_sections.clear()
+                    _static_sections[data] = (tuple(headers), size)
             else:
                 cache = self._section_cache
                 if len(cache) >= _SECTION_CACHE_ENTRIES:
@@ -370,6 +377,7 @@ class Decoder:
         read = self._read_string
         total = 0
         headers: Headers = []
+        never = False  # a never-indexed literal (N bit): the section stays out of shared caches
         while pos < end:
             first = data[pos]
             if first & 0x80:
@@ -383,6 +391,8 @@ class Decoder:
                     name, value = self._dynamic(entries, dropped, base - 1 - index, required)
             elif first & 0x40:
                 # Literal Field Line with Name Reference
+                if first & 0x20:
+                    never = True
                 index, pos = decode_integer(data, pos, 4)
                 if first & 0x10:
                     if index >= _STATIC_COUNT:
@@ -393,6 +403,8 @@ class Decoder:
                 value, pos = read(data, pos, limit - total - len(name) - ENTRY_OVERHEAD)
             elif first & 0x20:
                 # Literal Field Line with Literal Name
+                if first & 0x10:
+                    never = True
                 name, pos = read(data, pos, limit - total - ENTRY_OVERHEAD, 4)
                 value, pos = read(data, pos, limit - total - len(name) - ENTRY_OVERHEAD)
             elif first & 0x10:
@@ -410,6 +422,7 @@ class Decoder:
                     f"field section exceeds {limit} bytes", decoder_stream_data=b"", limit=limit
                 )
             headers.append((name, value))
+        self._never_indexed_seen = never
         return headers, total
 
     @staticmethod

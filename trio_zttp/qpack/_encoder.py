@@ -53,6 +53,7 @@ from ._instructions import (
     write_literal_static_name,
     write_section_prefix,
 )
+from ._static_table import PRIVATE_NAMES as _PRIVATE_NAMES
 from ._static_table import STATIC_FIELD_INDEX, STATIC_NAME_INDEX, STATIC_TABLE
 
 __all__ = ["NEVER_INDEXED_NAMES", "VOLATILE_NAMES", "Encoder"]
@@ -79,7 +80,7 @@ _SECTION_CACHE_SECTION: Final = 4096
 #: names encode them, by Huffman use and field lines: static lines and literals only, so
 #: the same bytes on every connection (a new connection's first request is not encoded line
 #: by line).  At most _SECTION_CACHE_ENTRIES (then emptied).
-_small_sections: dict[tuple[bool, tuple[tuple[bytes, bytes], ...]], bytes] = {}
+_small_sections: dict[tuple[bool, int, tuple[tuple[bytes, bytes], ...]], bytes] = {}
 
 
 def _static_line(index: int) -> bytes:
@@ -321,7 +322,9 @@ class Encoder:
     def _encode_small(self, key: tuple[tuple[bytes, bytes], ...]) -> bytes | None:
         """The section as static lines and literals if it is small (see
         ``literal_section_size``), else None."""
-        shared_key = (self._huffman, key)
+        # (the budget is part of the key: a hit never sends what this encoder's own budget
+        # would have put in the dynamic table)
+        shared_key = (self._huffman, self._literal_section_size, key)
         if self._never_indexed is NEVER_INDEXED_NAMES:
             shared = _small_sections.get(shared_key)
             if shared is not None:
@@ -339,13 +342,18 @@ class Encoder:
             if budget < 0:
                 return None
             never = name in never_indexed or (name == b"cookie" and len(value) < SHORT_COOKIE)
-            if never:
-                remember = False  # credentials are not kept around
+            if never or name in _PRIVATE_NAMES:
+                remember = False  # credentials and cookies are not kept around
             lines.append(self._literal(name, value, never))
         section = b"\x00\x00" + b"".join(lines)
         if remember:
             self._remember_section(key, section, (), 0)
-            if never_indexed is NEVER_INDEXED_NAMES and len(section) <= _SECTION_CACHE_SECTION:
+            if (
+                never_indexed is NEVER_INDEXED_NAMES
+                and len(section) <= _SECTION_CACHE_SECTION
+                # static lines count 1-2 bytes in the section: bound the key's size too
+                and sum(map(len, chain.from_iterable(key))) <= _SECTION_CACHE_SECTION
+            ):
                 if len(_small_sections) >= _SECTION_CACHE_ENTRIES:
                     _small_sections.clear()
                 _small_sections[shared_key] = section

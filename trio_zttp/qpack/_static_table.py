@@ -121,3 +121,9 @@ STATIC_NAME_INDEX: Final[dict[bytes, int]] = {}
 for _index, (_name, _value) in enumerate(STATIC_TABLE):
     STATIC_NAME_INDEX.setdefault(_name, _index)
 del _index, _name, _value
+
+#: Field names whose values are credentials or session state: sections holding them are
+#: never kept in the process-wide caches of small sections (encoder and decoder side).
+PRIVATE_NAMES: Final = frozenset(
+    {b"authorization", b"proxy-authorization", b"cookie", b"set-cookie"}
+)
