@@ -566,3 +566,39 @@ def test_crypto_interop_aioquic_key_update(version: int, suite: CipherSuite) -> 
     assert (first & 0x04) >> 2 == 1
     opener = opener.next_generation()
     assert opener.decrypt(reply, header, 11) == b"\x02" * 50
+
+
+@given(
+    suite=st.sampled_from(ALL_SUITES),
+    pn_length=st.integers(1, 4),
+    largest=st.integers(0, (1 << 40)),
+    ahead=st.integers(-100, 1000),
+    key_phase=st.integers(0, 1),
+    packet_phase=st.integers(0, 1),
+    payload=st.binary(min_size=3, max_size=80),
+    corrupt=st.booleans(),
+)
+def test_crypto_open_short_equals_unprotect_and_decrypt(
+        suite: CipherSuite, pn_length: int, largest: int, ahead: int, key_phase: int,
+        packet_phase: int, payload: bytes, corrupt: bool) -> None:
+    packet_number = max(0, largest + ahead)
+    secret = secret_for(suite)
+    packet = PacketSealer(QUIC_VERSION_1, suite, secret, key_phase=packet_phase).seal(
+        short_header(pn_length, packet_number, packet_phase), payload, packet_number)
+    if corrupt:
+        packet = packet[:-1] + bytes([packet[-1] ^ 1])
+    general = PacketOpener(QUIC_VERSION_1, suite, secret, key_phase=key_phase)
+    fast = PacketOpener(QUIC_VERSION_1, suite, secret, key_phase=key_phase)
+    pn_offset = pn_offset_of(packet)
+    first, number, plain = general.unprotect_header(packet, pn_offset, largest + 1)
+    if (first >> 2) & 1 != key_phase:
+        assert fast.open_short(packet, pn_offset, largest + 1) == (first, number, plain, None)
+        return
+    try:
+        expected = general.decrypt(packet, plain, number)
+    except DecryptionError:
+        with pytest.raises(DecryptionError):
+            fast.open_short(packet, pn_offset, largest + 1)
+        assert fast.decryption_failures == general.decryption_failures == 1
+        return
+    assert fast.open_short(packet, pn_offset, largest + 1) == (first, number, plain, expected)

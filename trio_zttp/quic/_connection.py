@@ -380,15 +380,15 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
         if not data[0] & 0x40 or opener is None or len(data) < pn_offset + 20:
             return False  # no QUIC bit, no 1-RTT keys yet, or too short to sample
         try:
-            first, pn, plain_header = opener.unprotect_header(
+            first, pn, plain_header, opened = opener.open_short(
                 data, pn_offset, space.largest_received + 1)
-            if (first >> 2) & 1 != opener.key_phase:
+            if opened is None:  # the Key Phase bit is not the current opener's
                 opener = self._opener_for_key_phase(pn)
                 payload = opener.decrypt(data, plain_header, pn)
                 if opener is not space.opener:
                     self._on_key_phase_opener(opener, pn, now)
             else:
-                payload = opener.decrypt(data, plain_header, pn)
+                payload = opened
         except DecryptionError:
             self._on_decryption_failure()
             return False

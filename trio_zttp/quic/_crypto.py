@@ -515,6 +515,44 @@ class PacketOpener(_PacketKey):
             candidate -= pn_win
         return first, candidate, header
 
+    def open_short(
+        self, packet: bytes, pn_offset: int, expected_pn: int
+    ) -> tuple[int, int, bytes, bytes | None]:
+        """:meth:`unprotect_header` and, when the Key Phase bit is this key's, :meth:`decrypt`,
+        for a short-header packet at least ``pn_offset + 20`` bytes long (unchecked: the
+        caller checked it).
+
+        Returns:
+            ``(first_byte, packet_number, header, payload)``; ``payload`` is None when the
+            Key Phase bit differs from :attr:`key_phase` (the caller picks another opener and
+            decrypts with it).
+
+        Raises:
+            DecryptionError: Authentication failed; :attr:`decryption_failures` counts it.
+        """
+        mask = self._mask(packet[pn_offset + 4:pn_offset + 20])
+        first = packet[0] ^ (mask[0] & 0x1F)
+        pn_length = (first & 0x03) + 1
+        truncated = (_from_bytes(packet[pn_offset:pn_offset + pn_length])
+                     ^ _from_bytes(mask[1:1 + pn_length]))
+        header = _SINGLE_BYTES[first] + packet[1:pn_offset] + truncated.to_bytes(pn_length)
+        # decode_packet_number (RFC 9000 §A.3), inlined
+        pn_win = 1 << (8 * pn_length)
+        candidate = (expected_pn & -pn_win) | truncated
+        if candidate <= expected_pn - (pn_win >> 1) and candidate < (1 << 62) - pn_win:
+            candidate += pn_win
+        elif candidate > expected_pn + (pn_win >> 1) and candidate >= pn_win:
+            candidate -= pn_win
+        if (first >> 2) & 1 != self.key_phase:
+            return first, candidate, header, None
+        try:
+            return first, candidate, header, self._decrypt(
+                (self._iv ^ candidate).to_bytes(IV_LENGTH), packet[pn_offset + pn_length:],
+                header)
+        except InvalidTag:
+            self.decryption_failures += 1
+            raise DecryptionError("packet authentication failed") from None
+
     def decrypt(self, packet: bytes | memoryview, header: bytes, packet_number: int) -> bytes:
         """Decrypt the payload following ``header`` (from :meth:`remove_header_protection`).
 
