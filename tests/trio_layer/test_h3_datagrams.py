@@ -227,3 +227,41 @@ async def test_datagram_sent_with_the_request_header_is_not_lost(
                 await stream.read_response()
                 assert await stream.receive_some() == b""  # the handler returned
     assert got == [b"early 0", b"early 1", b"early 2"]
+
+
+async def test_send_datagram_fails_as_the_general_command_path(
+    fake_net, ca, server_cert, autojump_clock
+):
+    """``send_datagram``'s direct path raises what the general command path (``send_all``
+    here) raises, on an open stream of a connection closed locally or by the peer."""
+    outcomes: list[tuple[str, type[BaseException], type[BaseException]]] = []
+
+    async def failure(send) -> type[BaseException]:  # type: ignore[no-untyped-def]
+        with pytest.raises((trio_zttp.ConnectionClosedError, trio.ClosedResourceError,
+                            trio.BrokenResourceError)) as info:
+            await send()
+        return info.type
+
+    for closer in ("local", "peer"):
+        async def handler(request: trio_zttp.H3Request, closer: str = closer) -> None:
+            await request.respond(200)
+            if closer == "peer":
+                await request.connection.aclose()
+            else:
+                await trio.sleep(1)
+
+        async with served(handler, server_cert) as server, h3_client(ca, server.port) as conn:
+            async with conn.open_request_stream() as stream:
+                await stream.send_request_header("CONNECT", "/", protocol="closing")
+                await stream.read_response()
+                await stream.send_datagram(b"while open")
+                if closer == "local":
+                    await conn.aclose()
+                else:
+                    await trio.sleep(0.5)
+                direct = await failure(lambda: stream.send_datagram(b"x"))
+                general = await failure(lambda: stream.send_all(b"x"))
+                outcomes.append((closer, direct, general))
+    assert len(outcomes) == 2, outcomes
+    for _closer, direct, general in outcomes:
+        assert direct is general

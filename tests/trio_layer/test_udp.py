@@ -309,3 +309,31 @@ def test_udp_is_ipv4_literal_agrees_with_ipaddress() -> None:
         else:
             expected = ip.version == 4 and str(ip) == host
         assert is_ipv4_literal(host) == expected, host
+
+
+@linux_only
+@pytest.mark.parametrize("host", [
+    "127.0.0.1",
+    pytest.param("::1", marks=pytest.mark.skipif(not _has_ipv6(), reason="no IPv6")),
+])
+async def test_udp_fast_path_addresses_agree_with_normalize_address(host: str) -> None:
+    """The fast path keeps an IPv4 ``(str, int)`` as it comes (no normalize_address call):
+    both paths must still report the address normalize_address gives."""
+    from trio_zttp._trio._udp import normalize_address
+
+    senders = [await open_transport((host, 0), fast_path=False) for _ in range(3)]
+    receivers = [await open_transport((host, 0), fast_path=fast) for fast in (True, False)]
+    try:
+        for receiver in receivers:
+            for sender in senders:
+                await sender.send([(b"from %d" % sender.local_address[1],
+                                    receiver.local_address)])
+            got = await _collect(receiver, len(senders))
+            expected = {normalize_address(s.local_address) for s in senders}
+            addrs = [addr for _, addr, _ in got]
+            assert set(addrs) == expected
+            assert all(type(a) is tuple and len(a) == 2 and type(a[0]) is str
+                       and type(a[1]) is int for a in addrs)
+    finally:
+        for transport in senders + receivers:
+            transport.close()

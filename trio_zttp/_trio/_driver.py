@@ -130,7 +130,7 @@ def step_sync(self: QuicConnection) -> float | None:
     engine = self._engine
     ecn_engine = self._ecn_engine
     queue = self._incoming
-    now = trio.current_time()
+    now = self._current_time()
     received = len(queue)
     self._woke = False
     while queue:
@@ -167,7 +167,7 @@ def step_sync(self: QuicConnection) -> float | None:
             if self._fallback_at == math.inf:
                 # (counted from now, not from the wake-up: reading the batch may have
                 # taken a good part of FLUSH_DEFERRAL, a handshake's last flight more)
-                self._fallback_at = deadline = trio.current_time() + FLUSH_DEFERRAL
+                self._fallback_at = deadline = self._current_time() + FLUSH_DEFERRAL
                 if deadline < self._wait_deadline:
                     self._move_wait_deadline(deadline)
         else:

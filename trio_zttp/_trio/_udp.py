@@ -401,7 +401,8 @@ class LinuxTransport(BatchedTransport):
                         raise trio.ClosedResourceError("transport closed") from None
                     self.receive_errors += 1
                     continue
-                addr = normalize_address(raw_addr)
+                # (an IPv4 address is already ``(str, int)``: normalize_address keeps it)
+                addr = raw_addr if len(raw_addr) == 2 else normalize_address(raw_addr)
                 segment = n
                 ecn = 0
                 for level, kind, cdata in ancillary:

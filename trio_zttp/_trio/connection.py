@@ -107,6 +107,8 @@ class QuicConnection(trio.abc.AsyncResource):
     ) -> None:
         self._endpoint = endpoint
         self._engine = engine
+        # trio.current_time() without its two wrapper calls (the run's clock never changes)
+        self._current_time = trio.lowlevel.current_clock().current_time
         self._configuration = configuration
         self._is_client = is_client
         self._remote_address = remote_address
@@ -455,7 +457,7 @@ class QuicConnection(trio.abc.AsyncResource):
         self._unflushed_consumed = 0
         engine = self._engine
         try:
-            datagrams = engine.datagrams_to_send(trio.current_time())
+            datagrams = engine.datagrams_to_send(self._current_time())
             ecn = self._ecn_codepoint()
             self._handle_events()
         except Exception as exc:  # an engine bug: the driver ends the connection

@@ -326,12 +326,13 @@ class QuicEndpoint:
     async def _receive_loop(self) -> None:
         transport = self._transport
         dispatch = self._dispatch
+        current_time = trio.lowlevel.current_clock().current_time  # (the run's clock)
         while True:
             try:
                 batch = await transport.receive()
             except trio.ClosedResourceError:
                 return
-            now = trio.current_time()
+            now = current_time()
             for data, addr, ecn in batch:
                 try:
                     dispatch(data, addr, now, ecn)

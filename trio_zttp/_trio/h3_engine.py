@@ -286,6 +286,31 @@ class H3Engine:
         else:
             self.poke()
 
+    def send_datagram_settled(self, stream_id: int, data: bytes) -> None:
+        """``command(h3.Connection.send_datagram, stream_id, data, settle=True)`` then
+        :meth:`settle`, for a caller that has just found :meth:`connection_error` None
+        (the HTTP datagram's direct path: one check and one call fewer).
+
+        Raises:
+            ConnectionClosedError, trio.BrokenResourceError: as :meth:`command`.
+        """
+        conn = self.h3
+        if conn is None or conn.is_closed or self._engine_closed:
+            self.command(h3.Connection.send_datagram, stream_id, data, settle=True)  # raises
+            self.settle()
+            return
+        try:
+            conn.send_datagram(stream_id, data)
+        except StateError as exc:
+            raise trio.BrokenResourceError(str(exc)) from None
+        self.commands_queued = True
+        connection = self._conn_ref()
+        if connection is not None:
+            connection._flush_pending = True
+            connection._settle()
+        else:
+            self.poke()
+
     # -- settings, GOAWAY ---------------------------------------------------------------------
 
     @property

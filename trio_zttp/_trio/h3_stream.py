@@ -41,7 +41,6 @@ are dropped (and counted) while the queue is full."""
 _SEND_DATA: Final = h3.Connection.send_data
 _RESET_STREAM: Final = h3.Connection.reset_stream
 _STOP_SENDING: Final = h3.Connection.stop_sending
-_SEND_DATAGRAM: Final = h3.Connection.send_datagram
 
 _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
 _cancel_shielded_checkpoint = trio.lowlevel.cancel_shielded_checkpoint
@@ -420,9 +419,7 @@ class StreamState:
                 raise error
             finally:
                 del error  # the traceback holds this frame: no cycle through it
-        engine.command(_SEND_DATAGRAM, self.sid, data if type(data) is bytes else bytes(data),
-                       settle=True)
-        engine.settle()
+        engine.send_datagram_settled(self.sid, data if type(data) is bytes else bytes(data))
         await _cancel_shielded_checkpoint()
 
     def __repr__(self) -> str:
