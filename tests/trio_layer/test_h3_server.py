@@ -427,27 +427,3 @@ async def test_serve_h3_first_request_runs_beside_later_ones(
                     nursery.start_soon(wait, "/boom")
                     await trio.sleep(2)
     assert cancelled == ["/slow"]
-
-
-async def test_engine_commands_queued_tracks_application_output(
-    fake_net, ca, server_cert, autojump_clock
-):
-    # commands_queued says whether a closing connection has application bytes to flush
-    # before CONNECTION_CLOSE: a response whose large header section makes our QPACK decoder
-    # owe a Section Acknowledgment leaves only that (and ACKs) behind, not a command.
-    big = [("x-big", "v" * 200)]
-
-    async def handler(request: trio_zttp.H3Request) -> None:
-        await request.respond(200, big, body=b"ok")
-
-    async with served(handler, server_cert) as server, h3_client(ca, server.port) as conn:
-        engine = conn._engine
-        for _ in range(3):
-            response = await conn.request("GET", "/")
-            assert await response.read() == b"ok"
-            assert not engine.commands_queued
-        stream = conn.open_request_stream()
-        await stream.send_request_header("POST", "/")
-        stream._state.engine.command(h3.Connection.send_data, stream.stream_id, b"x")
-        assert engine.commands_queued
-        await stream.aclose()

@@ -35,19 +35,18 @@ def run_inline(self: QuicConnection) -> None:
         return
     try:
         handled = self._step_sync()
-    except Exception as exc:  # an engine bug: the driver ends the connection
-        self._fail(exc)
-        return
-    if handled is None or self._unsent or self._failure is not None:
-        self._wake()
-        return
-    if handled != _NOT_HANDLED:  # as the driver does after a step
-        self._handled_at = handled
-        deadline = self._deadline_after(handled)
-        if deadline is None:
+        if handled is None or self._unsent or self._failure is not None:
             self._wake()
-        else:
-            self._move_wait_deadline(deadline)
+            return
+        if handled != _NOT_HANDLED:  # as the driver does after a step
+            self._handled_at = handled
+            deadline = self._deadline_after(handled)  # (asks the engine: inside the try)
+            if deadline is None:
+                self._wake()
+            else:
+                self._move_wait_deadline(deadline)
+    except Exception as exc:  # an engine bug: the driver ends the connection, and nothing
+        self._fail(exc)  # raises into the endpoint's receive task
 
 
 async def run(self: QuicConnection) -> None:

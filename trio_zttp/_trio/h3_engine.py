@@ -179,11 +179,6 @@ class H3Engine:
         self._credit_due = False  # enough credit moved for a reader to settle
         self._datagrams_ready = False  # HTTP datagrams negotiated (cached once true)
         self.going_away = False
-        #: An application command (request, response, body, reset ...) queued bytes since
-        #: the last ``datagrams_to_send``: what a closing connection must flush before its
-        #: CONNECTION_CLOSE (ACKs, flow-control credit and QPACK decoder-stream bytes need not
-        #: go out then).
-        self.commands_queued = False
         self.goaway_received: int | None = None
         self.datagrams_dropped = 0
 
@@ -279,7 +274,6 @@ class H3Engine:
             if quiet:
                 return
             raise trio.BrokenResourceError(str(exc)) from None
-        self.commands_queued = True
         connection = self._conn_ref()
         if settle and connection is not None:
             connection._flush_pending = True
@@ -303,7 +297,6 @@ class H3Engine:
             conn.send_datagram(stream_id, data)
         except StateError as exc:
             raise trio.BrokenResourceError(str(exc)) from None
-        self.commands_queued = True
         connection = self._conn_ref()
         if connection is not None:
             connection._flush_pending = True
@@ -431,7 +424,6 @@ class H3Engine:
         self._unflushed_credit = 0
         self._credit_due = False
         self._dirty = False
-        self.commands_queued = False
         return self._inner.datagrams_to_send(now)
 
     def close(self, error_code: int = 0, reason_phrase: str = "") -> None:

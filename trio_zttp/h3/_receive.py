@@ -89,14 +89,14 @@ _QPACK_DECODER: Final = StreamType.QPACK_DECODER
 _QPACK_ENCODER: Final = StreamType.QPACK_ENCODER
 #: The decoded field-section bound when our settings leave it unlimited.
 _UNLIMITED_FIELD_SECTION: Final = 1 << 20
-#: HTTP/3 datagrams held for request streams whose request has not been read yet (RFC 9297
-#: §2.1 "buffer it temporarily"), at most this many and this many payload bytes in all;
-#: beyond that they are dropped, as UDP would.
 #: Field sections we send whose fields outside the QPACK static table hold at most this many
 #: bytes of names and values use no dynamic table (``qpack.Encoder``'s
 #: ``literal_section_size``): a small request or response (``:authority``, ``content-length``)
 #: then costs the peer no Section Acknowledgment, and often saves a packet per exchange.
 LITERAL_SECTION_SIZE: Final = 48
+#: HTTP/3 datagrams held for request streams whose request has not been read yet (RFC 9297
+#: §2.1 "buffer it temporarily"), at most this many and this many payload bytes in all;
+#: beyond that they are dropped, as UDP would.
 MAX_EARLY_DATAGRAMS: Final = 32
 MAX_EARLY_DATAGRAM_BYTES: Final = 64 * 1024
 
