@@ -20,7 +20,7 @@ import ipaddress
 import os
 import warnings
 from collections.abc import Container, Sequence
-from typing import TYPE_CHECKING, Any, Final, TypeAlias
+from typing import TYPE_CHECKING, Final, TypeAlias
 
 import attrs
 from cryptography import x509
@@ -303,10 +303,6 @@ _PARSED: Final[dict[bytes, x509.Certificate]] = {}
 _MAX_CACHED: Final = 64
 
 
-def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
-    remember(cache, key, value, _MAX_CACHED)
-
-
 def parse_certificate(der: bytes) -> x509.Certificate:
     """Parse one DER certificate from a Certificate message.
 
@@ -322,7 +318,7 @@ def parse_certificate(der: bytes) -> x509.Certificate:
             certificate = x509.load_der_x509_certificate(der)
     except (ValueError, x509.InvalidVersion):
         raise AlertError(AlertDescription.bad_certificate, "certificate does not parse") from None
-    _remember(_PARSED, bytes(der), certificate)
+    remember(_PARSED, bytes(der), certificate, _MAX_CACHED)
     return certificate
 
 
@@ -574,9 +570,9 @@ def verify_certificate_chain(
     except (VerificationError, ValueError) as exc:
         error = exc
     else:
-        _remember(_VERIFIED, key, (
+        remember(_VERIFIED, key, (
             anchors, max(cert.not_valid_before_utc for cert in path),
-            min(cert.not_valid_after_utc for cert in path), tuple(path)))
+            min(cert.not_valid_after_utc for cert in path), tuple(path)), _MAX_CACHED)
         return path
     # cryptography reports one message; classify by checking the usual causes ourselves
     try:

@@ -490,11 +490,6 @@ class QuicConnection(trio.abc.AsyncResource):
         if scope is not None:
             scope.deadline = deadline
 
-    @property
-    def _driver_parked(self) -> bool:
-        """Whether the driver waits for work (for tracing tools)."""
-        return self._parked is not None
-
     def _wake(self) -> None:
         """Wake the driver if it waits for work (it then runs a whole step)."""
         task = self._parked
