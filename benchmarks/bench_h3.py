@@ -581,8 +581,8 @@ def _cpu_cell(meter: _CpuMeter) -> tuple[str, float, float | None]:
 
 def _print_cpu(cpu: dict[str, tuple[_CpuMeter, _CpuMeter]]) -> None:
     """The second table: CPU per exchange, each stack's client and server process."""
-    print(f"\n{'CPU per exchange, us: client+server, user | sys':47} {'ours':>19} "
-          f"{'aioquic':>19} {'ours/aioquic user':>18} {'exchanges':>13}")
+    print(f"\n{'CPU per exchange, us: client+server, user | sys':47} {'ours':>21} "
+          f"{'aioquic':>21} {'ours/aioquic user':>18} {'exchanges':>13}")
     for name, (ours_meter, aio_meter) in cpu.items():
         ours_text, ours_user, ours_server = _cpu_cell(ours_meter)
         aio_text, aio_user, aio_server = _cpu_cell(aio_meter)
@@ -590,7 +590,7 @@ def _print_cpu(cpu: dict[str, tuple[_CpuMeter, _CpuMeter]]) -> None:
             ours_user, aio_user = ours_user + ours_server, aio_user + aio_server
         ratio = f"{ours_user / aio_user:17.2f}x" if aio_user else f"{'-':>18}"
         exchanges = f"{ours_meter.exchanges} | {aio_meter.exchanges}"
-        print(f"{name:47} {ours_text:>19} {aio_text:>19} {ratio} {exchanges:>13}")
+        print(f"{name:47} {ours_text:>21} {aio_text:>21} {ratio} {exchanges:>13}")
     print("(user and system CPU of each process over the timed part of the slices, from the "
           "kernel's tick\n accounting: a tick is 10 ms, spread over the row's exchanges, so a "
           "row means something only\n over a second or more of run time; a server column "
