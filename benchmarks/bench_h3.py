@@ -19,6 +19,12 @@ Printed as a table with ratios to aioquic, never asserted (see benchmarks/README
    as the ceiling of the datagram row's ratio (what ours would reach with no QUIC work at
    all on either side).
 
+A second table follows: CPU per exchange in the rows 2 to 5, user and system time apart,
+of both processes of each stack (the client, this process, from ``os.times()``; the server,
+from ``/proc/<pid>/stat``), taken over the timed part of each slice and summed over the
+slices.  Each round trip also pays a fixed kernel cost in both processes, the same for
+every stack, which bounds a latency row's wall ratio; this table shows each stack's own work.
+
 Servers are the interop peers (``tests/interop/peers``) in their own processes; clients run
 in this process (trio for ours, asyncio for aioquic).  The latency rows (2 to 5) run in
 ``--slices`` (5) slices, ours and aioquic alternating: the rates are the slices' means, the
@@ -35,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import socket
 import ssl
@@ -70,6 +77,61 @@ _DATAGRAMS = "HTTP datagram round trips/s"
 _FLOOR = "  UDP round trips/s, no QUIC (trio | asyncio)"
 
 
+# -- CPU per exchange: both processes of a stack ---------------------------------------------------
+
+
+def _proc_cpu(pid: int) -> tuple[float, float] | None:
+    """(user, system) seconds used so far by process ``pid``, or None without Linux ``/proc``."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # the name, in parentheses, may hold spaces
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick  # fields 14 and 15: utime, stime
+
+
+class _CpuMeter:
+    """CPU of this process (the client) and of one server process, summed over the windows
+    between :meth:`start` and :meth:`stop`, with the number of exchanges done in them.
+
+    Both come from the kernel's tick accounting (10 ms a tick): meaningful over a second or
+    more of summed windows, not for one short window.
+    """
+
+    __slots__ = ("_client_at", "_server_at", "client", "exchanges", "pid", "server")
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.client = [0.0, 0.0]  # user, system seconds
+        self.server: list[float] | None = [0.0, 0.0]  # None once /proc failed us
+        self.exchanges = 0
+        self._client_at = os.times()
+        self._server_at: tuple[float, float] | None = None
+
+    def start(self) -> None:
+        self._server_at = _proc_cpu(self.pid)
+        self._client_at = os.times()
+
+    def stop(self, exchanges: int) -> None:
+        client = os.times()
+        server = _proc_cpu(self.pid)
+        self.client[0] += client.user - self._client_at.user
+        self.client[1] += client.system - self._client_at.system
+        if self.server is not None and server is not None and self._server_at is not None:
+            self.server[0] += server[0] - self._server_at[0]
+            self.server[1] += server[1] - self._server_at[1]
+        else:
+            self.server = None
+        self.exchanges += exchanges
+
+    def per_exchange(self) -> tuple[list[float], list[float] | None]:
+        """Microseconds per exchange: client (user, system) and server (user, system)."""
+        scale = 1e6 / max(self.exchanges, 1)
+        server = None if self.server is None else [scale * t for t in self.server]
+        return [scale * t for t in self.client], server
+
+
 # -- ours (trio) -------------------------------------------------------------------------------
 
 
@@ -93,20 +155,27 @@ async def _ours_bulk(port: int, cafile: str, size: int) -> float:
     return best
 
 
-async def _ours_requests(port: int, cafile: str, count: int) -> float:
+async def _ours_requests(port: int, cafile: str, count: int, meter: _CpuMeter) -> float:
     async with trio_zttp.open_h3_connection("127.0.0.1", port, _ours_config(cafile)) as h3:
         await (await h3.request("GET", f"/{SMALL}")).read()
+        meter.start()
         started = time.perf_counter()
         for _ in range(count):
             body = await (await h3.request("GET", f"/{SMALL}")).read()
             assert len(body) == SMALL
-        return count / (time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        meter.stop(count)
+        return count / elapsed
 
 
-async def _ours_connections(port: int, cafile: str, count: int) -> tuple[float, float]:
-    """(connections per second counting connect + GET only, mean closing period in ms)."""
+async def _ours_connections(port: int, cafile: str, count: int,
+                            meter: _CpuMeter) -> tuple[float, float]:
+    """(connections per second counting connect + GET only, mean closing period in ms).
+
+    The CPU counts the closing too: the closing frames are work, its wait is none."""
     config = _ours_config(cafile)
     busy = closing = 0.0
+    meter.start()
     for _ in range(count):
         started = time.perf_counter()
         async with trio_zttp.open_h3_connection("127.0.0.1", port, config) as h3:
@@ -115,16 +184,18 @@ async def _ours_connections(port: int, cafile: str, count: int) -> tuple[float, 
         closed = time.perf_counter()
         busy += answered - started
         closing += closed - answered
+    meter.stop(count)
     return count / busy, 1000 * closing / count
 
 
-async def _ours_datagrams(port: int, cafile: str, seconds: float) -> float:
+async def _ours_datagrams(port: int, cafile: str, seconds: float, meter: _CpuMeter) -> float:
     async with trio_zttp.open_h3_connection("127.0.0.1", port, _ours_config(cafile)) as h3:
         async with h3.open_request_stream() as stream:
             await stream.send_request_header("CONNECT", "/echo", protocol="echo")
             assert (await stream.read_response()).status == 200
             payload = bytes(SMALL)
             rounds = 0
+            meter.start()
             started = time.perf_counter()
             while time.perf_counter() - started < seconds:
                 await stream.send_datagram(payload)
@@ -132,6 +203,7 @@ async def _ours_datagrams(port: int, cafile: str, seconds: float) -> float:
                     await stream.receive_datagram()
                     rounds += 1
             elapsed = time.perf_counter() - started
+            meter.stop(rounds)
             await stream.send_eof()
     return rounds / elapsed
 
@@ -206,20 +278,25 @@ async def _aio_bulk(port: int, cafile: str, size: int) -> float:
     return result
 
 
-async def _aio_requests(port: int, cafile: str, count: int) -> float:
+async def _aio_requests(port: int, cafile: str, count: int, meter: _CpuMeter) -> float:
     async def work(client: _AioClient) -> float:
         await client.request("GET", f"/{SMALL}")
+        meter.start()
         started = time.perf_counter()
         for _ in range(count):
             assert await client.request("GET", f"/{SMALL}") == SMALL
-        return count / (time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        meter.stop(count)
+        return count / elapsed
 
     result: float = await _aio(port, cafile, work)
     return result
 
 
-async def _aio_connections(port: int, cafile: str, count: int) -> tuple[float, float]:
+async def _aio_connections(port: int, cafile: str, count: int,
+                           meter: _CpuMeter) -> tuple[float, float]:
     busy = closing = 0.0
+    meter.start()
     for _ in range(count):
         started = time.perf_counter()
 
@@ -231,14 +308,16 @@ async def _aio_connections(port: int, cafile: str, count: int) -> tuple[float, f
         closed = time.perf_counter()
         busy += answered - started
         closing += closed - answered
+    meter.stop(count)
     return count / busy, 1000 * closing / count
 
 
-async def _aio_datagrams(port: int, cafile: str, seconds: float) -> float:
+async def _aio_datagrams(port: int, cafile: str, seconds: float, meter: _CpuMeter) -> float:
     async def work(client: _AioClient) -> float:
         assert await client.request("CONNECT", "/echo", protocol="echo") == 200
         stream_id = client.last_stream
         rounds = 0
+        meter.start()
         started = time.perf_counter()
         while time.perf_counter() - started < seconds:
             client.h3.send_datagram(stream_id, bytes(SMALL))
@@ -248,7 +327,9 @@ async def _aio_datagrams(port: int, cafile: str, seconds: float) -> float:
                 rounds += 1
             except TimeoutError:
                 pass
-        return rounds / (time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        meter.stop(rounds)
+        return rounds / elapsed
 
     result: float = await _aio(port, cafile, work)
     return result
@@ -290,12 +371,13 @@ def _start_udp_echo(source: str) -> tuple[subprocess.Popen[str], int]:
     return echo, int(echo.stdout.readline())
 
 
-async def _trio_udp_floor(port: int, _cafile: str, seconds: float) -> float:
+async def _trio_udp_floor(port: int, _cafile: str, seconds: float, meter: _CpuMeter) -> float:
     """What a trio task pays per UDP round trip: wait_readable, recvfrom, sendto."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setblocking(False)
     sock.bind(("127.0.0.1", 0))
     payload, rounds = bytes(SMALL), 0
+    meter.start()
     started = time.perf_counter()
     while time.perf_counter() - started < seconds:
         sock.sendto(payload, ("127.0.0.1", port))
@@ -303,6 +385,7 @@ async def _trio_udp_floor(port: int, _cafile: str, seconds: float) -> float:
         sock.recvfrom(2048)
         rounds += 1
     elapsed = time.perf_counter() - started
+    meter.stop(rounds)
     sock.close()
     return rounds / elapsed
 
@@ -316,12 +399,14 @@ class _AioUdp(asyncio.DatagramProtocol):
             self.waiter.set_result(data)
 
 
-async def _asyncio_udp_floor(port: int, _cafile: str, seconds: float) -> float:
+async def _asyncio_udp_floor(port: int, _cafile: str, seconds: float,
+                             meter: _CpuMeter) -> float:
     """The same with asyncio's datagram protocol, as aioquic uses it."""
     loop = asyncio.get_running_loop()
     transport, protocol = await loop.create_datagram_endpoint(
         _AioUdp, local_addr=("127.0.0.1", 0))
     payload, rounds = bytes(SMALL), 0
+    meter.start()
     started = time.perf_counter()
     while time.perf_counter() - started < seconds:
         protocol.waiter = loop.create_future()
@@ -329,6 +414,7 @@ async def _asyncio_udp_floor(port: int, _cafile: str, seconds: float) -> float:
         await protocol.waiter
         rounds += 1
     elapsed = time.perf_counter() - started
+    meter.stop(rounds)
     transport.close()
     return rounds / elapsed
 
@@ -405,25 +491,33 @@ def main() -> None:
         aio = session.server("aioquic", "h3", timeout=3600)
         assert ours.port is not None and aio.port is not None
         cafile = certs["ca"]
-        measures = [
-            (f"download {args.size} MB, MB/s", _ours_bulk, _aio_bulk, size, 2.0),
-            (f"{args.requests} sequential GETs, req/s", _ours_requests, _aio_requests,
-             args.requests, 1.5),
-            (f"{args.connections} new connections + GET, conn/s", _ours_connections,
-             _aio_connections,
-             args.connections, 1.5),
-            (_DATAGRAMS, _ours_datagrams, _aio_datagrams, args.seconds, 2.0),
-        ]
         goals: dict[str, float | None] = {}
         ratios: dict[str, float] = {}
-        for index, (name, ours_fn, aio_fn, amount, row_goal) in enumerate(measures):
+        bulk = f"download {args.size} MB, MB/s"
+        print(f"... {bulk}", file=sys.stderr, flush=True)
+        ours_bulk = trio.run(_ours_bulk, ours.port, cafile, size)  # one slice: no latency row
+        aio_bulk = asyncio.run(_aio_bulk(aio.port, cafile, size))
+        _row(rows, ratios, goals, bulk, [ours_bulk], [aio_bulk], 2.0)
+        measures = [
+            (f"{args.requests} sequential GETs, req/s", f"{args.requests} sequential GETs",
+             _ours_requests, _aio_requests, args.requests, 1.5),
+            (f"{args.connections} new connections + GET, conn/s",
+             f"{args.connections} new connections + GET", _ours_connections,
+             _aio_connections, args.connections, 1.5),
+            (_DATAGRAMS, "HTTP datagram round trips", _ours_datagrams, _aio_datagrams,
+             args.seconds, 2.0),
+        ]
+        cpu: dict[str, tuple[_CpuMeter, _CpuMeter]] = {}
+        for name, cpu_name, ours_fn, aio_fn, amount, row_goal in measures:
             print(f"... {name}", file=sys.stderr, flush=True)
-            slices = 1 if index == 0 else args.slices  # the download is no latency row
-            part = amount / slices if isinstance(amount, float) else amount // slices
+            part = amount / args.slices if isinstance(amount, float) else amount // args.slices
+            cpu[cpu_name] = _CpuMeter(ours.pid), _CpuMeter(aio.pid)
             ours_values, aio_values = _paired(
-                lambda fn=ours_fn, part=part: trio.run(fn, ours.port, cafile, part),
-                lambda fn=aio_fn, part=part: asyncio.run(fn(aio.port, cafile, part)),
-                slices,
+                lambda fn=ours_fn, part=part, meter=cpu[cpu_name][0]: trio.run(
+                    fn, ours.port, cafile, part, meter),
+                lambda fn=aio_fn, part=part, meter=cpu[cpu_name][1]: asyncio.run(
+                    fn(aio.port, cafile, part, meter)),
+                args.slices,
             )
             if isinstance(ours_values[0], tuple):  # new connections: (rate, closing period)
                 closing = "  then the closing period, ms (lower is less)"
@@ -438,9 +532,11 @@ def main() -> None:
         asyncio_echo, asyncio_port = _start_udp_echo(_ASYNCIO_ECHO)
         try:
             part = args.seconds / args.slices
+            trio_meter, asyncio_meter = cpu["UDP round trips, no QUIC (trio | asyncio)"] = (
+                _CpuMeter(trio_echo.pid), _CpuMeter(asyncio_echo.pid))
             ours_values, aio_values = _paired(
-                lambda: trio.run(_trio_udp_floor, trio_port, cafile, part),
-                lambda: asyncio.run(_asyncio_udp_floor(asyncio_port, cafile, part)),
+                lambda: trio.run(_trio_udp_floor, trio_port, cafile, part, trio_meter),
+                lambda: asyncio.run(_asyncio_udp_floor(asyncio_port, cafile, part, asyncio_meter)),
                 args.slices,
             )
             _row(rows, ratios, goals, _FLOOR, ours_values, aio_values, None)
@@ -449,7 +545,7 @@ def main() -> None:
                 echo.kill()
                 echo.wait()
         print("... ngtcp2 download", file=sys.stderr, flush=True)
-        rows[measures[0][0]]["ngtcp2"] = _ngtcp2_bulk(session, certs, size, tmp)
+        rows[bulk]["ngtcp2"] = _ngtcp2_bulk(session, certs, size, tmp)
     shutil.rmtree(tmp, ignore_errors=True)
     print(f"\n{'':44} {'ours':>10} {'aioquic':>10} {'ngtcp2':>10} {'ours/aioquic':>13} goal")
     for name, row in rows.items():
@@ -470,7 +566,36 @@ def main() -> None:
     assert ceiling is not None and aio_datagrams is not None
     print(f"\nceiling of the datagram row's ratio with no QUIC work on either side "
           f"(trio's UDP floor / aioquic's datagram rate): {ceiling / aio_datagrams:.2f}x")
+    _print_cpu(cpu)
 
+
+def _cpu_cell(meter: _CpuMeter) -> tuple[str, float, float | None]:
+    """"client+server | client+server" (user | system, us per exchange), the client's user
+    CPU and the server's (None without ``/proc``)."""
+    client, server = meter.per_exchange()
+    if server is None:
+        return f"{client[0]:.0f}+- | {client[1]:.0f}+-", client[0], None
+    return (f"{client[0]:.0f}+{server[0]:.0f} | {client[1]:.0f}+{server[1]:.0f}", client[0],
+            server[0])
+
+
+def _print_cpu(cpu: dict[str, tuple[_CpuMeter, _CpuMeter]]) -> None:
+    """The second table: CPU per exchange, each stack's client and server process."""
+    print(f"\n{'CPU per exchange, us: client+server, user | sys':47} {'ours':>21} "
+          f"{'aioquic':>21} {'ours/aioquic user':>18} {'exchanges':>13}")
+    for name, (ours_meter, aio_meter) in cpu.items():
+        ours_text, ours_user, ours_server = _cpu_cell(ours_meter)
+        aio_text, aio_user, aio_server = _cpu_cell(aio_meter)
+        if ours_server is not None and aio_server is not None:
+            ours_user, aio_user = ours_user + ours_server, aio_user + aio_server
+        ratio = f"{ours_user / aio_user:17.2f}x" if aio_user else f"{'-':>18}"
+        exchanges = f"{ours_meter.exchanges} | {aio_meter.exchanges}"
+        print(f"{name:47} {ours_text:>21} {aio_text:>21} {ratio} {exchanges:>13}")
+    print("(user and system CPU of each process over the timed part of the slices, from the "
+          "kernel's tick\n accounting: a tick is 10 ms, spread over the row's exchanges, so a "
+          "row means something only\n over a second or more of run time; a server column "
+          "reads - without Linux /proc;\n ours/aioquic user: client+server user CPU (the "
+          "clients' alone without /proc), lower is less)")
 
 if __name__ == "__main__":
     main()
