@@ -142,7 +142,11 @@ def step_sync(self: QuicConnection) -> float | None:
     if received:
         self._datagrams_received += received
         self._flush_pending = True
-    timer = engine.get_timer()
+    # The engine's timer can only be due once the driver's deadline passed: that deadline is
+    # never later than the timer as of the last step or flush, and receiving a batch makes
+    # nothing due at once (what it makes urgent, an immediate ACK, a close on error, goes
+    # out with the flush below).  A step well inside the deadline skips get_timer.
+    timer = engine.get_timer() if now >= self._wait_deadline else None
     if timer is not None and now >= timer:
         engine.handle_timer(now)
         handled_at = now
