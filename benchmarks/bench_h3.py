@@ -25,6 +25,14 @@ from ``/proc/<pid>/stat``), taken over the timed part of each slice and summed o
 slices.  Each round trip also pays a fixed kernel cost in both processes, the same for
 every stack, which bounds a latency row's wall ratio; this table shows each stack's own work.
 
+Both tables come from the latency rows run where the OS places the processes.  By default
+(``--placement os,one,two``) the rows 2 to 5 then run twice more, each printed as a table of
+its own, no goals: with this process and the servers pinned to one CPU (a wake-up is a cheap
+hand-off on that CPU, so a round trip costs what the two stacks compute), and pinned to two
+different CPUs (each wake-up crosses CPUs, which costs the same for every stack).  The OS's
+placement mixes the two at random, one reason its latency ratios swing between runs.  The
+download runs once, unpinned, with the ``os`` placement only.
+
 Servers are the interop peers (``tests/interop/peers``) in their own processes; clients run
 in this process (trio for ours, asyncio for aioquic).  The latency rows (2 to 5) run in
 ``--slices`` (5) slices, ours and aioquic alternating: the rates are the slices' means, the
@@ -35,12 +43,14 @@ requests and new connections.
 
     .venv/bin/python benchmarks/bench_h3.py            # about a minute
     .venv/bin/python benchmarks/bench_h3.py --size 20 --requests 500 --connections 30
+    .venv/bin/python benchmarks/bench_h3.py --placement os     # the first two tables only
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -50,7 +60,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +76,7 @@ from aioquic.quic.configuration import QuicConfiguration  # noqa: E402
 from aioquic_peer import PeerH3Connection  # noqa: E402
 
 import trio_zttp  # noqa: E402
-from tests.interop.harness import InteropSession  # noqa: E402
+from tests.interop.harness import InteropSession, PeerProcess  # noqa: E402
 from tests.interop.ngtcp2 import GTLSCLIENT, GTLSSERVER, find_binary, start_gtlsserver  # noqa: E402
 from trio_zttp import quic  # noqa: E402
 from trio_zttp.testing import CertificateAuthority  # noqa: E402
@@ -439,7 +449,84 @@ def _ngtcp2_bulk(session: InteropSession, certs: dict[str, str], size: int,
     return size / MB / elapsed
 
 
+# -- CPU placement of the latency rows ------------------------------------------------------------
+
+_PLACEMENTS = {  # each mode's table heading (the os mode's table is the first, with goals)
+    "os": "",
+    "one": "client and server on one CPU (the exchange costs what the two stacks compute)",
+    "two": "client and server on two CPUs (each wake-up crosses CPUs)",
+}
+_Cpus = tuple[set[int], set[int]] | None  # (this process, the servers); None: the OS decides
+
+
+def _placement_list(text: str) -> list[str]:
+    """``--placement``: a comma-separated subset of the modes, run in their canonical order."""
+    modes = {mode.strip() for mode in text.split(",") if mode.strip()}
+    unknown = modes - _PLACEMENTS.keys()
+    if unknown or not modes:
+        raise argparse.ArgumentTypeError(f"choose from {','.join(_PLACEMENTS)}, not {text!r}")
+    return [mode for mode in _PLACEMENTS if mode in modes]
+
+
+def _placements(modes: list[str]) -> list[tuple[str, _Cpus]]:
+    """The modes that can run here with their CPUs, from this process's original affinity;
+    prints a one-line note for each that cannot."""
+    pinning = hasattr(os, "sched_setaffinity") and hasattr(os, "sched_getaffinity")
+    cpus = sorted(os.sched_getaffinity(0)) if pinning else []
+    chosen: list[tuple[str, _Cpus]] = []
+    for mode in modes:
+        need = {"os": 0, "one": 1, "two": 2}[mode]
+        if len(cpus) < need:
+            why = (f"it needs {need} CPUs, this process may use {len(cpus)}" if pinning
+                   else "this system has no os.sched_setaffinity")
+            print(f"placement {mode!r} skipped: {why}", flush=True)
+        else:
+            chosen.append((mode, None if mode == "os" else ({cpus[0]}, {cpus[need - 1]})))
+    return chosen
+
+
+def _set_affinity(pid: int, cpus: set[int]) -> None:
+    """Pin every thread of process ``pid``: sched_setaffinity moves only the one it names."""
+    try:
+        threads = [int(task.name) for task in Path(f"/proc/{pid}/task").iterdir()]
+    except OSError:
+        threads = [pid]
+    for thread in threads:
+        with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+            os.sched_setaffinity(thread, cpus)
+
+
+@contextlib.contextmanager
+def _placed(cpus: _Cpus, servers: list[int]) -> Iterator[None]:
+    """This process on ``cpus[0]``, the ``servers`` on ``cpus[1]``, each one's original
+    affinity restored after (``cpus`` None: nothing changes)."""
+    if cpus is None:
+        yield
+        return
+    saved = {pid: os.sched_getaffinity(pid) for pid in (os.getpid(), *servers)}
+    try:
+        _set_affinity(os.getpid(), cpus[0])
+        for pid in servers:
+            _set_affinity(pid, cpus[1])
+        yield
+    finally:
+        for pid, original in saved.items():
+            _set_affinity(pid, original)
+
+
 # -- the run --------------------------------------------------------------------------------------
+
+
+class _Table:
+    """One placement's rows: the slices' means, the median ratio, the goal, the CPU meters."""
+
+    __slots__ = ("cpu", "goals", "ratios", "rows")
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[str, float | None]] = {}
+        self.ratios: dict[str, float] = {}
+        self.goals: dict[str, float | None] = {}
+        self.cpu: dict[str, tuple[_CpuMeter, _CpuMeter]] = {}
 
 
 def _paired(ours: Callable[[], Any], aio: Callable[[], Any], slices: int) -> tuple[list[Any],
@@ -458,17 +545,81 @@ def _paired(ours: Callable[[], Any], aio: Callable[[], Any], slices: int) -> tup
     return ours_values, aio_values
 
 
-def _row(rows: dict[str, dict[str, float | None]], ratios: dict[str, float],
-         goals: dict[str, float | None], name: str, ours: list[float], aio: list[float],
+def _row(table: _Table, name: str, ours: list[float], aio: list[float],
          goal: float | None) -> None:
     """A table row: the mean of the slices, and the median of the per-slice ratios."""
-    rows[name] = {"ours": statistics.fmean(ours), "aioquic": statistics.fmean(aio),
-                  "ngtcp2": None}
-    ratios[name] = statistics.median(o / a for o, a in zip(ours, aio, strict=True))
-    goals[name] = goal
+    table.rows[name] = {"ours": statistics.fmean(ours), "aioquic": statistics.fmean(aio),
+                        "ngtcp2": None}
+    table.ratios[name] = statistics.median(o / a for o, a in zip(ours, aio, strict=True))
+    table.goals[name] = goal
 
 
-def main() -> None:
+def _measures(args: argparse.Namespace) -> list[tuple[str, str, Any, Any, int | float, float]]:
+    """The latency rows 2 to 4: (row, CPU row, ours, aioquic, amount, goal)."""
+    return [
+        (f"{args.requests} sequential GETs, req/s", f"{args.requests} sequential GETs",
+         _ours_requests, _aio_requests, args.requests, 1.5),
+        (f"{args.connections} new connections + GET, conn/s",
+         f"{args.connections} new connections + GET", _ours_connections,
+         _aio_connections, args.connections, 1.5),
+        (_DATAGRAMS, "HTTP datagram round trips", _ours_datagrams, _aio_datagrams,
+         args.seconds, 2.0),
+    ]
+
+
+def _latency_rows(args: argparse.Namespace, table: _Table, servers: tuple[PeerProcess, ...],
+                  cafile: str, cpus: _Cpus) -> None:
+    """The rows 2 to 5 into ``table``, this process and the servers placed on ``cpus``."""
+    ours, aio = servers
+    assert ours.port is not None and aio.port is not None
+    with _placed(cpus, [ours.pid, aio.pid]):
+        for name, cpu_name, ours_fn, aio_fn, amount, row_goal in _measures(args):
+            print(f"... {name}", file=sys.stderr, flush=True)
+            part = amount / args.slices if isinstance(amount, float) else amount // args.slices
+            table.cpu[cpu_name] = _CpuMeter(ours.pid), _CpuMeter(aio.pid)
+            ours_values, aio_values = _paired(
+                lambda fn=ours_fn, part=part, meter=table.cpu[cpu_name][0]: trio.run(
+                    fn, ours.port, cafile, part, meter),
+                lambda fn=aio_fn, part=part, meter=table.cpu[cpu_name][1]: asyncio.run(
+                    fn(aio.port, cafile, part, meter)),
+                args.slices,
+            )
+            if isinstance(ours_values[0], tuple):  # new connections: (rate, closing period)
+                closing = "  then the closing period, ms (lower is less)"
+                _row(table, name, [v[0] for v in ours_values], [v[0] for v in aio_values],
+                     row_goal)
+                _row(table, closing, [v[1] for v in ours_values], [v[1] for v in aio_values],
+                     None)
+                continue
+            _row(table, name, ours_values, aio_values, row_goal)
+        _floor_row(args, table, cafile, cpus)
+
+
+def _floor_row(args: argparse.Namespace, table: _Table, cafile: str, cpus: _Cpus) -> None:
+    """Row 5: plain UDP round trips to echo processes, placed as the servers are."""
+    print("... UDP round trips without QUIC", file=sys.stderr, flush=True)
+    trio_echo, trio_port = _start_udp_echo(_TRIO_ECHO)
+    asyncio_echo, asyncio_port = _start_udp_echo(_ASYNCIO_ECHO)
+    try:
+        if cpus is not None:  # started by this process, they inherited its CPU: move them
+            for echo in (trio_echo, asyncio_echo):
+                _set_affinity(echo.pid, cpus[1])
+        part = args.seconds / args.slices
+        trio_meter, asyncio_meter = table.cpu["UDP round trips, no QUIC (trio | asyncio)"] = (
+            _CpuMeter(trio_echo.pid), _CpuMeter(asyncio_echo.pid))
+        ours_values, aio_values = _paired(
+            lambda: trio.run(_trio_udp_floor, trio_port, cafile, part, trio_meter),
+            lambda: asyncio.run(_asyncio_udp_floor(asyncio_port, cafile, part, asyncio_meter)),
+            args.slices,
+        )
+        _row(table, _FLOOR, ours_values, aio_values, None)
+    finally:
+        for echo in (trio_echo, asyncio_echo):
+            echo.kill()
+            echo.wait()
+
+
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=100, help="MB for the bulk download")
     parser.add_argument("--requests", type=int, default=2000)
@@ -476,7 +627,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="datagram round trips")
     parser.add_argument("--slices", type=int, default=5,
                         help="latency rows: alternate ours and aioquic in this many slices")
-    args = parser.parse_args()
+    parser.add_argument("--placement", type=_placement_list, default=list(_PLACEMENTS),
+                        help="CPU placements of the latency rows, a comma-separated subset of "
+                        "os (the OS decides: the table with the goals, the download and the "
+                        "CPU table), one (client and servers pinned to one CPU), two (pinned "
+                        "to two CPUs); default: os,one,two")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = _arguments()
+    placements = _placements(args.placement)
     size = args.size * MB
     tmp = Path(tempfile.mkdtemp(prefix="bench-h3-"))
     ca = CertificateAuthority.create()
@@ -484,75 +645,42 @@ def main() -> None:
     certs = {"ca": str(tmp / "ca.pem"), "cert": str(tmp / "cert.pem"), "key": str(tmp / "key.pem")}
     ca.write_pem(certs["ca"])
     leaf.write_pem(certs["cert"], certs["key"])
-    rows: dict[str, dict[str, float | None]] = {}
+    tables = {mode: _Table() for mode, _ in placements}
+    bulk = f"download {args.size} MB, MB/s"
     with InteropSession(tmp / "logs", cert=Path(certs["cert"]), key=Path(certs["key"]),
                         env={"TRIO_ZTTP_INTEROP_ENGINE": "ours-only"}) as session:
         ours = session.server("ours", "h3", timeout=3600)
         aio = session.server("aioquic", "h3", timeout=3600)
         assert ours.port is not None and aio.port is not None
         cafile = certs["ca"]
-        goals: dict[str, float | None] = {}
-        ratios: dict[str, float] = {}
-        bulk = f"download {args.size} MB, MB/s"
-        print(f"... {bulk}", file=sys.stderr, flush=True)
-        ours_bulk = trio.run(_ours_bulk, ours.port, cafile, size)  # one slice: no latency row
-        aio_bulk = asyncio.run(_aio_bulk(aio.port, cafile, size))
-        _row(rows, ratios, goals, bulk, [ours_bulk], [aio_bulk], 2.0)
-        measures = [
-            (f"{args.requests} sequential GETs, req/s", f"{args.requests} sequential GETs",
-             _ours_requests, _aio_requests, args.requests, 1.5),
-            (f"{args.connections} new connections + GET, conn/s",
-             f"{args.connections} new connections + GET", _ours_connections,
-             _aio_connections, args.connections, 1.5),
-            (_DATAGRAMS, "HTTP datagram round trips", _ours_datagrams, _aio_datagrams,
-             args.seconds, 2.0),
-        ]
-        cpu: dict[str, tuple[_CpuMeter, _CpuMeter]] = {}
-        for name, cpu_name, ours_fn, aio_fn, amount, row_goal in measures:
-            print(f"... {name}", file=sys.stderr, flush=True)
-            part = amount / args.slices if isinstance(amount, float) else amount // args.slices
-            cpu[cpu_name] = _CpuMeter(ours.pid), _CpuMeter(aio.pid)
-            ours_values, aio_values = _paired(
-                lambda fn=ours_fn, part=part, meter=cpu[cpu_name][0]: trio.run(
-                    fn, ours.port, cafile, part, meter),
-                lambda fn=aio_fn, part=part, meter=cpu[cpu_name][1]: asyncio.run(
-                    fn(aio.port, cafile, part, meter)),
-                args.slices,
-            )
-            if isinstance(ours_values[0], tuple):  # new connections: (rate, closing period)
-                closing = "  then the closing period, ms (lower is less)"
-                _row(rows, ratios, goals, name, [v[0] for v in ours_values],
-                     [v[0] for v in aio_values], row_goal)
-                _row(rows, ratios, goals, closing, [v[1] for v in ours_values],
-                     [v[1] for v in aio_values], None)
-                continue
-            _row(rows, ratios, goals, name, ours_values, aio_values, row_goal)
-        print("... UDP round trips without QUIC", file=sys.stderr, flush=True)
-        trio_echo, trio_port = _start_udp_echo(_TRIO_ECHO)
-        asyncio_echo, asyncio_port = _start_udp_echo(_ASYNCIO_ECHO)
-        try:
-            part = args.seconds / args.slices
-            trio_meter, asyncio_meter = cpu["UDP round trips, no QUIC (trio | asyncio)"] = (
-                _CpuMeter(trio_echo.pid), _CpuMeter(asyncio_echo.pid))
-            ours_values, aio_values = _paired(
-                lambda: trio.run(_trio_udp_floor, trio_port, cafile, part, trio_meter),
-                lambda: asyncio.run(_asyncio_udp_floor(asyncio_port, cafile, part, asyncio_meter)),
-                args.slices,
-            )
-            _row(rows, ratios, goals, _FLOOR, ours_values, aio_values, None)
-        finally:
-            for echo in (trio_echo, asyncio_echo):
-                echo.kill()
-                echo.wait()
-        print("... ngtcp2 download", file=sys.stderr, flush=True)
-        rows[bulk]["ngtcp2"] = _ngtcp2_bulk(session, certs, size, tmp)
+        if "os" in tables:  # the download runs once, unpinned: it uses both CPUs
+            print(f"... {bulk}", file=sys.stderr, flush=True)
+            ours_bulk = trio.run(_ours_bulk, ours.port, cafile, size)  # one slice
+            aio_bulk = asyncio.run(_aio_bulk(aio.port, cafile, size))
+            _row(tables["os"], bulk, [ours_bulk], [aio_bulk], 2.0)
+        for mode, cpus in placements:
+            print(f"... placement {mode}", file=sys.stderr, flush=True)
+            _latency_rows(args, tables[mode], (ours, aio), cafile, cpus)
+        if "os" in tables:
+            print("... ngtcp2 download", file=sys.stderr, flush=True)
+            tables["os"].rows[bulk]["ngtcp2"] = _ngtcp2_bulk(session, certs, size, tmp)
     shutil.rmtree(tmp, ignore_errors=True)
+    if "os" in tables:
+        _print_goals(tables["os"])
+        _print_cpu(tables["os"].cpu)
+    for mode, table in tables.items():
+        if mode != "os":
+            _print_placement(_PLACEMENTS[mode], table)
+
+
+def _print_goals(table: _Table) -> None:
+    """The first table: the OS's placement, with the ratios judged against the goals."""
     print(f"\n{'':44} {'ours':>10} {'aioquic':>10} {'ngtcp2':>10} {'ours/aioquic':>13} goal")
-    for name, row in rows.items():
+    for name, row in table.rows.items():
         ours_value, aio_value, native = row["ours"], row["aioquic"], row["ngtcp2"]
         assert ours_value is not None and aio_value is not None
-        ratio = ratios[name]
-        goal = goals[name]
+        ratio = table.ratios[name]
+        goal = table.goals[name]
         native_text = f"{native:10.1f}" if native is not None else f"{'-':>10}"
         if goal is None:
             print(f"{name:44} {ours_value:10.1f} {aio_value:10.1f} {native_text} "
@@ -561,12 +689,20 @@ def main() -> None:
         verdict = "met" if ratio >= goal else "not met"
         print(f"{name:44} {ours_value:10.1f} {aio_value:10.1f} {native_text} {ratio:12.2f}x "
               f">= {goal}x {verdict}")
-    ceiling = rows[_FLOOR]["ours"]
-    aio_datagrams = rows[_DATAGRAMS]["aioquic"]
+    ceiling = table.rows[_FLOOR]["ours"]
+    aio_datagrams = table.rows[_DATAGRAMS]["aioquic"]
     assert ceiling is not None and aio_datagrams is not None
     print(f"\nceiling of the datagram row's ratio with no QUIC work on either side "
           f"(trio's UDP floor / aioquic's datagram rate): {ceiling / aio_datagrams:.2f}x")
-    _print_cpu(cpu)
+
+
+def _print_placement(title: str, table: _Table) -> None:
+    """A pinned placement's latency rows: rates and ratios, no goals (judged on the OS's)."""
+    print(f"\n{title}\n{'':44} {'ours':>10} {'aioquic':>10} {'ours/aioquic':>13}")
+    for name, row in table.rows.items():
+        ours_value, aio_value = row["ours"], row["aioquic"]
+        assert ours_value is not None and aio_value is not None
+        print(f"{name:44} {ours_value:10.1f} {aio_value:10.1f} {table.ratios[name]:12.2f}x")
 
 
 def _cpu_cell(meter: _CpuMeter) -> tuple[str, float, float | None]:
