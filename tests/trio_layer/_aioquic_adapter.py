@@ -206,6 +206,9 @@ class AioquicEngine:
     def change_connection_id(self) -> None:
         self._conn.change_connection_id()
 
+    def migrate(self) -> None:
+        self._conn.change_connection_id()  # aioquic: a fresh connection ID is the whole step
+
     def stream_send_capacity(self, stream_id: int) -> int:
         stream = self._conn._streams.get(stream_id)
         if stream is None:

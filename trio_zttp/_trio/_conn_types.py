@@ -37,6 +37,13 @@ class _EndpointLink(Protocol):
     #: Connections that got datagrams in the batch being routed while their driver was
     #: parked (the receive task runs their step after the batch).
     _touched: list[QuicConnection]
+    #: Every connection the endpoint carries.
+    _connections: set[QuicConnection]
+
+    @property
+    def local_address(self) -> Address: ...
+
+    async def rebind(self, local_address: tuple[str, int] | None = None) -> Address: ...
 
     async def _send_datagrams(
         self, datagrams: list[tuple[bytes, Address]], ecn: int = 0

@@ -58,6 +58,10 @@ class Engine(Protocol):
 
     def change_connection_id(self) -> None: ...
 
+    def migrate(self) -> None:
+        """Client: the next datagrams leave from a new local address (RFC 9000 §9)."""
+        ...
+
     def stream_send_capacity(self, stream_id: int) -> int:
         """Bytes ``send_stream_data`` can take now without buffering past the peer's credit."""
         ...

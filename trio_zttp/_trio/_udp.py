@@ -288,6 +288,8 @@ class BatchedTransport(DatagramTransport):
         self._full = False
 
     async def receive(self) -> list[tuple[bytes, Address, int]]:
+        if self.closed:  # (before waiting on a closed socket's file descriptor)
+            raise trio.ClosedResourceError("transport closed")
         sock = self._sock
         buffer = self._buffer
         view = self._view
@@ -377,6 +379,8 @@ class LinuxTransport(BatchedTransport):
         self.gso_sends = 0
 
     async def receive(self) -> list[tuple[bytes, Address, int]]:
+        if self.closed:  # (before waiting on a closed socket's file descriptor)
+            raise trio.ClosedResourceError("transport closed")
         sock = self._sock
         view = self._view
         buffers = [self._buffer]

@@ -194,6 +194,11 @@ class QuicConnection(trio.abc.AsyncResource):
         return self._remote_address
 
     @property
+    def local_address(self) -> Address:
+        """Our endpoint's ``(host, port)`` (changes when we migrate: :meth:`migrate`)."""
+        return self._endpoint.local_address
+
+    @property
     def alpn_protocol(self) -> str | None:
         """The negotiated ALPN protocol (None before the handshake completes)."""
         return self._alpn_protocol
@@ -349,6 +354,33 @@ class QuicConnection(trio.abc.AsyncResource):
             streams_accepted=self._streams_accepted,
             transport=self._engine.statistics(),
         )
+
+    async def migrate(self, local_address: tuple[str, int] | None = None) -> Address:
+        """Client: move to a new local address (active connection migration, RFC 9000 §9).
+
+        Rebinds this connection's endpoint (:meth:`QuicEndpoint.rebind`), which must carry
+        no other open connection; the endpoints of :func:`open_quic_connection` and
+        :func:`open_h3_connection` carry one.
+
+        Args:
+            local_address: ``(host, port)`` for the new socket (default: the current host,
+                a new port).
+
+        Returns:
+            The new local address.
+
+        Raises:
+            RuntimeError: A server connection, or an endpoint shared with other connections.
+            QuicError: The connection cannot migrate (see :meth:`QuicEndpoint.rebind`).
+            ConnectionClosedError: The connection is closed.
+        """
+        self._check_open()
+        if not self._is_client:
+            raise RuntimeError("only a client migrates (RFC 9000 §9)")
+        if any(c is not self and not c.closed for c in self._endpoint._connections):
+            raise RuntimeError("this connection's endpoint carries other connections: "
+                               "QuicEndpoint.rebind() moves them all")
+        return await self._endpoint.rebind(local_address)
 
     def request_key_update(self) -> None:
         """Start a 1-RTT key update (RFC 9001 §6)."""

@@ -55,7 +55,7 @@ from ..quic._packet import (
     peek_dcid,
 )
 from ._engine import Address, ConnectionFactory
-from ._udp import DatagramTransport, is_ipv4_literal, normalize_address
+from ._udp import DatagramTransport, is_ipv4_literal, normalize_address, open_transport
 from .connection import INCOMING_QUEUE_SIZE, QuicConnection
 
 __all__ = ["QuicEndpoint", "QuicEndpointStatistics"]
@@ -241,6 +241,59 @@ class QuicEndpoint:
             await connection._wait_handshake()
             yield connection
 
+    async def rebind(self, local_address: tuple[str, int] | None = None) -> Address:
+        """Move this client endpoint to a new UDP socket: its connections migrate with it
+        (active connection migration, RFC 9000 §9), as on a change of network.
+
+        Each open connection first moves to a spare connection ID of its peer's (one
+        connection ID is never used from two local addresses, §9.5); then the new socket
+        replaces the old one, which is closed: packets still on their way to it are lost
+        and recovered as any loss.  The peer validates the new path itself (§9.3).
+
+        Args:
+            local_address: ``(host, port)`` to bind the new socket to (default: the current
+                host and a new port).
+
+        Returns:
+            The new local address.
+
+        Raises:
+            RuntimeError: The endpoint also serves (a server keeps its address).
+            QuicError: A connection cannot migrate: its handshake is not confirmed, its peer
+                sent ``disable_active_migration``, or its peer gave no spare connection ID.
+                The endpoint then stays on its socket.
+            trio.ClosedResourceError: The endpoint is closing.
+            OSError: The new socket cannot be bound.
+        """
+        if self._server_config is not None:
+            raise RuntimeError("a server endpoint keeps its address: only a client migrates")
+        if self._closed:
+            raise trio.ClosedResourceError("endpoint is closing")
+        old = self._transport
+        if local_address is None:
+            local_address = (old.local_address[0], 0)
+        # the same datagram path as before: GSO/GRO when the old socket had it (or the
+        # kernel does), the portable path when the old one was forced onto it
+        new = await open_transport(local_address,
+                                   fast_path=None if old.kind != "portable" else False)
+        try:
+            async with self._send_lock:  # no batch of the old socket's is half sent
+                if self._closed:
+                    raise trio.ClosedResourceError("endpoint is closing")
+                moving = [c for c in self._connections if not c.closed]
+                for connection in moving:
+                    connection._engine.migrate()
+                new.datagrams_sent += old.datagrams_sent
+                new.datagrams_received += old.datagrams_received
+                self._transport = new
+        except BaseException:
+            new.close()
+            raise
+        old.close()  # the receive task goes on with the new socket
+        for connection in moving:
+            connection._poke()  # what goes out next leaves from the new address
+        return new.local_address
+
     async def accept(self) -> QuicConnection:
         """Wait for the next incoming connection whose handshake completed.
 
@@ -328,10 +381,15 @@ class QuicEndpoint:
         dispatch = self._dispatch
         current_time = trio.lowlevel.current_clock().current_time  # (the run's clock)
         while True:
+            if transport is not self._transport:  # rebound while this task was elsewhere
+                transport = self._transport
             try:
                 batch = await transport.receive()
             except trio.ClosedResourceError:
-                return
+                if self._closed or self._transport is transport:
+                    return
+                transport = self._transport  # rebound (rebind): go on with the new socket
+                continue
             now = current_time()
             for data, addr, ecn in batch:
                 try:

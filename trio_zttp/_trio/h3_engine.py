@@ -151,6 +151,7 @@ class H3Engine:
         self.statistics = inner.statistics
         self.request_key_update = inner.request_key_update
         self.change_connection_id = inner.change_connection_id
+        self.migrate = inner.migrate
         self.stream_send_capacity = self.send_capacity = inner.stream_send_capacity
         self.consume_stream_data = inner.consume_stream_data
         self.is_client = is_client
