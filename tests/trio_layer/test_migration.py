@@ -116,3 +116,27 @@ async def test_migrate_refused_on_an_endpoint_shared_with_other_connections(
                 assert connection.statistics().transport.key_updates >= 1
             # the server answered on the new socket (the old one is closed)
             assert endpoint.statistics().datagrams_received > received
+
+
+async def test_two_rebinds_at_once_leave_one_socket_open(
+    fake_net, ca, server_cert, autojump_clock
+):
+    async with served(handler, server_cert) as server, h3_client(ca, server.port) as conn:
+        await (await conn.request("GET", "/who")).read()  # the handshake is confirmed
+        endpoint = conn.quic._endpoint
+        results = []
+
+        async def move() -> None:
+            results.append(await endpoint.rebind())
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(move)
+            nursery.start_soon(move)
+        assert len(results) == 2 and results[0] != results[1]
+        assert conn.quic.local_address in results
+        await _server_sees(conn, conn.quic.local_address)
+        # the socket the other rebind opened was closed: its port can be bound again
+        (stale,) = [r for r in results if r != conn.quic.local_address]
+        probe = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+        with probe:
+            await probe.bind(stale)

@@ -280,6 +280,7 @@ class QuicEndpoint:
             async with self._send_lock:  # no batch of the old socket's is half sent
                 if self._closed:
                     raise trio.ClosedResourceError("endpoint is closing")
+                old = self._transport  # (another rebind may have moved it meanwhile)
                 moving = [c for c in self._connections if not c.closed]
                 for connection in moving:
                     connection._engine.migrate()
