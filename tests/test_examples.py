@@ -27,6 +27,8 @@ EXPECTED = {
         *(f"client: got {n}, sends {n + 1}" for n in range(2, 9, 2)),
         "client: got 10: done",
     ],
+    "migration.py": ["client: moved to port", "client: done: 1048576 bytes, intact",
+                     "client: the server now sees 127.0.0.1:"],
 }
 #: Examples that need a peer: run by test_example_h3_server_and_client.
 NEEDS_PEER = {"h3_server.py", "h3_client.py"}
