@@ -104,3 +104,25 @@ def test_nat_rebinding_followed_by_a_server_that_disabled_active_migration(clien
     assert [(e.old_address, e.new_address) for e in changed] == [
         (("10.0.0.1", 50000), ("10.0.0.1", 50001))]
     assert pair.server.statistics().peer_address == ("10.0.0.1", 50001)  # type: ignore
+
+
+def test_client_migrate_dry_run_checks_without_spending_a_connection_id() -> None:
+    pair = make_pair("ours", "ours", link=CLEAN,
+                     client_options={"active_connection_id_limit": 2})
+    handshake(pair)
+    pair.run_for(0.1)
+    for _ in range(3):
+        pair.client.migrate(dry_run=True)  # type: ignore[attr-defined]  # the spare stays
+    pair.client.migrate()  # type: ignore[attr-defined]  # uses the one spare
+    with pytest.raises(QuicError, match="connection ID"):
+        pair.client.migrate(dry_run=True)  # type: ignore[attr-defined]
+    transfer(pair, 10_000)
+    assert _retired_by_server(pair) == 1  # one move, not four
+
+
+def test_client_migrate_dry_run_refuses_as_migrate_does() -> None:
+    pair = make_pair("ours", "ours", link=CLEAN, server_options=DISABLED)
+    handshake(pair)
+    pair.run_for(0.1)
+    with pytest.raises(QuicError, match="disable_active_migration"):
+        pair.client.migrate(dry_run=True)  # type: ignore[attr-defined]

@@ -206,8 +206,9 @@ class AioquicEngine:
     def change_connection_id(self) -> None:
         self._conn.change_connection_id()
 
-    def migrate(self) -> None:
-        self._conn.change_connection_id()  # aioquic: a fresh connection ID is the whole step
+    def migrate(self, *, dry_run: bool = False) -> None:
+        if not dry_run:  # aioquic: a fresh connection ID is the whole step
+            self._conn.change_connection_id()
 
     def stream_send_capacity(self, stream_id: int) -> int:
         stream = self._conn._streams.get(stream_id)

@@ -58,8 +58,9 @@ class Engine(Protocol):
 
     def change_connection_id(self) -> None: ...
 
-    def migrate(self) -> None:
-        """Client: the next datagrams leave from a new local address (RFC 9000 §9)."""
+    def migrate(self, *, dry_run: bool = False) -> None:
+        """Client: the next datagrams leave from a new local address (RFC 9000 §9);
+        ``dry_run``: only raise if that is not possible now."""
         ...
 
     def stream_send_capacity(self, stream_id: int) -> int:

@@ -259,9 +259,10 @@ class QuicEndpoint:
 
         Raises:
             RuntimeError: The endpoint also serves (a server keeps its address).
+            ValueError: ``local_address`` is of another address family than the socket.
             QuicError: A connection cannot migrate: its handshake is not confirmed, its peer
                 sent ``disable_active_migration``, or its peer gave no spare connection ID.
-                The endpoint then stays on its socket.
+                The endpoint then stays on its socket and no connection changed.
             trio.ClosedResourceError: The endpoint is closing.
             OSError: The new socket cannot be bound.
         """
@@ -277,13 +278,21 @@ class QuicEndpoint:
         new = await open_transport(local_address,
                                    fast_path=None if old.kind != "portable" else False)
         try:
+            if new.family != old.family:
+                raise ValueError(f"cannot move an endpoint of address family {old.family} "
+                                 f"to {local_address!r}")
             async with self._send_lock:  # no batch of the old socket's is half sent
                 if self._closed:
                     raise trio.ClosedResourceError("endpoint is closing")
                 old = self._transport  # (another rebind may have moved it meanwhile)
                 moving = [c for c in self._connections if not c.closed]
+                for connection in moving:  # all can move, or none does
+                    connection._engine.migrate(dry_run=True)
                 for connection in moving:
                     connection._engine.migrate()
+                    # batches built for the old address carry the old connection ID, which
+                    # must not leave from the new one (§9.5): dropped, recovered as loss
+                    connection._unsent.clear()
                 new.datagrams_sent += old.datagrams_sent
                 new.datagrams_received += old.datagrams_received
                 self._transport = new
@@ -581,12 +590,15 @@ class QuicEndpoint:
         self, datagrams: list[tuple[bytes, Address]], ecn: int = 0
     ) -> None:
         lock = self._send_lock
+        # the socket these were built for: if a rebind replaces it while this waits for the
+        # lock, they carry a connection ID of the old address and are dropped (as loss)
+        transport = self._transport
         try:
             lock.acquire_nowait()
         except trio.WouldBlock:
             await lock.acquire()
         try:
-            await self._transport.send(datagrams, ecn)
+            await transport.send(datagrams, ecn)
         except trio.ClosedResourceError:
             pass
         finally:

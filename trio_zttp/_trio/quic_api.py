@@ -152,7 +152,9 @@ async def open_quic_endpoint(
                     await endpoint._shutdown(None)
                 finally:
                     # closing the socket ends the receive task (ClosedResourceError, no
-                    # cancellation to deliver); the cancel ends drivers still running
+                    # cancellation to deliver); the cancel ends drivers still running.
+                    # (The endpoint's socket: a rebind replaced the one opened here.)
+                    transport = endpoint._transport
                     transport.close()
                     nursery.cancel_scope.cancel()
     finally:

@@ -213,7 +213,9 @@ class PeerConnectionIds:
         self.pending_retire.append(sequence)
 
     def has_spare(self) -> bool:
-        return any(seq != self._current_seq for seq in self._by_seq)
+        """Whether :meth:`rotate` would find an unused peer CID."""
+        current = self._current_seq
+        return any(s > current for s in self._by_seq)
 
     def rotate(self) -> bool:
         """Switch to the next unused peer CID, retiring the current one; False if none spare."""

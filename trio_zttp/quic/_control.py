@@ -227,7 +227,7 @@ class ControlMixin(ConnectionBase):
         self._check_open()
         self._peer_cids.rotate()
 
-    def migrate(self) -> None:
+    def migrate(self, *, dry_run: bool = False) -> None:
         """Prepare to send from a new local address (client active migration, RFC 9000 §9).
 
         Call it just before the datagrams go out from the new address: the connection moves
@@ -237,6 +237,10 @@ class ControlMixin(ConnectionBase):
         only once the handshake is confirmed, and never when the peer sent
         disable_active_migration (we do not act on preferred_address, the one exception).
         NAT rebinding needs no call: the peer sees it and follows.
+
+        Args:
+            dry_run: only check that the connection could migrate now (raise as below),
+                changing nothing: for a caller that moves several connections at once.
 
         Raises:
             QuicError: on a server, before the handshake is confirmed, when the peer sent
@@ -253,7 +257,7 @@ class ControlMixin(ConnectionBase):
             raise QuicError("the peer sent disable_active_migration: no active connection "
                             "migration (RFC 9000 §9)")
         cids = self._peer_cids
-        if not cids.zero_length and not cids.rotate():
+        if not cids.zero_length and not (cids.has_spare() if dry_run else cids.rotate()):
             raise QuicError("no spare connection ID of the peer's to migrate with "
                             "(RFC 9000 §9.5)")
 
