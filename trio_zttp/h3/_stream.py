@@ -8,6 +8,7 @@ of :mod:`._rules` (``MessageState``); the send side follows :data:`SEND_TRANSITI
 from __future__ import annotations
 
 import enum
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from typing import Final, final
 
@@ -155,36 +156,66 @@ class RetiredStreams:
     """The peer-initiated streams of one kind that are finished here, in little memory.
 
     QUIC may still hand us data or resets for such a stream (frames in flight); they must not
-    look like a new stream. IDs below a floor are all finished; finished ones above it sit in
-    a set that the floor swallows as the gaps fill (streams mostly end in order).
+    look like a new stream. IDs below a floor are all finished; finished ones above it are
+    kept as runs of consecutive IDs, which the floor swallows as the gaps fill (streams mostly
+    end in order). The memory is one pair of numbers per gap, not one entry per stream: a
+    stream that never ends (the peer's control stream, say) holds the floor, and a peer that
+    then opens and ends any number of streams behind it adds no memory.
 
     Args:
         first: The first stream ID of this kind (0 for client bidirectional, 2 or 3 for
             client or server unidirectional).
     """
 
-    __slots__ = ("_floor", "_ids")
+    __slots__ = ("_ends", "_floor", "_starts")
 
     def __init__(self, first: int) -> None:
         self._floor = first
-        self._ids: set[int] = set()
+        # runs above the floor, in order: IDs _starts[i], _starts[i] + 4, ... below _ends[i]
+        self._starts: list[int] = []
+        self._ends: list[int] = []
 
     def add(self, stream_id: int) -> None:
         """Mark ``stream_id`` finished."""
         floor = self._floor
-        if stream_id == floor and not self._ids:  # the usual case: streams end in order
-            self._floor = floor + 4
+        starts = self._starts
+        if stream_id == floor:
+            floor += 4
+            if starts and starts[0] == floor:  # the gap closed: the first run joins
+                floor = self._ends[0]
+                del starts[0], self._ends[0]
+            self._floor = floor
             return
         if stream_id < floor:
             return
-        self._ids.add(stream_id)
-        while self._floor in self._ids:
-            self._ids.remove(self._floor)
-            self._floor += 4
+        ends = self._ends
+        i = bisect_right(starts, stream_id)  # runs 0..i-1 start at or below it
+        if i and stream_id < ends[i - 1]:
+            return  # already finished
+        joins_previous = i > 0 and ends[i - 1] == stream_id
+        joins_next = i < len(starts) and starts[i] == stream_id + 4
+        if joins_previous and joins_next:
+            ends[i - 1] = ends[i]
+            del starts[i], ends[i]
+        elif joins_previous:
+            ends[i - 1] = stream_id + 4
+        elif joins_next:
+            starts[i] = stream_id
+        else:
+            starts.insert(i, stream_id)
+            ends.insert(i, stream_id + 4)
 
     def __contains__(self, stream_id: int) -> bool:
-        return stream_id < self._floor or stream_id in self._ids
+        if stream_id < self._floor:
+            return True
+        i = bisect_right(self._starts, stream_id)
+        return bool(i) and stream_id < self._ends[i - 1]
 
     def __len__(self) -> int:
         """How many finished IDs are held above the floor."""
-        return len(self._ids)
+        return sum(end - start for start, end in zip(self._starts, self._ends, strict=True)) // 4
+
+    @property
+    def runs(self) -> int:
+        """How many runs of finished IDs are held above the floor (the memory it takes)."""
+        return len(self._starts)
