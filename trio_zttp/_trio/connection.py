@@ -372,7 +372,9 @@ class QuicConnection(trio.abc.AsyncResource):
         Raises:
             RuntimeError: A server connection, or an endpoint shared with other connections.
             QuicError: The connection cannot migrate (see :meth:`QuicEndpoint.rebind`).
-            ConnectionClosedError: The connection is closed.
+            ValueError: ``local_address`` is of another address family.
+            trio.ClosedResourceError: We closed the connection.
+            ConnectionClosedError: The connection ended.
         """
         self._check_open()
         if not self._is_client:
