@@ -281,3 +281,16 @@ async def test_two_rebinds_at_once_leave_one_socket_open(
         probe = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
         with probe:
             await probe.bind(stale)
+
+
+async def test_a_server_with_a_preferred_address_is_refused_before_binding(
+    fake_net, server_cert, autojump_clock
+):
+    """The endpoint does not listen on a preferred address: a server configured with one is
+    refused at once (the sans-IO core would advertise an address nobody serves)."""
+    for field, address in (("preferred_ipv4_address", ("127.0.0.2", 4433)),
+                           ("preferred_ipv6_address", ("::2", 4433))):
+        config = quic_server_configuration(server_cert, **{field: address})
+        with pytest.raises(ValueError, match="preferred address"):
+            async with trio_zttp.open_quic_endpoint(("127.0.0.1", 0), config):
+                pass  # pragma: no cover

@@ -102,8 +102,17 @@ async def open_quic_endpoint(
     ``consume_on_delivery=False`` (credit follows what the application reads),
     ``stateless_reset_key`` set to the endpoint's key, and ``retry=False`` (the endpoint
     sends Retry itself, statelessly).
+
+    Raises:
+        ValueError: ``backlog`` below 1, or a server configuration with a preferred address
+            (``preferred_ipv4_address`` / ``preferred_ipv6_address``): the endpoint does not
+            listen there. Clients follow a server's preferred address on their own.
     """
     client, server = _split_configurations(configuration, server_configuration)
+    if server is not None and (server.preferred_ipv4_address is not None
+                               or server.preferred_ipv6_address is not None):
+        raise ValueError("the trio endpoint does not listen on a preferred address (yet): "
+                         "leave preferred_ipv4_address / preferred_ipv6_address unset")
     if backlog < 1:
         raise ValueError("backlog must be at least 1")
     if retry is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
-from typing import final
+from typing import Final, final
 
 from .._tls.suites import hmac_digest
 from ._errors import ConnectionIdLimitError, ProtocolViolation
@@ -108,6 +108,12 @@ class LocalConnectionIds:
         self.issued.append(entry)
         return entry
 
+    def issue_unannounced(self) -> tuple[int, bytes, bytes]:
+        """A new CID that travels elsewhere than in NEW_CONNECTION_ID (preferred_address)."""
+        entry = self._add(self._random(self._length))
+        self.issued.remove(entry)
+        return entry
+
     @property
     def initial(self) -> bytes:
         """The CID with sequence 0 (the SCID of our long-header packets while it lives)."""
@@ -149,12 +155,16 @@ class LocalConnectionIds:
         return stateless_reset_token(self._reset_key, cid)
 
 
+#: The sequence number of the connection ID in a server's preferred_address (RFC 9000 §5.1.1).
+PREFERRED_SEQUENCE: Final = 1
+
+
 @final
 class PeerConnectionIds:
     """Connection IDs the peer gave us: the one in use, spares, and retirement (§5.1.2)."""
 
     __slots__ = ("_limit", "_by_seq", "_retire_prior_to", "_current_seq", "current",
-                 "pending_retire", "zero_length")
+                 "pending_retire", "reserved", "zero_length")
 
     def __init__(self, *, initial: bytes, limit: int) -> None:
         self._limit = limit
@@ -166,6 +176,9 @@ class PeerConnectionIds:
         self.current = initial
         #: sequence numbers to send in RETIRE_CONNECTION_ID frames.
         self.pending_retire: list[int] = []
+        #: A sequence set aside for probing another server address (the preferred address's,
+        #: RFC 9000 §9.6.1): :meth:`rotate` does not take it.
+        self.reserved: int | None = None
         self.zero_length = not initial
 
     def replace_initial(self, cid: bytes) -> None:
@@ -201,8 +214,14 @@ class PeerConnectionIds:
             for seq in sorted(s for s in self._by_seq if s < retire_prior_to):
                 del self._by_seq[seq]
                 self._queue_retire(seq)
+                if seq == self.reserved:
+                    self.reserved = None  # (the probe that kept it ends)
             if self._current_seq < retire_prior_to:
-                self._current_seq = min(self._by_seq)
+                reserved = self.reserved
+                self._current_seq = min((s for s in self._by_seq if s != reserved),
+                                        default=min(self._by_seq))
+                if self._current_seq == reserved:
+                    self.reserved = None  # (the probe that kept it ends)
                 self.current = self._by_seq[self._current_seq][0]
         if len(self._by_seq) > self._limit:
             raise ConnectionIdLimitError("peer exceeded active_connection_id_limit")
@@ -215,19 +234,42 @@ class PeerConnectionIds:
     def has_spare(self) -> bool:
         """Whether :meth:`rotate` would find an unused peer CID."""
         current = self._current_seq
-        return any(s > current for s in self._by_seq)
+        reserved = self.reserved
+        return any(s > current and s != reserved for s in self._by_seq)
 
     def rotate(self) -> bool:
         """Switch to the next unused peer CID, retiring the current one; False if none spare."""
-        spares = sorted(s for s in self._by_seq if s > self._current_seq)
+        reserved = self.reserved
+        spares = sorted(s for s in self._by_seq if s > self._current_seq and s != reserved)
         if not spares:
             return False
+        return self.switch_to(spares[0])
+
+    def cid_for(self, sequence: int) -> bytes | None:
+        """The connection ID of ``sequence``, or None once it is retired."""
+        entry = self._by_seq.get(sequence)
+        return None if entry is None else entry[0]
+
+    def switch_to(self, sequence: int) -> bool:
+        """Use ``sequence`` from now on, retiring the current one; False if it is retired."""
+        if sequence not in self._by_seq or sequence == self._current_seq:
+            return False
         old = self._current_seq
-        self._current_seq = spares[0]
-        self.current = self._by_seq[spares[0]][0]
+        self._current_seq = sequence
+        self.current = self._by_seq[sequence][0]
+        if self.reserved == sequence:
+            self.reserved = None
         del self._by_seq[old]
         self._queue_retire(old)
         return True
+
+    def retire(self, sequence: int) -> None:
+        """Give up an unused ``sequence`` (a failed probe used it: never again, §9.5)."""
+        if self.reserved == sequence:
+            self.reserved = None
+        if sequence in self._by_seq and sequence != self._current_seq:
+            del self._by_seq[sequence]
+            self._queue_retire(sequence)
 
     def is_stateless_reset(self, datagram: bytes | memoryview) -> bool:
         """True if the datagram ends with a reset token of one of the peer's CIDs (§10.3.1)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Sequence
 from typing import IO, Any, Literal
 
@@ -25,6 +26,20 @@ def _forget_derived(instance: Configuration, attribute: Any, value: Any) -> Any:
     if cache:
         cache.clear()
     return value
+
+
+def _check_preferred(version: int, address: tuple[str, int], is_client: bool) -> None:
+    name = f"preferred_ipv{version}_address"
+    if is_client:
+        raise ValueError(f"{name} is a server's transport parameter")
+    try:
+        host, port = address
+        parsed = ipaddress.ip_address(host)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be (IPv{version} address, port), not {address!r}") \
+            from None
+    if parsed.version != version or parsed.is_unspecified or not 0 < port < 65536:
+        raise ValueError(f"{name} must be (IPv{version} address, port), not {address!r}")
 
 
 @attrs.define(kw_only=True, on_setattr=[attrs.setters.convert, attrs.setters.validate,
@@ -81,6 +96,10 @@ class Configuration:
     #: address on its own. A server that sends it still validates and follows a client whose
     #: address changed (NAT rebinding, or a client ignoring it), as RFC 9000 §9 allows.
     disable_active_migration: bool = False
+    #: Client: once the handshake is confirmed, validate the server's preferred_address (of
+    #: the family of the address we connected to) and move the connection there when it
+    #: answers (RFC 9000 §9.6.1); False stays on the address we connected to.
+    use_preferred_address: bool = True
     #: Largest UDP payload we send before path MTU discovery (>= 1200).
     max_datagram_size: int = 1200
     #: Length of the connection IDs we issue (0-20; servers need >= 1 for routing).
@@ -118,6 +137,13 @@ class Configuration:
     #: Server: answer a client Initial without a valid token with a Retry (RFC 9000 §8.1.2).
     #: The trio endpoint does this statelessly itself; this is for the sans-IO core alone.
     retry: bool = False
+    #: Server: the preferred_address transport parameter (RFC 9000 §9.6), an IPv4 and / or
+    #: an IPv6 ``(host, port)``: a client that follows it moves the connection there once
+    #: the handshake is confirmed. The sans-IO core advertises it (with a connection ID of
+    #: its own, sequence 1); the I/O layer must also receive on it and answer a packet from
+    #: the address it came to. The trio endpoint does not listen there yet and refuses it.
+    preferred_ipv4_address: tuple[str, int] | None = None
+    preferred_ipv6_address: tuple[str, int] | None = None
     #: Server: send NEW_TOKEN after the handshake so clients skip validation next time.
     issue_new_tokens: bool = True
     #: Server: mints and checks Retry / NEW_TOKEN tokens; None: a default one per
@@ -161,6 +187,11 @@ class Configuration:
             raise ValueError("client_certificate must be 'none', 'request' or 'require'")
         if self.congestion_control not in ("cubic", "newreno"):
             raise ValueError("congestion_control must be 'cubic' or 'newreno'")
+        for version, address in ((4, self.preferred_ipv4_address),
+                                 (6, self.preferred_ipv6_address)):
+            if address is not None:
+                _check_preferred(version, address, self.is_client)
+
 
     def shared(self, name: str, factory: Callable[[], Any]) -> Any:
         """A per-configuration object built once (TLS configuration, token keys ...); setting

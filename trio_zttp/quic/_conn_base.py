@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ._ecn import EcnValidator
     from ._errors import TransportError
     from ._events import Event
-    from ._params import TransportParameters
+    from ._params import PreferredAddress, TransportParameters
     from ._paths import Path, PathManager
     from ._qlog import QlogTracer
     from ._recovery import LossRecovery
@@ -104,6 +104,8 @@ class ConnectionBase:
     _streams: StreamManager
     _paths: PathManager
     _previous_path: Path | None
+    _preferred_probe: Path | None
+    _preferred_param: PreferredAddress | None
     _local_max_ack_delay: float
     _ack_delay_exponent: int
     _peer_ack_delay_exponent: int
@@ -184,6 +186,9 @@ class ConnectionBase:
         raise NotImplementedError
 
     def _on_path_validation_failed(self, path: Path, now: float) -> None:
+        raise NotImplementedError
+
+    def _probe_preferred_address(self, now: float) -> None:
         raise NotImplementedError
 
     def _start_close(self, code: int, frame_type: int | None, reason: str, *,

@@ -290,7 +290,10 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
                 if not self._accept_first_datagram(data, addr, now):
                     return
             elif self._is_client and path is not None:
-                return  # a client drops packets from unknown server addresses (RFC 9000 §9)
+                # a client drops packets from unknown server addresses (RFC 9000 §9); the
+                # preferred address it probes is known
+                if self._paths.get(addr) is None:
+                    return
             path = self._paths.current
             if path is None or path.address != addr:
                 path = self._paths.get_or_create(addr)

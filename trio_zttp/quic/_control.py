@@ -24,6 +24,7 @@ from cryptography import x509
 
 from .._buffer import varint_size
 from .._tls.suites import Epoch
+from ._cids import PREFERRED_SEQUENCE
 from ._conn_base import ConnectionBase, State
 from ._errors import QuicError, TransportError
 from ._events import ConnectionIdIssued, ConnectionIdRetired, PathChanged
@@ -41,6 +42,7 @@ from ._sender import (
     F_PING,
     F_RETIRE_CONNECTION_ID,
     MIN_INITIAL_SIZE,
+    _Packet,
     _seal,
     _start_packet,
 )
@@ -235,7 +237,8 @@ class ControlMixin(ConnectionBase):
         connection ID must not be used from two local addresses (§9.5). The server follows
         once packets arrive from the new address and validates it. Only a client migrates,
         only once the handshake is confirmed, and never when the peer sent
-        disable_active_migration (we do not act on preferred_address, the one exception).
+        disable_active_migration. A probe of the server's preferred address still under way
+        ends (the connection stays where it is).
         NAT rebinding needs no call: the peer sees it and follows.
 
         Args:
@@ -257,6 +260,8 @@ class ControlMixin(ConnectionBase):
             raise QuicError("the peer sent disable_active_migration: no active connection "
                             "migration (RFC 9000 §9)")
         cids = self._peer_cids
+        if not dry_run and self._preferred_probe is not None:
+            self._end_preferred_probe(moved=False, now=self._now)  # (its CID was used here)
         if not cids.zero_length and not (cids.has_spare() if dry_run else cids.rotate()):
             raise QuicError("no spare connection ID of the peer's to migrate with "
                             "(RFC 9000 §9.5)")
@@ -268,6 +273,8 @@ class ControlMixin(ConnectionBase):
         except TransportError as exc:
             exc.frame_type = 0x18
             raise
+        if self._preferred_probe is not None and self._peer_cids.reserved is None:
+            self._end_preferred_probe(moved=False, now=self._now)  # its CID was retired
 
     def _on_retire_connection_id_frame(self, sequence: int) -> None:
         local = self._local_cids
@@ -305,9 +312,55 @@ class ControlMixin(ConnectionBase):
             self._qlog.event(now, "connectivity:connection_state_updated",
                              {"new": "migrated", "address": str(path.address)})
 
+    def _probe_preferred_address(self, now: float) -> None:
+        """Client, handshake confirmed: validate the server's preferred address of our
+        address family with the connection ID that came with it (RFC 9000 §9.6.1)."""
+        peer = self._peer_params
+        current = self._paths.current
+        if peer is None or peer.preferred_address is None or current is None \
+                or not self._config.use_preferred_address:
+            return
+        preferred = peer.preferred_address
+        target = preferred.ipv6 if ":" in str(current.address[0]) else preferred.ipv4
+        cids = self._peer_cids
+        if target is None or cids.cid_for(PREFERRED_SEQUENCE) is None:
+            return
+        if target == current.address[:2] or self._paths.get(target) is not None:
+            cids.retire(PREFERRED_SEQUENCE)  # already there: the spare goes back
+            return
+        path = self._paths.get_or_create(target, validated=True)  # (no limit for a client)
+        cids.reserved = PREFERRED_SEQUENCE
+        self._preferred_probe = path
+        self._paths.start_validation(path, now, self._validation_timeout())
+
+    def _end_preferred_probe(self, *, moved: bool, now: float) -> None:
+        """The probe of the preferred address succeeded (move there) or failed (stay)."""
+        path = self._preferred_probe
+        assert path is not None
+        self._preferred_probe = None
+        old = self._paths.current
+        cids = self._peer_cids
+        if moved and old is not None and cids.switch_to(PREFERRED_SEQUENCE):
+            self._paths.current = path
+            self._paths.forget(old)
+            if old.address[0] != path.address[0]:
+                self._recovery.rtt.reset()  # a new path: RTT starts over (§9.4)
+            self._events.append(PathChanged(old_address=old.address,
+                                            new_address=path.address))
+            if self._qlog is not None:
+                self._qlog.event(now, "connectivity:connection_state_updated",
+                                 {"new": "migrated", "address": str(path.address)})
+            return
+        # failed, or its connection ID was retired meanwhile: never use it again (§9.5)
+        cids.retire(PREFERRED_SEQUENCE)
+        self._paths.forget(path)
+
     def _on_path_response_frame(self, data: bytes, now: float) -> None:
         path = self._paths.on_response(data)
         if path is None:
+            return
+        if path is self._preferred_probe:
+            self._end_preferred_probe(moved=True, now=now)
             return
         if path is self._paths.current:
             self._recovery.set_amplification_limited(False, now)
@@ -319,6 +372,9 @@ class ControlMixin(ConnectionBase):
                 self._previous_path = None
 
     def _on_path_validation_failed(self, path: Path, now: float) -> None:
+        if path is self._preferred_probe:
+            self._end_preferred_probe(moved=False, now=now)
+            return
         if path is self._paths.current:
             previous = self._previous_path
             if previous is not None:
@@ -336,6 +392,7 @@ class ControlMixin(ConnectionBase):
         if app.sealer is None:
             return []
         out: list[tuple[bytes, Any]] = []
+        cids = self._peer_cids
         for path in self._paths.paths():
             if path is current:
                 continue
@@ -346,26 +403,44 @@ class ControlMixin(ConnectionBase):
             allowance = path.amplification_budget()
             if allowance is not None:
                 budget = min(budget, allowance)
-            packet = _start_packet(self, app, Epoch.ONE_RTT, app.sealer, budget)
-            if packet is None:
-                continue
-            for data in responses[:2]:
-                packet.payload += b"\x1b" + data
-            if path.challenge_pending and path.challenge is not None:
-                packet.payload += b"\x1a" + path.challenge
-                path.challenge_pending = False
-            self._paths.responses = [(p, d) for p, d in self._paths.responses if p is not path]
-            packet.records.append((F_PATH,))
-            packet.ack_eliciting = True
-            room = budget - packet.size
-            if room > 0:
-                packet.payload += bytes(room)
-                packet.padding_only = True
-            app.next_pn += 1
-            datagram = _seal(self, packet, now)
-            path.bytes_sent += len(datagram)
+            dcid = cids.current
+            if path is self._preferred_probe:
+                # the preferred address gets its own connection ID, never ours of the old
+                # address (RFC 9000 §9.5, §9.6.1)
+                preferred = cids.cid_for(PREFERRED_SEQUENCE)
+                if preferred is None or cids.reserved != PREFERRED_SEQUENCE:
+                    self._end_preferred_probe(moved=False, now=now)  # the peer retired it
+                    continue
+                cids.current = preferred  # (for this packet only: _seal reads it)
+            try:
+                packet = _start_packet(self, app, Epoch.ONE_RTT, app.sealer, budget)
+                if packet is None:
+                    continue
+                datagram = self._seal_probe(packet, path, responses, budget, now)
+            finally:
+                cids.current = dcid
             out.append((datagram, path.address))
         return out
+
+    def _seal_probe(self, packet: _Packet, path: Path, responses: list[bytes], budget: int,
+                    now: float) -> bytes:
+        """PATH_RESPONSE / PATH_CHALLENGE frames for ``path`` into ``packet``, padded, sealed."""
+        for data in responses[:2]:
+            packet.payload += b"\x1b" + data
+        if path.challenge_pending and path.challenge is not None:
+            packet.payload += b"\x1a" + path.challenge
+            path.challenge_pending = False
+        self._paths.responses = [(p, d) for p, d in self._paths.responses if p is not path]
+        packet.records.append((F_PATH,))
+        packet.ack_eliciting = True
+        room = budget - packet.size
+        if room > 0:
+            packet.payload += bytes(room)
+            packet.padding_only = True
+        packet.space.next_pn += 1
+        datagram = _seal(self, packet, now)
+        path.bytes_sent += len(datagram)
+        return datagram
 
     # -- statistics and qlog -------------------------------------------------------------------
     def statistics(self) -> ConnectionStatistics:

@@ -30,7 +30,7 @@ from .._tls.messages import HandshakeType, parse_client_hello
 from .._tls.suites import CipherSuite, Epoch
 from .._tls.tickets import SessionTicket
 from ._address_tokens import AddressTokenHandler, TokenHandler
-from ._cids import LocalConnectionIds, PeerConnectionIds
+from ._cids import PREFERRED_SEQUENCE, LocalConnectionIds, PeerConnectionIds
 from ._config import Configuration
 from ._conn_base import ConnectionBase, State
 from ._crypto import PacketOpener, PacketSealer, derive_initial_keys
@@ -41,6 +41,7 @@ from ._errors import (
     TransportParameterError,
 )
 from ._events import (
+    ConnectionIdIssued,
     ConnectionTerminated,
     HandshakeCompleted,
     NewTokenReceived,
@@ -58,6 +59,7 @@ from ._packet import (
 )
 from ._params import (
     ParameterTemplate,
+    PreferredAddress,
     TransportParameters,
     VersionInformation,
     check_peer_parameters,
@@ -78,7 +80,8 @@ MIN_INITIAL_DATAGRAM: Final = 1200
 #: Our transport parameters that differ per connection; the rest come from the configuration.
 _PER_CONNECTION_PARAMETERS: Final = (
     "original_destination_connection_id", "stateless_reset_token",
-    "initial_source_connection_id", "retry_source_connection_id", "version_information")
+    "initial_source_connection_id", "retry_source_connection_id", "version_information",
+    "preferred_address")
 
 
 def _parameter_template(config: Configuration) -> tuple[ParameterTemplate, tuple[int, ...]]:
@@ -234,7 +237,24 @@ class HandshakeMixin(ConnectionBase):
             "retry_source_connection_id": None if client else self._retry_scid,
             "version_information": VersionInformation(
                 chosen_version=self._version, available_versions=available),
+            "preferred_address": None if client else self._our_preferred_address(),
         }
+
+    def _our_preferred_address(self) -> PreferredAddress | None:
+        """Server: the preferred_address we advertise, made once per connection with a
+        connection ID of its own (sequence 1, RFC 9000 §5.1.1) routed to us at once."""
+        config = self._config
+        if config.preferred_ipv4_address is None and config.preferred_ipv6_address is None:
+            return None
+        param = self._preferred_param
+        if param is None:
+            cids = self._local_cids
+            _seq, cid, token = cids.issue_unannounced()
+            self._events.append(ConnectionIdIssued(connection_id=cid))
+            param = self._preferred_param = PreferredAddress(
+                ipv4=config.preferred_ipv4_address, ipv6=config.preferred_ipv6_address,
+                connection_id=cid, stateless_reset_token=token)
+        return param
 
     def _new_tls(self) -> Handshake:
         template, available = _parameter_template(self._config)
@@ -566,6 +586,13 @@ class HandshakeMixin(ConnectionBase):
                                      error_code=TransportErrorCode.VERSION_NEGOTIATION_ERROR)
             if params.stateless_reset_token is not None:
                 self._peer_cids.set_initial_token(params.stateless_reset_token)
+            preferred = params.preferred_address
+            if preferred is not None:  # its connection ID has sequence number 1 (§5.1.1)
+                try:
+                    self._peer_cids.add(PREFERRED_SEQUENCE, preferred.connection_id,
+                                        preferred.stateless_reset_token, 0)
+                except TransportError as exc:
+                    raise TransportParameterError(f"preferred_address: {exc.reason}") from None
         self._peer_params = params
         self._peer_params_raw = raw
         recovery = self._recovery
@@ -614,6 +641,7 @@ class HandshakeMixin(ConnectionBase):
             path = self._paths.current
             if path is not None:
                 path.validated = True
+            self._probe_preferred_address(now)
 
     def _on_new_token_frame(self, token: bytes) -> None:
         self._events.append(NewTokenReceived(token=token))

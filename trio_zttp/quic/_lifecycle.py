@@ -123,6 +123,8 @@ class LifecycleMixin(ConnectionBase):
         self._key_updates = 0
         self._decryption_failures = 0
         self._previous_path = None
+        self._preferred_probe = None
+        self._preferred_param = None
         self._stats_packets_received = 0
         self._stats_packets_sent = 0
         self._stats_packets_lost = 0

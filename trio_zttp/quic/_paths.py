@@ -23,6 +23,8 @@ AMPLIFICATION_FACTOR: Final = 3
 MAX_PATHS: Final = 4
 #: PATH_RESPONSE frames we queue at most (a peer flooding challenges gets the newest ones).
 MAX_PENDING_RESPONSES: Final = 8
+#: A path validation sends its PATH_CHALLENGE this many times at most, evenly spread.
+RESENDS: Final = 3
 
 
 @final
@@ -36,11 +38,14 @@ class Path:
         bytes_sent: UDP payload bytes sent to it.
         challenge: the PATH_CHALLENGE data we wait to see in a PATH_RESPONSE, or None.
         challenge_pending: a PATH_CHALLENGE must go out.
-        challenge_deadline: when the validation fails if no response came.
+        challenge_deadline: when the challenge goes out again, or the validation fails, if no
+            response came.
+        challenge_expiry: when the validation fails.
+        challenge_interval: the time between two sends of the challenge.
     """
 
     __slots__ = ("address", "bytes_received", "bytes_sent", "challenge", "challenge_deadline",
-                 "challenge_pending", "validated")
+                 "challenge_expiry", "challenge_interval", "challenge_pending", "validated")
 
     def __init__(self, address: Address, *, validated: bool = False) -> None:
         self.address = address
@@ -50,6 +55,8 @@ class Path:
         self.challenge: bytes | None = None
         self.challenge_pending = False
         self.challenge_deadline: float | None = None
+        self.challenge_expiry: float | None = None
+        self.challenge_interval = 0.0
 
     def amplification_budget(self) -> int | None:
         """Bytes we may still send before validation; None once validated."""
@@ -100,10 +107,16 @@ class PathManager:
         return path
 
     def start_validation(self, path: Path, now: float, timeout: float) -> None:
-        """Send a PATH_CHALLENGE on ``path``; it fails at ``now + timeout`` without answer."""
+        """Send a PATH_CHALLENGE on ``path``; it fails at ``now + timeout`` without answer.
+
+        The challenge goes out again twice in that time, at thirds of it, in case it or its
+        response was lost (RFC 9000 §8.2.1 allows several; the same data is fine).
+        """
         path.challenge = self._random(8)
         path.challenge_pending = True
-        path.challenge_deadline = now + timeout
+        path.challenge_expiry = now + timeout
+        path.challenge_interval = timeout / RESENDS
+        path.challenge_deadline = now + path.challenge_interval
         self.deadline = self.next_deadline()
 
     def on_challenge(self, path: Path, data: bytes) -> None:
@@ -119,7 +132,7 @@ class PathManager:
                 path.validated = True
                 path.challenge = None
                 path.challenge_pending = False
-                path.challenge_deadline = None
+                path.challenge_deadline = path.challenge_expiry = None
                 self.deadline = self.next_deadline()
                 return path
         return None
@@ -130,13 +143,20 @@ class PathManager:
         return min(deadlines) if deadlines else None
 
     def expire(self, now: float) -> list[Path]:
-        """Paths whose validation timed out at ``now`` (their challenge is abandoned)."""
+        """Paths whose validation timed out at ``now`` (their challenge is abandoned); the
+        challenges of the others whose resend time came are due again."""
         failed = []
         for path in self._paths.values():
-            if path.challenge_deadline is not None and path.challenge_deadline <= now:
+            deadline = path.challenge_deadline
+            if deadline is not None and deadline <= now:
+                expiry = path.challenge_expiry
+                if expiry is not None and now < expiry:
+                    path.challenge_pending = True  # once more
+                    path.challenge_deadline = min(expiry, now + path.challenge_interval)
+                    continue
                 path.challenge = None
                 path.challenge_pending = False
-                path.challenge_deadline = None
+                path.challenge_deadline = path.challenge_expiry = None
                 failed.append(path)
         self.deadline = self.next_deadline()
         return failed

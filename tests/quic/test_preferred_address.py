@@ -1,0 +1,187 @@
+"""The server's preferred address (RFC 9000 §9.6, §5.1.1, §18.2).
+
+A server configured with ``preferred_ipv4_address`` / ``preferred_ipv6_address`` advertises it
+with a connection ID of sequence number 1 that routes to it at once. A client, once the
+handshake is confirmed, validates the address of its own family with that connection ID
+(never its current one, §9.5) in padded PATH_CHALLENGE datagrams (§8.2.1), and moves there
+when a PATH_RESPONSE comes (``PathChanged``); if none comes it stays, and the connection ID
+it used there is retired. Over the fake links of :class:`~trio_zttp.testing.Pair`, "the
+server answers from its preferred address" is the server taking that address as its own
+(``change_address(keep_old=True)``) when the client's first probe goes out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.quic.conn_helpers import CLEAN, events_named, handshake, make_pair, transfer
+from trio_zttp.quic import Configuration, QuicError
+from trio_zttp.testing import Pair, WireDatagram
+
+PREFERRED = ("10.0.0.3", 4434)
+SERVER = ("10.0.0.2", 4433)  # (Pair's default server address)
+
+
+def _dcid(data: bytes, length: int = 8) -> bytes:
+    assert not data[0] & 0x80  # a 1-RTT packet
+    return data[1 : 1 + length]
+
+
+class _Wire:
+    """What the client sends, by destination; optionally the server answers from PREFERRED
+    as soon as the first probe is on the wire."""
+
+    def __init__(self, pair: Pair, *, answer: bool) -> None:
+        self.pair = pair
+        self.answer = answer
+        self.sent: list[WireDatagram] = []
+        pair.tap = self
+
+    def __call__(self, side: Any, datagram: WireDatagram) -> None:
+        if side != "client":
+            return
+        self.sent.append(datagram)
+        if self.answer and datagram.destination == PREFERRED \
+                and self.pair.address("server") != PREFERRED:
+            self.pair.change_address("server", PREFERRED, keep_old=True)
+
+    def to(self, address: tuple[str, int]) -> list[WireDatagram]:
+        return [d for d in self.sent if d.destination == address]
+
+
+def _pair(*, client: dict[str, Any] | None = None, server: dict[str, Any] | None = None) -> Pair:
+    options = {"preferred_ipv4_address": PREFERRED}
+    options.update(server or {})
+    return make_pair("ours", "ours", link=CLEAN, client_options=client, server_options=options)
+
+
+def _preferred(pair: Pair) -> Any:
+    return pair.client.peer_transport_parameters.preferred_address  # type: ignore[attr-defined]
+
+
+def test_server_advertises_its_preferred_address_with_a_routed_connection_id() -> None:
+    pair = _pair(server={"preferred_ipv6_address": ("2001:db8::1", 4435)})
+    handshake(pair)
+    preferred = _preferred(pair)
+    assert preferred.ipv4 == PREFERRED and preferred.ipv6 == ("2001:db8::1", 4435)
+    assert len(preferred.connection_id) == 8 and len(preferred.stateless_reset_token) == 16
+    issued = [e.connection_id for e in events_named(pair.server_events, "ConnectionIdIssued")]
+    assert preferred.connection_id in issued  # the endpoint routes it to the connection
+    assert len(issued) == len(set(issued))  # and no later connection ID repeats it
+
+
+def test_client_validates_and_moves_to_the_preferred_address() -> None:
+    pair = _pair()
+    wire = _Wire(pair, answer=True)
+    handshake(pair)
+    pair.run_until(lambda: events_named(pair.client_events, "PathChanged"), timeout=5)
+    changed = events_named(pair.client_events, "PathChanged")
+    assert [(e.old_address, e.new_address) for e in changed] == [(SERVER, PREFERRED)]
+    preferred_cid = _preferred(pair).connection_id
+    probes = wire.to(PREFERRED)
+    assert probes and len(probes[0].data) >= 1200  # a PATH_CHALLENGE datagram is padded
+    assert all(_dcid(d.data) == preferred_cid for d in probes)  # never the old ID there
+    assert all(_dcid(d.data) != preferred_cid for d in wire.to(SERVER) if not d.data[0] & 0x80)
+    before = len(wire.sent)
+    transfer(pair, 100_000)
+    transfer(pair, 100_000, upload=False)
+    after = wire.sent[before:]
+    assert after and all(d.destination == PREFERRED for d in after)
+    # the client retired the connection ID it used at the old address
+    retired = events_named(pair.server_events, "ConnectionIdRetired")
+    assert len(retired) == 1 and retired[0].connection_id != preferred_cid
+
+
+def test_client_stays_when_the_preferred_address_does_not_answer() -> None:
+    pair = _pair()
+    wire = _Wire(pair, answer=False)  # what goes to PREFERRED is lost
+    handshake(pair)
+    pair.run_for(5.0)
+    assert not events_named(pair.client_events, "PathChanged")
+    assert len(wire.to(PREFERRED)) == 3  # the challenge went out three times (lost or not)
+    before = len(wire.sent)
+    transfer(pair, 50_000)
+    assert all(d.destination == SERVER for d in wire.sent[before:])
+    preferred_cid = _preferred(pair).connection_id
+    assert all(_dcid(d.data) != preferred_cid for d in wire.sent[before:] if not d.data[0] & 0x80)
+    # the connection ID used towards the preferred address is retired, never reused (§9.5)
+    retired = [e.connection_id for e in events_named(pair.server_events, "ConnectionIdRetired")]
+    assert retired == [preferred_cid]
+
+
+def test_client_configured_not_to_follow_stays_and_keeps_the_spare() -> None:
+    pair = _pair(client={"use_preferred_address": False})
+    wire = _Wire(pair, answer=True)
+    handshake(pair)
+    pair.run_for(1.0)
+    assert not wire.to(PREFERRED) and not events_named(pair.client_events, "PathChanged")
+    pair.client.migrate()  # type: ignore[attr-defined]  # the preferred CID is a spare
+    assert not events_named(pair.server_events, "ConnectionIdRetired")
+    transfer(pair, 10_000)
+
+
+def test_client_ignores_a_preferred_address_of_the_other_family() -> None:
+    pair = make_pair("ours", "ours", link=CLEAN,
+                     server_options={"preferred_ipv6_address": ("2001:db8::1", 4435)})
+    wire = _Wire(pair, answer=False)
+    handshake(pair)
+    pair.run_for(1.0)
+    assert all(d.destination == SERVER for d in wire.sent)
+    assert not events_named(pair.client_events, "PathChanged")
+
+
+def test_migrating_during_the_probe_ends_it() -> None:
+    pair = _pair()
+    wire = _Wire(pair, answer=False)
+    handshake(pair)
+    pair.run_until(lambda: bool(wire.to(PREFERRED)), timeout=5)
+    pair.client.migrate()  # type: ignore[attr-defined]
+    pair.change_address("client", ("10.0.0.9", 5000))
+    pair.run_for(5.0)
+    assert len(wire.to(PREFERRED)) == 1  # no more challenges there
+    transfer(pair, 10_000)
+    assert not events_named(pair.client_events, "PathChanged")
+
+
+def test_server_retiring_the_preferred_connection_id_ends_the_probe() -> None:
+    pair = _pair()
+    wire = _Wire(pair, answer=False)
+    handshake(pair)
+    pair.run_until(lambda: bool(wire.to(PREFERRED)), timeout=5)
+    client = pair.client
+    # NEW_CONNECTION_ID(seq 5, retire_prior_to 2) as a server might send it (not ours: it
+    # would later issue its own sequence 5, so the run stops before it does)
+    client._on_new_connection_id_frame(5, b"\x05" * 8, b"\x55" * 16, 2)  # type: ignore
+    pair.run_for(0.5)
+    assert client._preferred_probe is None  # type: ignore[attr-defined]
+    assert len(wire.to(PREFERRED)) == 1
+    assert not events_named(pair.client_events, "PathChanged")
+    current = client._peer_cids.current  # type: ignore[attr-defined]
+    assert current != _preferred(pair).connection_id and current != b"\x05" * 8  # (seq 2)
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("preferred_ipv4_address", ("2001:db8::1", 443), "IPv4"),
+    ("preferred_ipv6_address", ("192.0.2.1", 443), "IPv6"),
+    ("preferred_ipv4_address", ("192.0.2.1", 0), "IPv4"),
+    ("preferred_ipv4_address", ("0.0.0.0", 443), "IPv4"),
+    ("preferred_ipv4_address", "192.0.2.1:443", "IPv4"),
+])
+def test_bad_preferred_addresses_are_refused(field: str, value: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Configuration(is_client=False, alpn_protocols=("h3",), **{field: value})
+
+
+def test_a_client_cannot_advertise_a_preferred_address() -> None:
+    with pytest.raises(ValueError, match="server"):
+        Configuration(is_client=True, alpn_protocols=("h3",),
+                      preferred_ipv4_address=("192.0.2.1", 443))
+
+
+def test_a_client_may_not_migrate_before_confirmation_even_with_a_preferred_address() -> None:
+    pair = _pair()
+    pair.connect()
+    with pytest.raises(QuicError, match="confirmed"):
+        pair.client.migrate()  # type: ignore[attr-defined]
