@@ -8,12 +8,18 @@ when a PATH_RESPONSE comes (``PathChanged``); if none comes it stays, and the co
 it used there is retired. Over the fake links of :class:`~trio_zttp.testing.Pair`, "the
 server answers from its preferred address" is the server taking that address as its own
 (``change_address(keep_old=True)``) when the client's first probe goes out.
+
+The probes are not congestion-controlled (their loss says nothing about the path in use,
+§9.4), the client keeps taking packets from the old address after the move (the server
+sends from there until it sees the client at the new one, §9.6.2), and it does not probe an
+address a hostile server aims at something else (§21.5.6).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import pytest
 
 from tests.quic.conn_helpers import CLEAN, events_named, handshake, make_pair, transfer
@@ -98,9 +104,12 @@ def test_client_stays_when_the_preferred_address_does_not_answer() -> None:
     pair = _pair()
     wire = _Wire(pair, answer=False)  # what goes to PREFERRED is lost
     handshake(pair)
-    pair.run_for(5.0)
+    pair.run_for(15.0)
     assert not events_named(pair.client_events, "PathChanged")
-    assert len(wire.to(PREFERRED)) == 3  # the challenge went out three times (lost or not)
+    probes = wire.to(PREFERRED)
+    assert len(probes) == 3  # the challenge went out three times (lost or not)
+    gaps = [b.time - a.time for a, b in zip(probes, probes[1:], strict=False)]
+    assert gaps[1] >= 1.9 * gaps[0] and gaps[0] >= 0.9  # a PTO (kInitialRtt), doubling
     before = len(wire.sent)
     transfer(pair, 50_000)
     assert all(d.destination == SERVER for d in wire.sent[before:])
@@ -185,3 +194,137 @@ def test_a_client_may_not_migrate_before_confirmation_even_with_a_preferred_addr
     pair.connect()
     with pytest.raises(QuicError, match="confirmed"):
         pair.client.migrate()  # type: ignore[attr-defined]
+
+
+def test_the_client_takes_packets_from_the_old_address_after_the_move() -> None:
+    """A server keeps sending from its original address until it sees the client at the
+    preferred one (§9.6.2): what arrives from there after the move is not dropped."""
+    pair = _pair()
+    wire = _Wire(pair, answer=True)
+    handshake(pair)
+    pair.run_until(lambda: events_named(pair.client_events, "PathChanged"), timeout=5)
+    wire.answer = False
+    pair.change_address("server", SERVER, keep_old=True)  # sends from the old address again
+    transfer(pair, 200_000, upload=False, timeout=20)
+    assert pair.server.statistics().packets_lost == 0  # type: ignore[attr-defined]
+    assert all(d.destination == PREFERRED for d in wire.sent[-10:])  # the client stays moved
+
+
+def test_unanswered_probes_do_not_cut_the_congestion_window() -> None:
+    """Lost PATH_CHALLENGE datagrams to a silent preferred address are no congestion signal
+    on the path in use (RFC 9000 §9.4)."""
+    pair = _pair()
+    _Wire(pair, answer=False)
+    handshake(pair)
+    transfer(pair, 200_000)
+    window = pair.client._recovery.congestion.congestion_window  # type: ignore[attr-defined]
+    pair.run_for(15.0)  # three probes, all lost, and the probe given up
+    assert pair.client._preferred_probe is None  # type: ignore[attr-defined]
+    assert pair.client._recovery.congestion.congestion_window >= window  # type: ignore
+
+
+def test_the_preferred_connection_id_is_kept_for_the_probe_before_confirmation() -> None:
+    """change_connection_id() between the handshake's completion and its confirmation must
+    not take sequence 1: one connection ID never goes to two addresses (§9.5)."""
+    pair = _pair()
+    wire = _Wire(pair, answer=True)
+    pair.connect()
+    pair.run_until(lambda: events_named(pair.client_events, "HandshakeCompleted"), timeout=5)
+    preferred_cid = _preferred(pair).connection_id
+    pair.client.change_connection_id()  # type: ignore[attr-defined]
+    assert pair.client._peer_cids.current != preferred_cid  # type: ignore[attr-defined]
+    pair.run_until(lambda: events_named(pair.client_events, "PathChanged"), timeout=5)
+    one_rtt = [d for d in wire.sent if not d.data[0] & 0x80]
+    assert all(_dcid(d.data) == preferred_cid for d in one_rtt if d.destination == PREFERRED)
+    assert all(_dcid(d.data) != preferred_cid for d in one_rtt if d.destination == SERVER)
+
+
+def test_moving_to_another_host_resets_rtt_and_congestion() -> None:
+    pair = _pair()
+    wire = _Wire(pair, answer=False)  # the first probe is lost: the move comes a PTO later
+    handshake(pair)
+    congestion = pair.client._recovery.congestion  # type: ignore[attr-defined]
+    initial = congestion.congestion_window
+    transfer(pair, 300_000)  # the window grows on the old path
+    grown = congestion.congestion_window
+    assert not events_named(pair.client_events, "PathChanged") and grown > 4 * initial
+    wire.answer = True
+    pair.run_until(lambda: events_named(pair.client_events, "PathChanged"), timeout=5)
+    assert congestion.congestion_window <= 2 * initial  # (from the initial window again)
+    assert pair.client._recovery.rtt.first_sample_time is None \
+        or pair.client._recovery.rtt.first_sample_time >= wire.to(PREFERRED)[-1].time  # type: ignore
+
+
+def test_moving_to_another_port_of_the_same_host_keeps_the_estimates() -> None:
+    pair = _pair(server={"preferred_ipv4_address": (SERVER[0], 4999)})
+    wire = _Wire(pair, answer=False)
+    handshake(pair)
+    transfer(pair, 300_000)
+    grown = pair.client._recovery.congestion.congestion_window  # type: ignore[attr-defined]
+    pair.change_address("server", (SERVER[0], 4999), keep_old=True)
+    pair.run_until(lambda: events_named(pair.client_events, "PathChanged"), timeout=10)
+    assert wire.to((SERVER[0], 4999))
+    assert pair.client._recovery.congestion.congestion_window >= grown  # type: ignore
+
+
+@pytest.mark.parametrize("target", [
+    ("0.0.0.0", 4434), ("127.0.0.1", 4434), ("224.0.0.251", 4434), ("255.255.255.255", 4434),
+    ("10.0.0.3", 0), ("10.0.0.2", 4433),
+])
+def test_client_does_not_probe_implausible_addresses(target: tuple[str, int]) -> None:
+    """A hostile server must not aim our probes at broadcast, multicast, loopback (we are not
+    on loopback), unspecified addresses or port 0 (RFC 9000 §21.5.6); nor is where we are
+    already a move. The server configuration refuses some of these, so the parameter is
+    rewritten as a hostile server would send it."""
+    pair = _pair()
+    wire = _Wire(pair, answer=False)
+    pair.connect()
+    pair.run_until(lambda: events_named(pair.client_events, "HandshakeCompleted"), timeout=5)
+    client = pair.client
+    params = client._peer_params  # type: ignore[attr-defined]
+    hostile = attrs.evolve(params.preferred_address, ipv4=target)
+    client._peer_params = attrs.evolve(params, preferred_address=hostile)  # type: ignore
+    pair.run_for(10.0)
+    assert not wire.to(target) or target == SERVER
+    assert not events_named(client_events := pair.client_events, "PathChanged"), client_events
+    client.migrate()  # type: ignore[attr-defined]  # the preferred CID became a spare
+    assert not [d for d in wire.sent if d.destination not in (SERVER,)]
+
+
+def test_after_the_move_disable_active_migration_no_longer_holds() -> None:
+    """RFC 9000 §18.2: disable_active_migration does not prohibit migration after a client
+    acted on preferred_address."""
+    pair = _pair(server={"disable_active_migration": True})
+    wire = _Wire(pair, answer=False)  # the first probe is lost: the move comes a PTO later
+    handshake(pair)
+    pair.run_for(0.1)  # confirmed
+    with pytest.raises(QuicError, match="disable_active_migration"):
+        pair.client.migrate(dry_run=True)  # type: ignore[attr-defined]
+    wire.answer = True
+    pair.run_until(lambda: events_named(pair.client_events, "PathChanged"), timeout=5)
+    pair.client.migrate()  # type: ignore[attr-defined]
+
+
+def test_a_refused_migrate_leaves_the_probe_running() -> None:
+    """With active_connection_id_limit=2 the only spare is the probe's: migrate() refuses
+    and the probe goes on to move the connection."""
+    pair = _pair(client={"active_connection_id_limit": 2})
+    wire = _Wire(pair, answer=False)  # the first probe is lost: the move comes a PTO later
+    handshake(pair)
+    pair.run_for(0.1)  # confirmed
+    with pytest.raises(QuicError, match="spare"):
+        pair.client.migrate()  # type: ignore[attr-defined]
+    wire.answer = True
+    pair.run_until(lambda: events_named(pair.client_events, "PathChanged"), timeout=5)
+
+
+def test_an_unused_connection_ids_reset_token_is_no_stateless_reset() -> None:
+    """RFC 9000 §10.3.1: never check the token of a connection ID not used yet."""
+    pair = _pair(client={"use_preferred_address": False})
+    handshake(pair)
+    preferred = _preferred(pair)
+    fake = b"\x40" + bytes(30) + preferred.stateless_reset_token
+    pair.inject("client", fake)
+    pair.run_for(0.5)
+    assert not events_named(pair.client_events, "ConnectionTerminated")
+    transfer(pair, 10_000)

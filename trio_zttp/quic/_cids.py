@@ -163,7 +163,7 @@ PREFERRED_SEQUENCE: Final = 1
 class PeerConnectionIds:
     """Connection IDs the peer gave us: the one in use, spares, and retirement (§5.1.2)."""
 
-    __slots__ = ("_limit", "_by_seq", "_retire_prior_to", "_current_seq", "current",
+    __slots__ = ("_limit", "_by_seq", "_retire_prior_to", "_current_seq", "_used", "current",
                  "pending_retire", "reserved", "zero_length")
 
     def __init__(self, *, initial: bytes, limit: int) -> None:
@@ -172,6 +172,7 @@ class PeerConnectionIds:
         self._by_seq: dict[int, tuple[bytes, bytes | None]] = {0: (initial, None)}
         self._retire_prior_to = 0
         self._current_seq = 0
+        self._used = {0}  # sequences we sent packets with (their reset tokens count)
         #: The DCID to put on packets we send (kept as the current sequence changes).
         self.current = initial
         #: sequence numbers to send in RETIRE_CONNECTION_ID frames.
@@ -222,6 +223,7 @@ class PeerConnectionIds:
                                         default=min(self._by_seq))
                 if self._current_seq == reserved:
                     self.reserved = None  # (the probe that kept it ends)
+                self._used.add(self._current_seq)
                 self.current = self._by_seq[self._current_seq][0]
         if len(self._by_seq) > self._limit:
             raise ConnectionIdLimitError("peer exceeded active_connection_id_limit")
@@ -259,9 +261,14 @@ class PeerConnectionIds:
         self.current = self._by_seq[sequence][0]
         if self.reserved == sequence:
             self.reserved = None
+        self._used.add(sequence)
         del self._by_seq[old]
         self._queue_retire(old)
         return True
+
+    def mark_used(self, sequence: int) -> None:
+        """Packets go out with ``sequence`` (a probe's): its reset token counts from now on."""
+        self._used.add(sequence)
 
     def retire(self, sequence: int) -> None:
         """Give up an unused ``sequence`` (a failed probe used it: never again, §9.5)."""
@@ -272,9 +279,11 @@ class PeerConnectionIds:
             self._queue_retire(sequence)
 
     def is_stateless_reset(self, datagram: bytes | memoryview) -> bool:
-        """True if the datagram ends with a reset token of one of the peer's CIDs (§10.3.1)."""
+        """True if the datagram ends with a reset token of one of the peer's CIDs we used
+        (§10.3.1: never the token of a connection ID not used yet)."""
         if len(datagram) < 21:
             return False
         tail = bytes(datagram[-16:])
-        return any(tok is not None and hmac.compare_digest(tok, tail)
-                   for _cid, tok in self._by_seq.values())
+        used = self._used
+        return any(tok is not None and seq in used and hmac.compare_digest(tok, tail)
+                   for seq, (_cid, tok) in self._by_seq.items())

@@ -28,7 +28,9 @@ def _forget_derived(instance: Configuration, attribute: Any, value: Any) -> Any:
     return value
 
 
-def _check_preferred(version: int, address: tuple[str, int], is_client: bool) -> None:
+def _check_preferred(version: int, address: tuple[str, int] | None, is_client: bool) -> None:
+    if address is None:
+        return
     name = f"preferred_ipv{version}_address"
     if is_client:
         raise ValueError(f"{name} is a server's transport parameter")
@@ -38,7 +40,8 @@ def _check_preferred(version: int, address: tuple[str, int], is_client: bool) ->
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be (IPv{version} address, port), not {address!r}") \
             from None
-    if parsed.version != version or parsed.is_unspecified or not 0 < port < 65536:
+    if parsed.version != version or parsed.is_unspecified or type(port) is not int \
+            or not 0 < port < 65536:
         raise ValueError(f"{name} must be (IPv{version} address, port), not {address!r}")
 
 
@@ -140,10 +143,13 @@ class Configuration:
     #: Server: the preferred_address transport parameter (RFC 9000 §9.6), an IPv4 and / or
     #: an IPv6 ``(host, port)``: a client that follows it moves the connection there once
     #: the handshake is confirmed. The sans-IO core advertises it (with a connection ID of
-    #: its own, sequence 1); the I/O layer must also receive on it and answer a packet from
-    #: the address it came to. The trio endpoint does not listen there yet and refuses it.
-    preferred_ipv4_address: tuple[str, int] | None = None
-    preferred_ipv6_address: tuple[str, int] | None = None
+    #: its own, sequence 1); the I/O layer must also receive there and hand the core what
+    #: arrives there as coming from a peer address of its own (so the core validates that
+    #: path and answers on it). The trio endpoint does not listen there yet and refuses it.
+    preferred_ipv4_address: tuple[str, int] | None = attrs.field(
+        default=None, validator=lambda c, _a, value: _check_preferred(4, value, c.is_client))
+    preferred_ipv6_address: tuple[str, int] | None = attrs.field(
+        default=None, validator=lambda c, _a, value: _check_preferred(6, value, c.is_client))
     #: Server: send NEW_TOKEN after the handshake so clients skip validation next time.
     issue_new_tokens: bool = True
     #: Server: mints and checks Retry / NEW_TOKEN tokens; None: a default one per
@@ -187,11 +193,6 @@ class Configuration:
             raise ValueError("client_certificate must be 'none', 'request' or 'require'")
         if self.congestion_control not in ("cubic", "newreno"):
             raise ValueError("congestion_control must be 'cubic' or 'newreno'")
-        for version, address in ((4, self.preferred_ipv4_address),
-                                 (6, self.preferred_ipv6_address)):
-            if address is not None:
-                _check_preferred(version, address, self.is_client)
-
 
     def shared(self, name: str, factory: Callable[[], Any]) -> Any:
         """A per-configuration object built once (TLS configuration, token keys ...); setting

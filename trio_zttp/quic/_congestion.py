@@ -122,6 +122,11 @@ class CongestionController(Protocol):
         """RFC 9002 §7.6: collapse to the minimum window."""
         ...
 
+    def reset(self) -> None:
+        """A new path (RFC 9000 §9.4): back to the initial window and slow start; the bytes in
+        flight stay counted."""
+        ...
+
     def on_ecn_ce(self, sent_time: float, now: float) -> None:
         """The peer's ECN-CE count grew; ``sent_time`` is the largest acked packet's."""
         ...
@@ -156,6 +161,14 @@ class _WindowController:
         # grow the window even if the sender is app-limited now
         self._cwnd_limited_at = -math.inf
         self._app_limited_since: float | None = None  # CUBIC's clock stop (RFC 9438 §5.8)
+
+    def reset(self) -> None:
+        self._cwnd = initial_window(self._max_datagram_size)
+        self._ssthresh = math.inf
+        self._recovery_start = None
+        self.app_limited = False
+        self._cwnd_limited_at = -math.inf
+        self._app_limited_since = None
 
     @property
     def congestion_window(self) -> int:
@@ -328,6 +341,13 @@ class Cubic(_WindowController):
         self._cwnd_epoch = 0.0
         self._cwnd_prior = 0.0
         self._w_est = 0.0
+
+    def reset(self) -> None:
+        super().reset()
+        self._w_max = None
+        self._k = 0.0
+        self._t_epoch = None
+        self._cwnd_epoch = self._cwnd_prior = self._w_est = 0.0
 
     @property
     def w_max(self) -> float | None:

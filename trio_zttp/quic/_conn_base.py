@@ -106,6 +106,7 @@ class ConnectionBase:
     _previous_path: Path | None
     _preferred_probe: Path | None
     _preferred_param: PreferredAddress | None
+    _moved_to_preferred: bool
     _local_max_ack_delay: float
     _ack_delay_exponent: int
     _peer_ack_delay_exponent: int

@@ -18,6 +18,7 @@ and the peer steer at run time:
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, Final
 
 from cryptography import x509
@@ -28,7 +29,7 @@ from ._cids import PREFERRED_SEQUENCE
 from ._conn_base import ConnectionBase, State
 from ._errors import QuicError, TransportError
 from ._events import ConnectionIdIssued, ConnectionIdRetired, PathChanged
-from ._params import TransportParameters
+from ._params import PreferredAddress, TransportParameters
 from ._paths import Path
 from ._qlog import QlogTracer
 from ._sender import (
@@ -256,15 +257,20 @@ class ControlMixin(ConnectionBase):
             raise QuicError("no connection migration before the handshake is confirmed "
                             "(RFC 9000 §9)")
         peer = self._peer_params
-        if peer is not None and peer.disable_active_migration:
+        if peer is not None and peer.disable_active_migration and not self._moved_to_preferred:
+            # (it does not hold once we acted on preferred_address, RFC 9000 §18.2)
             raise QuicError("the peer sent disable_active_migration: no active connection "
                             "migration (RFC 9000 §9)")
         cids = self._peer_cids
-        if not dry_run and self._preferred_probe is not None:
-            self._end_preferred_probe(moved=False, now=self._now)  # (its CID was used here)
-        if not cids.zero_length and not (cids.has_spare() if dry_run else cids.rotate()):
+        if not cids.zero_length and not cids.has_spare():
             raise QuicError("no spare connection ID of the peer's to migrate with "
                             "(RFC 9000 §9.5)")
+        if dry_run:
+            return
+        if self._preferred_probe is not None:
+            self._end_preferred_probe(moved=False, now=self._now)  # (its CID was used here)
+        if not cids.zero_length:
+            cids.rotate()
 
     def _on_new_connection_id_frame(self, sequence: int, cid: bytes, token: bytes,
                                     retire_prior_to: int) -> None:
@@ -290,9 +296,12 @@ class ControlMixin(ConnectionBase):
         self._issue_connection_ids()
 
     # -- paths ---------------------------------------------------------------------------------
-    def _validation_timeout(self) -> float:
-        pto = self._recovery.pto_duration()
-        return max(3 * pto, 6 * self._config.initial_rtt)
+    def _validation_pto(self) -> float:
+        """The larger of the current PTO and a new path's (from kInitialRtt): path
+        validation's challenges go out this far apart, doubling (RFC 9000 §8.2.4, §9.4)."""
+        recovery = self._recovery
+        return max(recovery.pto_duration(),
+                   3 * self._config.initial_rtt + recovery.rtt.max_ack_delay)
 
     def _on_peer_migrated(self, path: Path, now: float) -> None:
         """The peer sends from a new address (RFC 9000 §9.3): follow it and validate it."""
@@ -304,10 +313,9 @@ class ControlMixin(ConnectionBase):
             self._previous_path = old
         self._paths.current = path
         if not path.validated:
-            self._paths.start_validation(path, now, self._validation_timeout())
-        same_host = old.address[0] == path.address[0]
-        if not same_host:
-            self._recovery.rtt.reset()  # a new path: RTT and congestion start over (§9.4)
+            self._paths.start_validation(path, now, self._validation_pto())
+        if old.address[0] != path.address[0]:
+            self._new_path_estimates()
         if self._qlog is not None:
             self._qlog.event(now, "connectivity:connection_state_updated",
                              {"new": "migrated", "address": str(path.address)})
@@ -320,18 +328,19 @@ class ControlMixin(ConnectionBase):
         if peer is None or peer.preferred_address is None or current is None \
                 or not self._config.use_preferred_address:
             return
-        preferred = peer.preferred_address
-        target = preferred.ipv6 if ":" in str(current.address[0]) else preferred.ipv4
         cids = self._peer_cids
-        if target is None or cids.cid_for(PREFERRED_SEQUENCE) is None:
-            return
-        if target == current.address[:2] or self._paths.get(target) is not None:
-            cids.retire(PREFERRED_SEQUENCE)  # already there: the spare goes back
+        if cids.reserved != PREFERRED_SEQUENCE:
+            return  # retired (retire_prior_to) before the handshake was confirmed
+        target = _preferred_target(peer.preferred_address, current.address)
+        if target is None or self._paths.get(target) is not None:
+            cids.reserved = None  # not taken: an ordinary spare, never used so far
             return
         path = self._paths.get_or_create(target, validated=True)  # (no limit for a client)
-        cids.reserved = PREFERRED_SEQUENCE
+        cids.mark_used(PREFERRED_SEQUENCE)
         self._preferred_probe = path
-        self._paths.start_validation(path, now, self._validation_timeout())
+        # three challenges (PTO, 2 PTO apart): the old address serves meanwhile, so the
+        # probe may take longer than a validation the connection waits for
+        self._paths.start_validation(path, now, self._validation_pto(), 3)
 
     def _end_preferred_probe(self, *, moved: bool, now: float) -> None:
         """The probe of the preferred address succeeded (move there) or failed (stay)."""
@@ -342,9 +351,16 @@ class ControlMixin(ConnectionBase):
         cids = self._peer_cids
         if moved and old is not None and cids.switch_to(PREFERRED_SEQUENCE):
             self._paths.current = path
-            self._paths.forget(old)
+            self._moved_to_preferred = True
+            # the server keeps sending from its old address a while (RFC 9000 §9.6.2): take
+            # what comes from there, send nothing there
+            old.receive_only = True
+            old.challenge = None
+            old.challenge_pending = False
+            old.challenge_deadline = old.challenge_expiry = None
+            self._paths.responses = [(p, d) for p, d in self._paths.responses if p is not old]
             if old.address[0] != path.address[0]:
-                self._recovery.rtt.reset()  # a new path: RTT starts over (§9.4)
+                self._new_path_estimates()
             self._events.append(PathChanged(old_address=old.address,
                                             new_address=path.address))
             if self._qlog is not None:
@@ -354,6 +370,12 @@ class ControlMixin(ConnectionBase):
         # failed, or its connection ID was retired meanwhile: never use it again (§9.5)
         cids.retire(PREFERRED_SEQUENCE)
         self._paths.forget(path)
+
+    def _new_path_estimates(self) -> None:
+        """A new peer host: RTT and congestion control start over (RFC 9000 §9.4)."""
+        recovery = self._recovery
+        recovery.rtt.reset()
+        recovery.congestion.reset()
 
     def _on_path_response_frame(self, data: bytes, now: float) -> None:
         path = self._paths.on_response(data)
@@ -394,7 +416,7 @@ class ControlMixin(ConnectionBase):
         out: list[tuple[bytes, Any]] = []
         cids = self._peer_cids
         for path in self._paths.paths():
-            if path is current:
+            if path is current or path.receive_only:
                 continue
             responses = [data for owner, data in self._paths.responses if owner is path]
             if not responses and not path.challenge_pending:
@@ -433,6 +455,7 @@ class ControlMixin(ConnectionBase):
         self._paths.responses = [(p, d) for p, d in self._paths.responses if p is not path]
         packet.records.append((F_PATH,))
         packet.ack_eliciting = True
+        packet.off_path = True
         room = budget - packet.size
         if room > 0:
             packet.payload += bytes(room)
@@ -544,3 +567,35 @@ def _qlog_frame(record: tuple[Any, ...]) -> dict[str, Any]:
 _QLOG_TYPES: Final = {Epoch.INITIAL: "initial", Epoch.HANDSHAKE: "handshake",
                       Epoch.ZERO_RTT: "0RTT", Epoch.ONE_RTT: "1RTT"}
 
+
+
+def _preferred_target(preferred: PreferredAddress, current: Any) -> tuple[str, int] | None:
+    """The server's preferred address a client should try, or None: the one of the family
+    of the address it reached (RFC 9000 §9.6.3), if it is a plausible unicast address (a
+    hostile server must not aim our probes at a broadcast, multicast or loopback address, or
+    at port 0, §21.5.6) and not where we already are."""
+    try:
+        here = ipaddress.ip_address(current[0])
+    except (ValueError, TypeError, IndexError):
+        return None
+    if isinstance(here, ipaddress.IPv6Address) and here.ipv4_mapped is not None:
+        return None  # which family is meant is unclear: stay
+    target = preferred.ipv6 if here.version == 6 else preferred.ipv4
+    if target is None:
+        return None
+    host, port = target
+    try:
+        there = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if not 0 < port < 65536 or there.version != here.version or there.is_unspecified \
+            or there.is_multicast or (there.is_loopback and not here.is_loopback) \
+            or there == _BROADCAST \
+            or (isinstance(there, ipaddress.IPv6Address) and there.ipv4_mapped is not None):
+        return None
+    if there == here and port == current[1]:
+        return None
+    return (str(there), port)
+
+
+_BROADCAST: Final = ipaddress.IPv4Address("255.255.255.255")

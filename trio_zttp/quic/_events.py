@@ -136,7 +136,8 @@ class ConnectionIdRetired(Event):
 @final
 @attrs.frozen(kw_only=True)
 class PathChanged(Event):
-    """The peer's address changed and the new path was validated (migration / NAT rebinding)."""
+    """The peer's address changed and the new path was validated (migration / NAT rebinding,
+    or, on a client, the move to the server's preferred address)."""
 
     #: The old peer address.
     old_address: tuple[str, int]

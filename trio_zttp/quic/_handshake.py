@@ -593,6 +593,10 @@ class HandshakeMixin(ConnectionBase):
                                         preferred.stateless_reset_token, 0)
                 except TransportError as exc:
                     raise TransportParameterError(f"preferred_address: {exc.reason}") from None
+                if self._config.use_preferred_address:
+                    # kept for the probe once the handshake is confirmed: nothing else
+                    # (change_connection_id, retire_prior_to) may take it meanwhile
+                    self._peer_cids.reserved = PREFERRED_SEQUENCE
         self._peer_params = params
         self._peer_params_raw = raw
         recovery = self._recovery

@@ -23,8 +23,6 @@ AMPLIFICATION_FACTOR: Final = 3
 MAX_PATHS: Final = 4
 #: PATH_RESPONSE frames we queue at most (a peer flooding challenges gets the newest ones).
 MAX_PENDING_RESPONSES: Final = 8
-#: A path validation sends its PATH_CHALLENGE this many times at most, evenly spread.
-RESENDS: Final = 3
 
 
 @final
@@ -41,11 +39,15 @@ class Path:
         challenge_deadline: when the challenge goes out again, or the validation fails, if no
             response came.
         challenge_expiry: when the validation fails.
-        challenge_interval: the time between two sends of the challenge.
+        challenge_interval: the time until the challenge goes out again (doubling).
+        challenge_sends: how many more times the challenge goes out.
+        receive_only: an address we moved away from: what still arrives from it is taken,
+            nothing is sent to it (the client after moving to a server's preferred address).
     """
 
     __slots__ = ("address", "bytes_received", "bytes_sent", "challenge", "challenge_deadline",
-                 "challenge_expiry", "challenge_interval", "challenge_pending", "validated")
+                 "challenge_expiry", "challenge_interval", "challenge_pending",
+                 "challenge_sends", "receive_only", "validated")
 
     def __init__(self, address: Address, *, validated: bool = False) -> None:
         self.address = address
@@ -57,6 +59,8 @@ class Path:
         self.challenge_deadline: float | None = None
         self.challenge_expiry: float | None = None
         self.challenge_interval = 0.0
+        self.challenge_sends = 0
+        self.receive_only = False
 
     def amplification_budget(self) -> int | None:
         """Bytes we may still send before validation; None once validated."""
@@ -106,21 +110,27 @@ class PathManager:
             self.current = path
         return path
 
-    def start_validation(self, path: Path, now: float, timeout: float) -> None:
-        """Send a PATH_CHALLENGE on ``path``; it fails at ``now + timeout`` without answer.
-
-        The challenge goes out again twice in that time, at thirds of it, in case it or its
-        response was lost (RFC 9000 §8.2.1 allows several; the same data is fine).
-        """
+    def start_validation(self, path: Path, now: float, pto: float, sends: int = 2) -> None:
+        """Send a PATH_CHALLENGE on ``path``, ``sends`` times in all, the PTO ``pto`` apart and
+        doubling, as the PTO backs off (RFC 9000 §8.2.1 allows several, no more often than an
+        Initial would go; the same data is fine). Without an answer the validation fails one
+        doubled interval after the last send: with two sends at ``3 * pto``, the timeout
+        RFC 9000 §8.2.4 recommends."""
+        if sends < 1:
+            raise ValueError("a path validation sends its challenge at least once")
         path.challenge = self._random(8)
         path.challenge_pending = True
-        path.challenge_expiry = now + timeout
-        path.challenge_interval = timeout / RESENDS
-        path.challenge_deadline = now + path.challenge_interval
+        path.challenge_sends = sends - 1
+        path.challenge_interval = pto
+        path.challenge_expiry = now + pto * ((1 << sends) - 1)
+        path.challenge_deadline = now + pto
         self.deadline = self.next_deadline()
 
     def on_challenge(self, path: Path, data: bytes) -> None:
-        """The peer sent PATH_CHALLENGE on ``path``: owe it a PATH_RESPONSE there."""
+        """The peer sent PATH_CHALLENGE on ``path``: owe it a PATH_RESPONSE there (never on a
+        receive-only path)."""
+        if path.receive_only:
+            return
         if len(self.responses) >= MAX_PENDING_RESPONSES:
             del self.responses[0]
         self.responses.append((path, data))
@@ -150,8 +160,10 @@ class PathManager:
             deadline = path.challenge_deadline
             if deadline is not None and deadline <= now:
                 expiry = path.challenge_expiry
-                if expiry is not None and now < expiry:
+                if path.challenge_sends > 0 and expiry is not None and now < expiry:
                     path.challenge_pending = True  # once more
+                    path.challenge_sends -= 1
+                    path.challenge_interval *= 2
                     path.challenge_deadline = min(expiry, now + path.challenge_interval)
                     continue
                 path.challenge = None

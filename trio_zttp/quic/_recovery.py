@@ -562,8 +562,8 @@ class LossRecovery:
             if previous is not None and packet.packet_number != previous + 1:
                 start = None  # something in between was acknowledged
             previous = packet.packet_number
-            if not packet.ack_eliciting:
-                continue
+            if not packet.ack_eliciting or not packet.in_flight:
+                continue  # (a probe on another path says nothing about this one, §9.4)
             if start is None:
                 start = packet.sent_time
             elif packet.sent_time - start > duration:

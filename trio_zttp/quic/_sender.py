@@ -93,8 +93,9 @@ def _varint(value: int) -> bytes:
 class _Packet:
     """A packet being planned: everything but the header and the protection."""
 
-    __slots__ = ("ack_eliciting", "epoch", "header_size", "is_crypto", "padding_only", "payload",
-                 "pn", "pn_length", "probing", "records", "sealer", "space", "truncated_pn")
+    __slots__ = ("ack_eliciting", "epoch", "header_size", "is_crypto", "off_path", "padding_only",
+                 "payload", "pn", "pn_length", "probing", "records", "sealer", "space",
+                 "truncated_pn")
 
     def __init__(self, space: PacketSpace, epoch: Epoch, sealer: PacketSealer, pn: int,
                  truncated_pn: int, pn_length: int, header_size: int) -> None:
@@ -111,6 +112,9 @@ class _Packet:
         self.is_crypto = False
         self.padding_only = False  # carries PADDING (so it counts as in flight)
         self.probing = False  # carries PATH_CHALLENGE / PATH_RESPONSE (padded to 1200)
+        # goes to a path other than the current one: not congestion-controlled, no ECN mark
+        # counted, so its loss says nothing about the path in use (RFC 9000 §9.4)
+        self.off_path = False
 
     @property
     def size(self) -> int:
@@ -388,9 +392,13 @@ def _seal(conn: Connection, packet: _Packet, now: float) -> bytes:
         )
     data = packet.sealer.seal(header, memoryview(payload), packet.pn)
     eliciting = packet.ack_eliciting
+    if packet.off_path:
+        in_flight, mark = False, 0
+    else:
+        in_flight, mark = eliciting or packet.padding_only, conn._ecn_mark
     conn._recovery.on_packet_sent(_new_tuple(SentPacket, (
-        packet.pn, epoch, now, len(data), eliciting, eliciting or packet.padding_only,
-        packet.is_crypto, packet.records, conn._ecn_mark,
+        packet.pn, epoch, now, len(data), eliciting, in_flight, packet.is_crypto,
+        packet.records, mark,
     )))
     conn._stats_packets_sent += 1
     conn._stats_bytes_sent += len(data)
