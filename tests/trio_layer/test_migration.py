@@ -283,14 +283,25 @@ async def test_two_rebinds_at_once_leave_one_socket_open(
             await probe.bind(stale)
 
 
-async def test_a_server_with_a_preferred_address_is_refused_before_binding(
+async def test_a_server_with_a_preferred_address_listens_there_too(
     fake_net, server_cert, autojump_clock
 ):
-    """The endpoint does not listen on a preferred address: a server configured with one is
-    refused at once (the sans-IO core would advertise an address nobody serves)."""
-    for field, address in (("preferred_ipv4_address", ("127.0.0.2", 4433)),
-                           ("preferred_ipv6_address", ("::2", 4433))):
-        config = quic_server_configuration(server_cert, **{field: address})
-        with pytest.raises(ValueError, match="preferred address"):
-            async with trio_zttp.open_quic_endpoint(("127.0.0.1", 0), config):
-                pass  # pragma: no cover
+    """A server configured with a preferred address (of either family, or both) binds a
+    socket at each, for the endpoint's lifetime (``test_preferred_address.py`` moves
+    clients there)."""
+    for fields in ({"preferred_ipv4_address": ("127.0.0.2", 4433)},
+                   {"preferred_ipv6_address": ("::2", 4433)},
+                   {"preferred_ipv4_address": ("127.0.0.2", 4433),
+                    "preferred_ipv6_address": ("::2", 4433)}):
+        config = quic_server_configuration(server_cert, **fields)
+        async with trio_zttp.open_quic_endpoint(("127.0.0.1", 0), config) as endpoint:
+            assert endpoint.preferred_addresses == tuple(fields.values())
+            for address in fields.values():
+                family = trio.socket.AF_INET6 if ":" in address[0] else trio.socket.AF_INET
+                with trio.socket.socket(family, trio.socket.SOCK_DGRAM) as taken:
+                    with pytest.raises(OSError):
+                        await taken.bind(address)
+        for address in fields.values():  # closed with the endpoint
+            family = trio.socket.AF_INET6 if ":" in address[0] else trio.socket.AF_INET
+            with trio.socket.socket(family, trio.socket.SOCK_DGRAM) as free:
+                await free.bind(address)

@@ -5,7 +5,7 @@ and its endpoint.  Methods of :class:`~trio_zttp.QuicConnection`, kept apart for
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..quic._events import (
     ConnectionIdIssued,
@@ -100,7 +100,11 @@ def handle_events(self: QuicConnection) -> None:
                 if cid in self._cids:
                     self._cids.discard(cid)
                     self._endpoint._remove_route(cid, self)
-            case PathChanged(new_address=address):
+            case PathChanged(new_address=new_address):
+                # (host, port, i): a path to the endpoint's preferred-address socket i
+                tagged: tuple[Any, ...] = new_address
+                address = (tagged[0], tagged[1])
+                self._path_socket = tagged[2] if len(tagged) > 2 else 0
                 old = self._remote_address
                 self._remote_address = address
                 self._endpoint._on_path_changed(self, old, address)

@@ -50,8 +50,9 @@ import math
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
-from typing import Final, Self, TypeVar, final
+from typing import Any, Final, Self, TypeVar, final
 
+import attrs
 import trio
 from cryptography import x509
 
@@ -104,6 +105,7 @@ class QuicConnection(trio.abc.AsyncResource):
         *,
         is_client: bool,
         remote_address: Address,
+        preferred_local_addresses: tuple[Address, ...] = (),
     ) -> None:
         self._endpoint = endpoint
         self._engine = engine
@@ -112,6 +114,10 @@ class QuicConnection(trio.abc.AsyncResource):
         self._configuration = configuration
         self._is_client = is_client
         self._remote_address = remote_address
+        # server: the endpoint's preferred-address sockets, and which one the current path
+        # uses (0: the endpoint's own socket, i: preferred_local_addresses[i - 1])
+        self._preferred_local_addresses = preferred_local_addresses
+        self._path_socket = 0
         self.stream_cancel_error_code = 0
         self.internal_error_code = _INTERNAL_ERROR
 
@@ -195,7 +201,13 @@ class QuicConnection(trio.abc.AsyncResource):
 
     @property
     def local_address(self) -> Address:
-        """Our endpoint's ``(host, port)`` (changes when we migrate: :meth:`migrate`)."""
+        """Our ``(host, port)`` on this connection's current path: the endpoint's (changes
+        when we migrate: :meth:`migrate`), or, for a server connection whose client moved
+        to the server's preferred address (RFC 9000 §9.6) and whose new path was validated,
+        that preferred-address socket's."""
+        socket = self._path_socket
+        if socket:
+            return self._preferred_local_addresses[socket - 1]
         return self._endpoint.local_address
 
     @property
@@ -352,8 +364,16 @@ class QuicConnection(trio.abc.AsyncResource):
             datagram_frames_dropped=self._datagram_frames_dropped,
             streams_opened=self._streams_opened,
             streams_accepted=self._streams_accepted,
-            transport=self._engine.statistics(),
+            transport=self._transport_statistics(),
         )
+
+    def _transport_statistics(self) -> Any:
+        statistics = self._engine.statistics()
+        if self._preferred_local_addresses:  # the engine's peer address may carry a tag
+            peer: Any = getattr(statistics, "peer_address", None)
+            if isinstance(peer, tuple) and len(peer) > 2 and attrs.has(type(statistics)):
+                statistics = attrs.evolve(statistics, peer_address=(peer[0], peer[1]))
+        return statistics
 
     async def migrate(self, local_address: tuple[str, int] | None = None) -> Address:
         """Client: move to a new local address (active connection migration, RFC 9000 §9).

@@ -26,6 +26,20 @@ fields (:func:`~trio_zttp.quic._packet.peek_dcid`):
   static key);
 * anything else: dropped and counted.
 
+**Preferred address** (RFC 9000 §9.6): a server configured with ``preferred_ipv4_address``
+and / or ``preferred_ipv6_address`` has one more socket bound at each, with a receive task of
+its own.  A path is (client address, our socket): a datagram that arrived at preferred
+socket *i* (1, 2) reaches its connection's engine from the *tagged* address
+``(host, port, i)``, which the engine treats as one more peer address (it answers a
+PATH_CHALLENGE on that path, and moves its current path there on a non-probing packet with
+the largest packet number, validating it, RFC 9000 §9.3).  A datagram the engine addresses
+to a tagged address leaves from that socket, to ``(host, port)``; the tag is stripped
+wherever an address leaves the endpoint (``remote_address``, the peer map, statistics).
+That socket is for migration only: long-header packets there are dropped (an unknown
+version gets Version Negotiation, from there), and a short header for no connection of the
+server gets a stateless reset, from there too.  An endpoint without a preferred address
+pays one attribute test per batch sent, nothing per datagram.
+
 Nothing a peer sends can raise out of the receive task, and everything the endpoint
 holds per peer is bounded: connections by the backlog, queued datagrams per connection by
 :data:`~trio_zttp._trio.connection.INCOMING_QUEUE_SIZE`, responses by rate limits.
@@ -38,7 +52,7 @@ import math
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Final, Literal, final
+from typing import Any, Final, Literal, final
 
 import attrs
 import trio
@@ -118,6 +132,9 @@ class QuicEndpointStatistics:
     internal_errors: int
     #: "portable" or "linux-gso-gro".
     datagram_path: str
+    #: Of ``datagrams_received``: those that arrived at the server's preferred address(es)
+    #: (RFC 9000 §9.6; 0 without one).  ``datagrams_sent`` counts every socket too.
+    datagrams_received_at_preferred_address: int = 0
 
 
 @final
@@ -140,8 +157,12 @@ class QuicEndpoint:
         stateless_reset_key: bytes,
         random_bytes: Callable[[int], bytes],
         connection_id_length: int,
+        preferred_transports: tuple[DatagramTransport, ...] = (),
     ) -> None:
         self._transport = transport
+        # the server's preferred-address sockets: tag i (a third address item) is [i - 1]
+        self._preferred = preferred_transports
+        self._preferred_addresses = tuple(t.local_address for t in preferred_transports)
         self._nursery = nursery
         self._client_config = client_configuration
         self._server_config = server_configuration
@@ -197,12 +218,21 @@ class QuicEndpoint:
         """The ``(host, port)`` the socket is bound to."""
         return self._transport.local_address
 
+    @property
+    def preferred_addresses(self) -> tuple[Address, ...]:
+        """The ``(host, port)`` of each preferred-address socket (server configurations
+        with ``preferred_ipv4_address`` / ``preferred_ipv6_address``; RFC 9000 §9.6), in
+        that order; empty without one."""
+        return self._preferred_addresses
+
     def statistics(self) -> QuicEndpointStatistics:
         """Counters for this endpoint."""
         transport = self._transport
+        at_preferred = sum(t.datagrams_received for t in self._preferred)
         return QuicEndpointStatistics(
-            datagrams_received=transport.datagrams_received,
-            datagrams_sent=transport.datagrams_sent,
+            datagrams_received=transport.datagrams_received + at_preferred,
+            datagrams_sent=transport.datagrams_sent + sum(
+                t.datagrams_sent for t in self._preferred),
             datagrams_malformed=self._malformed,
             datagrams_unroutable=self._unroutable,
             datagrams_dropped=self._dropped,
@@ -217,6 +247,7 @@ class QuicEndpoint:
                 1 for c in self._connections if c._failure is not None
             ),
             datagram_path=transport.kind,
+            datagrams_received_at_preferred_address=at_preferred,
         )
 
     @asynccontextmanager
@@ -417,6 +448,33 @@ class QuicEndpoint:
             if self._crowded:
                 await self._let_drivers_drain()
 
+    async def _receive_loop_preferred(self, tag: int) -> None:
+        """The receive task of preferred-address socket ``tag`` (module docstring)."""
+        transport = self._preferred[tag - 1]
+        dispatch = self._dispatch_preferred
+        current_time = trio.lowlevel.current_clock().current_time
+        while True:
+            try:
+                batch = await transport.receive()
+            except trio.ClosedResourceError:
+                return
+            now = current_time()
+            for data, addr, ecn in batch:
+                try:
+                    dispatch(data, (addr[0], addr[1], tag), now, ecn)
+                except Exception:  # hostile input must never end the receive task
+                    self._internal_errors += 1
+            touched = self._touched
+            if touched:
+                self._touched = []
+                for connection in touched:
+                    connection._run_inline()
+            if self._outbox:
+                outbox, self._outbox = self._outbox, []
+                await self._send_datagrams(outbox)
+            if self._crowded:
+                await self._let_drivers_drain()
+
     async def _let_drivers_drain(self) -> None:
         """Some connection's queue is half full: give its driver a few scheduling rounds to
         drain it before the next batch is routed.  A driver that is really stuck (a full
@@ -467,6 +525,36 @@ class QuicEndpoint:
             self._unroutable += 1
             return
         self._admit(data, addr, now, header.dcid, header.scid, header.token, header.version, ecn)
+
+    def _dispatch_preferred(self, data: bytes, addr: Any, now: float, ecn: int = 0) -> None:
+        """A datagram at a preferred-address socket, from the tagged ``addr``: for migration
+        only (module docstring)."""
+        try:
+            is_long, version, dcid = peek_dcid(data, self._cid_length)
+        except MalformedPacketError:
+            self._malformed += 1
+            return
+        if is_long:
+            # no handshake here (a client comes only once the handshake is confirmed)
+            if version != 0 and version not in self._server_versions:
+                self._send_version_negotiation(data, addr, now)
+            else:
+                self._unroutable += 1
+            return
+        connection = self._routes.get(dcid)
+        if connection is not None:
+            if connection._is_client:
+                self._unroutable += 1  # our client's ID: no business here, never a reset
+            elif not connection._deliver(data, addr, ecn):
+                self._dropped += 1
+            return
+        peers = self._by_address.get((addr[0], addr[1]))
+        if peers:
+            for peer in peers:  # maybe its peer's stateless reset
+                if not peer._is_client and not peer._deliver(data, addr, ecn):
+                    self._dropped += 1
+            return
+        self._send_stateless_reset(data, dcid, addr, now)
 
     def _send_stateless_reset(self, data: bytes, dcid: bytes, addr: Address, now: float) -> None:
         size = min(len(data) - 1, _MAX_STATELESS_RESET)
@@ -550,7 +638,8 @@ class QuicEndpoint:
             self._refused += 1  # nothing the engine could read: keep no state
             return
         connection = QuicConnection(
-            self, engine, configuration, is_client=False, remote_address=addr
+            self, engine, configuration, is_client=False, remote_address=addr,
+            preferred_local_addresses=self._preferred_addresses,
         )
         self._add_connection(connection)
         self._half_open.add(connection)
@@ -582,9 +671,44 @@ class QuicEndpoint:
         if self._send_lock.locked():
             return 0
         try:
+            if self._preferred:
+                return self._send_now_split(datagrams, ecn)
             return self._transport.send_nowait(datagrams, ecn)
         except trio.ClosedResourceError:
             return len(datagrams)  # the endpoint is closing: they would be dropped anyway
+
+    def _send_now_split(self, datagrams: list[tuple[bytes, Address]], ecn: int) -> int:
+        sent = 0
+        for transport, run in self._runs(self._transport, datagrams):
+            done = transport.send_nowait(run, ecn)
+            sent += done
+            if done < len(run):
+                break
+        return sent
+
+    def _runs(
+        self, main: DatagramTransport, datagrams: list[tuple[bytes, Address]]
+    ) -> list[tuple[DatagramTransport, list[tuple[bytes, Address]]]]:
+        """``datagrams`` cut into runs of consecutive ones that leave from one socket: a
+        tagged destination ``(host, port, i)`` from preferred socket ``i``, to ``(host,
+        port)``; the others from ``main``."""
+        preferred = self._preferred
+        runs: list[tuple[DatagramTransport, list[tuple[bytes, Address]]]] = []
+        current: DatagramTransport | None = None
+        run: list[tuple[bytes, Address]] = []
+        destination: Any  # (tagged addresses are 3-tuples, typed as Address in the engine)
+        for data, destination in datagrams:
+            if len(destination) == 2:
+                transport = main
+            else:
+                transport = preferred[destination[2] - 1]
+                destination = (destination[0], destination[1])
+            if transport is not current:
+                run = []
+                runs.append((transport, run))
+                current = transport
+            run.append((data, destination))
+        return runs
 
     async def _send_datagrams(
         self, datagrams: list[tuple[bytes, Address]], ecn: int = 0
@@ -598,7 +722,14 @@ class QuicEndpoint:
         except trio.WouldBlock:
             await lock.acquire()
         try:
-            await transport.send(datagrams, ecn)
+            if self._preferred:
+                for run_transport, run in self._runs(transport, datagrams):
+                    try:
+                        await run_transport.send(run, ecn)
+                    except trio.ClosedResourceError:
+                        pass
+            else:
+                await transport.send(datagrams, ecn)
         except trio.ClosedResourceError:
             pass
         finally:

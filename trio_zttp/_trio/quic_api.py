@@ -14,7 +14,7 @@ import trio
 from ..quic._config import Configuration
 from ._engine import ConnectionFactory, default_connection_factory
 from ._groups import collapse_exception_groups
-from ._udp import open_transport
+from ._udp import DatagramTransport, open_transport
 from .connection import QuicConnection
 from .endpoint import QuicEndpoint
 
@@ -103,16 +103,19 @@ async def open_quic_endpoint(
     ``stateless_reset_key`` set to the endpoint's key, and ``retry=False`` (the endpoint
     sends Retry itself, statelessly).
 
+    A server configuration with ``preferred_ipv4_address`` and / or
+    ``preferred_ipv6_address`` (RFC 9000 §9.6) makes the endpoint bind one more socket at
+    each (with the same ``fast_path``), closed with the endpoint: clients that follow the
+    preferred address move there once the handshake is confirmed, and each connection
+    answers from the socket its path uses (:attr:`QuicConnection.local_address`,
+    :attr:`QuicEndpoint.preferred_addresses`, and the statistics'
+    ``datagrams_received_at_preferred_address``).  That socket takes no handshakes.
+
     Raises:
-        ValueError: ``backlog`` below 1, or a server configuration with a preferred address
-            (``preferred_ipv4_address`` / ``preferred_ipv6_address``): the endpoint does not
-            listen there. Clients follow a server's preferred address on their own.
+        ValueError: ``backlog`` below 1.
+        OSError: A socket could not be bound (none stays open).
     """
     client, server = _split_configurations(configuration, server_configuration)
-    if server is not None and (server.preferred_ipv4_address is not None
-                               or server.preferred_ipv6_address is not None):
-        raise ValueError("the trio endpoint does not listen on a preferred address (yet): "
-                         "leave preferred_ipv4_address / preferred_ipv6_address unset")
     if backlog < 1:
         raise ValueError("backlog must be at least 1")
     if retry is None:
@@ -136,6 +139,16 @@ async def open_quic_endpoint(
     )
     random_bytes = configuration.random_bytes
     transport = await open_transport(local_address, fast_path=fast_path)
+    preferred: list[DatagramTransport] = []
+    try:
+        if server is not None:
+            for address in (server.preferred_ipv4_address, server.preferred_ipv6_address):
+                if address is not None:
+                    preferred.append(await open_transport(address, fast_path=fast_path))
+    except BaseException:
+        for opened in (transport, *preferred):
+            opened.close()
+        raise
     try:
         with collapse_exception_groups():
             async with trio.open_nursery() as nursery:
@@ -150,8 +163,11 @@ async def open_quic_endpoint(
                     stateless_reset_key=key,
                     random_bytes=random_bytes,
                     connection_id_length=configuration.connection_id_length,
+                    preferred_transports=tuple(preferred),
                 )
                 nursery.start_soon(endpoint._receive_loop)
+                for tag in range(1, len(preferred) + 1):
+                    nursery.start_soon(endpoint._receive_loop_preferred, tag)
                 try:
                     yield endpoint
                 except BaseException as exc:
@@ -165,9 +181,13 @@ async def open_quic_endpoint(
                     # (The endpoint's socket: a rebind replaced the one opened here.)
                     transport = endpoint._transport
                     transport.close()
+                    for extra in preferred:
+                        extra.close()
                     nursery.cancel_scope.cancel()
     finally:
         transport.close()
+        for extra in preferred:
+            extra.close()
 
 
 @asynccontextmanager

@@ -145,7 +145,7 @@ class Configuration:
     #: the handshake is confirmed. The sans-IO core advertises it (with a connection ID of
     #: its own, sequence 1); the I/O layer must also receive there and hand the core what
     #: arrives there as coming from a peer address of its own (so the core validates that
-    #: path and answers on it). The trio endpoint does not listen there yet and refuses it.
+    #: path and answers on it). The trio endpoint binds a socket there and does so.
     preferred_ipv4_address: tuple[str, int] | None = attrs.field(
         default=None, validator=lambda c, _a, value: _check_preferred(4, value, c.is_client))
     preferred_ipv6_address: tuple[str, int] | None = attrs.field(
