@@ -29,6 +29,8 @@ EXPECTED = {
     ],
     "migration.py": ["client: moved to port", "client: done: 1048576 bytes, intact",
                      "client: the server now sees 127.0.0.1:"],
+    "preferred_address.py": ["server: listening on port", "client: done: intact, now talking to",
+                             "datagrams arrived at the preferred address"],
 }
 #: Examples that need a peer: run by test_example_h3_server_and_client.
 NEEDS_PEER = {"h3_server.py", "h3_client.py"}
