@@ -177,6 +177,11 @@ def test_server_retiring_the_preferred_connection_id_ends_the_probe() -> None:
     ("preferred_ipv4_address", ("192.0.2.1", 0), "IPv4"),
     ("preferred_ipv4_address", ("0.0.0.0", 443), "IPv4"),
     ("preferred_ipv4_address", "192.0.2.1:443", "IPv4"),
+    ("preferred_ipv4_address", ("192.0.2.1", "443"), "IPv4"),
+    ("preferred_ipv4_address", ("224.0.0.1", 443), "IPv4"),
+    ("preferred_ipv4_address", ("255.255.255.255", 443), "IPv4"),
+    ("preferred_ipv6_address", ("ff02::1", 443), "IPv6"),
+    ("preferred_ipv6_address", ("::ffff:192.0.2.1", 443), "IPv6"),
 ])
 def test_bad_preferred_addresses_are_refused(field: str, value: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):

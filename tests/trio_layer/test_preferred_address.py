@@ -11,6 +11,7 @@ holds or drops packets to stage the cases.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import math
 import os
 from collections.abc import Callable
@@ -165,6 +166,10 @@ async def test_client_follows_the_preferred_address_mid_download(
     assert 1 <= body[:moved].count(PREFERRED) <= 6
     # ... and ended from the preferred socket, where it stayed
     assert len(body[moved:]) * 1200 > SIZE // 2 and set(body[moved:]) == {PREFERRED}
+    # one connection ID never leaves from both of the server's addresses (RFC 9000 §9.5)
+    dcids = {source: {p[1:9] for s, d, p in wire.log if s == source and d == client_address
+                      and _short(p)} for source in (main, PREFERRED)}
+    assert dcids[main] and dcids[PREFERRED] and not dcids[main] & dcids[PREFERRED]
     # the endpoint's exit closed the preferred socket: its port can be bound again
     probe = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
     with probe:
@@ -378,3 +383,121 @@ async def test_a_preferred_address_that_cannot_be_bound_closes_everything(
     again = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
     with again:
         await again.bind(("127.0.0.1", 4433))  # the main socket was closed
+
+
+class _Copier(Wire):
+    """An on-path attacker that races copies of the client's 1-RTT datagrams to ``target``
+    (the server's other address), 5 ms ahead of the originals (RFC 9000 §21.1.3)."""
+
+    def __init__(self, fake_net: Any, client: Callable[[], tuple[str, int] | None],
+                 towards: tuple[str, int], target: Callable[[], tuple[str, int] | None]) -> None:
+        super().__init__(fake_net)
+        self.delay = 0.01
+        self.client, self.towards, self.target = client, towards, target
+        self.copies = 0
+
+    def __call__(self, packet: UDPPacket) -> None:
+        source, destination = _address(packet.source), _address(packet.destination)
+        target = self.target()
+        if target is not None and source == self.client() and destination == self.towards \
+                and _short(packet.payload):
+            host, port = target
+            copy = UDPPacket(source=packet.source, payload=packet.payload,
+                             destination=UDPEndpoint(ipaddress.ip_address(host), port))
+            self.copies += 1
+            self.log.append((source, target, packet.payload))
+            self._send.send_nowait((trio.current_time() + 0.005, copy))
+        super().__call__(packet)
+
+
+async def test_copies_raced_to_the_preferred_address_do_not_divert_the_server(
+    fake_net, ca, server_cert, autojump_clock
+):
+    """A client that does not follow: an attacker's copies of its packets at the preferred
+    address make the server validate that path (its challenge goes unanswered there), but
+    no data leaves from the preferred socket before validation (§9.6.2), so the download is
+    unharmed."""
+    state: dict[str, tuple[str, int] | None] = {"client": None}
+    wire = _Copier(fake_net, lambda: state["client"], towards=("127.0.0.1", 0),
+                   target=lambda: PREFERRED if state["client"] else None)
+    seen: list[trio_zttp.QuicConnection] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(wire.run)
+        async with served(_recording_handler(seen), server_cert,
+                          server={"preferred_ipv4_address": PREFERRED}) as server:
+            wire.towards = server.endpoint.local_address
+            async with h3_client(ca, server.port, use_preferred_address=False) as conn:
+                state["client"] = conn.quic.local_address
+                with trio.fail_after(5):
+                    digest = await _download(conn, lambda _: None)
+                assert digest == hashlib.sha256(BODY).digest()
+                assert wire.copies > 100
+                (server_side,) = seen
+                assert server_side.local_address == server.endpoint.local_address
+                from_preferred = [p for s, _, p in wire.log if s == PREFERRED]
+                assert len(from_preferred) <= 3  # its PATH_CHALLENGEs, nothing else
+                assert conn.quic.statistics().transport.packets_lost == 0
+        nursery.cancel_scope.cancel()
+
+
+async def test_copies_raced_back_to_the_original_address_do_not_move_the_server_back(
+    fake_net, ca, server_cert, autojump_clock
+):
+    """Once the server moved to its preferred address, newer packets at its original one
+    move nothing (§9.6.2): an attacker copying the moved client's packets there does not
+    bounce the connection between the two sockets."""
+    state: dict[str, tuple[str, int] | None] = {"client": None, "main": None}
+    wire = _Copier(fake_net, lambda: state["client"], towards=PREFERRED,
+                   target=lambda: state["main"])
+    seen: list[trio_zttp.QuicConnection] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(wire.run)
+        async with served(_recording_handler(seen), server_cert,
+                          server={"preferred_ipv4_address": PREFERRED}) as server, \
+                h3_client(ca, server.port) as conn:
+            state["client"] = conn.quic.local_address
+            await _wait_for(lambda: conn.quic.remote_address == PREFERRED, "client moved")
+            await _download(conn, lambda _: None)  # (the server connection is seen now)
+            (server_side,) = seen
+            await _wait_for(lambda: server_side.local_address == PREFERRED, "server moved")
+            state["main"] = server.endpoint.local_address  # the attack starts
+            start = len(wire.log)
+            with trio.fail_after(5):
+                digest = await _download(conn, lambda _: None)
+            assert digest == hashlib.sha256(BODY).digest() and wire.copies > 100
+            assert server_side.local_address == PREFERRED
+            main = server.endpoint.local_address
+            assert not [p for s, _, p in wire.log[start:] if s == main and len(p) >= 1200]
+        nursery.cancel_scope.cancel()
+
+
+def _free_loopback_port(host: str) -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_a_dual_stack_server_sees_an_ipv4_client_as_one_host(ca, server_cert):
+    """Real loopback: the main socket on "::" sees an IPv4 client as ::ffff:a.b.c.d, the
+    IPv4 preferred socket as a.b.c.d; the endpoint writes the latter as the former, so the
+    engine sees the same client through another socket of ours (no new host, so RTT and
+    congestion state are kept) and the server's remote address keeps its form."""
+    preferred = ("127.0.0.1", _free_loopback_port("127.0.0.1"))
+    seen: list[trio_zttp.QuicConnection] = []
+    server_config = quic_server_configuration(
+        server_cert, alpn_protocols=("h3",), preferred_ipv4_address=preferred)
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            server: trio_zttp.QuicEndpoint = await nursery.start(
+                trio_zttp.serve_h3, _recording_handler(seen), "::", 0, server_config)
+            async with h3_client(ca, server.local_address[1]) as conn:
+                await _download(conn, lambda _: None)
+                await _wait_for(lambda: conn.quic.remote_address == preferred, "client moved")
+                (server_side,) = seen
+                await _wait_for(lambda: server_side.local_address == preferred, "server moved")
+                answer = (await (await conn.request("GET", "/where")).read()).decode()
+                assert server_side.remote_address[0] == "::ffff:127.0.0.1"
+                assert answer == f"{preferred} {server_side.remote_address}"
+            nursery.cancel_scope.cancel()

@@ -30,9 +30,11 @@ fields (:func:`~trio_zttp.quic._packet.peek_dcid`):
 and / or ``preferred_ipv6_address`` has one more socket bound at each, with a receive task of
 its own.  A path is (client address, our socket): a datagram that arrived at preferred
 socket *i* (1, 2) reaches its connection's engine from the *tagged* address
-``(host, port, i)``, which the engine treats as one more peer address (it answers a
-PATH_CHALLENGE on that path, and moves its current path there on a non-probing packet with
-the largest packet number, validating it, RFC 9000 §9.3).  A datagram the engine addresses
+``(host, port, i)``: the engine sees the same client through another address of ours (it
+answers a PATH_CHALLENGE on that path with a connection ID of the client's not used from
+the original address, validates the path once a non-probing packet arrives there, and only
+then moves to it, for good: RFC 9000 §9.6.2, §9.5).  A dual-stack main socket sees an IPv4
+client as ``::ffff:a.b.c.d``: an IPv4 preferred socket's sources are written so too.  A datagram the engine addresses
 to a tagged address leaves from that socket, to ``(host, port)``; the tag is stripped
 wherever an address leaves the endpoint (``remote_address``, the peer map, statistics).
 That socket is for migration only: long-header packets there are dropped (an unknown
@@ -163,6 +165,10 @@ class QuicEndpoint:
         # the server's preferred-address sockets: tag i (a third address item) is [i - 1]
         self._preferred = preferred_transports
         self._preferred_addresses = tuple(t.local_address for t in preferred_transports)
+        # a dual-stack main socket sees an IPv4 client as ::ffff:a.b.c.d: an IPv4 preferred
+        # socket's sources are written so too, or the engine would see another host
+        dual = ":" in str(transport.local_address[0])
+        self._mapped = tuple(dual and ":" not in str(a[0]) for a in self._preferred_addresses)
         self._nursery = nursery
         self._client_config = client_configuration
         self._server_config = server_configuration
@@ -459,9 +465,11 @@ class QuicEndpoint:
             except trio.ClosedResourceError:
                 return
             now = current_time()
+            mapped = self._mapped[tag - 1]
             for data, addr, ecn in batch:
                 try:
-                    dispatch(data, (addr[0], addr[1], tag), now, ecn)
+                    host = f"::ffff:{addr[0]}" if mapped else addr[0]
+                    dispatch(data, (host, addr[1], tag), now, ecn)
                 except Exception:  # hostile input must never end the receive task
                     self._internal_errors += 1
             touched = self._touched
@@ -701,8 +709,12 @@ class QuicEndpoint:
             if len(destination) == 2:
                 transport = main
             else:
-                transport = preferred[destination[2] - 1]
-                destination = (destination[0], destination[1])
+                tag = destination[2]
+                transport = preferred[tag - 1]
+                host = destination[0]
+                if self._mapped[tag - 1] and host.startswith("::ffff:"):
+                    host = host[7:]
+                destination = (host, destination[1])
             if transport is not current:
                 run = []
                 runs.append((transport, run))

@@ -247,6 +247,12 @@ class PeerConnectionIds:
             return False
         return self.switch_to(spares[0])
 
+    def spare_sequence(self) -> int | None:
+        """The sequence :meth:`rotate` would take, or None."""
+        current = self._current_seq
+        reserved = self.reserved
+        return min((s for s in self._by_seq if s > current and s != reserved), default=None)
+
     def cid_for(self, sequence: int) -> bytes | None:
         """The connection ID of ``sequence``, or None once it is retired."""
         entry = self._by_seq.get(sequence)

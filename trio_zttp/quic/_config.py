@@ -40,8 +40,10 @@ def _check_preferred(version: int, address: tuple[str, int] | None, is_client: b
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be (IPv{version} address, port), not {address!r}") \
             from None
-    if parsed.version != version or parsed.is_unspecified or type(port) is not int \
-            or not 0 < port < 65536:
+    if parsed.version != version or parsed.is_unspecified or parsed.is_multicast \
+            or str(parsed) == "255.255.255.255" or type(port) is not int \
+            or not 0 < port < 65536 \
+            or (isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None):
         raise ValueError(f"{name} must be (IPv{version} address, port), not {address!r}")
 
 

@@ -309,6 +309,9 @@ class ControlMixin(ConnectionBase):
             return
         old = self._paths.current
         assert old is not None
+        if _same_peer(path.address, old.address):
+            self._on_local_move(path, now)
+            return
         if old.validated:
             self._previous_path = old
         self._paths.current = path
@@ -318,7 +321,62 @@ class ControlMixin(ConnectionBase):
             self._new_path_estimates()
         if self._qlog is not None:
             self._qlog.event(now, "connectivity:connection_state_updated",
-                             {"new": "migrated", "address": str(path.address)})
+                             {"new": "migrated", "address": str(path.address[:2])})
+
+    def _on_local_move(self, path: Path, now: float) -> None:
+        """Server: the client, same address, now reaches us at our preferred address (the I/O
+        layer tells paths through our other sockets apart by a third address item). RFC
+        9000 §9.6.2: non-probing packets keep leaving from the original address until this
+        path is validated; once moved, never back (newer packets at the old address move
+        nothing; delayed ones are still read)."""
+        if self._moved_to_preferred:
+            return
+        self._adopt_local_probe(path)
+        if path.validated:
+            self._end_local_move(path, moved=True, now=now)
+        elif path.challenge is None:
+            self._paths.start_validation(path, now, self._validation_pto())
+
+    def _adopt_local_probe(self, path: Path) -> None:
+        """Server: ``path`` reaches the client through our preferred address: it gets a
+        connection ID of the client's own, not the one in use from our original address
+        (§9.5), when the client gave us a spare."""
+        if self._preferred_probe is path:
+            return
+        if self._preferred_probe is not None:
+            self._end_local_move(self._preferred_probe, moved=False, now=self._now)
+        self._preferred_probe = path
+        cids = self._peer_cids
+        sequence = cids.spare_sequence()
+        if sequence is not None:
+            cids.reserved = sequence
+            cids.mark_used(sequence)
+            self._probe_sequence = sequence
+
+    def _end_local_move(self, path: Path, *, moved: bool, now: float) -> None:
+        """Server: the path through the preferred address was validated (move there) or
+        its validation failed (forget it)."""
+        if path is self._preferred_probe:
+            self._preferred_probe = None
+        sequence, self._probe_sequence = self._probe_sequence, None
+        cids = self._peer_cids
+        old = self._paths.current
+        if moved and old is not None and old is not path:
+            self._paths.current = path
+            self._moved_to_preferred = True
+            if sequence is not None:
+                cids.switch_to(sequence)
+            old.receive_only = True  # delayed packets still count, nothing goes there (§9.6.2)
+            old.challenge = None
+            old.challenge_pending = False
+            old.challenge_deadline = old.challenge_expiry = None
+            self._paths.responses = [(p, d) for p, d in self._paths.responses if p is not old]
+            self._events.append(PathChanged(old_address=old.address, new_address=path.address))
+            return
+        if sequence is not None:
+            cids.retire(sequence)  # it went out from the other address: never again (§9.5)
+        if not moved:
+            self._paths.forget(path)
 
     def _probe_preferred_address(self, now: float) -> None:
         """Client, handshake confirmed: validate the server's preferred address of our
@@ -382,7 +440,10 @@ class ControlMixin(ConnectionBase):
         if path is None:
             return
         if path is self._preferred_probe:
-            self._end_preferred_probe(moved=True, now=now)
+            if self._is_client:
+                self._end_preferred_probe(moved=True, now=now)
+            else:
+                self._end_local_move(path, moved=True, now=now)
             return
         if path is self._paths.current:
             self._recovery.set_amplification_limited(False, now)
@@ -395,7 +456,10 @@ class ControlMixin(ConnectionBase):
 
     def _on_path_validation_failed(self, path: Path, now: float) -> None:
         if path is self._preferred_probe:
-            self._end_preferred_probe(moved=False, now=now)
+            if self._is_client:
+                self._end_preferred_probe(moved=False, now=now)
+            else:
+                self._end_local_move(path, moved=False, now=now)
             return
         if path is self._paths.current:
             previous = self._previous_path
@@ -426,14 +490,21 @@ class ControlMixin(ConnectionBase):
             if allowance is not None:
                 budget = min(budget, allowance)
             dcid = cids.current
+            if not self._is_client and current is not None and not self._moved_to_preferred \
+                    and _same_peer(path.address, current.address):
+                self._adopt_local_probe(path)  # (the client's probe of our preferred address)
             if path is self._preferred_probe:
-                # the preferred address gets its own connection ID, never ours of the old
-                # address (RFC 9000 §9.5, §9.6.1)
-                preferred = cids.cid_for(PREFERRED_SEQUENCE)
-                if preferred is None or cids.reserved != PREFERRED_SEQUENCE:
-                    self._end_preferred_probe(moved=False, now=now)  # the peer retired it
-                    continue
-                cids.current = preferred  # (for this packet only: _seal reads it)
+                # the preferred address gets its own connection ID, never the one used at
+                # the old address (RFC 9000 §9.5, §9.6.1)
+                sequence = PREFERRED_SEQUENCE if self._is_client else self._probe_sequence
+                probe_cid = None if sequence is None else cids.cid_for(sequence)
+                if sequence is not None and (probe_cid is None or cids.reserved != sequence):
+                    if self._is_client:  # the peer retired it
+                        self._end_preferred_probe(moved=False, now=now)
+                        continue
+                    self._probe_sequence = None  # (a server goes on with the current one)
+                elif probe_cid is not None:
+                    cids.current = probe_cid  # (for this packet only: _seal reads it)
             try:
                 packet = _start_packet(self, app, Epoch.ONE_RTT, app.sealer, budget)
                 if packet is None:
@@ -599,3 +670,9 @@ def _preferred_target(preferred: PreferredAddress, current: Any) -> tuple[str, i
 
 
 _BROADCAST: Final = ipaddress.IPv4Address("255.255.255.255")
+
+
+def _same_peer(a: Any, b: Any) -> bool:
+    """Two paths to one peer address through different local addresses of ours (the I/O
+    layer adds a third item to tell them apart, the trio endpoint's preferred sockets)."""
+    return bool(a != b and a[:2] == b[:2])
