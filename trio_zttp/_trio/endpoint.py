@@ -34,9 +34,10 @@ socket *i* (1, 2) reaches its connection's engine from the *tagged* address
 answers a PATH_CHALLENGE on that path with a connection ID of the client's not used from
 the original address, validates the path once a non-probing packet arrives there, and only
 then moves to it, for good: RFC 9000 §9.6.2, §9.5).  A dual-stack main socket sees an IPv4
-client as ``::ffff:a.b.c.d``: an IPv4 preferred socket's sources are written so too.  A datagram the engine addresses
-to a tagged address leaves from that socket, to ``(host, port)``; the tag is stripped
-wherever an address leaves the endpoint (``remote_address``, the peer map, statistics).
+client as ``::ffff:a.b.c.d``: an IPv4 preferred socket's sources are written so too.  A
+datagram the engine addresses to a tagged address leaves from that socket, to ``(host,
+port)``; the tag is stripped wherever an address leaves the endpoint (``remote_address``,
+the peer map, statistics).
 That socket is for migration only: long-header packets there are dropped (an unknown
 version gets Version Negotiation, from there), and a short header for no connection of the
 server gets a stateless reset, from there too.  An endpoint without a preferred address

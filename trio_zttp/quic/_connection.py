@@ -339,6 +339,9 @@ class Connection(HandshakeMixin, LifecycleMixin, ControlMixin):
                 return False
         if not header.fixed_bit:
             return False
+        if self._is_client and self._received_server_packet and header.is_long \
+                and header.scid != self._peer_initial_scid:
+            return False  # RFC 9000 §7.2: not from the server we talk to
         epoch = _EPOCH_OF[packet_type]
         space = self._spaces[SPACE_INDEX[epoch]]
         if space.discarded:

@@ -447,8 +447,9 @@ class HandshakeMixin(ConnectionBase):
         self._spaces[0].crypto_send.resend_unacked()
 
     def _on_version_negotiation(self, header: Header, now: float) -> None:
-        if not self._is_client or self._received_server_packet or self._retry_received:
-            return
+        if not self._is_client or self._received_server_packet or self._retry_received \
+                or self._vn_received:
+            return  # (one Version Negotiation at most: RFC 9000 §6.2, RFC 9368 §4)
         if header.dcid != self._local_cids.initial or header.scid != self._original_dcid:
             return
         offered = header.supported_versions
@@ -464,6 +465,7 @@ class HandshakeMixin(ConnectionBase):
             self._state = State.TERMINATED
             return
         # a new attempt in the new version (RFC 9368 §2.1)
+        self._vn_received = True
         self._version = version
         self._recovery.on_retry_received(now)
         space = self._spaces[0]

@@ -126,6 +126,7 @@ class LifecycleMixin(ConnectionBase):
         self._preferred_probe = None
         self._preferred_param = None
         self._moved_to_preferred = False
+        self._vn_received = False
         self._probe_sequence = None
         self._stats_packets_received = 0
         self._stats_packets_sent = 0

@@ -16,6 +16,7 @@ encryption level (RFC 9000 §19.6): small, so they keep the whole flight in one 
 
 from __future__ import annotations
 
+import bisect
 from typing import Final, final
 
 from .._tls.suites import Epoch
@@ -25,6 +26,7 @@ from ._ranges import RangeSet
 
 __all__ = [
     "MAX_CRYPTO_BUFFER",
+    "MAX_CRYPTO_RANGES",
     "CryptoReceiveBuffer",
     "CryptoSendBuffer",
     "PacketSpace",
@@ -33,6 +35,9 @@ __all__ = [
 #: Most CRYPTO bytes we buffer ahead of the contiguous prefix (RFC 9000 §7.5 asks for at
 #: least 4096); beyond it the connection closes with CRYPTO_BUFFER_EXCEEDED.
 MAX_CRYPTO_BUFFER: Final = 128 * 1024
+#: Separate pieces of out-of-order CRYPTO data waiting at once, at most (a peer splitting its
+#: flight into many reordered frames needs far fewer; RFC 9000 §7.5 lets us close).
+MAX_CRYPTO_RANGES: Final = 256
 #: Ranges of received packet numbers we remember per space (the oldest go first).
 MAX_ACK_RANGES: Final = 64
 _CRYPTO_FRAME: Final = 0x06
@@ -109,13 +114,21 @@ class CryptoSendBuffer:
 
 @final
 class CryptoReceiveBuffer:
-    """Reassembles the CRYPTO stream of one encryption level (bounded)."""
+    """Reassembles the CRYPTO stream of one encryption level (bounded).
 
-    __slots__ = ("_chunks", "_offset")
+    Out-of-order data waits in one window buffer from the delivered offset on, its received
+    parts kept as sorted, merged ranges: each frame costs a binary search and at most the
+    ranges it merges, whatever a peer sends (RFC 9000 §21.7: no inefficient structures for
+    adversarial input). At most :data:`MAX_CRYPTO_RANGES` separate pieces wait at once.
+    """
+
+    __slots__ = ("_buffer", "_ends", "_offset", "_starts")
 
     def __init__(self) -> None:
         self._offset = 0
-        self._chunks: dict[int, bytes] = {}
+        self._buffer = bytearray()  # the bytes from _offset on (zeros in the holes)
+        self._starts: list[int] = []  # received ranges beyond _offset: sorted, disjoint,
+        self._ends: list[int] = []  # never adjacent (end exclusive)
 
     @property
     def offset(self) -> int:
@@ -126,51 +139,58 @@ class CryptoReceiveBuffer:
         """Take one CRYPTO frame; return the bytes that became contiguous (maybe empty).
 
         Raises:
-            TransportError: CRYPTO_BUFFER_EXCEEDED when the frame lies too far ahead.
+            TransportError: CRYPTO_BUFFER_EXCEEDED when the frame lies too far ahead or the
+                data waiting is in too many pieces.
         """
         end = offset + len(data)
-        if end <= self._offset:
+        base = self._offset
+        if end <= base:
             return b""
-        if end - self._offset > MAX_CRYPTO_BUFFER:
+        if end - base > MAX_CRYPTO_BUFFER:
             raise TransportError(
                 "CRYPTO data too far ahead",
                 frame_type=_CRYPTO_FRAME,
                 error_code=TransportErrorCode.CRYPTO_BUFFER_EXCEEDED,
             )
-        if offset < self._offset:
-            data = data[self._offset - offset :]
-            offset = self._offset
-        chunks = self._chunks
-        known = chunks.get(offset)
-        if known is None or len(known) < len(data):
-            chunks[offset] = bytes(data)
-        if offset != self._offset:
-            if sum(len(c) for c in chunks.values()) > MAX_CRYPTO_BUFFER:
-                raise TransportError(
-                    "too much CRYPTO data buffered",
-                    frame_type=_CRYPTO_FRAME,
-                    error_code=TransportErrorCode.CRYPTO_BUFFER_EXCEEDED,
-                )
+        if offset < base:
+            data = data[base - offset :]
+            offset = base
+        starts, ends = self._starts, self._ends
+        if offset == base and not starts:  # in order, nothing waiting: the common case
+            self._offset = end
+            return bytes(data)
+        buffer = self._buffer
+        if len(buffer) < end - base:
+            buffer.extend(bytes(end - base - len(buffer)))
+        buffer[offset - base : end - base] = data
+        # merge [offset, end) with the ranges it overlaps or touches
+        first = bisect.bisect_left(ends, offset)
+        last = bisect.bisect_right(starts, end, first)
+        if first < last:
+            offset = min(offset, starts[first])
+            end = max(end, ends[last - 1])
+        starts[first:last] = (offset,)
+        ends[first:last] = (end,)
+        if len(starts) > MAX_CRYPTO_RANGES:
+            raise TransportError(
+                "CRYPTO data in too many pieces",
+                frame_type=_CRYPTO_FRAME,
+                error_code=TransportErrorCode.CRYPTO_BUFFER_EXCEEDED,
+            )
+        if starts[0] != base:
             return b""
-        out = bytearray()
-        while chunks:
-            position = self._offset
-            best: bytes | None = None
-            for start in [s for s in chunks if s <= position]:
-                chunk = chunks.pop(start)
-                if start + len(chunk) > position:
-                    tail = chunk[position - start :]
-                    if best is None or len(tail) > len(best):
-                        best = tail
-            if best is None:
-                break
-            out += best
-            self._offset += len(best)
-        return bytes(out)
+        ready = ends[0] - base
+        out = bytes(buffer[:ready])
+        del buffer[:ready]
+        del starts[0], ends[0]
+        self._offset = base + ready
+        return out
 
     def reset(self) -> None:
         self._offset = 0
-        self._chunks.clear()
+        self._buffer.clear()
+        self._starts.clear()
+        self._ends.clear()
 
 
 @final
