@@ -12,8 +12,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 
 from .. import _defaults
+from .._tls.config import TlsConfiguration
+from .._tls.key_exchange import SUPPORTED_GROUPS
 
 __all__ = ["Configuration"]
+
+#: The TLS layer's default groups (``key_exchange_groups=None``).
+_DEFAULT_GROUPS: tuple[int, ...] = tuple(
+    attrs.fields(TlsConfiguration).supported_groups.default)  # type: ignore[arg-type]
 
 
 def _random_bytes_default() -> Callable[[int], bytes]:
@@ -26,6 +32,22 @@ def _forget_derived(instance: Configuration, attribute: Any, value: Any) -> Any:
     if cache:
         cache.clear()
     return value
+
+
+def _check_groups(groups: Sequence[int] | None, shares: Sequence[int] | None) -> None:
+    if groups is not None:
+        if not groups or len(set(groups)) != len(groups):
+            raise ValueError("key_exchange_groups must be distinct groups, at least one")
+        unknown = [g for g in groups if g not in SUPPORTED_GROUPS]
+        if unknown:
+            raise ValueError(f"key_exchange_groups: unsupported {[hex(g) for g in unknown]} "
+                             f"(supported: {sorted(hex(g) for g in SUPPORTED_GROUPS)})")
+    if shares is not None:
+        offered = groups if groups is not None else _DEFAULT_GROUPS
+        if not shares or len(set(shares)) != len(shares) \
+                or any(g not in offered for g in shares):
+            raise ValueError("key_share_groups must be distinct, at least one, and among "
+                             "key_exchange_groups")
 
 
 def _check_preferred(version: int, address: tuple[str, int] | None, is_client: bool) -> None:
@@ -125,6 +147,15 @@ class Configuration:
     ecn: bool = True
     #: TLS 1.3 cipher suites (IANA numbers), preferred first; None: all three.
     cipher_suites: Sequence[int] | None = None
+    #: TLS key-exchange groups (IANA numbers: 0x1d x25519, 0x17 secp256r1, 0x18 secp384r1,
+    #: 0x11ec X25519MLKEM768, the hybrid post-quantum one), preferred first: what a client
+    #: offers, what a server accepts (in its order). None: x25519, secp256r1, secp384r1.
+    key_exchange_groups: Sequence[int] | None = None
+    #: Client: the groups whose key shares go in the first ClientHello (a subset of
+    #: ``key_exchange_groups``; a server that picks another answers with a HelloRetryRequest).
+    #: None: the first of ``key_exchange_groups``. An X25519MLKEM768 share is 1,216 bytes:
+    #: the client's first flight then takes two Initial datagrams.
+    key_share_groups: Sequence[int] | None = None
 
     # -- resumption and 0-RTT ------------------------------------------------------------------
     #: Client: a ticket (``SessionTicketReceived.ticket``) to resume with.
@@ -195,6 +226,7 @@ class Configuration:
             raise ValueError("client_certificate must be 'none', 'request' or 'require'")
         if self.congestion_control not in ("cubic", "newreno"):
             raise ValueError("congestion_control must be 'cubic' or 'newreno'")
+        _check_groups(self.key_exchange_groups, self.key_share_groups)
 
     def shared(self, name: str, factory: Callable[[], Any]) -> Any:
         """A per-configuration object built once (TLS configuration, token keys ...); setting

@@ -200,6 +200,12 @@ class ControlMixin(ConnectionBase):
         return self._tls.alpn_protocol if self._tls is not None else None
 
     @property
+    def key_exchange_group(self) -> int | None:
+        """The TLS key-exchange group in use (IANA number, e.g. 0x11ec X25519MLKEM768), None
+        before the ServerHello settles it."""
+        return self._tls.key_exchange_group if self._tls is not None else None
+
+    @property
     def peer_certificate_chain(self) -> tuple[x509.Certificate, ...]:
         """The peer's certificate chain, leaf first (empty if it sent none)."""
         return tuple(self._tls.peer_certificate_chain) if self._tls is not None else ()

@@ -143,6 +143,13 @@ def _tls_configuration(config: Configuration) -> TlsConfiguration:
     options: dict[str, Any] = {}
     if config.cipher_suites is not None:
         options["cipher_suites"] = tuple(CipherSuite(s) for s in config.cipher_suites)
+    groups = config.key_exchange_groups
+    if groups is not None:
+        options["supported_groups"] = tuple(groups)
+    if config.key_share_groups is not None:
+        options["key_share_groups"] = tuple(config.key_share_groups)
+    elif groups:
+        options["key_share_groups"] = (groups[0],)
     return TlsConfiguration(
         is_client=config.is_client,
         alpn_protocols=tuple(config.alpn_protocols),  # type: ignore[arg-type]
