@@ -415,3 +415,35 @@ def test_ecn_wire_observer_sees_the_frames() -> None:
     assert any(isinstance(frame, AckFrame) for _, _, frames in wire.packets["server"]
                for frame in frames)
     assert wire.packet_numbers("client", INITIAL)[0] == 0
+
+
+def test_ecn_is_tested_again_on_a_new_path() -> None:
+    """RFC 9000 §13.4.2: validation runs for each new path. A path that bleaches the marks
+    fails it; after an active migration to a path that carries them, ECN is in use again (on
+    both sides: the server follows the client to a new path too)."""
+    bleaching = True
+    pair, _ = _pair(up=_rewrite(lambda d, ecn, i: 0 if bleaching else ecn))
+    handshake(pair)
+    transfer(pair, 20_000)
+    _assert_failed(pair.client, "without ECN counts")
+    marked = _stats(pair.client).ecn_ect0_sent
+    bleaching = False  # the new path keeps the marks
+    pair.client.migrate()  # type: ignore[attr-defined]
+    pair.change_address("client", ("10.9.9.9", 4000))
+    assert _stats(pair.client).ecn_state == "testing"
+    transfer(pair, 100_000)
+    stats = _stats(pair.client)
+    assert stats.ecn_state == "capable" and stats.ecn_failure is None
+    assert stats.ecn_ect0_sent > marked + 10
+    assert _stats(pair.server).ecn_state == "capable"
+
+
+def test_ecn_stays_off_on_a_new_path_when_disabled() -> None:
+    pair, _ = _pair(client={"ecn": False})
+    handshake(pair)
+    pair.run_for(0.1)
+    pair.client.migrate()  # type: ignore[attr-defined]
+    pair.change_address("client", ("10.9.9.9", 4000))
+    transfer(pair, 20_000)
+    assert _stats(pair.client).ecn_state == "disabled"
+    assert _stats(pair.client).ecn_ect0_sent == 0

@@ -37,10 +37,13 @@ def test_ecn_transition_every_state_and_event(state: EcnState, event: EcnEvent) 
 
 def test_ecn_transition_table_shape() -> None:
     assert set(TRANSITIONS) == set(EcnState)
-    assert TRANSITIONS[EcnState.FAILED] == TRANSITIONS[EcnState.DISABLED] == {}
-    # failing is possible from every state that marks or waits, and is final
+    assert TRANSITIONS[EcnState.DISABLED] == {}
+    # failing is possible from every state that marks or waits, and final on that path:
+    # only a new path tests again (RFC 9000 §13.4.2)
+    assert TRANSITIONS[EcnState.FAILED] == {EcnEvent.NEW_PATH: EcnState.TESTING}
     for state in (EcnState.TESTING, EcnState.UNKNOWN, EcnState.CAPABLE):
         assert TRANSITIONS[state][EcnEvent.INVALID] is EcnState.FAILED
+        assert TRANSITIONS[state][EcnEvent.NEW_PATH] is EcnState.TESTING
     assert EcnEvent.TESTING_OVER in TRANSITIONS[EcnState.TESTING]
     assert EcnEvent.TESTING_OVER not in TRANSITIONS[EcnState.CAPABLE]
 
@@ -136,3 +139,16 @@ def test_ecn_validator_keeps_its_rules(enabled: bool, steps: list[tuple]) -> Non
         assert ecn.ce_reported == reported
     if not enabled:
         assert ecn.state is EcnState.DISABLED and ecn.sent == [0, 0, 0]
+
+
+def test_ecn_restart_tests_a_new_path_from_the_start() -> None:
+    ecn = EcnValidator()
+    ecn.start_batch(0.0, 0.1)
+    ecn.fail("bleached")
+    assert ecn.state is EcnState.FAILED and ecn.codepoint == 0
+    ecn.restart()
+    assert ecn.state is EcnState.TESTING and ecn.failure is None
+    assert ecn.start_batch(1.0, 0.1) == 2  # marking again
+    off = EcnValidator(enabled=False)
+    off.restart()
+    assert off.state is EcnState.DISABLED and off.start_batch(0.0, 0.1) == 0

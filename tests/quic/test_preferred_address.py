@@ -24,7 +24,7 @@ import pytest
 
 from tests.quic.conn_helpers import CLEAN, events_named, handshake, make_pair, transfer
 from trio_zttp.quic import Configuration, QuicError
-from trio_zttp.testing import Pair, WireDatagram
+from trio_zttp.testing import LinkConditions, Pair, WireDatagram
 
 PREFERRED = ("10.0.0.3", 4434)
 SERVER = ("10.0.0.2", 4433)  # (Pair's default server address)
@@ -333,3 +333,21 @@ def test_an_unused_connection_ids_reset_token_is_no_stateless_reset() -> None:
     pair.run_for(0.5)
     assert not events_named(pair.client_events, "ConnectionTerminated")
     transfer(pair, 10_000)
+
+
+def test_ecn_is_tested_again_at_the_preferred_address() -> None:
+    """RFC 9000 §13.4.2: ECN validation runs again when the client switches to the server's
+    preferred address (here the old path bleached the marks, the new one keeps them)."""
+    bleaching = True
+    pair = _pair()
+    pair.client_to_server.conditions = LinkConditions(
+        ecn_rewrite=lambda d, ecn, i: 0 if bleaching else ecn)
+    wire = _Wire(pair, answer=False)  # the first probe is lost: the move comes a PTO later
+    handshake(pair)
+    transfer(pair, 20_000)
+    assert pair.client.statistics().ecn_state == "failed"  # type: ignore[attr-defined]
+    bleaching = False
+    wire.answer = True
+    pair.run_until(lambda: events_named(pair.client_events, "PathChanged"), timeout=5)
+    transfer(pair, 100_000)
+    assert pair.client.statistics().ecn_state == "capable"  # type: ignore[attr-defined]

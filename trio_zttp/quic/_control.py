@@ -277,6 +277,7 @@ class ControlMixin(ConnectionBase):
             self._end_preferred_probe(moved=False, now=self._now)  # (its CID was used here)
         if not cids.zero_length:
             cids.rotate()
+        self._ecn.restart()  # every new path is tested for ECN (RFC 9000 §13.4.2)
 
     def _on_new_connection_id_frame(self, sequence: int, cid: bytes, token: bytes,
                                     retire_prior_to: int) -> None:
@@ -325,6 +326,7 @@ class ControlMixin(ConnectionBase):
             self._paths.start_validation(path, now, self._validation_pto())
         if old.address[0] != path.address[0]:
             self._new_path_estimates()
+        self._ecn.restart()  # every new path is tested for ECN (RFC 9000 §13.4.2)
         if self._qlog is not None:
             self._qlog.event(now, "connectivity:connection_state_updated",
                              {"new": "migrated", "address": str(path.address[:2])})
@@ -372,6 +374,7 @@ class ControlMixin(ConnectionBase):
             self._moved_to_preferred = True
             if sequence is not None:
                 cids.switch_to(sequence)
+            self._ecn.restart()  # every new path is tested for ECN (RFC 9000 §13.4.2)
             old.receive_only = True  # delayed packets still count, nothing goes there (§9.6.2)
             old.challenge = None
             old.challenge_pending = False
@@ -425,6 +428,7 @@ class ControlMixin(ConnectionBase):
             self._paths.responses = [(p, d) for p, d in self._paths.responses if p is not old]
             if old.address[0] != path.address[0]:
                 self._new_path_estimates()
+            self._ecn.restart()  # every new path is tested for ECN (RFC 9000 §13.4.2)
             self._events.append(PathChanged(old_address=old.address,
                                             new_address=path.address))
             if self._qlog is not None:

@@ -20,8 +20,7 @@ about the marked packets.  Its states (:class:`EcnState`):
   nothing is marked until one does (then ``capable``) or every marked packet is lost (then
   ``failed``);
 * ``capable``: the counts matched; every packet is marked; validation goes on;
-* ``failed``: validation failed; nothing is marked for the rest of the connection (a new
-  path is not tested again);
+* ``failed``: validation failed; nothing is marked on this path (a new one is tested again);
 * ``disabled``: ``Configuration(ecn=False)``; nothing is ever marked.
 
 Validation (RFC 9000 §13.4.2.1) fails when an ACK frame that newly acknowledges a marked
@@ -43,7 +42,13 @@ The states and their moves, as the table :data:`TRANSITIONS` has them (STYLE.md)
     TESTING, UNKNOWN, CAPABLE  --marks validated-->  CAPABLE
     TESTING, UNKNOWN, CAPABLE  --invalid counts-->   FAILED
     UNKNOWN                    --every mark lost-->  FAILED
-    FAILED, DISABLED           (no moves)
+    TESTING, UNKNOWN, CAPABLE, FAILED  --new path-->  TESTING
+    DISABLED                   (no moves)
+
+A new path (a client moving to a server's preferred address, an active migration, a server
+following its client to a new address or through its own preferred address) starts
+validation over (RFC 9000 §13.4.2): :meth:`EcnValidator.restart`.  The peer's counts are per
+packet-number space for the whole connection, so they keep counting on.
 """
 
 from __future__ import annotations
@@ -103,24 +108,31 @@ class EcnEvent(enum.Enum):
     INVALID = "invalid counts"
     #: Every packet marked during the testing period was declared lost.
     ALL_LOST = "every mark lost"
+    #: The connection moved to a new path (RFC 9000 §13.4.2).
+    NEW_PATH = "new path"
 
 
 TRANSITIONS: Final[dict[EcnState, dict[EcnEvent, EcnState]]] = {
     EcnState.TESTING: {
+        EcnEvent.NEW_PATH: EcnState.TESTING,
         EcnEvent.TESTING_OVER: EcnState.UNKNOWN,
         EcnEvent.VALIDATED: EcnState.CAPABLE,
         EcnEvent.INVALID: EcnState.FAILED,
     },
     EcnState.UNKNOWN: {
+        EcnEvent.NEW_PATH: EcnState.TESTING,
         EcnEvent.VALIDATED: EcnState.CAPABLE,
         EcnEvent.INVALID: EcnState.FAILED,
         EcnEvent.ALL_LOST: EcnState.FAILED,
     },
     EcnState.CAPABLE: {
+        EcnEvent.NEW_PATH: EcnState.TESTING,
         EcnEvent.VALIDATED: EcnState.CAPABLE,
         EcnEvent.INVALID: EcnState.FAILED,
     },
-    EcnState.FAILED: {},
+    EcnState.FAILED: {
+        EcnEvent.NEW_PATH: EcnState.TESTING,
+    },
     EcnState.DISABLED: {},
 }
 """``{state: {event: next state}}``: every move ECN validation makes; others are bugs."""
@@ -287,6 +299,18 @@ class EcnValidator:
                 self._testing_lost >= self._testing_sent:
             self._fail(EcnEvent.ALL_LOST,
                        "every packet marked during the testing period was lost")
+
+    def restart(self) -> None:
+        """The connection moved to a new path: test it from the start (unless disabled)."""
+        if self.state is _DISABLED:
+            return
+        self.state = ecn_transition(self.state, EcnEvent.NEW_PATH)
+        self.codepoint = ECT_0
+        self.failure = None
+        self._testing_sent = 0
+        self._testing_lost = 0
+        self._testing_start = None
+        self._acked_marked = False
 
     def fail(self, reason: str) -> None:
         """Validation failed (invalid counts): stop marking for good."""
