@@ -134,3 +134,15 @@ def test_cids_new_connection_id_fast_parse_agrees_with_decode_frame_body(seed: i
                 # only frames with a field of more than one byte go the general way
                 assert general[0] >= 0x40 or body[1] >= 0x40 or body[2] >= 0x40
     assert taken > 5
+
+
+def test_peer_ids_stay_bounded_when_retire_prior_to_keeps_advancing() -> None:
+    """A peer that keeps issuing IDs while retiring all earlier ones moves our current ID
+    each time: what we remember about used IDs (for stateless-reset tokens) must not grow
+    (found by a fuzz campaign: one set entry per frame, forever)."""
+    ids = PeerConnectionIds(initial=b"\x00" * 8, limit=4)
+    for sequence in range(1, 20_000):
+        ids.add(sequence, sequence.to_bytes(8, "big"), bytes(16), sequence)
+        ids.pending_retire.clear()  # (sent in RETIRE_CONNECTION_ID frames)
+    assert ids.current == (19_999).to_bytes(8, "big")
+    assert len(ids._used) <= 4  # type: ignore[attr-defined]

@@ -214,6 +214,7 @@ class PeerConnectionIds:
             self._retire_prior_to = retire_prior_to
             for seq in sorted(s for s in self._by_seq if s < retire_prior_to):
                 del self._by_seq[seq]
+                self._used.discard(seq)
                 self._queue_retire(seq)
                 if seq == self.reserved:
                     self.reserved = None  # (the probe that kept it ends)
@@ -268,6 +269,7 @@ class PeerConnectionIds:
         if self.reserved == sequence:
             self.reserved = None
         self._used.add(sequence)
+        self._used.discard(old)
         del self._by_seq[old]
         self._queue_retire(old)
         return True
@@ -282,6 +284,7 @@ class PeerConnectionIds:
             self.reserved = None
         if sequence in self._by_seq and sequence != self._current_seq:
             del self._by_seq[sequence]
+            self._used.discard(sequence)
             self._queue_retire(sequence)
 
     def is_stateless_reset(self, datagram: bytes | memoryview) -> bool:

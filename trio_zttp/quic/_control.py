@@ -649,7 +649,6 @@ _QLOG_TYPES: Final = {Epoch.INITIAL: "initial", Epoch.HANDSHAKE: "handshake",
                       Epoch.ZERO_RTT: "0RTT", Epoch.ONE_RTT: "1RTT"}
 
 
-
 def _preferred_target(preferred: PreferredAddress, current: Any) -> tuple[str, int] | None:
     """The server's preferred address a client should try, or None: the one of the family
     of the address it reached (RFC 9000 §9.6.3), if it is a plausible unicast address (a
