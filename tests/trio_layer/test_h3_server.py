@@ -306,6 +306,25 @@ def h3_client_and_server(handler, ca, cert):  # type: ignore[no-untyped-def]
     return both()
 
 
+@pytest.mark.parametrize(("configured", "argument", "retries"), [
+    (True, None, 1),  # the configuration's retry=True means "always", as for serve_quic
+    (False, None, 0),  # under load only
+    (True, "never", 0),  # the argument wins
+    (False, "always", 1),
+])
+async def test_serve_h3_takes_retry_from_the_configuration(
+    fake_net, ca, server_cert, autojump_clock, configured, argument, retries
+):
+    async def handler(request: trio_zttp.H3Request) -> None:
+        await request.respond(200, body=b"ok")
+
+    options = {} if argument is None else {"retry": argument}
+    async with served(handler, server_cert, server={"retry": configured}, **options) as server, \
+            h3_client(ca, server.port) as conn:
+        assert await (await conn.request("GET", "/")).read() == b"ok"
+        assert server.endpoint.statistics().retries_sent == retries
+
+
 async def test_serve_h3_refuses_a_client_configuration(ca) -> None:
     from ._h3_helpers import client_configuration
 

@@ -385,7 +385,7 @@ class _Server:
         local_address: tuple[str, int],
         configuration: Configuration,
         factory: ConnectionFactory,
-        retry: Literal["never", "under_load", "always"],
+        retry: Literal["never", "under_load", "always"] | None,
         *,
         task_status: trio.TaskStatus[QuicEndpoint],
     ) -> None:
@@ -493,7 +493,7 @@ async def serve_h3(
     settings: h3.Settings | None = None,
     connection_factory: ConnectionFactory | None = None,
     drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
-    retry: Literal["never", "under_load", "always"] = "under_load",
+    retry: Literal["never", "under_load", "always"] | None = None,
     task_status: trio.TaskStatus[QuicEndpoint] = trio.TASK_STATUS_IGNORED,
 ) -> NoReturn:
     """Serve HTTP/3 forever: one ``handler(request)`` task per request stream.
@@ -514,7 +514,8 @@ async def serve_h3(
             CONNECT, HTTP datagrams when the QUIC configuration takes DATAGRAM frames).
         connection_factory: The sans-IO QUIC engine (default ``quic.Connection``).
         drain_timeout: Seconds a graceful shutdown waits for requests in progress.
-        retry: Address validation with Retry, as for :func:`open_quic_endpoint`.
+        retry: Address validation with Retry, as for :func:`open_quic_endpoint` (default:
+            "always" if the configuration says ``retry=True``, else "under_load").
         task_status: Set by ``nursery.start``.
     """
     if configuration.is_client:

@@ -31,6 +31,7 @@ from ._capsules import (
 from ._errors import (
     ClosedCriticalStreamError,
     ErrorCode,
+    ExcessiveLoadError,
     H3Error,
     IdError,
     MessageError,
@@ -98,6 +99,11 @@ LITERAL_SECTION_SIZE: Final = 48
 #: §2.1 "buffer it temporarily"), at most this many and this many payload bytes in all;
 #: beyond that they are dropped, as UDP would.
 MAX_EARLY_DATAGRAMS: Final = 32
+#: Interim (1xx) responses a client takes before the final one; more is H3_EXCESSIVE_LOAD.
+MAX_INTERIM_RESPONSES: Final = 32
+#: Frames waiting behind a blocked field section (consecutive DATA frames count as one,
+#: unknown frame types are dropped); more is H3_EXCESSIVE_LOAD.
+MAX_QUEUED_FRAMES: Final = 32
 MAX_EARLY_DATAGRAM_BYTES: Final = 64 * 1024
 
 
@@ -371,7 +377,8 @@ class ConnectionCore:
                 continue
             self._send_decoder(instructions)
             stream.blocked = False
-            queued, stream.queued = stream.queued, ()
+            queued = [(t, bytes(p)) for t, p in stream.queued]  # (DATA: bytearray)
+            stream.queued = ()
             fin, stream.queued_fin = stream.queued_fin, False
             try:
                 self._receive_headers(stream, headers)
@@ -426,7 +433,7 @@ class ConnectionCore:
     ) -> None:
         for index, (frame_type, payload) in enumerate(frames):
             if stream.blocked:
-                stream.queued = [*stream.queued, *frames[index:]]
+                self._queue_blocked(stream, frames, index)
                 stream.queued_fin |= end_stream
                 return
             if stream.receive_done:
@@ -458,6 +465,37 @@ class ConnectionCore:
             stream.queued_fin |= end_stream
         elif end_stream and not stream.receive_done:
             self._receive_end(stream)
+
+    def _queue_blocked(self, stream: RequestStream, frames: Sequence[tuple[int, bytes]],
+                       start: int) -> None:
+        """``frames[start:]`` wait behind the stream's blocked field section: consecutive
+        DATA frames as one (a bytearray grown in place), unknown frame types dropped (they
+        are ignored anyway), a frame type a request stream must not carry refused now; at
+        most :data:`MAX_QUEUED_FRAMES` entries, so tiny frames cannot cost memory or time
+        beyond the stream's flow-control window."""
+        queued = stream.queued
+        if type(queued) is not list:
+            queued = stream.queued = []
+        for index in range(start, len(frames)):
+            frame_type, payload = frames[index]
+            if frame_type == _DATA:
+                last = queued[-1][1] if queued and queued[-1][0] == _DATA else None
+                if isinstance(last, bytearray):
+                    last.extend(payload)
+                    continue
+                entry: bytes | bytearray = bytearray(payload)
+            elif frame_type != _HEADERS:
+                if check_frame_allowed(frame_type, StreamKind.REQUEST,
+                                       is_client=self._is_client):
+                    raise IdError("PUSH_PROMISE received, but no push was allowed",
+                                  frame_type=frame_type)
+                continue  # unknown, reserved: ignored (RFC 9114 §9)
+            else:
+                entry = payload
+            if len(queued) >= MAX_QUEUED_FRAMES:
+                raise ExcessiveLoadError("too many frames behind a blocked field section",
+                                         frame_type=frame_type)
+            queued.append((frame_type, entry))
 
     def _receive_data(self, stream: RequestStream, payload: bytes) -> None:
         state = stream.receive_state
@@ -500,6 +538,11 @@ class ConnectionCore:
             method = stream.request_method or b""
             if interim:
                 move = MessageInput.INTERIM_HEADERS
+                stream.interim_count += 1
+                if stream.interim_count > MAX_INTERIM_RESPONSES:
+                    raise ExcessiveLoadError(
+                        f"more than {MAX_INTERIM_RESPONSES} interim responses to one request",
+                        frame_type=_HEADERS)
             elif method == b"CONNECT" and 200 <= response.status < 300:
                 move = MessageInput.TUNNEL_HEADERS
             else:

@@ -100,8 +100,9 @@ class RequestStream:
     """One request stream (a client-initiated bidirectional QUIC stream)."""
 
     # No __slots__: one is made per request, and most fields keep their class-level default
-    # for the stream's whole life (2 stores instead of 12).  ``queued`` is replaced, never
-    # changed in place, so the shared empty default is never mutated.
+    # for the stream's whole life (2 stores instead of 12).  ``queued`` is replaced by a list
+    # of the stream's own before anything is added, so the shared empty default is never
+    # mutated.
 
     #: Receive side: the frame-sequence state (RFC 9114 §4.1).
     receive_state: MessageState = MessageState.HEADERS_EXPECTED
@@ -119,9 +120,12 @@ class RequestStream:
     datagrams: bool = False
     #: A HEADERS frame waits for QPACK encoder-stream data (RFC 9204 §2.1.2).
     blocked: bool = False
-    #: Frames parsed while blocked, processed in order once unblocked (never mutated).
-    queued: Sequence[tuple[int, bytes]] = ()
+    #: Frames parsed while blocked, processed in order once unblocked: the shared empty
+    #: tuple, or a list of the stream's own (see ``_queue_blocked``).
+    queued: Sequence[tuple[int, bytes | bytearray]] = ()
     queued_fin: bool = False
+    #: Interim (1xx) responses received (client).
+    interim_count: int = 0
 
     def __init__(self, stream_id: int, *, max_headers_length: int) -> None:
         self.stream_id = stream_id
