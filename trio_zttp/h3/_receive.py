@@ -99,12 +99,12 @@ LITERAL_SECTION_SIZE: Final = 48
 #: §2.1 "buffer it temporarily"), at most this many and this many payload bytes in all;
 #: beyond that they are dropped, as UDP would.
 MAX_EARLY_DATAGRAMS: Final = 32
+MAX_EARLY_DATAGRAM_BYTES: Final = 64 * 1024
 #: Interim (1xx) responses a client takes before the final one; more is H3_EXCESSIVE_LOAD.
 MAX_INTERIM_RESPONSES: Final = 32
 #: Frames waiting behind a blocked field section (consecutive DATA frames count as one,
 #: unknown frame types are dropped); more is H3_EXCESSIVE_LOAD.
 MAX_QUEUED_FRAMES: Final = 32
-MAX_EARLY_DATAGRAM_BYTES: Final = 64 * 1024
 
 
 class _RequestIncomplete(H3Error):
