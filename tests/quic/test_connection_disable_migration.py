@@ -7,6 +7,8 @@ validates the new path and follows the client (the second choice RFC 9000 §9 al
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.quic.conn_helpers import (
@@ -126,3 +128,43 @@ def test_client_migrate_dry_run_refuses_as_migrate_does() -> None:
     pair.run_for(0.1)
     with pytest.raises(QuicError, match="disable_active_migration"):
         pair.client.migrate(dry_run=True)  # type: ignore[attr-defined]
+
+
+def _server_dcids_by_destination(pair: Pair) -> dict[Any, set[bytes]]:
+    seen: dict[Any, set[bytes]] = {}
+
+    def tap(side: Any, datagram: Any) -> None:
+        if side == "server" and not datagram.data[0] & 0x80:
+            seen.setdefault(datagram.destination, set()).add(datagram.data[1:9])
+
+    pair.tap = tap
+    return seen
+
+
+def test_server_answers_an_active_migration_with_a_new_connection_id() -> None:
+    """RFC 9000 §9.5: the client moved to a new connection ID of the server's (an active
+    migration): the server's packets to its new address carry a new one of the client's too,
+    so the two paths cannot be linked."""
+    pair = make_pair("ours", "ours", link=CLEAN)
+    seen = _server_dcids_by_destination(pair)
+    handshake(pair)
+    transfer(pair, 20_000, upload=False)
+    old = pair.address("client")
+    pair.client.migrate()  # type: ignore[attr-defined]
+    pair.change_address("client", ("10.9.9.9", 4000))
+    transfer(pair, 50_000, upload=False)
+    assert seen[old] and seen[("10.9.9.9", 4000)]
+    assert not seen[old] & seen[("10.9.9.9", 4000)]
+
+
+def test_server_keeps_its_connection_id_across_a_nat_rebinding() -> None:
+    """A NAT rebinding (same connection ID from a new address) is no migration of the
+    client's: the server may keep its connection ID (§9.5) and does, sparing one."""
+    pair = make_pair("ours", "ours", link=CLEAN)
+    seen = _server_dcids_by_destination(pair)
+    handshake(pair)
+    transfer(pair, 20_000, upload=False)
+    old = pair.address("client")
+    pair.change_address("client", ("10.0.0.1", 50001))
+    transfer(pair, 50_000, upload=False)
+    assert seen[old] == seen[("10.0.0.1", 50001)]

@@ -108,6 +108,7 @@ class ConnectionBase:
     _preferred_param: PreferredAddress | None
     _moved_to_preferred: bool
     _vn_received: bool
+    _path_dcid: bytes | None
     _probe_sequence: int | None
     _local_max_ack_delay: float
     _ack_delay_exponent: int

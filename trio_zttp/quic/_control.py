@@ -319,6 +319,13 @@ class ControlMixin(ConnectionBase):
         if _same_peer(path.address, old.address):
             self._on_local_move(path, now)
             return
+        dcid = self._rx_dcid
+        if self._path_dcid is not None and dcid != self._path_dcid:
+            # the client moved to a new connection ID of ours: an active migration, not a
+            # NAT rebinding; ours towards it changes too, or the two paths could be linked
+            # (RFC 9000 §9.5), when the client gave us a spare
+            self._peer_cids.rotate()
+        self._path_dcid = dcid
         if old.validated:
             self._previous_path = old
         self._paths.current = path

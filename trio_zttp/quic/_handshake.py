@@ -634,6 +634,7 @@ class HandshakeMixin(ConnectionBase):
                              {"new": "handshake_complete"})
         if not self._is_client:
             self._handshake_done_pending = True
+            self._path_dcid = self._local_cids.initial  # what the client sends to, for now
             config = self._config
             path = self._paths.current
             if config.issue_new_tokens and path is not None:

@@ -127,6 +127,7 @@ class LifecycleMixin(ConnectionBase):
         self._preferred_param = None
         self._moved_to_preferred = False
         self._vn_received = False
+        self._path_dcid = None  # (server) our CID the client used on the current path
         self._probe_sequence = None
         self._stats_packets_received = 0
         self._stats_packets_sent = 0
