@@ -50,6 +50,7 @@ holds per peer is bounded: connections by the backlog, queued datagrams per conn
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 from collections import deque
@@ -424,17 +425,24 @@ class QuicEndpoint:
 
     # -- receive path ---------------------------------------------------------------------------
 
-    async def _receive_loop(self) -> None:
-        transport = self._transport
-        dispatch = self._dispatch
+    async def _receive_loop(self, tag: int = 0) -> None:
+        """The receive task of the endpoint's socket, or (``tag`` i) of preferred-address
+        socket i, whose datagrams are dispatched from tagged addresses (module docstring)."""
+        if tag:
+            transport = self._preferred[tag - 1]
+            dispatch: Callable[[bytes, Any, float, int], None] = functools.partial(
+                self._dispatch_preferred, tag)
+        else:
+            transport = self._transport
+            dispatch = self._dispatch
         current_time = trio.lowlevel.current_clock().current_time  # (the run's clock)
         while True:
-            if transport is not self._transport:  # rebound while this task was elsewhere
+            if not tag and transport is not self._transport:  # rebound meanwhile
                 transport = self._transport
             try:
                 batch = await transport.receive()
             except trio.ClosedResourceError:
-                if self._closed or self._transport is transport:
+                if tag or self._closed or self._transport is transport:
                     return
                 transport = self._transport  # rebound (rebind): go on with the new socket
                 continue
@@ -442,35 +450,6 @@ class QuicEndpoint:
             for data, addr, ecn in batch:
                 try:
                     dispatch(data, addr, now, ecn)
-                except Exception:  # hostile input must never end the receive task
-                    self._internal_errors += 1
-            touched = self._touched
-            if touched:
-                self._touched = []
-                for connection in touched:
-                    connection._run_inline()
-            if self._outbox:
-                outbox, self._outbox = self._outbox, []
-                await self._send_datagrams(outbox)
-            if self._crowded:
-                await self._let_drivers_drain()
-
-    async def _receive_loop_preferred(self, tag: int) -> None:
-        """The receive task of preferred-address socket ``tag`` (module docstring)."""
-        transport = self._preferred[tag - 1]
-        dispatch = self._dispatch_preferred
-        current_time = trio.lowlevel.current_clock().current_time
-        while True:
-            try:
-                batch = await transport.receive()
-            except trio.ClosedResourceError:
-                return
-            now = current_time()
-            mapped = self._mapped[tag - 1]
-            for data, addr, ecn in batch:
-                try:
-                    host = f"::ffff:{addr[0]}" if mapped else addr[0]
-                    dispatch(data, (host, addr[1], tag), now, ecn)
                 except Exception:  # hostile input must never end the receive task
                     self._internal_errors += 1
             touched = self._touched
@@ -535,9 +514,11 @@ class QuicEndpoint:
             return
         self._admit(data, addr, now, header.dcid, header.scid, header.token, header.version, ecn)
 
-    def _dispatch_preferred(self, data: bytes, addr: Any, now: float, ecn: int = 0) -> None:
-        """A datagram at a preferred-address socket, from the tagged ``addr``: for migration
-        only (module docstring)."""
+    def _dispatch_preferred(self, tag: int, data: bytes, addr: Any, now: float,
+                            ecn: int = 0) -> None:
+        """A datagram at preferred-address socket ``tag``: for migration only, handed on
+        from the tagged address (module docstring)."""
+        addr = (f"::ffff:{addr[0]}" if self._mapped[tag - 1] else addr[0], addr[1], tag)
         try:
             is_long, version, dcid = peek_dcid(data, self._cid_length)
         except MalformedPacketError:

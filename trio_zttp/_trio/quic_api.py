@@ -167,7 +167,7 @@ async def open_quic_endpoint(
                 )
                 nursery.start_soon(endpoint._receive_loop)
                 for tag in range(1, len(preferred) + 1):
-                    nursery.start_soon(endpoint._receive_loop_preferred, tag)
+                    nursery.start_soon(endpoint._receive_loop, tag)
                 try:
                     yield endpoint
                 except BaseException as exc:

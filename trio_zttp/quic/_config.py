@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Sequence
 from typing import IO, Any, Literal
 
@@ -14,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPri
 from .. import _defaults
 from .._tls.config import TlsConfiguration
 from .._tls.key_exchange import SUPPORTED_GROUPS
+from ._params import unusable_preferred_address
 
 __all__ = ["Configuration"]
 
@@ -56,17 +56,9 @@ def _check_preferred(version: int, address: tuple[str, int] | None, is_client: b
     name = f"preferred_ipv{version}_address"
     if is_client:
         raise ValueError(f"{name} is a server's transport parameter")
-    try:
-        host, port = address
-        parsed = ipaddress.ip_address(host)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be (IPv{version} address, port), not {address!r}") \
-            from None
-    if parsed.version != version or parsed.is_unspecified or parsed.is_multicast \
-            or str(parsed) == "255.255.255.255" or type(port) is not int \
-            or not 0 < port < 65536 \
-            or (isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None):
-        raise ValueError(f"{name} must be (IPv{version} address, port), not {address!r}")
+    if unusable_preferred_address(address, version):
+        raise ValueError(f"{name} must be (IPv{version} unicast address, port), not "
+                         f"{address!r}")
 
 
 @attrs.define(kw_only=True, on_setattr=[attrs.setters.convert, attrs.setters.validate,

@@ -29,7 +29,7 @@ from ._cids import PREFERRED_SEQUENCE
 from ._conn_base import ConnectionBase, State
 from ._errors import QuicError, TransportError
 from ._events import ConnectionIdIssued, ConnectionIdRetired, PathChanged
-from ._params import PreferredAddress, TransportParameters
+from ._params import PreferredAddress, TransportParameters, unusable_preferred_address
 from ._paths import Path
 from ._qlog import QlogTracer
 from ._sender import (
@@ -382,11 +382,7 @@ class ControlMixin(ConnectionBase):
             if sequence is not None:
                 cids.switch_to(sequence)
             self._ecn.restart()  # every new path is tested for ECN (RFC 9000 §13.4.2)
-            old.receive_only = True  # delayed packets still count, nothing goes there (§9.6.2)
-            old.challenge = None
-            old.challenge_pending = False
-            old.challenge_deadline = old.challenge_expiry = None
-            self._paths.responses = [(p, d) for p, d in self._paths.responses if p is not old]
+            self._paths.leave(old)  # delayed packets still count, nothing goes there (§9.6.2)
             self._events.append(PathChanged(old_address=old.address, new_address=path.address))
             return
         if sequence is not None:
@@ -428,11 +424,7 @@ class ControlMixin(ConnectionBase):
             self._moved_to_preferred = True
             # the server keeps sending from its old address a while (RFC 9000 §9.6.2): take
             # what comes from there, send nothing there
-            old.receive_only = True
-            old.challenge = None
-            old.challenge_pending = False
-            old.challenge_deadline = old.challenge_expiry = None
-            self._paths.responses = [(p, d) for p, d in self._paths.responses if p is not old]
+            self._paths.leave(old)
             if old.address[0] != path.address[0]:
                 self._new_path_estimates()
             self._ecn.restart()  # every new path is tested for ECN (RFC 9000 §13.4.2)
@@ -446,6 +438,14 @@ class ControlMixin(ConnectionBase):
         cids.retire(PREFERRED_SEQUENCE)
         self._paths.forget(path)
 
+    def _end_probe(self, path: Path, *, moved: bool, now: float) -> None:
+        """The validation of the preferred-address path ended: a client's probe of the
+        server's address, or a server's path through its own preferred socket."""
+        if self._is_client:
+            self._end_preferred_probe(moved=moved, now=now)
+        else:
+            self._end_local_move(path, moved=moved, now=now)
+
     def _new_path_estimates(self) -> None:
         """A new peer host: RTT and congestion control start over (RFC 9000 §9.4)."""
         recovery = self._recovery
@@ -457,10 +457,7 @@ class ControlMixin(ConnectionBase):
         if path is None:
             return
         if path is self._preferred_probe:
-            if self._is_client:
-                self._end_preferred_probe(moved=True, now=now)
-            else:
-                self._end_local_move(path, moved=True, now=now)
+            self._end_probe(path, moved=True, now=now)
             return
         if path is self._paths.current:
             self._recovery.set_amplification_limited(False, now)
@@ -473,10 +470,7 @@ class ControlMixin(ConnectionBase):
 
     def _on_path_validation_failed(self, path: Path, now: float) -> None:
         if path is self._preferred_probe:
-            if self._is_client:
-                self._end_preferred_probe(moved=False, now=now)
-            else:
-                self._end_local_move(path, moved=False, now=now)
+            self._end_probe(path, moved=False, now=now)
             return
         if path is self._paths.current:
             previous = self._previous_path
@@ -668,24 +662,12 @@ def _preferred_target(preferred: PreferredAddress, current: Any) -> tuple[str, i
     if isinstance(here, ipaddress.IPv6Address) and here.ipv4_mapped is not None:
         return None  # which family is meant is unclear: stay
     target = preferred.ipv6 if here.version == 6 else preferred.ipv4
-    if target is None:
+    if target is None or unusable_preferred_address(target, here.version):
         return None
-    host, port = target
-    try:
-        there = ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    if not 0 < port < 65536 or there.version != here.version or there.is_unspecified \
-            or there.is_multicast or (there.is_loopback and not here.is_loopback) \
-            or there == _BROADCAST \
-            or (isinstance(there, ipaddress.IPv6Address) and there.ipv4_mapped is not None):
-        return None
-    if there == here and port == current[1]:
+    there, port = ipaddress.ip_address(target[0]), target[1]
+    if (there.is_loopback and not here.is_loopback) or (there == here and port == current[1]):
         return None
     return (str(there), port)
-
-
-_BROADCAST: Final = ipaddress.IPv4Address("255.255.255.255")
 
 
 def _same_peer(a: Any, b: Any) -> bool:

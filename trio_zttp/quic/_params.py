@@ -204,6 +204,26 @@ def grease_parameter_id(n: int) -> int:
     return pid
 
 
+def unusable_preferred_address(address: object, version: int) -> bool:
+    """Whether ``address`` is no ``(host, port)`` a preferred address can sensibly be: an IPv
+    ``version`` unicast address (not unspecified, multicast, broadcast or IPv4-mapped) and a
+    port 1-65535 (RFC 9000 §9.6, §21.5.6). Servers refuse to configure such an address;
+    clients refuse to probe one a server sent."""
+    host: Any
+    port: Any
+    try:
+        host, port = address  # type: ignore[misc]
+        parsed = ipaddress.ip_address(host)
+    except (TypeError, ValueError):
+        return True
+    return (parsed.version != version or parsed.is_unspecified or parsed.is_multicast
+            or parsed == _BROADCAST or type(port) is not int or not 0 < port < 0x10000
+            or (isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None))
+
+
+_BROADCAST: Final = ipaddress.IPv4Address("255.255.255.255")
+
+
 def _address_problem(address: tuple[str, int] | None, version: int) -> str | None:
     if address is None:
         return None

@@ -173,6 +173,16 @@ class PathManager:
         self.deadline = self.next_deadline()
         return failed
 
+    def leave(self, path: Path) -> None:
+        """The connection moved away from ``path``: it stays known so that what still comes
+        from there is taken, but nothing more goes there (no challenge, no response)."""
+        path.receive_only = True
+        path.challenge = None
+        path.challenge_pending = False
+        path.challenge_deadline = path.challenge_expiry = None
+        self.responses = [(p, d) for p, d in self.responses if p is not path]
+        self.deadline = self.next_deadline()
+
     def forget(self, path: Path) -> None:
         if path is not self.current:
             self._paths.pop(path.address, None)
